@@ -1,0 +1,13 @@
+"""Sprint Orchestrator: a Kubernetes operator that runs sprints of AI-agent coding tasks."""
+
+from __future__ import annotations
+
+GROUP = "sprintorchestrator.dev"
+VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
+
+LABEL_SPRINT = f"{GROUP}/sprint"
+LABEL_TASK = f"{GROUP}/task"
+LABEL_ATTEMPT = f"{GROUP}/attempt"
+
+__version__ = "0.1.0"

@@ -1,0 +1,53 @@
+"""The project's error hierarchy.
+
+Every message is a sentence a user can act on. Adapters translate library errors into these
+(`raise ... from exc`); each front end (CLI, web API, kopf handlers) maps them to exit codes,
+HTTP statuses or conditions in one place.
+"""
+
+from __future__ import annotations
+
+
+class OrchestratorError(Exception):
+    """Base class for every error the orchestrator raises on purpose."""
+
+
+class InvalidInput(OrchestratorError):
+    """Bad user input: a spec, an id, a path, a file. Carries one problem per entry in `problems`."""
+
+    def __init__(self, message: str, problems: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.problems = problems or [message]
+
+
+class GitError(OrchestratorError):
+    """A git operation could not be done (the message says which and why)."""
+
+
+class MergeRefused(GitError):
+    """A merge was refused because a ref moved since it was checked."""
+
+
+class RuntimeUnavailable(OrchestratorError):
+    """The container runtime is missing or misconfigured (the message says how to fix it)."""
+
+
+class ImageBuildFailed(OrchestratorError):
+    """A sprint image could not be built; `log_tail` holds the end of the build log."""
+
+    def __init__(self, message: str, log_tail: str = "") -> None:
+        super().__init__(message)
+        self.log_tail = log_tail
+
+
+class UsageParseError(InvalidInput):
+    """A token-usage transcript could not be parsed."""
+
+
+class IllegalTransition(OrchestratorError):
+    """A phase/column transition that the lifecycle table does not allow: always a bug."""
+
+    def __init__(self, state: str, event: str) -> None:
+        super().__init__(f"illegal transition: event {event!r} is not allowed in state {state!r}")
+        self.state = state
+        self.event = event
