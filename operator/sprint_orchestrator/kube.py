@@ -1,0 +1,196 @@
+"""The Kubernetes API adapter: the only module that imports the `kubernetes` client.
+
+Domain verbs over Sprint and Task resources and Events. Calls are synchronous (the official client);
+handlers run them in a worker thread. Every write is counted (`writes`), so benchmarks and metrics
+can report API writes per task.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from collections import Counter
+from collections.abc import Mapping
+from typing import Any
+
+from kubernetes import client, config
+from kubernetes.client.rest import ApiException
+
+from . import GROUP, LABEL_SPRINT, VERSION
+from .errors import OrchestratorError
+
+SPRINTS = "sprints"
+TASKS = "tasks"
+
+
+class KubeError(OrchestratorError):
+    """A Kubernetes API call failed; the message names the call and the API's reason."""
+
+    def __init__(self, message: str, status: int = 0) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def _wrap(what: str, exc: ApiException) -> KubeError:
+    reason = exc.reason or ""
+    try:
+        import json
+
+        reason = json.loads(exc.body or "{}").get("message", reason)
+    except ValueError:
+        pass
+    return KubeError(f"{what}: {exc.status} {reason}", status=int(exc.status or 0))
+
+
+def now_iso() -> str:
+    return dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+class Kube:
+    """A thin, counted wrapper around the custom-objects and core APIs."""
+
+    def __init__(self, api_client: client.ApiClient | None = None) -> None:
+        self.api_client = api_client or client.ApiClient()
+        self.custom = client.CustomObjectsApi(self.api_client)
+        self.core = client.CoreV1Api(self.api_client)
+        self.writes: Counter[str] = Counter()
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_kubeconfig(cls, path: str | None = None) -> Kube:
+        """Load a kubeconfig (KUBECONFIG / ~/.kube/config), or the in-cluster service account."""
+        try:
+            if path:
+                api = config.new_client_from_config(config_file=path)
+            else:
+                try:
+                    config.load_incluster_config()
+                    api = client.ApiClient()
+                except config.ConfigException:
+                    api = config.new_client_from_config()
+        except (config.ConfigException, OSError) as exc:
+            raise KubeError(f"cannot load Kubernetes credentials: {exc}") from exc
+        return cls(api)
+
+    def _count(self, key: str) -> None:
+        with self._lock:
+            self.writes[key] += 1
+
+    # --- reads --------------------------------------------------------------------------------
+
+    def get(self, plural: str, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            return dict(self.custom.get_namespaced_custom_object(GROUP, VERSION, namespace, plural, name))
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise _wrap(f"get {plural}/{name} in {namespace}", exc) from exc
+
+    def list(self, plural: str, namespace: str | None = None, selector: str = "") -> list[dict[str, Any]]:
+        try:
+            if namespace:
+                out = self.custom.list_namespaced_custom_object(
+                    GROUP, VERSION, namespace, plural, label_selector=selector
+                )
+            else:
+                out = self.custom.list_cluster_custom_object(GROUP, VERSION, plural, label_selector=selector)
+        except ApiException as exc:
+            raise _wrap(f"list {plural}", exc) from exc
+        return list(out.get("items", []))
+
+    def tasks_of(self, namespace: str, sprint_name: str) -> list[dict[str, Any]]:
+        return self.list(TASKS, namespace, f"{LABEL_SPRINT}={sprint_name}")
+
+    # --- writes -------------------------------------------------------------------------------
+
+    def create(self, plural: str, namespace: str, body: Mapping[str, Any]) -> tuple[dict[str, Any], bool]:
+        """Create an object; if it exists already, return the existing one (idempotent)."""
+        name = body["metadata"]["name"]
+        try:
+            self._count(f"create {plural}")
+            created = self.custom.create_namespaced_custom_object(GROUP, VERSION, namespace, plural, body)
+            return dict(created), True
+        except ApiException as exc:
+            if exc.status != 409:
+                raise _wrap(f"create {plural}/{name} in {namespace}", exc) from exc
+        existing = self.get(plural, namespace, name)
+        if existing is None:
+            raise KubeError(f"create {plural}/{name} in {namespace}: conflict, then not found")
+        return existing, False
+
+    def patch_status(
+        self, plural: str, namespace: str, name: str, status: Mapping[str, Any]
+    ) -> dict[str, Any] | None:
+        """Merge-patch `.status`; returns None when the object is gone."""
+        try:
+            self._count(f"status {plural}")
+            return dict(
+                self.custom.patch_namespaced_custom_object_status(
+                    GROUP, VERSION, namespace, plural, name, {"status": dict(status)}
+                )
+            )
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise _wrap(f"patch status of {plural}/{name} in {namespace}", exc) from exc
+
+    def patch(self, plural: str, namespace: str, name: str, patch: Mapping[str, Any]) -> dict[str, Any]:
+        """Merge-patch metadata/spec (annotations for human actions, spec.suspend)."""
+        try:
+            self._count(f"patch {plural}")
+            return dict(
+                self.custom.patch_namespaced_custom_object(GROUP, VERSION, namespace, plural, name, patch)
+            )
+        except ApiException as exc:
+            raise _wrap(f"patch {plural}/{name} in {namespace}", exc) from exc
+
+    def apply_sprint(self, namespace: str, manifest: Mapping[str, Any]) -> tuple[dict[str, Any], bool]:
+        return self.create(SPRINTS, namespace, manifest)
+
+    def delete(self, plural: str, namespace: str, name: str) -> bool:
+        try:
+            self._count(f"delete {plural}")
+            self.custom.delete_namespaced_custom_object(
+                GROUP, VERSION, namespace, plural, name, propagation_policy="Background"
+            )
+            return True
+        except ApiException as exc:
+            if exc.status == 404:
+                return False
+            raise _wrap(f"delete {plural}/{name} in {namespace}", exc) from exc
+
+    def event(
+        self, obj: Mapping[str, Any], reason: str, message: str, type_: str = "Normal"
+    ) -> None:
+        """Post a Kubernetes Event about `obj` (used by the CLI; handlers use kopf's events)."""
+        meta = obj["metadata"]
+        stamp = now_iso()
+        body = client.CoreV1Event(
+            metadata=client.V1ObjectMeta(generate_name=f"{meta['name']}.", namespace=meta["namespace"]),
+            involved_object=client.V1ObjectReference(
+                api_version=obj["apiVersion"],
+                kind=obj["kind"],
+                name=meta["name"],
+                namespace=meta["namespace"],
+                uid=meta.get("uid"),
+            ),
+            reason=reason,
+            message=message[:1024],
+            type=type_,
+            first_timestamp=stamp,
+            last_timestamp=stamp,
+            count=1,
+            source=client.V1EventSource(component="sprintctl"),
+        )
+        try:
+            self._count("create events")
+            self.core.create_namespaced_event(meta["namespace"], body)
+        except ApiException as exc:
+            raise _wrap(f"post event {reason}", exc) from exc
+
+    def ensure_namespace(self, name: str) -> None:
+        try:
+            self.core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+        except ApiException as exc:
+            if exc.status != 409:
+                raise _wrap(f"create namespace {name}", exc) from exc

@@ -1,0 +1,78 @@
+"""Process settings: the one place that reads the environment.
+
+Everything else receives a `Settings` object explicitly. The PRD's configuration YAML (orchestrator,
+git, containers, kaiban) is loaded by `config.load_config`; this object adds what a running process
+needs (where state lives, which ports, which namespaces).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+ENV_PREFIX = "SPRINT_ORCHESTRATOR_"
+
+
+@dataclass(frozen=True)
+class Settings:
+    config_path: Path | None = None
+    state_dir: Path = Path("/tmp/orchestrator")
+    namespaces: tuple[str, ...] = ()
+    podman_url: str | None = None
+    metrics_port: int = 0
+    health_port: int = 0
+    base_image: str = "localhost/sprint-orchestrator/base:bookworm"
+    api_keys: Mapping[str, str] = field(default_factory=dict, repr=False)
+    env: Mapping[str, str] = field(default_factory=dict, repr=False)
+    config: Any = None  # config.OrchestratorConfig, loaded by load()
+
+    @property
+    def trees_dir(self) -> Path:
+        path = getattr(getattr(self.config, "git", None), "working_trees_path", None)
+        return Path(path) if path else self.state_dir / "trees"
+
+    @property
+    def artifacts_dir(self) -> Path:
+        return self.state_dir / "artifacts"
+
+    @property
+    def run_dir(self) -> Path:
+        return self.state_dir / "run"
+
+    def with_namespaces(self, namespaces: tuple[str, ...]) -> Settings:
+        return replace(self, namespaces=namespaces)
+
+
+def from_env(env: Mapping[str, str] | None = None) -> Settings:
+    """Build settings from environment variables (SPRINT_ORCHESTRATOR_*) and the config file."""
+    env = dict(os.environ if env is None else env)
+
+    def get(name: str, default: str | None = None) -> str | None:
+        return env.get(ENV_PREFIX + name, default)
+
+    config_path = get("CONFIG")
+    settings = Settings(
+        config_path=Path(config_path) if config_path else None,
+        state_dir=Path(get("STATE_DIR", "/tmp/orchestrator") or "/tmp/orchestrator"),
+        namespaces=tuple(n for n in (get("NAMESPACES", "") or "").split(",") if n),
+        podman_url=get("PODMAN_URL"),
+        metrics_port=int(get("METRICS_PORT", "0") or 0),
+        health_port=int(get("HEALTH_PORT", "0") or 0),
+        base_image=get("BASE_IMAGE", Settings.base_image) or Settings.base_image,
+        api_keys={
+            provider: env[var]
+            for provider, var in (("anthropic", "ANTHROPIC_API_KEY"), ("openai", "OPENAI_API_KEY"))
+            if env.get(var)
+        },
+        env=env,
+    )
+    return load(settings)
+
+
+def load(settings: Settings) -> Settings:
+    from .config import load_config
+
+    return replace(settings, config=load_config(settings.config_path, settings.env))
