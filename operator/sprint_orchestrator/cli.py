@@ -17,7 +17,9 @@ from types import ModuleType
 from .errors import InvalidInput, OrchestratorError
 
 # command name -> module under sprint_orchestrator.commands
-COMMANDS: dict[str, str] = {}
+COMMANDS: dict[str, str] = {
+    "crds": "crds",
+}
 
 
 def _load(name: str) -> ModuleType:

@@ -1,0 +1,327 @@
+"""The Sprint and Task resource specs: pydantic models validated once, at the edge.
+
+Python attributes are snake_case; every model dumps the Kubernetes camelCase shape with
+`model_dump(by_alias=True, exclude_none=True)` and accepts either spelling on input.
+Statuses live in `status.py`; the CRDs are generated from both by `crdgen.py`.
+
+Errors name the key path: `validate_sprint_spec` raises `InvalidInput` whose `problems` read like
+"spec.tasks[1].id: 'a..b' is not safe as a git ref component".
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from enum import StrEnum
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic.alias_generators import to_camel
+from pydantic.config import JsonDict
+from pydantic_core import PydanticCustomError
+
+from . import plan
+from .errors import InvalidInput
+from .validators import (
+    DEPENDENCY_PATTERN,
+    ENV_NAME_RULE,
+    ID_PATTERN,
+    ID_RULES,
+    PATH_PATTERN,
+    QUANTITY_PATTERN,
+    check_dependency,
+    check_path,
+    check_quantity,
+    check_safe_id,
+    describe_errors,
+)
+
+ID_MAX = 63
+TEXT_MAX = 4096
+LONG_TEXT_MAX = 65536
+LIST_MAX = 100
+TASKS_MAX = 100  # with DEPENDENCIES_MAX, keeps KNOWN_DEPENDENCY_RULE within the CEL cost budget
+PATHS_MAX = 200
+DEPENDENCIES_MAX = 20
+
+
+# CEL rules of the CRD mirroring the cross-field checks (a cycle check is beyond CEL: pydantic only).
+COMMAND_RULE: JsonDict = {
+    "rule": "self.type != 'command' || (has(self.command) && size(self.command) > 0)",
+    "message": "command is required when type is 'command'",
+}
+SELF_DEPENDENCY_RULE: JsonDict = {
+    "rule": "!has(self.dependencies) || !(self.id in self.dependencies)",
+    "message": "a task cannot depend on itself",
+}
+KNOWN_DEPENDENCY_RULE: JsonDict = {
+    "rule": (
+        "self.tasks.all(t, !has(t.dependencies) || t.dependencies.all(d, self.tasks.exists(u, u.id == d)))"
+    ),
+    "message": "every dependency must be the id of a task in this sprint",
+}
+
+
+class Priority(StrEnum):
+    HIGH = "high"
+    MEDIUM = "medium"
+    LOW = "low"
+
+
+class TeamType(StrEnum):
+    DEMO = "demo"
+    CLAUDE_CODE = "claude-code"
+    CODEX = "codex"
+    GEMINI = "gemini"
+    COMMAND = "command"
+
+
+class OutOfScopePolicy(StrEnum):
+    WARN = "warn"
+    REVIEW = "review"
+
+
+class IntegrationFailurePolicy(StrEnum):
+    BISECT = "bisect"
+    ROLLBACK = "rollback"
+
+
+class CamelModel(BaseModel):
+    """Base of every resource model: camelCase aliases, enum values stored as plain strings."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        use_enum_values=True,
+        extra="forbid",
+        validate_default=False,
+    )
+
+    def dump(self) -> dict[str, Any]:
+        """The Kubernetes (camelCase, JSON-compatible) shape, without unset optional fields."""
+        return self.model_dump(by_alias=True, exclude_none=True, mode="json")
+
+
+SafeId = Annotated[
+    str,
+    AfterValidator(check_safe_id),
+    Field(
+        json_schema_extra={"pattern": ID_PATTERN, "maxLength": ID_MAX, "x-kubernetes-validations": ID_RULES}
+    ),
+]
+RelPath = Annotated[
+    str,
+    AfterValidator(check_path),
+    Field(json_schema_extra={"pattern": PATH_PATTERN, "maxLength": 1024}),
+]
+Dependency = Annotated[
+    str,
+    AfterValidator(check_dependency),
+    Field(json_schema_extra={"pattern": DEPENDENCY_PATTERN, "maxLength": 256}),
+]
+Quantity = Annotated[
+    str,
+    AfterValidator(check_quantity),
+    Field(json_schema_extra={"pattern": QUANTITY_PATTERN, "maxLength": 32}),
+]
+Text = Annotated[str, Field(max_length=TEXT_MAX)]
+TextList = Annotated[list[Text], Field(max_length=LIST_MAX)]
+
+
+class RepositoryRef(CamelModel):
+    url: str = Field(max_length=TEXT_MAX, min_length=1, description="Local path or remote URL.")
+    main_branch: str = Field(default="main", max_length=255, min_length=1)
+
+
+class ResourceLimits(CamelModel):
+    """Limits of one task container; unset means the runtime's default."""
+
+    cpus: float | None = Field(default=None, gt=0, le=256)
+    memory: Quantity | None = Field(default=None, description="A Kubernetes quantity, e.g. 512Mi or 2Gi.")
+    pids: int | None = Field(default=None, ge=16, le=1_000_000)
+    timeout_seconds: int | None = Field(default=None, ge=1, le=7 * 24 * 3600)
+
+
+class ContainerConfig(CamelModel):
+    base_image: str | None = Field(default=None, max_length=512, min_length=1)
+    dependencies: list[Dependency] = Field(
+        default_factory=list, max_length=LIST_MAX, description='"apt:NAME", "pip:SPEC"; a bare name is apt.'
+    )
+    environment: dict[str, Text] = Field(
+        default_factory=dict,
+        json_schema_extra={"maxProperties": LIST_MAX, "x-kubernetes-validations": [ENV_NAME_RULE]},
+    )
+    resource_limits: ResourceLimits | None = None
+
+    @model_validator(mode="after")
+    def _check_environment(self) -> ContainerConfig:
+        bad = [name for name in self.environment if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name)]
+        if bad:
+            raise PydanticCustomError(
+                "consistency", "environment: {names} not valid variable names", {"names": ", ".join(bad)}
+            )
+        return self
+
+
+class TeamConfig(CamelModel):
+    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": [COMMAND_RULE]})
+
+    type: TeamType = TeamType.DEMO
+    command: list[Text] | None = Field(default=None, max_length=LIST_MAX)
+    model: str | None = Field(default=None, max_length=255)
+    recipes: str | None = Field(default=None, max_length=TEXT_MAX, description="Demo team: recipes dir.")
+    sleep_seconds: int | None = Field(default=None, ge=0, le=3600)
+
+    @model_validator(mode="after")
+    def _check_command(self) -> TeamConfig:
+        if self.type == TeamType.COMMAND and not self.command:
+            raise PydanticCustomError("consistency", "command: required when type is 'command'")
+        return self
+
+
+class SprintPolicy(CamelModel):
+    out_of_scope_changes: OutOfScopePolicy = OutOfScopePolicy.WARN
+    on_integration_failure: IntegrationFailurePolicy = IntegrationFailurePolicy.BISECT
+    max_attempts: int = Field(default=3, ge=1, le=10)
+    token_budget_factor: float = Field(default=2.0, ge=1)
+
+
+class TaskFields(CamelModel):
+    """The fields a Task carries from its definition in the Sprint."""
+
+    title: str = Field(min_length=1, max_length=256)
+    description: str | None = Field(default=None, max_length=LONG_TEXT_MAX)
+    requirements: TextList = Field(default_factory=list)
+    success_criteria: TextList = Field(default_factory=list)
+    priority: Priority = Priority.MEDIUM
+    estimated_tokens: int | None = Field(default=None, ge=0)
+    files_to_modify: list[RelPath] = Field(default_factory=list, max_length=PATHS_MAX)
+    dependencies: list[SafeId] = Field(
+        default_factory=list, max_length=DEPENDENCIES_MAX, json_schema_extra={"x-kubernetes-list-type": "set"}
+    )
+    test_requirements: TextList = Field(default_factory=list, description="Shell commands run as gates.")
+
+
+class TaskDefinition(TaskFields):
+    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": [SELF_DEPENDENCY_RULE]})
+
+    id: SafeId
+
+
+class TaskSpec(TaskFields):
+    """Spec of a Task resource: created by the operator, one per Sprint spec.tasks entry."""
+
+    sprint_ref: str = Field(min_length=1, max_length=253)
+    sprint_id: SafeId
+    task_id: SafeId
+
+
+class SprintSpec(CamelModel):
+    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": [KNOWN_DEPENDENCY_RULE]})
+
+    sprint_id: SafeId | None = Field(default=None, description="Defaults to metadata.name.")
+    display_name: str | None = Field(default=None, max_length=256)
+    description: str | None = Field(default=None, max_length=LONG_TEXT_MAX)
+    suspend: bool = False
+    repository: RepositoryRef | None = None
+    container: ContainerConfig | None = None
+    team: TeamConfig = Field(default_factory=TeamConfig)
+    tasks: list[TaskDefinition] = Field(
+        min_length=1,
+        max_length=TASKS_MAX,
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["id"]},
+    )
+    success_criteria: TextList = Field(default_factory=list)
+    integration_tests: TextList = Field(default_factory=list)
+    max_parallel_tasks: int = Field(default=5, ge=1, le=50)
+    token_budget: int | None = Field(default=None, ge=0)
+    after: str | None = Field(default=None, max_length=253, min_length=1)
+    policy: SprintPolicy = Field(default_factory=SprintPolicy)
+
+    @model_validator(mode="after")
+    def _check_graph(self) -> SprintSpec:
+        problems = graph_problems(self.tasks)
+        if problems:
+            raise PydanticCustomError("consistency", "\n".join(problems))
+        return self
+
+    def resolved_id(self, sprint_name: str) -> str:
+        """The sprint id: spec.sprintId, or the Sprint's metadata.name."""
+        return self.sprint_id or sprint_name
+
+    def task(self, task_id: str) -> TaskDefinition:
+        for task in self.tasks:
+            if task.id == task_id:
+                return task
+        raise InvalidInput(f"spec.tasks: no task with id {task_id!r}")
+
+
+def graph_problems(tasks: list[TaskDefinition]) -> list[str]:
+    """Cross-task problems (duplicates, unknown or self dependencies, cycles), each with its path."""
+    problems: list[str] = []
+    first: dict[str, int] = {}
+    for i, task in enumerate(tasks):
+        if task.id in first:
+            problems.append(f"tasks[{i}].id: duplicate task id {task.id!r} (also tasks[{first[task.id]}])")
+        first.setdefault(task.id, i)
+    for i, task in enumerate(tasks):
+        seen: set[str] = set()
+        for j, dep in enumerate(task.dependencies):
+            where = f"tasks[{i}].dependencies[{j}]"
+            if dep == task.id:
+                problems.append(f"{where}: task {task.id!r} cannot depend on itself")
+            elif dep not in first:
+                problems.append(f"{where}: {dep!r} is not the id of a task in this sprint")
+            elif dep in seen:
+                problems.append(f"{where}: {dep!r} is listed twice")
+            seen.add(dep)
+    if not problems:
+        cycle = plan.find_cycle(tasks)
+        if cycle:
+            problems.append("tasks: dependency cycle " + " -> ".join(cycle))
+    return problems
+
+
+def validate_sprint_spec(spec: Any, path: str = "spec") -> SprintSpec:
+    """Validate a Sprint spec (camelCase or snake_case keys); raise InvalidInput naming every problem."""
+    if not isinstance(spec, dict):
+        raise InvalidInput(f"{path}: expected a mapping, got {type(spec).__name__}")
+    try:
+        return SprintSpec.model_validate(spec)
+    except ValidationError as exc:
+        raise InvalidInput(f"{path}: invalid Sprint spec", describe_errors(exc, path)) from None
+
+
+def validate_task_spec(spec: Any, path: str = "spec") -> TaskSpec:
+    if not isinstance(spec, dict):
+        raise InvalidInput(f"{path}: expected a mapping, got {type(spec).__name__}")
+    try:
+        return TaskSpec.model_validate(spec)
+    except ValidationError as exc:
+        raise InvalidInput(f"{path}: invalid Task spec", describe_errors(exc, path)) from None
+
+
+def task_spec_for(sprint_name: str, spec: SprintSpec, task: TaskDefinition) -> TaskSpec:
+    """The spec of the Task resource for one task of a Sprint."""
+    fields = task.model_dump(exclude={"id"})
+    return TaskSpec(
+        sprint_ref=sprint_name, sprint_id=spec.resolved_id(sprint_name), task_id=task.id, **fields
+    )
+
+
+_NAME_MAX = 63
+
+
+def task_resource_name(sprint_name: str, task_id: str) -> str:
+    """metadata.name of a Task: "{sprint}-{task id}", DNS-safe and at most 63 characters.
+
+    A task id that had to be changed (uppercase, '.', '_') or a name that is too long gets a suffix of
+    8 hex digits of sha256 of the unchanged "{sprint}-{task id}", so distinct ids never share a name:
+    ("textstats-1", "words") -> "textstats-1-words"; ("s", "Words") -> "s-words-<8 hex>".
+    """
+    original = f"{sprint_name}-{task_id}"
+    clean = re.sub(r"[^a-z0-9-]", "-", original.lower())
+    if clean == original and len(clean) <= _NAME_MAX:
+        return clean
+    digest = hashlib.sha256(original.encode()).hexdigest()[:8]
+    return f"{clean[: _NAME_MAX - 9].rstrip('-')}-{digest}"

@@ -1,0 +1,202 @@
+"""The Sprint and Task statuses: every field the operator writes, declared so the CRD keeps it.
+
+Every field is optional (None = not set), so `SomeStatus(phase=...).dump()` is exactly a merge patch
+of the fields that were set. Reading is lenient (unknown keys are ignored, e.g. from a newer operator).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Any
+
+from pydantic import ConfigDict, Field, WithJsonSchema
+
+from .model import CamelModel
+
+DateTime = Annotated[str, Field(json_schema_extra={"format": "date-time"})]
+Counts = dict[str, int]
+Ids = list[str]
+PreserveUnknown = Annotated[
+    dict[str, Any], WithJsonSchema({"type": "object", "x-kubernetes-preserve-unknown-fields": True})
+]
+
+
+class SprintPhase(StrEnum):
+    PENDING = "Pending"
+    INITIALIZING = "Initializing"
+    RUNNING = "Running"
+    INTEGRATING = "Integrating"
+    COMPLETED = "Completed"
+    PARTIAL = "Partial"
+    FAILED = "Failed"
+    ROLLED_BACK = "RolledBack"
+
+
+class TaskPhase(StrEnum):
+    PENDING = "Pending"
+    READY = "Ready"
+    RUNNING = "Running"
+    GATING = "Gating"
+    MERGING = "Merging"
+    REVIEW = "Review"
+    COMPLETED = "Completed"
+    FAILED = "Failed"
+    BLOCKED = "Blocked"
+
+
+class Column(StrEnum):
+    READY = "ready"
+    IN_PROGRESS = "in-progress"
+    REVIEW = "review"
+    COMPLETED = "completed"
+    FAILED = "failed"
+
+
+class ContainerHealth(StrEnum):
+    NONE = "none"
+    STARTING = "starting"
+    RUNNING = "running"
+    EXITED = "exited"
+    OOM_KILLED = "oom-killed"
+    TIMED_OUT = "timed-out"
+    REMOVED = "removed"
+
+
+class ConditionStatus(StrEnum):
+    TRUE = "True"
+    FALSE = "False"
+    UNKNOWN = "Unknown"
+
+
+class StatusModel(CamelModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+class Condition(StatusModel):
+    """A Kubernetes condition (types used: Ready, Running, Integrated, Completed)."""
+
+    type: str = Field(max_length=316)
+    status: ConditionStatus
+    reason: str | None = Field(default=None, max_length=1024)
+    message: str | None = Field(default=None, max_length=32768)
+    last_transition_time: DateTime | None = None
+    observed_generation: int | None = Field(default=None, ge=0)
+
+
+class Columns(StatusModel):
+    ready: int = 0
+    in_progress: int = 0
+    review: int = 0
+    completed: int = 0
+    failed: int = 0
+
+
+class SprintTokens(StatusModel):
+    budget: int | None = None
+    used: int | None = None
+    estimated: int | None = None
+    by_category: Counts | None = None
+    by_model: Counts | None = None
+    cost_usd: float | None = None
+
+
+class Report(StatusModel):
+    path: str | None = None
+    summary: str | None = None
+    slot_utilization: float | None = None
+
+
+class SprintStatus(StatusModel):
+    observed_generation: int | None = None
+    phase: SprintPhase | None = None
+    conditions: list[Condition] | None = None
+    columns: Columns | None = None
+    total: int | None = None
+    progress: str | None = Field(default=None, description='"done/total", e.g. "3/6".')
+    tokens: SprintTokens | None = None
+    token_summary: str | None = Field(default=None, description='"used/budget".')
+    branch: str | None = None
+    worktree: str | None = None
+    image: str | None = None
+    base_commit: str | None = None
+    main_commit: str | None = None
+    integrated_commit: str | None = None
+    started_at: DateTime | None = None
+    completed_at: DateTime | None = None
+    merge_queue: Ids | None = None
+    merged: Ids | None = None
+    report: Report | None = None
+    message: str | None = None
+    kopf: PreserveUnknown | None = None
+
+
+class TaskTokens(StatusModel):
+    estimated: int | None = None
+    actual: int | None = None
+    input: int | None = None
+    output: int | None = None
+    cache_read: int | None = None
+    cache_creation: int | None = None
+    by_category: Counts | None = None
+    by_model: Counts | None = None
+    cost_usd: float | None = None
+    partial: bool | None = None
+    efficiency: float | None = None
+    source: str | None = Field(default=None, description="proxy, agent or none.")
+    agent_reported: int | None = None
+
+
+class Results(StatusModel):
+    summary: str | None = Field(default=None, description="The first ~2 KiB of RESULTS.md.")
+    present: bool | None = None
+    artifacts: Ids | None = None
+
+
+class GateResult(StatusModel):
+    name: str
+    command: str | None = None
+    exit_code: int | None = None
+    duration_seconds: float | None = None
+    passed: bool
+    log_tail: str | None = None
+
+
+class TaskStatus(StatusModel):
+    observed_generation: int | None = None
+    conditions: list[Condition] | None = None
+    column: Column | None = None
+    phase: TaskPhase | None = None
+    attempt: int | None = None
+    max_attempts: int | None = None
+    branch: str | None = None
+    workspace: str | None = None
+    container_id: str | None = None
+    container_name: str | None = None
+    container_health: ContainerHealth | None = None
+    exit_code: int | None = None
+    start_time: DateTime | None = None
+    completion_time: DateTime | None = None
+    duration_seconds: float | None = None
+    tokens: TaskTokens | None = None
+    results: Results | None = None
+    gates: list[GateResult] | None = None
+    changed_files: Ids | None = None
+    out_of_scope: Ids | None = None
+    commit: str | None = None
+    merge_commit: str | None = None
+    conflicts: Ids | None = None
+    error: str | None = None
+    reason: str | None = None
+    recovery_action: str | None = None
+    next_retry_at: DateTime | None = None
+    blocked_by: Ids | None = None
+    kopf: PreserveUnknown | None = None
+
+
+def parse_sprint_status(status: Any) -> SprintStatus:
+    """Read a Sprint's .status as stored (an empty or missing status is an empty model)."""
+    return SprintStatus.model_validate(status or {})
+
+
+def parse_task_status(status: Any) -> TaskStatus:
+    return TaskStatus.model_validate(status or {})
