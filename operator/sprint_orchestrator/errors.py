@@ -40,6 +40,10 @@ class ImageBuildFailed(OrchestratorError):
         self.log_tail = log_tail
 
 
+class TaskStartFailed(OrchestratorError):
+    """A task container could not be created or started (bad image, name taken by a foreign container)."""
+
+
 class UsageParseError(InvalidInput):
     """A token-usage transcript could not be parsed."""
 
