@@ -18,7 +18,13 @@ from .errors import InvalidInput, OrchestratorError
 
 # command name -> module under sprint_orchestrator.commands
 COMMANDS: dict[str, str] = {
+    "operator": "operator",
+    "start": "start",
+    "retry": "retry",
+    "approve": "approve",
+    "cancel": "cancel",
     "crds": "crds",
+    "usage": "usage",
 }
 
 
