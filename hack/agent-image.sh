@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # hack/agent-image.sh — build the agent task image: the local base image plus Node.js (Debian's package),
 # the pinned real agent CLIs from npm and the in-container LLM forwarder of the metering proxy.
+# The CLIs are installed by the host's npm (which has the host's registry and CA configuration) into a
+# cached directory and copied in: a package manager inside `podman build` would need that trust too.
 # Skipped when the image exists and carries the hash of this script, the forwarder and the base image id.
 # Env: AGENT_IMAGE (tag), BASE_IMAGE (tag), FORCE=1 (rebuild). Prints the tag on stdout.
 set -euo pipefail
@@ -33,10 +35,28 @@ if [ "${FORCE:-0}" != 1 ] && [ "$current" = "$hash" ]; then
     exit 0
 fi
 
-mkdir -p "$cache"
+command -v npm >/dev/null || { log "npm is missing on the host: install Node.js 20 and npm"; exit 1; }
+clis="$cache/clis-$CLAUDE_CODE_VERSION-$CODEX_VERSION-$GEMINI_CLI_VERSION"
+if [ ! -x "$clis/node_modules/.bin/claude" ]; then
+    log "npm install of the pinned CLIs into $clis"
+    rm -rf "$clis.tmp" && mkdir -p "$clis.tmp"
+    echo '{"name": "sprint-orchestrator-agent-clis", "private": true}' >"$clis.tmp/package.json"
+    (cd "$clis.tmp" && npm install --no-audit --no-fund --loglevel=error --omit=dev \
+        "@anthropic-ai/claude-code@$CLAUDE_CODE_VERSION" "@openai/codex@$CODEX_VERSION" \
+        "@google/gemini-cli@$GEMINI_CLI_VERSION") >"$cache/npm.log" 2>&1 \
+        || { tail -n 20 "$cache/npm.log" >&2; log "npm install failed; full log: $cache/npm.log"; exit 1; }
+    # The native Claude Code binary is hard-linked twice; keep one copy (images do not keep hard links).
+    native="$clis.tmp/node_modules/@anthropic-ai/claude-code-linux-x64/claude"
+    if [ -x "$native" ]; then
+        ln -sf ../../claude-code-linux-x64/claude "$clis.tmp/node_modules/@anthropic-ai/claude-code/bin/claude.exe"
+    fi
+    rm -rf "$clis" && mv "$clis.tmp" "$clis"
+fi
+
 ctx=$(mktemp -d)
 trap 'rm -rf "$ctx"' EXIT
 cp "$forwarder" "$ctx/forwarder.py"
+cp -a "$clis/node_modules" "$ctx/node_modules"
 cat >"$ctx/gemini-settings.json" <<'JSON'
 {"telemetry": {"enabled": false}, "privacy": {"usageStatisticsEnabled": false},
  "general": {"disableAutoUpdate": true, "disableUpdateNag": true}}
@@ -44,13 +64,9 @@ JSON
 cat >"$ctx/Containerfile" <<CONTAINERFILE
 FROM $base
 RUN apt-get update \\
- && apt-get install -y --no-install-recommends nodejs npm ripgrep \\
+ && apt-get install -y --no-install-recommends nodejs ripgrep \\
  && rm -rf /var/lib/apt/lists/* /var/cache/apt/archives/*.deb
-RUN npm install --global --no-audit --no-fund --loglevel=error \\
-      @anthropic-ai/claude-code@$CLAUDE_CODE_VERSION \\
-      @openai/codex@$CODEX_VERSION \\
-      @google/gemini-cli@$GEMINI_CLI_VERSION \\
- && npm cache clean --force && rm -rf /root/.npm
+COPY node_modules /opt/agent-clis/node_modules
 COPY forwarder.py /usr/local/bin/sprint-llm-forwarder
 COPY gemini-settings.json /etc/gemini-cli/settings.json
 RUN chmod 0755 /usr/local/bin/sprint-llm-forwarder && chmod 0644 /etc/gemini-cli/settings.json
@@ -58,7 +74,8 @@ RUN chmod 0755 /usr/local/bin/sprint-llm-forwarder && chmod 0644 /etc/gemini-cli
 ENV CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1 DISABLE_AUTOUPDATER=1 DISABLE_TELEMETRY=1 \\
     DISABLE_ERROR_REPORTING=1 DISABLE_BUG_COMMAND=1 CLAUDE_CODE_DISABLE_FEEDBACK_SURVEY=1 \\
     GEMINI_TELEMETRY_ENABLED=false GEMINI_CLI_DISABLE_AUTO_UPDATE=true \\
-    CODEX_DISABLE_UPDATE_CHECK=1 NO_UPDATE_NOTIFIER=1 NPM_CONFIG_UPDATE_NOTIFIER=false
+    CODEX_DISABLE_UPDATE_CHECK=1 NO_UPDATE_NOTIFIER=1 NPM_CONFIG_UPDATE_NOTIFIER=false \\
+    PATH=/opt/agent-clis/node_modules/.bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 LABEL $label="$hash" \\
       sprintorchestrator.dev/claude-code="$CLAUDE_CODE_VERSION" \\
       sprintorchestrator.dev/codex="$CODEX_VERSION" \\

@@ -223,7 +223,9 @@ class OpenAIStandIn(StandIn):
     """POST /v1/chat/completions, JSON and streamed (usage only with stream_options.include_usage)."""
 
     def busy(self, status: int) -> web.Response:
-        body = {"error": {"message": "busy", "type": "requests", "param": None, "code": "rate_limit_exceeded"}}
+        body = {
+            "error": {"message": "busy", "type": "requests", "param": None, "code": "rate_limit_exceeded"}
+        }
         return web.json_response(body, status=status, headers={"retry-after": self.faults.retry_after})
 
     def next_usage(self, model: str) -> Served:
@@ -243,7 +245,9 @@ class OpenAIStandIn(StandIn):
         if not body.get("stream"):
             self.served.append(usage)
             choice = {"index": 0, "message": {"role": "assistant", "content": "OK."}, "finish_reason": "stop"}
-            return web.json_response({**base, "object": "chat.completion", "choices": [choice], "usage": wire})
+            return web.json_response(
+                {**base, "object": "chat.completion", "choices": [choice], "usage": wire}
+            )
         out = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await out.prepare(request)
         chunk = {**base, "object": "chat.completion.chunk"}

@@ -1,0 +1,125 @@
+"""PURE: how a request that arrived on a task socket maps to an upstream model API, and back.
+
+The in-container forwarder relays raw bytes, so the agent CLI's request reaches the proxy as it was sent.
+The first path segment names the provider (the agent is pointed at `http://127.0.0.1:PORT/anthropic`
+or `.../openai/v1`); the rest is the provider's own path. Example:
+
+    POST /anthropic/v1/messages?beta=true  ->  Route("anthropic", "{upstream}/v1/messages?beta=true",
+                                                     metered=True)
+
+Headers are rewritten here too: the placeholder key the agent holds is dropped and the real key is set,
+so the secret exists only in the proxy's memory and the outgoing request.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+PROVIDERS = ("anthropic", "openai")
+
+# provider -> path (without query) -> (usage format for JSON bodies, usage format for SSE bodies)
+METERED_PATHS: dict[str, dict[str, tuple[str, str]]] = {
+    "anthropic": {"/v1/messages": ("anthropic-json", "anthropic-sse")},
+    "openai": {
+        "/v1/chat/completions": ("openai-chat-json", "openai-chat-sse"),
+        "/v1/responses": ("openai-responses-json", "openai-responses-sse"),
+    },
+}
+
+# Never forwarded in either direction: hop-by-hop headers (RFC 9110 §7.6.1), framing the proxy redoes,
+# and every header that can carry a credential.
+_HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+        "host",
+        "content-length",
+        "accept-encoding",
+        "content-encoding",
+    }
+)
+_CREDENTIALS = frozenset({"authorization", "x-api-key", "api-key", "cookie", "set-cookie"})
+
+RETRYABLE_STATUSES = frozenset({429, 529})
+
+
+@dataclass(frozen=True)
+class Route:
+    """Where one request goes and how its response is metered."""
+
+    provider: str
+    url: str
+    json_format: str | None  # None: not a metered endpoint (model lists, token counting)
+    sse_format: str | None
+
+    @property
+    def metered(self) -> bool:
+        return self.json_format is not None
+
+    def usage_format(self, content_type: str) -> str | None:
+        """The `usage.parse` format for a response with this content type."""
+        if content_type.split(";", 1)[0].strip().lower() == "text/event-stream":
+            return self.sse_format
+        return self.json_format
+
+
+def resolve(path: str, query: str, upstreams: Mapping[str, str]) -> Route | None:
+    """Map `/provider/rest?query` to its upstream; None when the provider is unknown or not configured."""
+    provider, _, rest = path.lstrip("/").partition("/")
+    base = upstreams.get(provider)
+    if provider not in PROVIDERS or base is None:
+        return None
+    rest = "/" + rest
+    url = base.rstrip("/") + rest + (f"?{query}" if query else "")
+    formats = METERED_PATHS[provider].get(rest.rstrip("/"), (None, None))
+    return Route(provider, url, formats[0], formats[1])
+
+
+def upstream_headers(incoming: Iterable[tuple[str, str]], provider: str, secret: str) -> dict[str, str]:
+    """The agent's headers minus hop-by-hop and credentials, plus the provider's real credential."""
+    headers = {k: v for k, v in incoming if k.lower() not in _HOP_BY_HOP | _CREDENTIALS}
+    headers["Accept-Encoding"] = "identity"  # the proxy reads every byte it meters
+    if provider == "anthropic":
+        headers["x-api-key"] = secret
+    else:
+        headers["Authorization"] = f"Bearer {secret}"
+    return headers
+
+
+def downstream_headers(upstream: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """The upstream response's headers that may be relayed to the agent."""
+    return {k: v for k, v in upstream if k.lower() not in _HOP_BY_HOP | _CREDENTIALS}
+
+
+def retry_delay(
+    status: int, headers: Mapping[str, str], attempt: int, *, base: float = 0.5, cap: float = 60.0
+) -> float:
+    """Seconds to wait before retrying a rate-limited (429) or overloaded (529) response.
+
+    The provider's `retry-after-ms` / `retry-after` wins when present (capped); otherwise exponential
+    backoff with jitter: attempt 0 -> 0.5 s .. 0.75 s, attempt 1 -> 1 s .. 1.5 s, and so on.
+    """
+    for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
+        value = _header(headers, name)
+        if value is not None:
+            try:
+                return min(max(float(value) * scale, 0.0), cap)
+            except ValueError:
+                continue  # an HTTP-date: fall back to backoff rather than parse clocks
+    delay = base * (2**attempt)
+    return min(delay + random.uniform(0, delay / 2), cap)
+
+
+def _header(headers: Mapping[str, str], name: str) -> str | None:
+    for key, value in headers.items():
+        if key.lower() == name:
+            return value
+    return None

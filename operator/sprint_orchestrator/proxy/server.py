@@ -1,0 +1,238 @@
+"""The metering reverse proxy: one Unix socket per task attempt, relaying to the model APIs.
+
+Each task attempt gets its own socket (`open_task_socket`), so every request is attributed to it by
+the socket it arrived on. A request is refused in the provider's error format when the task's or the
+sprint's token budget is already spent; otherwise the real key is put in, the request is sent upstream
+(429/529 retried with `retry-after` and backoff; at most `ProxyLimits.concurrency` in flight per
+provider) and the response is relayed byte for byte as it arrives, while a copy is kept and parsed
+for usage when the response ends — completely, or cut off on either side.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+from aiohttp import web
+
+from ..usage import TokenUsage
+from . import routing, sockets
+from .ledger import Ledger, ResponseMeter, TaskBudget, TaskKey
+from .replies import Refusal, Reply, error_reply, provider_of
+
+log = logging.getLogger("sprint_orchestrator.proxy")
+
+UsageCallback = Callable[[str, str, int, TokenUsage], Awaitable[None] | None]
+
+
+@dataclass(frozen=True)
+class ProxyLimits:
+    concurrency: int = 4  # upstream requests in flight per provider
+    max_retries: int = 5  # of a 429/529 or a refused connection
+    retry_cap_s: float = 60.0
+    backoff_base_s: float = 0.5
+    connect_timeout_s: float = 30.0
+    read_timeout_s: float = 600.0  # between two chunks of a response
+
+
+class MeteringProxy:
+    """Meters and budgets the model traffic of task containers. Use: `async with MeteringProxy(...)`."""
+
+    def __init__(
+        self,
+        upstreams: Mapping[str, str],
+        keys: Mapping[str, str],
+        limits: ProxyLimits | None = None,
+        *,
+        run_dir: Path,
+        on_usage: UsageCallback | None = None,
+    ) -> None:
+        self._upstreams = {p: url for p, url in upstreams.items() if keys.get(p)}
+        self._keys = dict(keys)
+        self._limits = limits or ProxyLimits()
+        self._run_dir = Path(run_dir)
+        self._on_usage = on_usage
+        self.ledger = Ledger()
+        self._slots = {p: asyncio.Semaphore(self._limits.concurrency) for p in routing.PROVIDERS}
+        self._sites: dict[TaskKey, web.UnixSite] = {}
+        self._by_socket: dict[str, TaskKey] = {}
+        self._runner: web.AppRunner | None = None
+        self._session: aiohttp.ClientSession | None = None
+
+    def __repr__(self) -> str:  # never shows the keys
+        return f"MeteringProxy(providers={sorted(self._upstreams)}, run_dir={str(self._run_dir)!r})"
+
+    async def __aenter__(self) -> MeteringProxy:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    async def start(self) -> None:
+        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app.router.add_route("*", "/{tail:.*}", self._handle)
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await self._runner.setup()
+        timeout = aiohttp.ClientTimeout(
+            total=None, connect=self._limits.connect_timeout_s, sock_read=self._limits.read_timeout_s
+        )
+        self._session = aiohttp.ClientSession(timeout=timeout, trust_env=False)
+
+    async def stop(self) -> None:
+        for key in list(self._sites):
+            await self.close_task_socket(*key)
+        if self._runner is not None:
+            await self._runner.cleanup()
+        if self._session is not None:
+            await self._session.close()
+        self._runner = self._session = None
+
+    # -- the lifecycle contract -------------------------------------------------------------------
+
+    async def open_task_socket(self, sprint_id: str, task_id: str, attempt: int, budget: TaskBudget) -> Path:
+        """Listen on the attempt's own socket; bind-mount `path.parent` into its container."""
+        key = TaskKey(sprint_id, task_id, attempt)
+        if self._runner is None:
+            raise RuntimeError("MeteringProxy.open_task_socket called before start()")
+        if key in self._sites:
+            return sockets.socket_path(self._run_dir, key)
+        path = sockets.prepare(self._run_dir, key)
+        site = web.UnixSite(self._runner, str(path))
+        await site.start()
+        sockets.open_up(path)
+        self.ledger.open(key, budget)
+        self._sites[key] = site
+        self._by_socket[str(path)] = key
+        return path
+
+    async def close_task_socket(self, sprint_id: str, task_id: str, attempt: int) -> None:
+        """Stop listening for the attempt (its usage stays readable); requests in flight finish."""
+        key = TaskKey(sprint_id, task_id, attempt)
+        site = self._sites.pop(key, None)
+        if site is None:
+            return
+        path = sockets.socket_path(self._run_dir, key)
+        self._by_socket.pop(str(path), None)
+        await site.stop()
+        sockets.remove(path)
+
+    def set_sprint_budget(self, sprint_id: str, tokens: int | None, used_before: int = 0) -> None:
+        self.ledger.set_sprint_budget(sprint_id, tokens, used_before)
+
+    def usage_for(self, sprint_id: str, task_id: str, attempt: int) -> TokenUsage:
+        """The authoritative usage of the attempt: every metered response, summed."""
+        return self.ledger.usage(TaskKey(sprint_id, task_id, attempt))
+
+    def budget_exceeded(self, sprint_id: str, task_id: str, attempt: int) -> bool:
+        return self.ledger.exceeded(TaskKey(sprint_id, task_id, attempt))
+
+    # -- requests ---------------------------------------------------------------------------------
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        key = self._by_socket.get(
+            str(request.transport.get_extra_info("sockname") if request.transport else "")
+        )
+        provider = provider_of(request.path)
+        if key is None:
+            return _send(error_reply(provider, Refusal.SOCKET_CLOSED, "this task's model access is closed"))
+        route = routing.resolve(request.path, request.query_string, self._upstreams)
+        if route is None:
+            message = (
+                f"no model API is configured for path {request.path!r}; point the agent at "
+                f"/{'/, /'.join(sorted(self._upstreams))}/ on the forwarder (e.g. ANTHROPIC_BASE_URL)"
+            )
+            return _send(error_reply(provider, Refusal.UNKNOWN_ROUTE, message))
+        if route.metered and (reason := self.ledger.refusal(key)) is not None:
+            log.warning("refused %s %s for %s: %s", request.method, request.path, key, reason)
+            return _send(error_reply(route.provider, Refusal.BUDGET, reason))
+        body = await request.read()
+        headers = routing.upstream_headers(
+            request.headers.items(), route.provider, self._keys[route.provider]
+        )
+        started = time.perf_counter()
+        response = await self._forward(request, key, route, body, headers)
+        log.info(
+            "%s %s %s -> %d in %.3fs", key, request.method, request.path, response.status,
+            time.perf_counter() - started,
+        )  # fmt: skip
+        return response
+
+    async def _forward(
+        self, request: web.Request, key: TaskKey, route: routing.Route, body: bytes, headers: dict[str, str]
+    ) -> web.StreamResponse:
+        session = self._session
+        if session is None:
+            return _send(error_reply(route.provider, Refusal.SOCKET_CLOSED, "the proxy is shutting down"))
+        for attempt in range(self._limits.max_retries + 1):
+            last = attempt == self._limits.max_retries
+            async with self._slots[route.provider]:
+                try:
+                    upstream = await session.request(request.method, route.url, headers=headers, data=body)
+                except aiohttp.ClientConnectorError as exc:
+                    if last:
+                        message = f"the {route.provider} API could not be reached: {exc.os_error}"
+                        return _send(error_reply(route.provider, Refusal.UPSTREAM_UNREACHABLE, message))
+                    delay = self._backoff(0, {}, attempt)
+                else:
+                    if upstream.status not in routing.RETRYABLE_STATUSES or last:
+                        async with upstream:
+                            return await self._relay(request, key, route, upstream)
+                    delay = self._backoff(upstream.status, upstream.headers, attempt)
+                    upstream.release()
+            log.info("%s upstream busy (attempt %d), retrying in %.2fs", key, attempt + 1, delay)
+            await asyncio.sleep(delay)
+        raise AssertionError("unreachable: the last attempt always returns")
+
+    def _backoff(self, status: int, headers: Mapping[str, str], attempt: int) -> float:
+        lim = self._limits
+        return routing.retry_delay(status, headers, attempt, base=lim.backoff_base_s, cap=lim.retry_cap_s)
+
+    async def _relay(
+        self, request: web.Request, key: TaskKey, route: routing.Route, upstream: aiohttp.ClientResponse
+    ) -> web.StreamResponse:
+        fmt = route.usage_format(upstream.content_type) if route.metered and upstream.status < 300 else None
+        out = web.StreamResponse(
+            status=upstream.status,
+            reason=upstream.reason,
+            headers=routing.downstream_headers(upstream.headers.items()),
+        )
+        await out.prepare(request)
+        meter = ResponseMeter(fmt) if fmt is not None else None
+        try:
+            async for chunk in upstream.content.iter_any():
+                if meter is not None:
+                    meter.feed(chunk)
+                await out.write(chunk)
+            await out.write_eof()
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            log.warning("%s upstream response cut off: %s", key, type(exc).__name__)
+            if request.transport is not None:
+                request.transport.close()  # the agent sees the cut too, not a clean end
+        except ConnectionError:
+            log.warning("%s agent disconnected during the response", key)
+        finally:
+            if meter is not None:
+                await self._meter(key, meter.result())
+        return out
+
+    async def _meter(self, key: TaskKey, usage: TokenUsage) -> None:
+        total = self.ledger.record(key, usage)
+        if self._on_usage is None:
+            return
+        try:
+            result = self._on_usage(key.sprint_id, key.task_id, key.attempt, total)
+            if inspect.isawaitable(result):
+                await result
+        except Exception:
+            log.exception("on_usage callback failed for %s", key)
+
+
+def _send(reply: Reply) -> web.Response:
+    return web.Response(status=reply.status, body=reply.body, content_type=reply.content_type)

@@ -1,0 +1,66 @@
+"""Where each task attempt's socket lives, and the checks that make it safe to create.
+
+Layout: `{run_dir}/llm/{sprint}.{task}.{attempt}/llm.sock`. Each attempt has a directory of its own so
+the runtime can bind-mount exactly that directory (and nothing else) into the container at
+`CONTAINER_SOCKET_DIR`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from pathlib import Path
+from typing import NamedTuple
+
+from ..errors import InvalidInput
+
+SOCKET_NAME = "llm.sock"
+CONTAINER_SOCKET_DIR = "/run/sprint-llm"  # where the runtime mounts the attempt's socket directory
+CONTAINER_PORT = 4180  # where the forwarder listens inside the container
+_MAX_SOCKET_PATH = 107  # sun_path holds 108 bytes including the terminating NUL
+_SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,62}")
+
+
+class TaskKey(NamedTuple):
+    sprint_id: str
+    task_id: str
+    attempt: int
+
+    def __str__(self) -> str:
+        return f"{self.sprint_id}/{self.task_id}#{self.attempt}"
+
+
+def socket_path(run_dir: Path, key: TaskKey) -> Path:
+    return run_dir / "llm" / f"{key.sprint_id}.{key.task_id}.{key.attempt}" / SOCKET_NAME
+
+
+def prepare(run_dir: Path, key: TaskKey) -> Path:
+    """Validate the key, create the attempt's directory and clear a stale socket; return the path."""
+    for field, value in (("sprint_id", key.sprint_id), ("task_id", key.task_id)):
+        if not _SAFE_ID.fullmatch(value):
+            raise InvalidInput(
+                f"{field} {value!r} cannot name a proxy socket: use letters, digits, '-' or '_'"
+            )
+    if key.attempt < 0:
+        raise InvalidInput(f"attempt must be 0 or more, not {key.attempt}")
+    path = socket_path(run_dir, key)
+    if len(str(path).encode()) > _MAX_SOCKET_PATH:
+        raise InvalidInput(
+            f"the proxy socket path {str(path)!r} is longer than {_MAX_SOCKET_PATH} bytes, the limit of Unix "
+            "sockets: choose a shorter state directory (settings.state_dir / SPRINT_ORCHESTRATOR_STATE_DIR)"
+        )
+    path.parent.parent.mkdir(parents=True, exist_ok=True, mode=0o711)
+    path.parent.mkdir(exist_ok=True, mode=0o755)
+    path.unlink(missing_ok=True)
+    return path
+
+
+def open_up(path: Path) -> None:
+    """Let any container user connect: the agent may run as an unprivileged uid."""
+    path.chmod(0o666)
+
+
+def remove(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        path.unlink(missing_ok=True)
+        path.parent.rmdir()
