@@ -15,11 +15,13 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
 
+_LINE_NUMBER = re.compile(r"^\s*\d+[\t\u2192]")
 OUTPUT_FILE = "/workspace/OUTPUT.md"
 TASK_FILE = "/workspace/TASK.md"
 
@@ -212,7 +214,7 @@ def _first_task_line(result: dict[str, Any]) -> str:
     content = result.get("content")
     text = content if isinstance(content, str) else " ".join(c.get("text", "") for c in content or [])
     for line in text.splitlines():
-        line = line.split("\u2192", 1)[-1].strip()  # Read numbers lines as "     1→text"
+        line = _LINE_NUMBER.sub("", line, count=1).strip()  # Read numbers lines: "     1→text", "1\ttext"
         if line:
             return line
     return "(empty)"
