@@ -24,6 +24,8 @@ COMMANDS: dict[str, str] = {
     "approve": "approve",
     "cancel": "cancel",
     "crds": "crds",
+    "validate": "validate",
+    "import": "import_",
     "usage": "usage",
 }
 

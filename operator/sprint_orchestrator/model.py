@@ -202,18 +202,22 @@ class TaskFields(CamelModel):
     test_requirements: TextList = Field(default_factory=list, description="Shell commands run as gates.")
 
 
-class TaskDefinition(TaskFields):
-    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": [SELF_DEPENDENCY_RULE]})
-
+class _TaskId(CamelModel):
     id: SafeId
 
 
-class TaskSpec(TaskFields):
-    """Spec of a Task resource: created by the operator, one per Sprint spec.tasks entry."""
+class TaskDefinition(TaskFields, _TaskId):  # this base order puts `id` first in dumps
+    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": [SELF_DEPENDENCY_RULE]})
 
-    sprint_ref: str = Field(min_length=1, max_length=253)
+
+class _TaskRef(CamelModel):
+    sprint_ref: str = Field(min_length=1, max_length=253, description="metadata.name of the Sprint.")
     sprint_id: SafeId
     task_id: SafeId
+
+
+class TaskSpec(TaskFields, _TaskRef):
+    """Spec of a Task resource: created by the operator, one per Sprint spec.tasks entry."""
 
 
 class SprintSpec(CamelModel):

@@ -131,6 +131,8 @@ def describe_error(base: str, error: Any) -> list[str]:
         return [f"{where}: unknown field"]
     if kind == "invalid":
         return [f"{where}: {error['msg']}"]
+    if kind == "value_error":
+        return [f"{where}: {error['msg'].removeprefix('Value error, ')}"]
     return [f"{where}: {error['msg']} (got {_short(error.get('input'))})"]
 
 

@@ -1,0 +1,150 @@
+"""The operator configuration: the PRD's environment configuration YAML, validated.
+
+    orchestrator: {max_concurrent_sprints: 1, max_parallel_tasks_per_sprint: 5,
+                   default_task_timeout: 3600s, default_token_budget: 1000000}
+    git: {repository_url: '${REPO_URL}', main_branch: main, working_trees_path: /tmp/orchestrator/trees}
+    containers: {runtime: podman, base_image: 'claude-code:dangerous-mode', network_mode: none,
+                 cleanup_on_completion: true}
+    kaiban: {api_url: '${KAIBAN_API_URL}', board_template: sprint-template, webhook_url: '${WEBHOOK_URL}'}
+
+String values expand `${VAR}` and `${VAR:-default}` from the `env` mapping passed in (this module never
+reads os.environ). An unset variable without a default is an error naming the key path, except that an
+optional key (one that may be null, e.g. kaiban.*, git.repository_url) whose whole value is `${VAR}`
+becomes null. Durations accept 3600s, 60m, 1h, 1h30m or a number of seconds.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+
+from .errors import InvalidInput
+from .sourcefile import load_yaml
+from .validators import describe_errors
+
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+_DURATION = re.compile(r"(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")
+
+
+def parse_duration(value: Any) -> int:
+    """Seconds of "3600s", "60m", "1h", "1h30m", 90 or "90"; ValueError for anything else."""
+    if isinstance(value, bool):
+        raise ValueError(f"{value!r} is not a duration like 3600s, 60m or 1h")
+    if isinstance(value, int):
+        return value
+    text = str(value).strip()
+    if text.isdigit():
+        return int(text)
+    match = _DURATION.fullmatch(text)
+    if not text or not match:
+        raise ValueError(f"{value!r} is not a duration like 3600s, 60m or 1h")
+    hours, minutes, seconds = (int(g or 0) for g in match.groups())
+    return hours * 3600 + minutes * 60 + seconds
+
+
+Seconds = Annotated[int, BeforeValidator(parse_duration), Field(ge=1)]
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class OrchestratorSection(Section):
+    max_concurrent_sprints: int = Field(default=1, ge=1, le=100)
+    max_parallel_tasks_per_sprint: int = Field(default=5, ge=1, le=50)
+    default_task_timeout: Seconds = 3600
+    default_token_budget: int = Field(default=1_000_000, ge=0)
+
+
+class GitSection(Section):
+    repository_url: str | None = None
+    main_branch: str = Field(default="main", min_length=1)
+    working_trees_path: str = Field(default="/tmp/orchestrator/trees", min_length=1)
+
+
+class ContainersSection(Section):
+    runtime: Literal["podman", "pods"] = "podman"
+    base_image: str = Field(default="claude-code:dangerous-mode", min_length=1)
+    network_mode: str = Field(default="none", min_length=1)
+    cleanup_on_completion: bool = True
+
+
+class KaibanSection(Section):
+    api_url: str | None = None
+    board_template: str | None = "sprint-template"
+    webhook_url: str | None = None
+
+
+class OrchestratorConfig(Section):
+    orchestrator: OrchestratorSection = OrchestratorSection()
+    git: GitSection = GitSection()
+    containers: ContainersSection = ContainersSection()
+    kaiban: KaibanSection = KaibanSection()
+
+
+def _optional(section: str, key: str) -> bool:
+    model = OrchestratorConfig.model_fields.get(section)
+    fields = getattr(model.annotation, "model_fields", {}) if model else {}
+    return key in fields and fields[key].default is None
+
+
+def _expand(value: str, where: str, env: Mapping[str, str], problems: list[str]) -> str:
+    def substitute(match: re.Match[str]) -> str:
+        name, default = match.group(1), match.group(2)
+        if name in env:
+            return env[name]
+        if default is not None:
+            return default
+        problems.append(f"{where}: environment variable {name} is not set (use ${{{name}:-default}})")
+        return ""
+
+    return _VAR.sub(substitute, value)
+
+
+def expand(data: Mapping[str, Any], env: Mapping[str, str]) -> tuple[dict[str, Any], list[str]]:
+    """Expand `${VAR}` in the section values; returns the result and the unset-variable problems."""
+    problems: list[str] = []
+    out: dict[str, Any] = {}
+    for section, values in data.items():
+        if not isinstance(values, dict):
+            out[section] = values
+            continue
+        out[section] = {}
+        for key, value in values.items():
+            if isinstance(value, str):
+                match = _VAR.fullmatch(value)
+                if match and match.group(2) is None and match.group(1) not in env and _optional(section, key):
+                    value = None
+                else:
+                    value = _expand(value, f"{section}.{key}", env, problems)
+            out[section][key] = value
+    return out, problems
+
+
+def config_from_mapping(data: Any, env: Mapping[str, str], source: str = "config") -> OrchestratorConfig:
+    """Validate an already parsed configuration document; problems are prefixed with `source`."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise InvalidInput(f"{source}: expected a mapping of sections, got {type(data).__name__}")
+    expanded, problems = expand(data, env)
+    try:
+        config = OrchestratorConfig.model_validate(expanded)
+    except ValidationError as exc:
+        problems += describe_errors(exc, "")
+        config = None
+    if problems or config is None:
+        lines = [f"{source}: {line}" for line in problems]
+        raise InvalidInput(f"{source}: invalid configuration", lines)
+    return config
+
+
+def load_config(path: Path | None, env: Mapping[str, str]) -> OrchestratorConfig:
+    """The configuration in `path` (defaults for every missing key), or the defaults when path is None."""
+    if path is None:
+        return OrchestratorConfig()
+    return config_from_mapping(load_yaml(path), env, str(path))
