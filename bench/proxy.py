@@ -29,7 +29,6 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "operator"), str(ROOT / "tests")]
 
 from _standin_anthropic import AnthropicStandIn  # noqa: E402
-
 from sprint_orchestrator.proxy import FORWARDER_SOURCE, MeteringProxy, TaskBudget  # noqa: E402
 
 BODY = json.dumps({"model": "claude-bench", "max_tokens": 64, "stream": True, "messages": []}).encode()

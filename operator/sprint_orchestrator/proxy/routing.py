@@ -114,7 +114,7 @@ def retry_delay(
                 return min(max(float(value) * scale, 0.0), cap)
             except ValueError:
                 continue  # an HTTP-date: fall back to backoff rather than parse clocks
-    delay = base * (2**attempt)
+    delay: float = base * (2**attempt)
     return min(delay + random.uniform(0, delay / 2), cap)
 
 

@@ -23,8 +23,9 @@ from aiohttp import web
 
 from ..usage import TokenUsage
 from . import routing, sockets
-from .ledger import Ledger, ResponseMeter, TaskBudget, TaskKey
+from .ledger import Ledger, ResponseMeter, TaskBudget
 from .replies import Refusal, Reply, error_reply, provider_of
+from .sockets import TaskKey
 
 log = logging.getLogger("sprint_orchestrator.proxy")
 
