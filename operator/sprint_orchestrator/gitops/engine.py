@@ -1,0 +1,189 @@
+"""`GitEngine`: the domain verbs the sprint lifecycle calls. Thread-safe; one instance per repository.
+
+Every verb validates its ids and paths, serializes shared git metadata through the repository lock,
+and returns a frozen result whose `changes` list the ref moves it made (also logged, one line each).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import pygit2
+
+from ..errors import InvalidInput
+from . import merges, recovery, tasks
+from .core import Core, Layout
+from .remote import Origin, clone_or_check, fetch_main, parse_origin
+from .results import (
+    CleanupResult,
+    CommitResult,
+    Credentials,
+    MainResult,
+    MergeResult,
+    RecoveryReport,
+    SprintRefs,
+    TaskWorkspace,
+)
+from .tasks import WorkspacePolicy
+from .trees import changed_paths, entry_at, export_paths, prepare_parent, remove_path, write_entry
+from .validate import check_branch_name, check_repo_path
+
+DEFAULT_COMMITTER = ("Sprint Orchestrator", "sprint-orchestrator@localhost")
+
+
+class GitEngine:
+    def __init__(self, core: Core, origin: Origin, policy: WorkspacePolicy) -> None:
+        self._core = core
+        self._origin = origin
+        self.policy = policy
+        self.last_recovery: RecoveryReport | None = None
+
+    @classmethod
+    def open(
+        cls,
+        url_or_path: str,
+        working_trees_path: str | Path,
+        main_branch: str = "main",
+        credentials: Credentials | None = None,
+        *,
+        policy: WorkspacePolicy | None = None,
+        committer: tuple[str, str] = DEFAULT_COMMITTER,
+    ) -> GitEngine:
+        """Clone (bare) or reuse the operator's clone, fetch main, and recover from a previous crash."""
+        check_branch_name(main_branch, "git.main_branch")
+        origin = parse_origin(url_or_path, credentials)
+        root = Path(working_trees_path).resolve()
+        root.mkdir(parents=True, exist_ok=True)
+        core = Core(Layout(root), main_branch, committer)
+        with core.lock.held():
+            clone_or_check(origin, core.layout.gitdir)
+            engine = cls(core, origin, policy or WorkspacePolicy())
+            engine.last_recovery = engine.recover()
+            fetch_main(core, origin)
+        return engine
+
+    @property
+    def gitdir(self) -> Path:
+        return self._core.layout.gitdir
+
+    @property
+    def main_branch(self) -> str:
+        return self._core.main_branch
+
+    def head(self, branch: str) -> str | None:
+        """The commit a branch points at, or None."""
+        return self._core.head(f"refs/heads/{check_branch_name(branch, 'branch')}")
+
+    def refresh_main(self) -> str:
+        """Fetch main from the remote; returns its head."""
+        with self._core.lock.held():
+            fetch_main(self._core, self._origin)
+        return self._core.require_head(f"refs/heads/{self.main_branch}", "the main branch")
+
+    def create_sprint(self, sprint_id: str) -> SprintRefs:
+        with self._core.lock.held():
+            fetch_main(self._core, self._origin)
+            return tasks.create_sprint(self._core, sprint_id)
+
+    def create_task(
+        self,
+        sprint_id: str,
+        task_id: str,
+        attempt: int,
+        files_to_modify: Sequence[str],
+        context_globs: Sequence[str] = (),
+    ) -> TaskWorkspace:
+        return tasks.create_task(
+            self._core, self.policy, sprint_id, task_id, attempt, files_to_modify, context_globs
+        )
+
+    def commit_task(
+        self,
+        ws: TaskWorkspace,
+        sprint_id: str,
+        task_id: str,
+        files_to_modify: Sequence[str],
+        author_name: str,
+        author_email: str,
+    ) -> CommitResult:
+        return tasks.commit_task(
+            self._core, ws, sprint_id, task_id, files_to_modify, author_name, author_email
+        )
+
+    def commit_file(self, branch: str, path: str, content: bytes, message: str) -> str:
+        return tasks.commit_file(self._core, branch, path, content, message)
+
+    def merge_task(self, sprint_id: str, task_id: str, expected_commit: str) -> MergeResult:
+        return merges.merge_task(self._core, sprint_id, task_id, expected_commit)
+
+    def merge_main_into_sprint(self, sprint_id: str) -> MergeResult:
+        return merges.merge_main_into_sprint(self._core, self._origin, sprint_id)
+
+    def merge_sprint_to_main(self, sprint_id: str, tested_commit: str, expected_main: str) -> MainResult:
+        return merges.merge_sprint_to_main(self._core, self._origin, sprint_id, tested_commit, expected_main)
+
+    def rebuild_without(self, base_commit: str, task_commits: Sequence[str], exclude: set[str]) -> str | None:
+        return merges.rebuild_without(self._core, base_commit, task_commits, exclude)
+
+    def salvage(self, sprint_id: str, task_id: str, attempt: int) -> list[str]:
+        """Save a task attempt's uncommitted work; returns the salvage refs written."""
+        return [c.ref for c in recovery.salvage(self._core, sprint_id, task_id, attempt)]
+
+    def cleanup_task(
+        self, sprint_id: str, task_id: str, attempt: int, delete_branch: bool = False
+    ) -> CleanupResult:
+        return recovery.cleanup_task(self._core, sprint_id, task_id, attempt, delete_branch)
+
+    def cleanup_sprint(self, sprint_id: str) -> CleanupResult:
+        return recovery.cleanup_sprint(self._core, sprint_id)
+
+    def recover(self) -> RecoveryReport:
+        return recovery.recover(self._core)
+
+    def export_tree(
+        self, commit: str, dest_dir: str | Path, overlay: Mapping[str, str] | None = None
+    ) -> None:
+        """Write a commit's files to a plain directory (no .git); `overlay` paths come from other commits.
+
+        An overlay path replaces whatever the first commit has there (a file or a whole directory) and
+        is removed when the overlay commit does not have it.
+        """
+        dest = Path(dest_dir)
+        if dest.exists() and any(dest.iterdir()):
+            raise InvalidInput(f"export directory {dest} must be empty or not exist")
+        dest.mkdir(parents=True, exist_ok=True)
+        repo = self._core.repo()
+        export_paths(repo, self._core.commit(commit, "commit").tree, dest, None)
+        for path, source in (overlay or {}).items():
+            check_repo_path(path, "overlay path")
+            entry = entry_at(self._core.commit(source, f"overlay commit for {path}").tree, path)
+            if entry is None:
+                _remove(dest, path)
+            else:
+                write_entry(repo, entry, dest, path)
+
+    def file_at(self, commit: str, path: str) -> bytes | None:
+        """A file's bytes at a commit; None when absent (or a directory)."""
+        check_repo_path(path, "path")
+        entry = entry_at(self._core.commit(commit, "commit").tree, path)
+        if entry is None or not isinstance(entry, pygit2.Blob):
+            return None
+        return bytes(entry.data)
+
+    def changed_paths(self, a: str, b: str) -> list[str]:
+        """Paths that differ between two commits (both sides of a rename)."""
+        return changed_paths(
+            self._core.repo(), self._core.commit(a, "commit").tree, self._core.commit(b, "commit").tree
+        )
+
+    def is_ancestor(self, ancestor: str, descendant: str) -> bool:
+        repo = self._core.repo()
+        a, d = self._core.commit(ancestor, "commit").id, self._core.commit(descendant, "commit").id
+        return a == d or bool(repo.descendant_of(d, a))
+
+
+def _remove(dest: Path, path: str) -> None:
+    target = prepare_parent(dest, path)
+    if target.exists() or target.is_symlink():
+        remove_path(target)
