@@ -50,6 +50,7 @@ class Faults:
     retry_after: str = "0"
     cut_stream: bool = False  # cut every stream after message_start
     delay_s: float = 0.0  # hold each response this long (to observe concurrency)
+    block_delay_s: float = 0.0  # pause before each content block of a stream
 
 
 @dataclass
@@ -57,7 +58,8 @@ class StandIn:
     """Common server plumbing: a real aiohttp server on 127.0.0.1 with an ephemeral port."""
 
     faults: Faults = field(default_factory=Faults)
-    served: list[Served] = field(default_factory=list)
+    served: list[Served] = field(default_factory=list)  # responses delivered whole (or cut by us)
+    started: list[Served] = field(default_factory=list)  # every response begun, with its final usage
     seen_keys: list[str] = field(default_factory=list)
     requests: list[dict[str, Any]] = field(default_factory=list)
     busy_answers: int = 0
@@ -136,6 +138,7 @@ class AnthropicStandIn(StandIn):
     ) -> web.StreamResponse:
         out = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
         await out.prepare(request)
+        self.started.append(usage)
         start = _message(usage, [], None)
         start["usage"]["output_tokens"] = 1  # the API's placeholder: must never be added to the final count
         await out.write(_sse("message_start", {"type": "message_start", "message": start}))
@@ -146,7 +149,9 @@ class AnthropicStandIn(StandIn):
             request.transport.close()
             return out
         for index, block in enumerate(content):
+            await asyncio.sleep(self.faults.block_delay_s)
             await out.write(b"".join(_block_events(index, block)))
+        await asyncio.sleep(self.faults.block_delay_s)
         delta = {"type": "message_delta", "delta": {"stop_reason": stop, "stop_sequence": None},
                  "usage": _wire_usage(usage)}  # fmt: skip
         await out.write(_sse("message_delta", delta) + _sse("message_stop", {"type": "message_stop"}))

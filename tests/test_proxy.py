@@ -12,12 +12,13 @@ import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import aiohttp
 import pytest
 
 from _proxy import PLACEHOLDER, REAL_KEY, anthropic_body, counts, expected_usage, post, sse_events
 from _standin_anthropic import AnthropicStandIn, Faults, OpenAIStandIn
 from sprint_orchestrator.errors import InvalidInput
-from sprint_orchestrator.proxy import FORWARDER_SOURCE, MeteringProxy, ProxyLimits, TaskBudget
+from sprint_orchestrator.proxy import FORWARDER_SOURCE, MeteringProxy, ProxyLimits, TaskBudget, TaskKey
 from sprint_orchestrator.usage.record import TokenUsage
 
 MESSAGES = "/anthropic/v1/messages?beta=true"
@@ -96,6 +97,25 @@ async def test_a_stream_cut_off_upstream_keeps_its_input_and_is_partial(
     assert usage.partial and usage.output_tokens is None
     assert usage.input_tokens == anthropic.served[0].input_tokens
     assert usage.cache_read_tokens == anthropic.served[0].cache_read_tokens
+
+
+async def test_an_agent_that_hangs_up_mid_stream_leaves_a_partial_record_of_the_input(
+    proxy: MeteringProxy, anthropic: AnthropicStandIn
+) -> None:
+    anthropic.faults = Faults(block_delay_s=0.3)
+    sock = await proxy.open_task_socket("s1", "t1", 0, TaskBudget())
+    connector = aiohttp.UnixConnector(path=str(sock))
+    async with aiohttp.ClientSession(connector=connector) as session:
+        response = await session.post(f"http://proxy{MESSAGES}", json=anthropic_body(stream=True))
+        assert b"message_start" in await response.content.readany()
+        response.close()  # the agent is killed while the model is still answering
+    for _ in range(100):
+        if proxy.ledger.requests(TaskKey("s1", "t1", 0)):
+            break
+        await asyncio.sleep(0.02)
+    usage = proxy.usage_for("s1", "t1", 0)
+    assert usage.partial and usage.input_tokens == anthropic.started[0].input_tokens
+    assert usage.cache_creation_tokens == anthropic.started[0].cache_creation_tokens
 
 
 async def test_openai_chat_usage_is_metered_from_json_and_from_the_include_usage_chunk(

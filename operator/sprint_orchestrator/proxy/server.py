@@ -207,17 +207,7 @@ class MeteringProxy:
         await out.prepare(request)
         meter = ResponseMeter(fmt) if fmt is not None else None
         try:
-            async for chunk in upstream.content.iter_any():
-                if meter is not None:
-                    meter.feed(chunk)
-                await out.write(chunk)
-            await out.write_eof()
-        except (TimeoutError, aiohttp.ClientError) as exc:
-            log.warning("%s upstream response cut off: %s", key, type(exc).__name__)
-            if request.transport is not None:
-                request.transport.close()  # the agent sees the cut too, not a clean end
-        except ConnectionError:
-            log.warning("%s agent disconnected during the response", key)
+            await _pump(request, key, upstream, out, meter)
         finally:
             if meter is not None:
                 await self._meter(key, meter.result())
@@ -233,6 +223,28 @@ class MeteringProxy:
                 await result
         except Exception:
             log.exception("on_usage callback failed for %s", key)
+
+
+async def _pump(
+    request: web.Request,
+    key: TaskKey,
+    upstream: aiohttp.ClientResponse,
+    out: web.StreamResponse,
+    meter: ResponseMeter | None,
+) -> None:
+    """Relay the body chunk by chunk, metering each chunk before the agent gets it."""
+    try:
+        async for chunk in upstream.content.iter_any():
+            if meter is not None:
+                meter.feed(chunk)
+            await out.write(chunk)
+        await out.write_eof()
+    except ConnectionResetError:  # first: aiohttp's reset error is also a ClientError
+        log.warning("%s agent disconnected during the response", key)
+    except (TimeoutError, aiohttp.ClientError) as exc:
+        log.warning("%s upstream response cut off: %s", key, type(exc).__name__)
+        if request.transport is not None:
+            request.transport.close()  # the agent sees the cut too, not a clean end
 
 
 def _send(reply: Reply) -> web.Response:
