@@ -1,0 +1,3 @@
+"""Small text statistics."""
+
+__version__ = "0.2.0"
