@@ -1,6 +1,7 @@
 """PURE planning: the task dependency graph and which tasks may start now.
 
-No I/O, no clock, no Kubernetes: data in, data out. The lifecycle tables live in `lifecycle.py`.
+No I/O, no clock, no Kubernetes: data in, data out. The lifecycle tables live in `lifecycle.py` and
+are re-exported here, so callers need one import: `plan.admit`, `plan.next_task_phase`, ...
 """
 
 from __future__ import annotations
@@ -8,6 +9,41 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
+
+from .lifecycle import (
+    COLUMN_OF_PHASE,
+    SETTLED,
+    SPRINT_TRANSITIONS,
+    TASK_TRANSITIONS,
+    all_settled,
+    column_counts,
+    integration_passed_event,
+    next_sprint_phase,
+    next_task_phase,
+    progress,
+    sprint_outcome,
+)
+
+__all__ = [
+    "COLUMN_OF_PHASE",
+    "SETTLED",
+    "SPRINT_TRANSITIONS",
+    "TASK_TRANSITIONS",
+    "TaskView",
+    "admit",
+    "all_settled",
+    "blocked",
+    "column_counts",
+    "dependents",
+    "find_cycle",
+    "integration_passed_event",
+    "next_sprint_phase",
+    "next_task_phase",
+    "progress",
+    "sprint_outcome",
+    "topological_order",
+    "unblocked",
+]
 
 
 class Node(Protocol):

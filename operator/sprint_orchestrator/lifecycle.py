@@ -1,0 +1,134 @@
+"""PURE: the Task and Sprint lifecycles, each written as one table (`TRANSITIONS[phase][event] -> phase`).
+
+Task (the board column of each phase in brackets):
+
+    Pending [ready] --start--> Ready [ready] --admit--> Running [in-progress]
+    Running --container_exited--> Gating [in-progress] --gates_passed--> Merging [in-progress]
+    Merging --merged--> Completed [completed]
+    Gating --gates_failed--> Review [review]      Merging --conflict--> Review (a human merges or retries)
+    Review --approve--> Merging                    Review/Failed --retry--> Ready
+    Running/Gating/Merging --retry--> Ready (timeout, out of memory, infrastructure: try again)
+    any waiting phase --block--> Blocked [ready] --unblock--> Ready (a dependency failed / was retried)
+    any unfinished phase --fail/cancel--> Failed [failed]
+
+Sprint:
+
+    Pending --initialize--> Initializing --initialized--> Running --all_tasks_settled--> Integrating
+    Integrating --integration_passed--> Completed | --integration_passed_partial--> Partial
+                | --rolled_back--> RolledBack | --failed--> Failed
+    Initializing --init_failed--> Failed; any unfinished phase --cancel--> Failed
+
+A move the table does not list raises `IllegalTransition` naming the phase and the event.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping
+
+from .errors import IllegalTransition
+
+_ENDS = {"fail": "Failed", "cancel": "Failed"}
+_WAITING = {"admit": "Running", "block": "Blocked", **_ENDS}
+_BUSY = {"retry": "Ready", **_ENDS}
+
+TASK_TRANSITIONS: Mapping[str, Mapping[str, str]] = {
+    "Pending": {"start": "Ready", **_WAITING},
+    "Ready": {**_WAITING},
+    "Running": {"start": "Running", "container_exited": "Gating", **_BUSY},
+    "Gating": {"gates_passed": "Merging", "gates_failed": "Review", **_BUSY},
+    "Merging": {"merged": "Completed", "conflict": "Review", **_BUSY},
+    "Review": {"approve": "Merging", "retry": "Ready", **_ENDS},
+    "Completed": {},
+    "Failed": {"retry": "Ready"},
+    "Blocked": {"unblock": "Ready", **_ENDS},
+}
+TASK_EVENTS = (
+    "admit", "start", "container_exited", "gates_passed", "gates_failed", "merged", "conflict",
+    "fail", "retry", "approve", "block", "unblock", "cancel",
+)  # fmt: skip
+
+SPRINT_TRANSITIONS: Mapping[str, Mapping[str, str]] = {
+    "Pending": {"initialize": "Initializing", "cancel": "Failed"},
+    "Initializing": {"initialized": "Running", "init_failed": "Failed", "cancel": "Failed"},
+    "Running": {"all_tasks_settled": "Integrating", "cancel": "Failed"},
+    "Integrating": {
+        "integration_passed": "Completed",
+        "integration_passed_partial": "Partial",
+        "rolled_back": "RolledBack",
+        "failed": "Failed",
+        "cancel": "Failed",
+    },
+    "Completed": {},
+    "Partial": {},
+    "Failed": {},
+    "RolledBack": {},
+}
+SPRINT_EVENTS = (
+    "initialize", "initialized", "init_failed", "all_tasks_settled", "integration_passed",
+    "integration_passed_partial", "rolled_back", "failed", "cancel",
+)  # fmt: skip
+
+COLUMN_OF_PHASE: Mapping[str, str] = {
+    "Pending": "ready",
+    "Ready": "ready",
+    "Blocked": "ready",
+    "Running": "in-progress",
+    "Gating": "in-progress",
+    "Merging": "in-progress",
+    "Review": "review",
+    "Completed": "completed",
+    "Failed": "failed",
+}
+COLUMNS = ("ready", "in-progress", "review", "completed", "failed")
+# A sprint integrates once no task can make progress without a human: these phases.
+SETTLED = frozenset({"Completed", "Failed", "Review", "Blocked"})
+TERMINAL_SPRINT_PHASES = frozenset(p for p, events in SPRINT_TRANSITIONS.items() if not events)
+
+
+def _next(table: Mapping[str, Mapping[str, str]], phase: str, event: str) -> str:
+    try:
+        return table[phase][event]
+    except KeyError:
+        raise IllegalTransition(phase, event) from None
+
+
+def next_task_phase(phase: str, event: str) -> str:
+    """The Task phase after `event`; IllegalTransition when the table has no such move."""
+    return _next(TASK_TRANSITIONS, phase, event)
+
+
+def next_sprint_phase(phase: str, event: str) -> str:
+    return _next(SPRINT_TRANSITIONS, phase, event)
+
+
+def column_counts(task_phases: Iterable[str]) -> dict[str, int]:
+    """Tasks per board column, every column present: {"ready": 2, "in-progress": 1, ...}."""
+    counts = Counter(COLUMN_OF_PHASE[phase] for phase in task_phases)
+    return {column: counts.get(column, 0) for column in COLUMNS}
+
+
+def progress(task_phases: Iterable[str]) -> str:
+    """The "done/total" printer column: "3/6"."""
+    phases = list(task_phases)
+    return f"{sum(1 for p in phases if p == 'Completed')}/{len(phases)}"
+
+
+def all_settled(task_phases: Iterable[str]) -> bool:
+    return all(phase in SETTLED for phase in task_phases)
+
+
+def sprint_outcome(task_phases: Iterable[str]) -> str:
+    """The sprint's phase if integration passes: Completed (every task), Partial (some), Failed (none)."""
+    phases = list(task_phases)
+    done = sum(1 for phase in phases if phase == "Completed")
+    if phases and done == len(phases):
+        return "Completed"
+    return "Partial" if done else "Failed"
+
+
+def integration_passed_event(task_phases: Iterable[str]) -> str:
+    """The Sprint event for a passing integration run: integration_passed(_partial), or failed."""
+    return {"Completed": "integration_passed", "Partial": "integration_passed_partial"}.get(
+        sprint_outcome(task_phases), "failed"
+    )
