@@ -102,7 +102,7 @@ async def run_agent(image: str, name: str, workspace: Path, socket: Path) -> tup
     return await podman(
         "run", f"--name={name}", "--network=none", "--cap-drop=ALL", "--security-opt=no-new-privileges",
         "--init", "--user=1000:1000", "--pids-limit=512", "--memory=2g",
-        f"--volume={workspace}:/workspace", f"--volume={socket.parent}:{CONTAINER_SOCKET_DIR}",
+        f"--volume={workspace}:/workspace", f"--volume={socket.parent}:{CONTAINER_SOCKET_DIR}:ro",
         "--workdir=/workspace", "--label=sprintorchestrator.dev/sprint=s1",
         "--label=sprintorchestrator.dev/task=t1", *env, image, *forwarder_command(CLAUDE),
         timeout=300,
