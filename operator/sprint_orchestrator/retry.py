@@ -1,0 +1,89 @@
+"""What to do after a failed attempt: the PRD's failure-handling policy as one pure function.
+
+    timed-out      -> retry with a longer wall-clock limit (x timeout_factor, capped)
+    oom-killed     -> retry with more memory (x memory_factor, capped)
+    error          -> retry unchanged (an infrastructure failure: start failed, runtime error, crash)
+    anything else  -> no retry (success, a failed quality gate goes to review, a conflict is isolated,
+                      a budget stop is final: test failures are never retried into a pass)
+
+Every retry waits base_backoff_s * 2**(attempt-1), capped at max_backoff_s, and no retry happens once
+`attempt` (1-based, the attempt that just ended; durable in the Task status) reaches max_attempts.
+When a limit is already at its cap, retrying would repeat the same failure, so it is not retried.
+
+Example: decide_retry("oom-killed", 1, 3, Limits(memory_bytes=512 MiB), 10)
+         -> RetryDecision(retry=True, new_limits=Limits(memory_bytes=1 GiB), delay_s=10, …)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from .runtime import Limits
+
+RETRYABLE = ("timed-out", "oom-killed", "error")
+DEFAULT_MEMORY_BYTES = 1 << 30  # "more memory" for a task that had no explicit limit
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    timeout_factor: float = 2.0
+    memory_factor: float = 2.0
+    max_timeout_s: float = 4 * 3600
+    max_memory_bytes: int = 8 << 30
+    max_backoff_s: float = 600.0
+
+
+@dataclass(frozen=True)
+class RetryDecision:
+    retry: bool
+    new_limits: Limits
+    new_timeout_s: float
+    delay_s: float
+    reason: str
+
+
+def decide_retry(
+    outcome_kind: str,
+    attempt: int,
+    max_attempts: int,
+    limits: Limits,
+    base_backoff_s: float,
+    timeout_s: float = 3600.0,
+    policy: RetryPolicy = RetryPolicy(),
+) -> RetryDecision:
+    """Whether and how to run attempt `attempt + 1` after an attempt that ended as `outcome_kind`."""
+    if outcome_kind not in RETRYABLE:
+        return _stop(limits, timeout_s, f"{outcome_kind}: not retried")
+    if attempt >= max_attempts:
+        return _stop(
+            limits, timeout_s, f"{outcome_kind}: no attempts left ({attempt} of {max_attempts} used)"
+        )
+    new_limits, new_timeout, change = _raise_limits(outcome_kind, limits, timeout_s, policy)
+    if change is None:
+        return _stop(
+            limits, timeout_s, f"{outcome_kind}: already at the cap, a retry would fail the same way"
+        )
+    delay = min(base_backoff_s * 2 ** (attempt - 1), policy.max_backoff_s)
+    return RetryDecision(
+        True, new_limits, new_timeout, delay, f"{outcome_kind}: attempt {attempt + 1} {change}"
+    )
+
+
+def _raise_limits(
+    kind: str, limits: Limits, timeout_s: float, policy: RetryPolicy
+) -> tuple[Limits, float, str | None]:
+    if kind == "timed-out":
+        longer = min(timeout_s * policy.timeout_factor, policy.max_timeout_s)
+        return limits, longer, (f"with timeout {longer:g}s" if longer > timeout_s else None)
+    if kind == "oom-killed":
+        current = limits.memory_bytes or 0
+        more = min(
+            int(current * policy.memory_factor) if current else DEFAULT_MEMORY_BYTES, policy.max_memory_bytes
+        )
+        change = f"with memory {more} bytes" if more > current else None
+        return replace(limits, memory_bytes=more), timeout_s, change
+    return limits, timeout_s, "unchanged"
+
+
+def _stop(limits: Limits, timeout_s: float, reason: str) -> RetryDecision:
+    return RetryDecision(False, limits, timeout_s, 0.0, reason)

@@ -1,0 +1,189 @@
+"""Container runtimes behind one small Protocol.
+
+A runtime turns a prepared task workspace into a finished, measured container run. Everything it
+returns is a frozen record: outcomes are data (an OOM kill or a timeout is a `RunOutcome`, not an
+exception); exceptions are for a runtime that is unusable (`RuntimeUnavailable`) or an image that
+cannot be built (`ImageBuildFailed`).
+
+`RUNTIMES` maps a runtime name to a factory taking the process `Settings`; the Podman adapter is
+imported only when it is used.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+from .. import LABEL_ATTEMPT, LABEL_SPRINT, LABEL_TASK
+from ..status import ContainerHealth
+
+if TYPE_CHECKING:
+    from ..settings import Settings
+
+Health = ContainerHealth
+LABEL_ROLE = "sprintorchestrator.dev/role"
+AGENT_USER = "1000:1000"  # the `agent` user of the base image
+_NAME_MAX = 63
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Resource limits of one container; None means the runtime's default (unlimited)."""
+
+    cpus: float | None = None
+    memory_bytes: int | None = None
+    pids: int | None = 512
+
+
+@dataclass(frozen=True)
+class Mount:
+    """A host directory bind-mounted into the container (read-only unless said otherwise)."""
+
+    source: Path
+    target: str
+    read_only: bool = True
+
+
+@dataclass(frozen=True)
+class TaskRunSpec:
+    """Everything needed to run one attempt of one task. `environment` must hold no secret:
+    secrets go in `secrets` (name -> value) and never reach `podman inspect`."""
+
+    sprint_id: str
+    task_id: str
+    attempt: int
+    image: str
+    command: Sequence[str]
+    workspace: Path
+    artifacts: Path
+    extra_mounts: Sequence[Mount] = ()
+    environment: Mapping[str, str] = field(default_factory=dict)
+    limits: Limits = Limits()
+    timeout_s: float = 3600.0
+    network: str = "none"
+    user: str | None = AGENT_USER
+    secrets: Mapping[str, str] = field(default_factory=dict, repr=False)
+
+
+@dataclass(frozen=True)
+class RunHandle:
+    """A started (or adopted) task container."""
+
+    name: str
+    container_id: str
+    sprint_id: str
+    task_id: str
+    attempt: int
+    log_path: Path
+    started_at: datetime | None
+    adopted: bool = False
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    exit_code: int | None
+    health: ContainerHealth
+    started_at: datetime | None
+    finished_at: datetime | None
+    log_path: Path
+    reason: str = ""
+
+    @property
+    def succeeded(self) -> bool:
+        return self.health == ContainerHealth.EXITED and self.exit_code == 0
+
+
+@dataclass(frozen=True)
+class ContainerInfo:
+    name: str
+    container_id: str
+    sprint_id: str
+    task_id: str
+    attempt: int
+    health: ContainerHealth
+    exit_code: int | None
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+@dataclass(frozen=True)
+class ImageResult:
+    tag: str
+    built: bool
+
+
+@dataclass(frozen=True)
+class OneshotResult:
+    exit_code: int | None
+    duration_s: float
+    log_tail: str
+    timed_out: bool = False
+
+
+class Runtime(Protocol):
+    """What the sprint lifecycle needs from a container runtime."""
+
+    def check(self) -> list[str]:
+        """Problems that keep the runtime from working, each a sentence saying how to fix it."""
+        ...
+
+    def ensure_sprint_image(
+        self,
+        base_image: str,
+        dependencies: Sequence[str],
+        environment: Mapping[str, str],
+        labels: Mapping[str, str],
+    ) -> ImageResult: ...
+
+    def start_task(self, spec: TaskRunSpec) -> RunHandle:
+        """Start the task's container, or adopt the one of the same sprint, task and attempt."""
+        ...
+
+    def wait(self, handle: RunHandle, timeout_s: float) -> RunOutcome:
+        """Wait for the container to end, stopping it once `timeout_s` after its start has passed."""
+        ...
+
+    def status(self, name: str) -> ContainerInfo | None: ...
+
+    def find_task_containers(self, sprint_id: str | None = None) -> list[ContainerInfo]: ...
+
+    def remove(self, handle_or_name: RunHandle | str) -> None: ...
+
+    def run_oneshot(
+        self,
+        image: str,
+        command: Sequence[str],
+        workdir_mount: Path,
+        timeout_s: float,
+        limits: Limits,
+    ) -> OneshotResult: ...
+
+    def close(self) -> None: ...
+
+
+def container_name(sprint_id: str, task_id: str, attempt: int) -> str:
+    """Deterministic container name: so-{sprint}-{task}-{attempt}, sanitized to [a-z0-9-], <= 63 chars.
+
+    ("textstats-1", "words", 2) -> "so-textstats-1-words-2". Ids are already validated as safe; the
+    sanitizing only keeps the name valid if that ever changes (collisions are resolved by labels).
+    """
+    body = re.sub(r"[^a-z0-9-]+", "-", f"{sprint_id}-{task_id}".lower()).strip("-")
+    suffix = f"-{attempt}"
+    return "so-" + body[: _NAME_MAX - 3 - len(suffix)].rstrip("-") + suffix
+
+
+def task_labels(sprint_id: str, task_id: str, attempt: int) -> dict[str, str]:
+    return {LABEL_SPRINT: sprint_id, LABEL_TASK: task_id, LABEL_ATTEMPT: str(attempt), LABEL_ROLE: "task"}
+
+
+def _podman(settings: Settings) -> Runtime:
+    from .podman import PodmanRuntime
+
+    return PodmanRuntime.connect(settings)
+
+
+RUNTIMES: dict[str, Callable[[Settings], Runtime]] = {"podman": _podman}

@@ -1,0 +1,62 @@
+"""Task teams: what runs inside a task container, and what it leaves behind.
+
+`TEAMS[team.type](task, team)` builds a `TeamLaunch`: the command, its non-secret environment, the
+read-only mounts, the secrets it needs and where its token usage is found. `write_task_files` puts
+TASK.md (and .sprint/task.json) into the workspace; `collect_results` reads RESULTS.md, the artifacts
+and the usage transcript after the run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..model import TaskFields, TeamConfig
+    from ..runtime import Mount
+
+
+@dataclass(frozen=True)
+class TeamLaunch:
+    """How to start a team. usage_source: "artifact" (/artifacts/usage.jsonl), "stdout" (the container's
+    output, in `usage_format`) or "artifact-or-stdout"."""
+
+    command: Sequence[str]
+    environment: Mapping[str, str]
+    mounts: Sequence[Mount]
+    usage_format: str
+    usage_source: str
+    secrets: Sequence[str] = field(default_factory=tuple)
+
+
+TeamAdapter = Callable[["TaskFields", "TeamConfig"], TeamLaunch]
+
+
+def _teams() -> dict[str, TeamAdapter]:
+    from . import adapters
+
+    return {
+        "demo": adapters.demo,
+        "command": adapters.command,
+        "claude-code": adapters.claude_code,
+        "codex": adapters.codex,
+        "gemini": adapters.gemini,
+    }
+
+
+TEAMS: dict[str, TeamAdapter] = _teams()
+
+from .results import TaskResults, collect_results  # noqa: E402
+from .taskmd import render_task_md, task_id_of, write_task_files  # noqa: E402
+
+__all__ = [
+    "TEAMS",
+    "TaskResults",
+    "TeamAdapter",
+    "TeamLaunch",
+    "collect_results",
+    "render_task_md",
+    "task_id_of",
+    "write_task_files",
+]

@@ -1,0 +1,82 @@
+"""TASK.md and .sprint/task.json: what a task team reads, rendered from the task spec.
+
+TASK.md is for agents (and people); .sprint/task.json carries the same facts for programs such as the
+demo team. Both go into the workspace root; the git engine leaves them out of the task's commit.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from ..model import TaskFields
+
+TASK_MD = "TASK.md"
+TASK_JSON = ".sprint/task.json"
+_DEPENDENCY_RESULT_MAX = 4000
+
+
+def task_id_of(task: TaskFields) -> str:
+    """The id of a TaskDefinition (`id`) or a TaskSpec (`task_id`)."""
+    value = getattr(task, "id", None) or getattr(task, "task_id", None)
+    if not isinstance(value, str) or not value:
+        raise TypeError(f"{type(task).__name__} has neither `id` nor `task_id`")
+    return value
+
+
+def render_task_md(task: TaskFields, dependency_results: Mapping[str, str]) -> str:
+    """TASK.md: title, description, requirements, success criteria, files, tests, dependency results."""
+    parts = [f"# Task {task_id_of(task)}: {task.title}\n", f"Priority: {task.priority}\n"]
+    if task.estimated_tokens is not None:
+        parts.append(f"Estimated tokens: {task.estimated_tokens}\n")
+    if task.description:
+        parts.append(f"\n## Description\n\n{task.description.strip()}\n")
+    parts += _section("Requirements", task.requirements)
+    parts += _section("Success criteria", task.success_criteria)
+    parts += _section("Files to modify", [f"`{path}`" for path in task.files_to_modify])
+    parts += _section("Test requirements", [f"`{command}`" for command in task.test_requirements])
+    if dependency_results:
+        parts.append("\n## Results of the tasks this one depends on\n")
+        for dep in sorted(dependency_results):
+            parts.append(f"\n### {dep}\n\n{_clip(dependency_results[dep]).strip()}\n")
+    parts.append(
+        "\n## How to report\n\nWork only inside this directory. When done, write RESULTS.md here: what you "
+        "changed, how you tested it, and anything left open. Do not commit: the orchestrator does.\n"
+    )
+    return "".join(parts)
+
+
+def task_document(task: TaskFields, dependency_results: Mapping[str, str]) -> dict[str, Any]:
+    return {
+        "id": task_id_of(task),
+        "title": task.title,
+        "description": task.description or "",
+        "requirements": list(task.requirements),
+        "success_criteria": list(task.success_criteria),
+        "files_to_modify": list(task.files_to_modify),
+        "test_requirements": list(task.test_requirements),
+        "estimated_tokens": task.estimated_tokens,
+        "dependencies": sorted(dependency_results),
+    }
+
+
+def write_task_files(workspace: Path, task: TaskFields, dependency_results: Mapping[str, str]) -> None:
+    """Write TASK.md and .sprint/task.json into the workspace root."""
+    (workspace / TASK_MD).write_text(render_task_md(task, dependency_results), encoding="utf-8")
+    doc = workspace / TASK_JSON
+    doc.parent.mkdir(exist_ok=True)
+    doc.write_text(json.dumps(task_document(task, dependency_results), indent=2) + "\n", encoding="utf-8")
+
+
+def _section(title: str, items: Sequence[str]) -> list[str]:
+    if not items:
+        return []
+    return [f"\n## {title}\n\n", *(f"- {item}\n" for item in items)]
+
+
+def _clip(text: str) -> str:
+    if len(text) <= _DEPENDENCY_RESULT_MAX:
+        return text
+    return text[:_DEPENDENCY_RESULT_MAX] + "\n\n(truncated)\n"
