@@ -16,6 +16,11 @@ from .model import CamelModel
 DateTime = Annotated[str, Field(json_schema_extra={"format": "date-time"})]
 Counts = dict[str, int]
 Ids = list[str]
+# Kubernetes conventions: conditions are a map keyed by type (one condition per type).
+Conditions = Annotated[
+    list["Condition"],
+    Field(json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]}),
+]
 PreserveUnknown = Annotated[
     dict[str, Any], WithJsonSchema({"type": "object", "x-kubernetes-preserve-unknown-fields": True})
 ]
@@ -109,7 +114,7 @@ class Report(StatusModel):
 class SprintStatus(StatusModel):
     observed_generation: int | None = None
     phase: SprintPhase | None = None
-    conditions: list[Condition] | None = None
+    conditions: Conditions | None = None
     columns: Columns | None = None
     total: int | None = None
     progress: str | None = Field(default=None, description='"done/total", e.g. "3/6".')
@@ -163,7 +168,7 @@ class GateResult(StatusModel):
 
 class TaskStatus(StatusModel):
     observed_generation: int | None = None
-    conditions: list[Condition] | None = None
+    conditions: Conditions | None = None
     column: Column | None = None
     phase: TaskPhase | None = None
     attempt: int | None = None
