@@ -227,7 +227,8 @@ def _first_task_line(result: dict[str, Any]) -> str:
 
 @dataclass
 class OpenAIStandIn(StandIn):
-    """POST /v1/chat/completions, JSON and streamed (usage only with stream_options.include_usage)."""
+    """POST /v1/chat/completions, JSON and streamed (usage only with stream_options.include_usage), and
+    POST /v1/responses streamed (Codex): one assistant message, usage in `response.completed`."""
 
     def busy(self, status: int) -> web.Response:
         body = {
@@ -241,6 +242,8 @@ class OpenAIStandIn(StandIn):
 
     async def answer(self, request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
         usage = self.next_usage(str(body.get("model", "gpt-test")))
+        if request.path.endswith("/responses"):
+            return await self._responses(request, usage)
         wire = {
             "prompt_tokens": usage.input_tokens + usage.cache_read_tokens,
             "completion_tokens": usage.output_tokens,
@@ -264,5 +267,37 @@ class OpenAIStandIn(StandIn):
             await out.write(f"data: {json.dumps({**chunk, 'choices': [], 'usage': wire})}\n\n".encode())
             self.served.append(usage)
         await out.write(b"data: [DONE]\n\n")
+        await out.write_eof()
+        return out
+
+    async def _responses(self, request: web.Request, usage: Served) -> web.StreamResponse:
+        message = {
+            "type": "message",
+            "id": "msg_standin",
+            "role": "assistant",
+            "status": "completed",
+            "content": [{"type": "output_text", "text": "Hello from the stand-in.", "annotations": []}],
+        }
+        wire = {
+            "input_tokens": usage.input_tokens + usage.cache_read_tokens,
+            "input_tokens_details": {"cached_tokens": usage.cache_read_tokens},
+            "output_tokens": usage.output_tokens,
+            "output_tokens_details": {"reasoning_tokens": usage.reasoning_tokens},
+            "total_tokens": usage.total_tokens,
+        }
+        response = {"id": "resp_standin", "object": "response", "model": usage.model, "output": []}
+        events = [
+            ("response.created", {"response": {**response, "status": "in_progress"}}),
+            ("response.output_item.added", {"output_index": 0, "item": {**message, "content": []}}),
+            ("response.output_text.delta", {"item_id": "msg_standin", "output_index": 0, "content_index": 0,
+                                            "delta": "Hello from the stand-in."}),
+            ("response.output_item.done", {"output_index": 0, "item": message}),
+            ("response.completed", {"response": {**response, "status": "completed", "output": [message],
+                                                 "usage": wire}}),
+        ]  # fmt: skip
+        out = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await out.prepare(request)
+        await out.write(b"".join(_sse(name, {"type": name, **data}) for name, data in events))
+        self.served.append(usage)
         await out.write_eof()
         return out

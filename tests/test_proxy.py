@@ -132,6 +132,17 @@ async def test_openai_chat_usage_is_metered_from_json_and_from_the_include_usage
     assert usage.reasoning_tokens == sum(s.reasoning_tokens or 0 for s in openai.served)
 
 
+async def test_a_streamed_responses_api_answer_is_metered_from_response_completed(
+    proxy: MeteringProxy, openai: OpenAIStandIn
+) -> None:
+    sock = await proxy.open_task_socket("s1", "t1", 0, TaskBudget())
+    status, body = await post(
+        sock, "/openai/v1/responses", {"model": "gpt-test", "stream": True, "input": []}
+    )
+    assert status == 200 and sse_events(body)[-1] == "response.completed"
+    assert counts(proxy.usage_for("s1", "t1", 0)) == counts(expected_usage(openai.served))
+
+
 async def test_a_chat_stream_without_usage_is_recorded_as_partial(
     proxy: MeteringProxy, openai: OpenAIStandIn
 ) -> None:

@@ -19,12 +19,13 @@ from pathlib import Path
 import pytest
 
 from _proxy import REAL_KEY, counts, expected_usage
-from _standin_anthropic import AnthropicStandIn
+from _standin_anthropic import AnthropicStandIn, OpenAIStandIn
 from sprint_orchestrator.proxy import (
     CONTAINER_SOCKET_DIR,
     MeteringProxy,
     TaskBudget,
     agent_environment,
+    codex_provider_args,
     forwarder_command,
 )
 from sprint_orchestrator.usage import parse
@@ -97,14 +98,16 @@ async def podman(*args: str, timeout: float = 60) -> tuple[int, str, str]:
     return process.returncode or 0, out.decode(errors="replace"), err.decode(errors="replace")
 
 
-async def run_agent(image: str, name: str, workspace: Path, socket: Path) -> tuple[int, str, str]:
+async def run_agent(
+    image: str, name: str, workspace: Path, socket: Path, agent: list[str] = CLAUDE
+) -> tuple[int, str, str]:
     env = [f"--env={k}={v}" for k, v in agent_environment().items()]
     return await podman(
         "run", f"--name={name}", "--network=none", "--cap-drop=ALL", "--security-opt=no-new-privileges",
         "--init", "--user=1000:1000", "--pids-limit=512", "--memory=2g",
         f"--volume={workspace}:/workspace", f"--volume={socket.parent}:{CONTAINER_SOCKET_DIR}:ro",
         "--workdir=/workspace", "--label=sprintorchestrator.dev/sprint=s1",
-        "--label=sprintorchestrator.dev/task=t1", *env, image, *forwarder_command(CLAUDE),
+        "--label=sprintorchestrator.dev/task=t1", *env, image, *forwarder_command(agent),
         timeout=300,
     )  # fmt: skip
 
@@ -159,3 +162,29 @@ async def test_a_spent_budget_stops_claude_code_cleanly_with_the_providers_error
     assert "token budget of task t1 is spent" in stdout + stderr
     assert not (workspace / "OUTPUT.md").exists()
     assert code != 0 or '"is_error":true' in stdout.replace(" ", "")
+
+
+async def test_codex_in_a_networkless_container_is_metered_exactly(
+    agent_image: str, workspace: Path, tmp_path: Path, container_name: str
+) -> None:
+    standin = OpenAIStandIn()
+    await standin.start()
+    codex = ["codex", "exec", "--json", "--skip-git-repo-check", *codex_provider_args(), "-m", "gpt-test",
+             "Say hello."]  # fmt: skip
+    try:
+        async with MeteringProxy(
+            {"openai": standin.url}, {"openai": REAL_KEY}, run_dir=tmp_path / "r"
+        ) as proxy:
+            socket = await proxy.open_task_socket("s1", "t1", 0, TaskBudget())
+            code, stdout, stderr = await run_agent(agent_image, container_name, workspace, socket, codex)
+            usage = proxy.usage_for("s1", "t1", 0)
+    finally:
+        await standin.stop()
+    assert code == 0, f"codex exited {code}: {stderr[-2000:]}\n{stdout[-2000:]}"
+    assert len(standin.served) >= 1 and not usage.partial
+    assert counts(usage) == counts(expected_usage(standin.served))
+    own = parse(stdout, "codex-json")  # Codex names no model: compare the totals
+    assert counts(own)["total_tokens"] == usage.total_tokens
+    assert (own.input_tokens, own.cache_read_tokens, own.output_tokens) == (
+        usage.input_tokens, usage.cache_read_tokens, usage.output_tokens)  # fmt: skip
+    assert all(key == f"Bearer {REAL_KEY}" for key in standin.seen_keys)

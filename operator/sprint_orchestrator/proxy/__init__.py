@@ -38,6 +38,7 @@ __all__ = [
     "TaskKey",
     "UsageCallback",
     "agent_environment",
+    "codex_provider_args",
     "forwarder_command",
 ]
 
@@ -63,3 +64,12 @@ def forwarder_command(agent_argv: list[str], port: int = CONTAINER_PORT) -> list
     """The container command: the forwarder listens, then becomes the agent (same PID, same exit code)."""
     socket = f"{CONTAINER_SOCKET_DIR}/{SOCKET_NAME}"
     return ["python3", FORWARDER_IN_IMAGE, "--port", str(port), "--socket", socket, "--", *agent_argv]
+
+
+def codex_provider_args(port: int = CONTAINER_PORT) -> list[str]:
+    """`codex` options that send it through the forwarder: Codex ignores OPENAI_BASE_URL."""
+    provider = (
+        f'{{name="sprint-proxy",base_url="http://127.0.0.1:{port}/openai/v1",'
+        'env_key="OPENAI_API_KEY",wire_api="responses"}'
+    )
+    return ["-c", f"model_providers.sprint-proxy={provider}", "-c", "model_provider=sprint-proxy"]
