@@ -19,6 +19,7 @@ from _proxy import PLACEHOLDER, REAL_KEY, anthropic_body, counts, expected_usage
 from _standin_anthropic import AnthropicStandIn, Faults, OpenAIStandIn
 from sprint_orchestrator.errors import InvalidInput
 from sprint_orchestrator.proxy import FORWARDER_SOURCE, MeteringProxy, ProxyLimits, TaskBudget, TaskKey
+from sprint_orchestrator.settings import Settings
 from sprint_orchestrator.usage.record import TokenUsage
 
 MESSAGES = "/anthropic/v1/messages?beta=true"
@@ -263,6 +264,17 @@ async def test_unknown_paths_and_closed_sockets_answer_in_the_providers_format(p
     await proxy.close_task_socket("s1", "t1", 0)
     assert not sock.exists() and not sock.parent.exists()
     assert proxy.usage_for("s1", "t1", 0).total_tokens == 0
+
+
+async def test_from_settings_takes_the_keys_and_run_dir_of_the_settings(
+    tmp_path: Path, anthropic: AnthropicStandIn
+) -> None:
+    settings = Settings(state_dir=tmp_path, api_keys={"anthropic": REAL_KEY})
+    async with MeteringProxy.from_settings(settings, upstreams={"anthropic": anthropic.url}) as px:
+        sock = await px.open_task_socket("s1", "t1", 0, TaskBudget())
+        assert sock.is_relative_to(settings.run_dir)
+        assert (await post(sock, MESSAGES, anthropic_body(stream=False)))[0] == 200
+    assert anthropic.seen_keys == [REAL_KEY]
 
 
 async def test_usage_of_an_attempt_never_opened_is_an_error_naming_it(proxy: MeteringProxy) -> None:

@@ -124,7 +124,14 @@ def test_ids_that_could_escape_the_run_dir_are_rejected(tmp_path: Path, sprint: 
         prepare(tmp_path, TaskKey(sprint, task, 0))
 
 
-def test_a_socket_path_beyond_the_unix_limit_names_the_setting_to_change(tmp_path: Path) -> None:
+def test_long_ids_get_a_short_digest_directory_still_one_per_attempt(tmp_path: Path) -> None:
+    first = prepare(tmp_path, TaskKey("s" * 63, "t" * 63, 0))
+    second = prepare(tmp_path, TaskKey("s" * 63, "t" * 63, 1))
+    assert first.parent.name.startswith("h-") and first != second
+    assert len(str(first).encode()) <= 107
+
+
+def test_a_run_dir_too_long_for_any_socket_names_the_setting_to_change(tmp_path: Path) -> None:
     with pytest.raises(InvalidInput, match="shorter state directory"):
         prepare(tmp_path / ("d" * 80), TaskKey("sprint", "task", 0))
 

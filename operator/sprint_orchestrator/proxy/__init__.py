@@ -15,14 +15,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from .ledger import TaskBudget
+from .routing import DEFAULT_UPSTREAMS
 from .server import MeteringProxy, ProxyLimits, UsageCallback
 from .sockets import CONTAINER_PORT, CONTAINER_SOCKET_DIR, SOCKET_NAME, TaskKey
 
 FORWARDER_SOURCE = Path(__file__).parent / "files" / "forwarder.py"
 FORWARDER_IN_IMAGE = "/usr/local/bin/sprint-llm-forwarder"  # installed by hack/agent-image.sh
 PLACEHOLDER_KEY = "sk-sprint-orchestrator-placeholder"  # the proxy replaces it; it grants nothing
-
-DEFAULT_UPSTREAMS = {"anthropic": "https://api.anthropic.com", "openai": "https://api.openai.com"}
 
 __all__ = [
     "CONTAINER_PORT",

@@ -18,6 +18,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 PROVIDERS = ("anthropic", "openai")
+DEFAULT_UPSTREAMS = {"anthropic": "https://api.anthropic.com", "openai": "https://api.openai.com"}
 
 # provider -> path (without query) -> (usage format for JSON bodies, usage format for SSE bodies)
 METERED_PATHS: dict[str, dict[str, tuple[str, str]]] = {

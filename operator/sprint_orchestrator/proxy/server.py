@@ -21,6 +21,7 @@ from pathlib import Path
 import aiohttp
 from aiohttp import web
 
+from ..settings import Settings
 from ..usage import TokenUsage
 from . import routing, sockets
 from .ledger import Ledger, ResponseMeter, TaskBudget
@@ -65,6 +66,23 @@ class MeteringProxy:
         self._by_socket: dict[str, TaskKey] = {}
         self._runner: web.AppRunner | None = None
         self._session: aiohttp.ClientSession | None = None
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: Settings,
+        upstreams: Mapping[str, str] | None = None,
+        limits: ProxyLimits | None = None,
+        on_usage: UsageCallback | None = None,
+    ) -> MeteringProxy:
+        """The proxy of a running operator: keys from `settings.api_keys`, sockets under its run dir."""
+        return cls(
+            upstreams or routing.DEFAULT_UPSTREAMS,
+            settings.api_keys,
+            limits,
+            run_dir=settings.run_dir,
+            on_usage=on_usage,
+        )
 
     def __repr__(self) -> str:  # never shows the keys
         return f"MeteringProxy(providers={sorted(self._upstreams)}, run_dir={str(self._run_dir)!r})"

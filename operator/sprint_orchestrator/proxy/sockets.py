@@ -2,12 +2,14 @@
 
 Layout: `{run_dir}/llm/{sprint}.{task}.{attempt}/llm.sock`. Each attempt has a directory of its own so
 the runtime can bind-mount exactly that directory (and nothing else) into the container at
-`CONTAINER_SOCKET_DIR`.
+`CONTAINER_SOCKET_DIR`. A Unix socket path holds at most 107 bytes, so when long ids would overflow it
+the directory is named by a digest of the key instead (`h-<20 hex>`), still one per attempt.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import re
 from pathlib import Path
 from typing import NamedTuple
@@ -31,7 +33,11 @@ class TaskKey(NamedTuple):
 
 
 def socket_path(run_dir: Path, key: TaskKey) -> Path:
-    return run_dir / "llm" / f"{key.sprint_id}.{key.task_id}.{key.attempt}" / SOCKET_NAME
+    readable = run_dir / "llm" / f"{key.sprint_id}.{key.task_id}.{key.attempt}" / SOCKET_NAME
+    if len(str(readable).encode()) <= _MAX_SOCKET_PATH:
+        return readable
+    digest = hashlib.sha256(f"{key.sprint_id}\0{key.task_id}\0{key.attempt}".encode()).hexdigest()[:20]
+    return run_dir / "llm" / f"h-{digest}" / SOCKET_NAME
 
 
 def prepare(run_dir: Path, key: TaskKey) -> Path:
