@@ -57,8 +57,8 @@ class _Responses:
         self._usages[key] = usage
 
     def result(self) -> TokenUsage:
-        if not self._models:
-            return UNKNOWN
+        if not self._usages:
+            return UNKNOWN  # no usage at all (chat stream without include_usage, or cut off)
         partial = any(key not in self._usages for key in self._models)
         return from_parts(((self._models[k], u) for k, u in self._usages.items()), partial=partial)
 
