@@ -1,7 +1,7 @@
 """Helpers for the git engine's tests: real repositories made with the git CLI, and a crash child.
 
 Run as a script, this module is the child process the kill tests SIGKILL at a random point:
-    python tests/_gitrepo.py create|merge ORIGIN ROOT
+    python tests/_gitrepo.py create|merge ORIGIN ROOT [COUNT]
 It prints `ok <sha>` after every ref move it made, so the parent knows which commits must survive.
 """
 
@@ -91,23 +91,24 @@ def worktree_list(gitdir: Path) -> str:
     return git(gitdir, "worktree", "list", "--porcelain")
 
 
-def _child(mode: str, origin: str, root: str) -> None:
+def _child(mode: str, origin: str, root: str, count: int) -> None:
+    """create: create+commit tasks in a loop. merge: create+commit `count` tasks, then merge them all."""
     from sprint_orchestrator.gitops import GitEngine
 
     engine = GitEngine.open(origin, root)
     engine.create_sprint("s1")
-    for i in range(1000):
+    done = []
+    for i in range(count):
         task = f"{mode}-{os.getpid()}-{i}"
         ws = engine.create_task("s1", task, 1, [f"out/{task}.txt"])
-        print(f"created {task}", flush=True)
-        (ws.workspace / "out").mkdir(exist_ok=True)
-        (ws.workspace / "out" / f"{task}.txt").write_text(f"{task}\n")
+        write_files(ws.workspace, {f"out/{task}.txt": f"{task}\n"})
         result = engine.commit_task(ws, "s1", task, [f"out/{task}.txt"], "Team", "team@example.com")
         print(f"ok {result.commit}", flush=True)
-        if mode == "merge":
-            merged = engine.merge_task("s1", task, str(result.commit))
-            print(f"ok {merged.merge_commit}", flush=True)
+        done.append((task, str(result.commit)))
+    print("merging", flush=True)
+    for task, commit in done if mode == "merge" else []:
+        print(f"ok {engine.merge_task('s1', task, commit).merge_commit}", flush=True)
 
 
 if __name__ == "__main__":
-    _child(sys.argv[1], sys.argv[2], sys.argv[3])
+    _child(sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]) if len(sys.argv) > 4 else 1000)

@@ -7,8 +7,8 @@ import os
 from pathlib import Path
 
 import pytest
-from _gitrepo import fsck, git, make_origin, push_to_origin, write_files
 
+from _gitrepo import fsck, git, make_origin, push_to_origin, write_files
 from sprint_orchestrator.errors import InvalidInput, MergeRefused
 from sprint_orchestrator.gitops import GitEngine, TaskWorkspace, WorkspacePolicy
 

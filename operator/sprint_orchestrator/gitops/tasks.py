@@ -232,8 +232,8 @@ def commit_task(
     commit = str(repo.create_commit(None, author, core.committer(), message, tree_id, [pygit2.Oid(hex=head)]))
     with core.lock.held():
         change = core.set_ref(ref, commit, head, "commit task workspace", sprint, task)
-    if ws.worktree is not None and ws.worktree.exists():
-        worktrees.resync(ws.worktree)
+        if ws.worktree is not None and ws.worktree.exists():
+            worktrees.resync(ws.worktree)  # under the lock: recover() must not see its index.lock as stale
     return CommitResult(commit, changed, [p for p in changed if p not in set(files)], False, (change,))
 
 
