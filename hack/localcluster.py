@@ -24,7 +24,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from cryptography import x509
@@ -175,6 +175,8 @@ def kubeconfig_text(server: str, pki: Path) -> str:
 @dataclass
 class LocalCluster:
     state_dir: Path = DEFAULT_STATE
+    # Popen objects of the processes this instance started, kept so they are reaped on down().
+    _children: list[subprocess.Popen[bytes]] = field(default_factory=list, repr=False, compare=False)
 
     @property
     def kubeconfig(self) -> Path:
@@ -237,6 +239,13 @@ class LocalCluster:
             pid = pids.get(name)
             if isinstance(pid, int):
                 _terminate(pid)
+        for child in self._children:
+            try:
+                child.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
+        self._children.clear()
         etcd_data = current.get("etcd_data")
         if isinstance(etcd_data, str):
             shutil.rmtree(etcd_data, ignore_errors=True)
@@ -272,6 +281,7 @@ class LocalCluster:
             start_new_session=True,
         )
         log.close()
+        self._children.append(proc)
         return proc.pid
 
     @staticmethod

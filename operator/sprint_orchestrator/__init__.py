@@ -11,3 +11,8 @@ LABEL_TASK = f"{GROUP}/task"
 LABEL_ATTEMPT = f"{GROUP}/attempt"
 
 __version__ = "0.1.0"
+
+# Human actions are requested as annotations whose value is a nonce (applied once each).
+ANNOTATION_RETRY = f"{GROUP}/retry"
+ANNOTATION_APPROVE = f"{GROUP}/approve"
+ANNOTATION_CANCEL = f"{GROUP}/cancel"

@@ -31,8 +31,9 @@ class Settings:
 
     @property
     def trees_dir(self) -> Path:
+        """The config file's git.working_trees_path when a config file is given, else under state_dir."""
         path = getattr(getattr(self.config, "git", None), "working_trees_path", None)
-        return Path(path) if path else self.state_dir / "trees"
+        return Path(path) if (path and self.config_path is not None) else self.state_dir / "trees"
 
     @property
     def artifacts_dir(self) -> Path:

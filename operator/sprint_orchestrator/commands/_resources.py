@@ -1,0 +1,46 @@
+"""Shared helpers for the commands that act on resources through the Kubernetes API."""
+
+from __future__ import annotations
+
+import argparse
+import uuid
+from typing import Any
+
+from ..errors import InvalidInput
+from ..kube import SPRINTS, TASKS, Kube
+from ..model import task_resource_name
+
+
+def add_target(parser: argparse.ArgumentParser, task: bool) -> None:
+    parser.add_argument("sprint", help="the Sprint's name")
+    if task:
+        parser.add_argument("task", help="the task id")
+    parser.add_argument("--namespace", "-n", default="default")
+    parser.add_argument("--kubeconfig", default=None)
+
+
+def connect(args: argparse.Namespace) -> Kube:
+    return Kube.from_kubeconfig(args.kubeconfig)
+
+
+def get_sprint(kube: Kube, args: argparse.Namespace) -> dict[str, Any]:
+    sprint = kube.get(SPRINTS, args.namespace, args.sprint)
+    if sprint is None:
+        raise InvalidInput(f"sprint {args.sprint!r} not found in namespace {args.namespace!r}")
+    return sprint
+
+
+def get_task(kube: Kube, args: argparse.Namespace) -> dict[str, Any]:
+    name = task_resource_name(args.sprint, args.task)
+    task = kube.get(TASKS, args.namespace, name)
+    if task is None:
+        raise InvalidInput(f"task {args.task!r} of sprint {args.sprint!r} not found in {args.namespace!r}")
+    return task
+
+
+def annotate(kube: Kube, plural: str, obj: dict[str, Any], key: str, reason: str, message: str) -> str:
+    nonce = uuid.uuid4().hex[:12]
+    meta = obj["metadata"]
+    kube.patch(plural, meta["namespace"], meta["name"], {"metadata": {"annotations": {key: nonce}}})
+    kube.event(obj, reason, message)
+    return nonce

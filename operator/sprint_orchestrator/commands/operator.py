@@ -1,0 +1,34 @@
+"""`sprintctl operator`: run the operator (kopf) against the current kubeconfig."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+
+HELP = "run the operator: watch Sprints and Tasks and run them"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--namespace", "-n", action="append", default=[],
+                        help="watch only this namespace (repeatable); default: all namespaces")
+    parser.add_argument("--log-format", choices=["plain", "full", "json"], default="json")
+    parser.add_argument("--verbose", action="store_true")
+    parser.add_argument("--liveness", default=None,
+                        help="serve kopf's liveness probe, e.g. http://0.0.0.0:8080/healthz")
+
+
+def run(args: argparse.Namespace) -> int:
+    import kopf
+
+    from .. import handlers  # noqa: F401  (registers the handlers)
+
+    kopf.configure(verbose=args.verbose, log_format=kopf.LogFormat[args.log_format.upper()])
+    asyncio.run(
+        kopf.operator(
+            standalone=True,
+            clusterwide=not args.namespace,
+            namespaces=args.namespace,
+            liveness_endpoint=args.liveness,
+        )
+    )
+    return 0

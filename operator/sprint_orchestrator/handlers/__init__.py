@@ -1,0 +1,10 @@
+"""kopf handlers: thin glue that reads resources, asks the pure core what to do, and acts.
+
+Importing this package registers every handler with kopf (`kopf run -m sprint_orchestrator.handlers`).
+"""
+
+from __future__ import annotations
+
+from . import setup, sprints, tasks
+
+__all__ = ["setup", "sprints", "tasks"]

@@ -1,0 +1,74 @@
+"""What the handlers share: settings and one instance of each adapter, built once at start-up."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..kube import Kube
+from ..settings import Settings
+
+log = logging.getLogger("sprint_orchestrator.operator")
+
+
+@dataclass
+class OperatorContext:
+    settings: Settings
+    kube: Kube
+    engines: dict[tuple[str, str], Any] = field(default_factory=dict)
+    runtime: Any = None
+    proxy: Any = None
+    sprint_loops: dict[str, asyncio.Task[None]] = field(default_factory=dict)
+    runners: dict[str, asyncio.Task[None]] = field(default_factory=dict)
+    wakeups: dict[str, asyncio.Event] = field(default_factory=dict)
+    _runtime_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    @classmethod
+    def create(cls, settings: Settings) -> OperatorContext:
+        kubeconfig = settings.env.get("KUBECONFIG")
+        return cls(settings=settings, kube=Kube.from_kubeconfig(kubeconfig or None))
+
+    async def start(self) -> None:
+        for path in (self.settings.state_dir, self.settings.artifacts_dir, self.settings.run_dir):
+            path.mkdir(parents=True, exist_ok=True)
+
+    async def stop(self) -> None:
+        for task in list(self.runners.values()):
+            task.cancel()
+        await asyncio.gather(*self.runners.values(), return_exceptions=True)
+        if self.runtime is not None:
+            await asyncio.to_thread(self.runtime.close)
+
+    # --- adapters, created on first use ---------------------------------------------------------
+
+    async def get_runtime(self) -> Any:
+        async with self._runtime_lock:
+            if self.runtime is None:
+                from ..runtime.podman import PodmanRuntime
+
+                self.runtime = await asyncio.to_thread(PodmanRuntime.connect, self.settings)
+            return self.runtime
+
+    async def get_engine(self, url: str, main_branch: str) -> Any:
+        key = (url, main_branch)
+        if key not in self.engines:
+            from ..gitops import GitEngine
+
+            self.engines[key] = await asyncio.to_thread(
+                GitEngine.open, url, self.settings.trees_dir, main_branch
+            )
+        return self.engines[key]
+
+    # --- wake-ups: a Task change wakes its Sprint's loop at once --------------------------------
+
+    def wakeup(self, key: str) -> asyncio.Event:
+        return self.wakeups.setdefault(key, asyncio.Event())
+
+    def wake(self, key: str) -> None:
+        self.wakeup(key).set()
+
+    def artifacts_for(self, namespace: str, sprint: str, task: str, attempt: int) -> Path:
+        return self.settings.artifacts_dir / namespace / sprint / task / str(attempt)

@@ -1,0 +1,76 @@
+"""The merge queue: one merge at a time per sprint, in the order tasks passed their gates."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from ..errors import MergeRefused
+from ..kube import now_iso
+from ..model import SprintSpec
+
+
+def queue(tasks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    waiting = [t for t in tasks if (t.get("status") or {}).get("phase") == "Merging"]
+    return sorted(waiting, key=lambda t: (t["status"].get("gatedAt") or "", t["metadata"]["name"]))
+
+
+def duration(task: dict[str, Any]) -> float | None:
+    import datetime as dt
+
+    start = (task.get("status") or {}).get("startTime")
+    if not start:
+        return None
+    began = dt.datetime.fromisoformat(start.replace("Z", "+00:00"))
+    return round((dt.datetime.now(dt.timezone.utc) - began).total_seconds(), 1)
+
+
+async def merge_next(rec: Any, body: dict[str, Any], spec: SprintSpec, tasks: list[dict[str, Any]]) -> bool:
+    """Merge the head of the queue into the sprint branch; returns whether anything was merged."""
+    waiting = queue(tasks)
+    if not waiting:
+        return False
+    task = waiting[0]
+    status = task["status"]
+    task_id = task["spec"]["taskId"]
+    sprint_id = spec.resolved_id(rec.name)
+    engine = await rec.engine(spec)
+    done = {"completionTime": now_iso(), "durationSeconds": duration(task)}
+    if status.get("noChanges"):
+        await rec.patch_task(task, {"phase": "Completed", "column": "completed", "reason": "NoChanges", **done})
+        rec.event(body, "TaskCompleted", f"task {task_id}: no changes to merge")
+    else:
+        try:
+            result = await asyncio.to_thread(engine.merge_task, sprint_id, task_id, status["commit"])
+        except MergeRefused as exc:
+            await rec.patch_task(task, {"phase": "Failed", "column": "failed", "reason": "BranchMoved",
+                                        "error": str(exc), "recoveryAction": "sprintctl retry", **done})
+            rec.event(body, "MergeRefused", f"task {task_id}: {exc}", warn=True)
+            return True
+        if result.merged:
+            await rec.patch_task(task, {"phase": "Completed", "column": "completed",
+                                        "mergeCommit": result.merge_commit, "reason": "Merged", **done})
+            rec.event(body, "TaskMerged", f"task {task_id} merged into sprint/{sprint_id} as "
+                                          f"{(result.merge_commit or '')[:12]}")
+            merged = list((body.get("status") or {}).get("merged") or [])
+            if task_id not in merged:
+                merged.append(task_id)
+                await rec.patch({"merged": merged})
+                body.setdefault("status", {})["merged"] = merged
+        else:
+            paths = list(result.conflicts)
+            await rec.patch_task(task, {"phase": "Failed", "column": "failed", "reason": "Conflict",
+                                        "conflicts": paths[:200],
+                                        "error": f"merge conflict in {', '.join(paths[:10])}: manual merge required",
+                                        "recoveryAction": "manual merge required", **done})
+            rec.event(body, "MergeConflict", f"task {task_id} conflicts in {', '.join(paths[:10])}; "
+                                             "isolated, the sprint goes on", warn=True)
+    await asyncio.to_thread(_cleanup, engine, sprint_id, task_id, int(status.get("attempt") or 1))
+    return True
+
+
+def _cleanup(engine: Any, sprint_id: str, task_id: str, attempt: int) -> None:
+    try:
+        engine.cleanup_task(sprint_id, task_id, attempt)
+    except Exception:  # cleanup is best effort; the work is safe on the task branch
+        pass

@@ -1,0 +1,363 @@
+"""One round of a Sprint's level-based loop: read, decide (plan.py), act, write status.
+
+Phases: Pending -> Initializing -> Running -> Integrating -> Completed | Partial | Failed | RolledBack.
+Each step is idempotent, so an operator killed at any moment resumes where the status says it was.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from typing import Any
+
+from .. import ANNOTATION_CANCEL, LABEL_SPRINT, LABEL_TASK, plan
+from ..errors import ImageBuildFailed, InvalidInput, OrchestratorError
+from ..kube import SPRINTS, TASKS, now_iso
+from ..model import SprintSpec, task_resource_name, validate_sprint_spec
+from . import actions, counts
+from .conditions import set_condition
+from .context import OperatorContext
+from .merging import merge_next
+
+TERMINAL = frozenset({"Completed", "Partial", "Failed", "RolledBack"})
+ACTIVE = frozenset({"Initializing", "Running", "Integrating"})
+
+
+
+class SprintReconciler:
+    def __init__(self, ctx: OperatorContext, namespace: str, name: str, logger: Any) -> None:
+        self.ctx, self.namespace, self.name, self.log = ctx, namespace, name, logger
+        self.key = f"{namespace}/{name}"
+
+    async def close(self) -> None:
+        for key in [k for k in self.ctx.runners if k.startswith(self.key + "/")]:
+            self.ctx.runners.pop(key).cancel()
+
+    # --- I/O helpers ---------------------------------------------------------------------------
+
+    async def _call(self, fn: Any, *args: Any) -> Any:
+        return await asyncio.to_thread(fn, *args)
+
+    async def patch(self, status: dict[str, Any]) -> None:
+        await self._call(self.ctx.kube.patch_status, SPRINTS, self.namespace, self.name, status)
+
+    async def patch_task(self, task: dict[str, Any], status: dict[str, Any]) -> None:
+        updated = await self._call(
+            self.ctx.kube.patch_status, TASKS, self.namespace, task["metadata"]["name"], status
+        )
+        if updated is not None:
+            task["status"] = updated.get("status", {})
+
+    def event(self, body: dict[str, Any], reason: str, message: str, warn: bool = False) -> None:
+        import kopf
+
+        (kopf.warn if warn else kopf.info)(body, reason=reason, message=message[:1000])
+
+    # --- the round -----------------------------------------------------------------------------
+
+    async def step(self) -> float | None:
+        body = await self._call(self.ctx.kube.get, SPRINTS, self.namespace, self.name)
+        if body is None or body["metadata"].get("deletionTimestamp"):
+            await self.close()
+            return None
+        status = body.get("status") or {}
+        phase = status.get("phase") or "Pending"
+        try:
+            spec = validate_sprint_spec(body.get("spec") or {})
+        except InvalidInput:
+            return 30.0  # check_spec has set Ready=False/InvalidSpec; wait for a spec change
+        tasks = await self._ensure_tasks(body, spec)
+        if phase in TERMINAL:
+            await self._write_counts(body, spec, tasks)
+            await actions.handle_task_actions(self, body, spec, tasks, terminal=True)
+            return 10.0
+        if self._cancel_requested(body):
+            await self._cancel(body, tasks)
+            return 1.0
+        step = {
+            "Pending": self._pending,
+            "Initializing": self._initializing,
+            "Running": self._running,
+            "Integrating": self._integrating,
+        }[phase]
+        delay: float = await step(body, spec, tasks)
+        return delay
+
+    # --- children ------------------------------------------------------------------------------
+
+    async def _ensure_tasks(self, body: dict[str, Any], spec: SprintSpec) -> list[dict[str, Any]]:
+        existing = await self._call(self.ctx.kube.tasks_of, self.namespace, self.name)
+        by_id = {t["spec"]["taskId"]: t for t in existing}
+        sprint_id = spec.resolved_id(self.name)
+        max_attempts = spec.policy.max_attempts
+        out: list[dict[str, Any]] = []
+        for definition in spec.tasks:
+            task = by_id.get(definition.id)
+            if task is None:
+                manifest = self._task_manifest(body, sprint_id, definition)
+                task, _ = await self._call(self.ctx.kube.create, TASKS, self.namespace, manifest)
+            if not (task.get("status") or {}).get("phase"):
+                await self.patch_task(
+                    task,
+                    {
+                        "phase": "Pending",
+                        "column": "ready",
+                        "attempt": 0,
+                        "maxAttempts": max_attempts,
+                        "containerHealth": "none",
+                        "tokens": {"estimated": definition.estimated_tokens or 0, "partial": False},
+                    },
+                )
+            out.append(task)
+        return out
+
+    def _task_manifest(self, body: dict[str, Any], sprint_id: str, definition: Any) -> dict[str, Any]:
+        meta = body["metadata"]
+        fields = definition.dump()
+        task_id = fields.pop("id")
+        return {
+            "apiVersion": body["apiVersion"],
+            "kind": "Task",
+            "metadata": {
+                "name": task_resource_name(self.name, task_id),
+                "namespace": self.namespace,
+                "labels": {LABEL_SPRINT: self.name, LABEL_TASK: task_id},
+                "ownerReferences": [
+                    {
+                        "apiVersion": body["apiVersion"],
+                        "kind": "Sprint",
+                        "name": meta["name"],
+                        "uid": meta["uid"],
+                        "controller": True,
+                        "blockOwnerDeletion": True,
+                    }
+                ],
+            },
+            "spec": {"sprintRef": self.name, "sprintId": sprint_id, "taskId": task_id, **fields},
+        }
+
+    async def _write_counts(self, body: dict[str, Any], spec: SprintSpec, tasks: list[dict[str, Any]]) -> None:
+        status = body.get("status") or {}
+        patch = counts.sprint_counts(spec, tasks, self._budget(spec), status)
+        if patch:
+            await self.patch(patch)
+
+    def _budget(self, spec: SprintSpec) -> int:
+        if spec.token_budget is not None:
+            return spec.token_budget
+        orchestrator = getattr(self.ctx.settings.config, "orchestrator", None)
+        return int(getattr(orchestrator, "default_token_budget", 1_000_000))
+
+    # --- Pending -------------------------------------------------------------------------------
+
+    async def _pending(self, body: dict[str, Any], spec: SprintSpec, tasks: list[dict[str, Any]]) -> float:
+        await self._write_counts(body, spec, tasks)
+        status = body.get("status") or {}
+        wait_reason = await self._wait_reason(spec)
+        if wait_reason:
+            if status.get("message") != wait_reason:
+                await self.patch({"phase": "Pending", "message": wait_reason})
+            return 2.0
+        await self.patch({"phase": "Initializing", "message": "creating the sprint branch and image"})
+        self.event(body, "Initializing", "sprint accepted; creating its branch, worktree and image")
+        return 0.0
+
+    async def _wait_reason(self, spec: SprintSpec) -> str | None:
+        if spec.suspend:
+            return "suspended: set spec.suspend=false (sprintctl start) to begin"
+        if spec.after:
+            before = await self._call(self.ctx.kube.get, SPRINTS, self.namespace, spec.after)
+            before_phase = ((before or {}).get("status") or {}).get("phase")
+            if before_phase not in ("Completed", "Partial"):
+                return f"waiting for sprint {spec.after!r} to complete (now {before_phase or 'absent'})"
+        limit = int(getattr(getattr(self.ctx.settings.config, "orchestrator", None), "max_concurrent_sprints", 1))
+        others = await self._call(self.ctx.kube.list, SPRINTS, None, "")
+        active = [
+            s for s in others
+            if (s.get("status") or {}).get("phase") in ACTIVE
+            and (s["metadata"]["namespace"], s["metadata"]["name"]) != (self.namespace, self.name)
+        ]
+        if len(active) >= limit:
+            names = ", ".join(f"{s['metadata']['namespace']}/{s['metadata']['name']}" for s in active)
+            return f"queued: {len(active)} sprint(s) running ({names}); max_concurrent_sprints is {limit}"
+        return None
+
+    # --- Initializing --------------------------------------------------------------------------
+
+    async def _initializing(self, body: dict[str, Any], spec: SprintSpec, tasks: list[dict[str, Any]]) -> float:
+        sprint_id = spec.resolved_id(self.name)
+        try:
+            engine = await self.engine(spec)
+            refs = await self._call(engine.create_sprint, sprint_id)
+            runtime = await self.ctx.get_runtime()
+            image = await self._call(self._build_image, runtime, spec, sprint_id)
+        except ImageBuildFailed as exc:
+            return await self._fail_init(body, "ImageBuildFailed", f"{exc}\n{exc.log_tail[-2000:]}")
+        except OrchestratorError as exc:
+            return await self._fail_init(body, "InitFailed", str(exc))
+        status = body.get("status") or {}
+        await self.patch(
+            {
+                "phase": "Running",
+                "branch": refs.branch,
+                "worktree": str(refs.worktree),
+                "baseCommit": refs.base_commit,
+                "image": image,
+                "startedAt": status.get("startedAt") or now_iso(),
+                "message": "running tasks",
+                "conditions": set_condition(
+                    status.get("conditions"), "Running", True, "Started", "tasks are being scheduled", now_iso()
+                ),
+            }
+        )
+        self.event(body, "Started", f"branch {refs.branch} at {refs.base_commit[:12]}, image {image}")
+        return 0.0
+
+    def _build_image(self, runtime: Any, spec: SprintSpec, sprint_id: str) -> str:
+        container = spec.container
+        base = (container.base_image if container else None) or self.default_base_image()
+        result = runtime.ensure_sprint_image(
+            base,
+            list(container.dependencies) if container else [],
+            dict(container.environment) if container else {},
+            {LABEL_SPRINT: sprint_id},
+        )
+        return str(result.tag)
+
+    def default_base_image(self) -> str:
+        if self.ctx.settings.config_path is not None:
+            containers = getattr(self.ctx.settings.config, "containers", None)
+            image = getattr(containers, "base_image", None)
+            if image:
+                return str(image)
+        return self.ctx.settings.base_image
+
+    async def _fail_init(self, body: dict[str, Any], reason: str, message: str) -> float:
+        status = body.get("status") or {}
+        await self.patch(
+            {
+                "phase": "Failed",
+                "message": message[:4000],
+                "completedAt": now_iso(),
+                "conditions": set_condition(
+                    status.get("conditions"), "Ready", False, reason, message[:4000], now_iso()
+                ),
+            }
+        )
+        self.event(body, reason, message, warn=True)
+        return 10.0
+
+    async def engine(self, spec: SprintSpec) -> Any:
+        repo = spec.repository
+        git_config = getattr(self.ctx.settings.config, "git", None)
+        url = repo.url if repo else getattr(git_config, "repository_url", None)
+        main = repo.main_branch if repo else getattr(git_config, "main_branch", "main") or "main"
+        if not url:
+            raise OrchestratorError(
+                "no repository: set spec.repository.url on the Sprint or git.repository_url in the config"
+            )
+        return await self.ctx.get_engine(str(url), str(main))
+
+    # --- Running -------------------------------------------------------------------------------
+
+    async def _running(self, body: dict[str, Any], spec: SprintSpec, tasks: list[dict[str, Any]]) -> float:
+        await actions.handle_task_actions(self, body, spec, tasks, terminal=False)
+        now = dt.datetime.now(dt.timezone.utc)
+        views = counts.task_views(spec, tasks, now)
+        for task_id, reason in plan.blocked(views).items():
+            task = _by_id(tasks, task_id)
+            if (task.get("status") or {}).get("phase") != "Blocked":
+                await self.patch_task(task, {"phase": "Blocked", "column": "ready", "reason": reason,
+                                             "blockedBy": [reason]})
+        for task_id in plan.unblocked(views):
+            await self.patch_task(_by_id(tasks, task_id), {"phase": "Pending", "reason": "", "blockedBy": []})
+        views = counts.task_views(spec, tasks, now)
+        slots = min(spec.max_parallel_tasks, self._operator_slots())
+        for task_id in plan.admit(views, slots):
+            await self._admit(body, spec, _by_id(tasks, task_id))
+        self._ensure_runners(body, spec, tasks)
+        merged_any = await merge_next(self, body, spec, tasks)
+        await self._write_counts(body, spec, tasks)
+        if counts.settled(tasks):
+            await self.patch({"phase": "Integrating", "message": "running the integration tests"})
+            self.event(body, "Integrating", "all tasks settled; running the integration tests")
+            return 0.0
+        return 0.0 if merged_any else 1.0
+
+    def _operator_slots(self) -> int:
+        orchestrator = getattr(self.ctx.settings.config, "orchestrator", None)
+        return int(getattr(orchestrator, "max_parallel_tasks_per_sprint", 5))
+
+    async def _admit(self, body: dict[str, Any], spec: SprintSpec, task: dict[str, Any]) -> None:
+        status = task.get("status") or {}
+        attempt = int(status.get("attempt") or 0) + 1
+        await self.patch_task(
+            task,
+            {
+                "phase": "Running",
+                "column": "in-progress",
+                "attempt": attempt,
+                "containerHealth": "starting",
+                "startTime": now_iso(),
+                "completionTime": None,
+                "error": "",
+                "reason": "",
+                "nextRetryAt": None,
+                "exitCode": None,
+            },
+        )
+        self.event(body, "TaskStarted", f"task {task['spec']['taskId']} attempt {attempt} admitted")
+        self._spawn(body, spec, task)
+
+    def _ensure_runners(self, body: dict[str, Any], spec: SprintSpec, tasks: list[dict[str, Any]]) -> None:
+        for task in tasks:
+            if (task.get("status") or {}).get("phase") in ("Running", "Gating"):
+                self._spawn(body, spec, task)
+
+    def _spawn(self, body: dict[str, Any], spec: SprintSpec, task: dict[str, Any]) -> None:
+        key = f"{self.key}/{task['spec']['taskId']}"
+        current = self.ctx.runners.get(key)
+        if current is not None and not current.done():
+            return
+        from .runner import TaskRunner  # imports the runtime adapters only when tasks run
+
+        runner = TaskRunner(self, body, spec, task)
+        self.ctx.runners[key] = asyncio.create_task(runner.run(), name=f"task {key}")
+
+    # --- Integrating ---------------------------------------------------------------------------
+
+    async def _integrating(self, body: dict[str, Any], spec: SprintSpec, tasks: list[dict[str, Any]]) -> float:
+        await self._write_counts(body, spec, tasks)
+        from .integrate import Integrator
+
+        return await Integrator(self, body, spec, tasks).run()
+
+    # --- cancel --------------------------------------------------------------------------------
+
+    def _cancel_requested(self, body: dict[str, Any]) -> bool:
+        annotations = body["metadata"].get("annotations") or {}
+        return bool(annotations.get(ANNOTATION_CANCEL))
+
+    async def _cancel(self, body: dict[str, Any], tasks: list[dict[str, Any]]) -> None:
+        await self.close()
+        runtime = self.ctx.runtime
+        for task in tasks:
+            phase = (task.get("status") or {}).get("phase")
+            if phase in ("Completed", "Failed"):
+                continue
+            if runtime is not None and (task.get("status") or {}).get("containerName"):
+                await self._call(runtime.remove, task["status"]["containerName"])
+            await self.patch_task(task, {"phase": "Failed", "column": "failed", "reason": "Cancelled",
+                                         "error": "the sprint was cancelled", "containerHealth": "removed"})
+        status = body.get("status") or {}
+        await self.patch({"phase": "Failed", "message": "cancelled by a user", "completedAt": now_iso(),
+                          "conditions": set_condition(status.get("conditions"), "Completed", False,
+                                                      "Cancelled", "cancelled by a user", now_iso())})
+        self.event(body, "Cancelled", "the sprint was cancelled; main was not changed", warn=True)
+
+
+def _by_id(tasks: list[dict[str, Any]], task_id: str) -> dict[str, Any]:
+    for task in tasks:
+        if task["spec"]["taskId"] == task_id:
+            return task
+    raise KeyError(task_id)

@@ -1,0 +1,103 @@
+"""Sprint handlers: validation on every spec change, and one level-based loop per Sprint.
+
+The loop (a kopf daemon) re-reads the Sprint and its Tasks from the API server each round, asks the
+pure core what to do (plan.py), acts, and sleeps until a Task changes or a second passes. Being
+level-based, it needs no memory across operator restarts: everything it needs is in `.status`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import kopf
+
+from .. import GROUP, VERSION
+from ..errors import InvalidInput
+from ..kube import SPRINTS, now_iso
+from ..model import validate_sprint_spec
+from .conditions import set_condition
+from .context import OperatorContext
+from .reconcile import SprintReconciler
+
+IDLE_SECONDS = 1.0
+
+
+def _ctx(memo: kopf.Memo) -> OperatorContext:
+    ctx = memo.get("context")
+    assert isinstance(ctx, OperatorContext), "the operator's start-up handler did not run"
+    return ctx
+
+
+@kopf.on.create(GROUP, VERSION, SPRINTS, field="spec")
+@kopf.on.update(GROUP, VERSION, SPRINTS, field="spec")
+@kopf.on.resume(GROUP, VERSION, SPRINTS, field="spec")
+async def check_spec(
+    spec: kopf.Spec, status: kopf.Status, name: str, namespace: str, meta: kopf.Meta,
+    memo: kopf.Memo, **_: Any,
+) -> None:
+    """Validate the spec; a bad one gets Ready=False/InvalidSpec once, with no retry storm."""
+    ctx = _ctx(memo)
+    generation = int(meta.get("generation") or 0)
+    try:
+        validate_sprint_spec(dict(spec))
+        ready, reason, message = True, "Accepted", "the sprint spec is valid"
+    except InvalidInput as exc:
+        ready, reason, message = False, "InvalidSpec", "; ".join(exc.problems)[:4000]
+    conditions = set_condition(
+        status.get("conditions"), "Ready", ready, reason, message, now_iso(), generation
+    )
+    patch: dict[str, Any] = {"conditions": conditions, "observedGeneration": generation}
+    if not ready:
+        patch["message"] = message
+        if not status.get("phase"):
+            patch["phase"] = "Pending"
+        kopf.warn(dict(_body_ref(name, namespace)), reason="InvalidSpec", message=message[:1000])
+    await asyncio.to_thread(ctx.kube.patch_status, SPRINTS, namespace, name, patch)
+    ctx.wake(f"{namespace}/{name}")
+
+
+def _body_ref(name: str, namespace: str) -> dict[str, Any]:
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "Sprint",
+        "metadata": {"name": name, "namespace": namespace},
+    }
+
+
+@kopf.daemon(GROUP, VERSION, SPRINTS, cancellation_timeout=30.0, initial_delay=0.1)
+async def sprint_loop(
+    name: str, namespace: str, memo: kopf.Memo, stopped: kopf.DaemonStopped, logger: Any, **_: Any
+) -> None:
+    ctx = _ctx(memo)
+    key = f"{namespace}/{name}"
+    wakeup = ctx.wakeup(key)
+    reconciler = SprintReconciler(ctx, namespace, name, logger)
+    try:
+        while not stopped:
+            wakeup.clear()
+            try:
+                delay = await reconciler.step()
+            except Exception:  # a bug or an unreachable API server: log, back off, keep the loop
+                logger.exception("sprint reconcile failed")
+                delay = 5.0
+            if delay is None:
+                return
+            await _sleep(wakeup, stopped, delay)
+    finally:
+        await reconciler.close()
+
+
+async def _sleep(wakeup: asyncio.Event, stopped: kopf.DaemonStopped, delay: float) -> None:
+    waiters = [asyncio.ensure_future(wakeup.wait()), asyncio.ensure_future(stopped.wait())]
+    try:
+        await asyncio.wait(waiters, timeout=delay, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
+
+
+@kopf.on.delete(GROUP, VERSION, SPRINTS, optional=True)
+async def sprint_deleted(name: str, namespace: str, memo: kopf.Memo, **_: Any) -> None:
+    ctx = _ctx(memo)
+    ctx.wake(f"{namespace}/{name}")

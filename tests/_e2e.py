@@ -1,0 +1,121 @@
+"""Helpers for end-to-end tests: run the operator (in-process with KopfRunner, or as a real
+subprocess that can be killed), apply manifests with the real kubectl, wait on API state."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from conftest import REPO, kubectl
+from localcluster import LocalCluster
+
+SPRINTCTL = str(Path(sys.executable).parent / "sprintctl")
+
+
+def wait_for(check: Callable[[], Any], timeout: float = 60.0, what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(0.25)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}; last value: {last!r}")
+
+
+def get_json(local: LocalCluster, *args: str) -> Any:
+    return json.loads(kubectl(local, "get", *args, "-o", "json"))
+
+
+def apply(local: LocalCluster, namespace: str, manifest: dict[str, Any] | str) -> str:
+    text = manifest if isinstance(manifest, str) else yaml.safe_dump(manifest)
+    return kubectl(local, "apply", "-n", namespace, "-f", "-", input=text)
+
+
+def tasks_of(local: LocalCluster, namespace: str, sprint: str) -> list[dict[str, Any]]:
+    out = get_json(local, "stask", "-n", namespace, "-l", f"sprintorchestrator.dev/sprint={sprint}")
+    return list(out["items"])
+
+
+def sprint_status(local: LocalCluster, namespace: str, name: str) -> dict[str, Any]:
+    return dict(get_json(local, "sprint", name, "-n", namespace).get("status") or {})
+
+
+def operator_env(local: LocalCluster, state_dir: Path, **extra: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        KUBECONFIG=str(local.kubeconfig),
+        SPRINT_ORCHESTRATOR_STATE_DIR=str(state_dir),
+        CONTAINERS_CONF=str(REPO / "hack" / "containers.conf"),
+        **extra,
+    )
+    return env
+
+
+@contextmanager
+def operator_process(
+    local: LocalCluster, namespace: str, state_dir: Path, log: Path, **extra: str
+) -> Iterator[subprocess.Popen[bytes]]:
+    """`sprintctl operator --namespace NS` as a real process (so tests can SIGKILL it)."""
+    proc = start_operator(local, namespace, state_dir, log, **extra)
+    try:
+        yield proc
+    finally:
+        stop_operator(proc)
+
+
+def start_operator(
+    local: LocalCluster, namespace: str, state_dir: Path, log: Path, **extra: str
+) -> subprocess.Popen[bytes]:
+    with open(log, "ab") as out:
+        return subprocess.Popen(
+            [SPRINTCTL, "operator", "--namespace", namespace, "--log-format", "json"],
+            env=operator_env(local, state_dir, **extra),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
+def stop_operator(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, sig)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+
+
+def suspended_sprint(name: str, tasks: int = 3, **spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "sprintorchestrator.dev/v1alpha1",
+        "kind": "Sprint",
+        "metadata": {"name": name},
+        "spec": {
+            "displayName": f"Sprint {name}",
+            "suspend": True,
+            "maxParallelTasks": 2,
+            "tasks": [
+                {
+                    "id": f"t{i}",
+                    "title": f"Task {i}",
+                    "priority": "high" if i == 0 else "medium",
+                    "estimatedTokens": 1000 * (i + 1),
+                    "dependencies": [f"t{i - 1}"] if i else [],
+                }
+                for i in range(tasks)
+            ],
+            **spec,
+        },
+    }
