@@ -19,15 +19,22 @@ STREAMS = ("stdout", "stderr")
 
 
 def decode(lines: Iterable[str], streams: tuple[str, ...] = STREAMS) -> str:
-    """The text the container wrote on `streams`, in order, partial lines joined."""
+    """The text the container wrote on `streams`: whole lines in the order they were completed, each
+    stream's partial records joined (stdout and stderr records may interleave)."""
     out: list[str] = []
+    pending: dict[str, list[str]] = {name: [] for name in STREAMS}
     for line in lines:
         parts = line.rstrip("\n").split(" ", 3)
         if len(parts) < 3 or parts[1] not in STREAMS:
             continue  # a line cut by truncation
-        if parts[1] in streams:
-            text = parts[3] if len(parts) == 4 else ""
-            out.append(text if parts[2] == "P" else text + "\n")
+        text = parts[3] if len(parts) == 4 else ""
+        pending[parts[1]].append(text)
+        if parts[2] != "P":
+            whole = "".join(pending[parts[1]]) + "\n"
+            pending[parts[1]].clear()
+            if parts[1] in streams:
+                out.append(whole)
+    out += ["".join(pending[name]) for name in streams if pending[name]]
     return "".join(out)
 
 

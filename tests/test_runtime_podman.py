@@ -1,0 +1,347 @@
+"""The Podman runtime: pure naming/image/exit/log decisions, then real containers (marker `podman`)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from _podman import build_base_image, remove_sprint, runtime_for, settings_for, task_spec
+
+from sprint_orchestrator import LABEL_ATTEMPT, LABEL_SPRINT, LABEL_TASK
+from sprint_orchestrator.errors import ImageBuildFailed, InvalidInput, RuntimeUnavailable
+from sprint_orchestrator.model import TaskDefinition, TeamConfig
+from sprint_orchestrator.runtime import Health, Limits, Mount, container_name, task_labels
+from sprint_orchestrator.runtime import exits, images, logs
+from sprint_orchestrator.runtime.podman import PodmanRuntime
+from sprint_orchestrator.teams import TEAMS, collect_results, write_task_files
+from sprint_orchestrator.usage import parse
+
+REPO = Path(__file__).resolve().parent.parent
+
+# -- pure parts --------------------------------------------------------------------------------------
+
+
+def test_container_names_are_deterministic_and_valid() -> None:
+    assert container_name("textstats-1", "words", 2) == "so-textstats-1-words-2"
+    long = container_name("s" * 60, "T_" * 30, 12)
+    assert len(long) <= 63 and long.endswith("-12") and long == long.lower()
+
+
+def test_task_labels_carry_sprint_task_and_attempt() -> None:
+    labels = task_labels("s", "t", 3)
+    assert (labels[LABEL_SPRINT], labels[LABEL_TASK], labels[LABEL_ATTEMPT]) == ("s", "t", "3")
+
+
+def test_the_sprint_image_tag_depends_only_on_its_configuration() -> None:
+    tag = images.sprint_image_tag("sha256:a", ["pip:requests==2.32.3", "jq"], {"A": "1"})
+    assert tag == images.sprint_image_tag("sha256:a", ["apt:jq", "pip:requests==2.32.3"], {"A": "1"})
+    assert tag != images.sprint_image_tag("sha256:b", ["jq", "pip:requests==2.32.3"], {"A": "1"})
+    assert tag != images.sprint_image_tag("sha256:a", ["jq"], {"A": "1"})
+    assert tag != images.sprint_image_tag("sha256:a", ["jq", "pip:requests==2.32.3"], {"A": "2"})
+    assert tag.startswith("localhost/sprint-orchestrator/sprint:")
+
+
+def test_a_containerfile_cannot_be_injected_through_dependencies_or_environment() -> None:
+    with pytest.raises(InvalidInput, match=r"container.dependencies\[0\]"):
+        images.split_dependencies(["jq && curl evil"])
+    with pytest.raises(InvalidInput, match="control characters"):
+        images.render_containerfile("base", [], {"A": "x\nRUN rm -rf /"}, {})
+    text = images.render_containerfile("base", ["jq", "pip:six"], {"A": 'say "$HOME"'}, {"k": "v"})
+    assert 'ENV A="say \\"\\$HOME\\""' in text
+    assert "apt-get install -y --no-install-recommends jq python3-pip" in text
+    assert "pip install --no-cache-dir --break-system-packages six" in text
+
+
+@pytest.mark.parametrize(
+    ("facts", "health"),
+    [
+        (exits.ExitFacts(0, False, False, True, False), Health.EXITED),
+        (exits.ExitFacts(3, False, False, True, False), Health.EXITED),
+        (exits.ExitFacts(137, False, True, True, None), Health.TIMED_OUT),
+        (exits.ExitFacts(137, False, False, True, True), Health.OOM_KILLED),
+        (exits.ExitFacts(137, False, False, True, False), Health.EXITED),  # a kill -9 that was not OOM
+        (exits.ExitFacts(137, False, False, True, None), Health.OOM_KILLED),  # inferred
+        (exits.ExitFacts(137, False, False, False, None), Health.EXITED),  # no memory limit: no OOM
+        (exits.ExitFacts(1, True, False, True, False), Health.OOM_KILLED),  # the runtime said so
+    ],
+)
+def test_exits_are_classified(facts: exits.ExitFacts, health: Health) -> None:
+    assert exits.classify(facts)[0] == health
+
+
+def test_kernel_log_lines_name_the_container_that_was_oom_killed(tmp_path: Path) -> None:
+    kmsg = tmp_path / "kmsg"
+    kmsg.write_text("6,1,2,-;oom-kill:constraint=CONSTRAINT_MEMCG,oom_memcg=/libpod_parent/libpod-abc123,x\n")
+    assert exits.kernel_reports_oom("abc123", str(kmsg)) is True
+    assert exits.kernel_reports_oom("def456", str(kmsg)) is False
+    assert exits.kernel_reports_oom("abc123", str(tmp_path / "missing")) is None
+
+
+def test_k8s_file_logs_are_decoded_with_partial_lines_joined() -> None:
+    raw = [
+        "2026-01-01T00:00:00.1+00:00 stdout P par\n",
+        "2026-01-01T00:00:00.2+00:00 stderr F oops\n",
+        "2026-01-01T00:00:00.3+00:00 stdout F tial\n",
+        "cut-off garbage\n",
+        "2026-01-01T00:00:00.4+00:00 stdout F \n",
+    ]
+    assert logs.decode(raw) == "oops\npartial\n\n"
+    assert logs.decode(raw, ("stdout",)) == "partial\n\n"
+    assert logs.tail("a\n" * 10, 5).startswith("a")
+
+
+# -- real Podman -------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def runtime(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PodmanRuntime]:
+    build_base_image()
+    yield from runtime_for(tmp_path_factory.mktemp("podman-state"))
+
+
+@pytest.fixture
+def sprint(runtime: PodmanRuntime) -> Iterator[str]:
+    sprint_id = f"t{uuid.uuid4().hex[:10]}"
+    yield sprint_id
+    remove_sprint(runtime, sprint_id)
+
+
+def sh(script: str) -> list[str]:
+    return ["sh", "-c", script]
+
+
+@pytest.mark.podman
+def test_a_task_edits_files_and_writes_results(runtime: PodmanRuntime, sprint: str, tmp_path: Path) -> None:
+    spec = task_spec(tmp_path, sprint, "edit", sh("echo new > /workspace/new.txt; echo done > RESULTS.md"))
+    (spec.workspace / "old.txt").write_text("old\n")
+    outcome = runtime.wait(runtime.start_task(spec), spec.timeout_s)
+    assert (outcome.health, outcome.exit_code) == (Health.EXITED, 0)
+    assert (spec.workspace / "new.txt").read_text() == "new\n"
+    assert collect_results(spec.workspace, spec.artifacts).summary == "done\n"
+
+
+@pytest.mark.podman
+def test_workspace_files_belong_to_the_operator_after_the_run(
+    runtime: PodmanRuntime, sprint: str, tmp_path: Path
+) -> None:
+    spec = task_spec(tmp_path, sprint, "own", sh("id -u > uid.txt; mkdir -p d/e; echo x > d/e/f"))
+    runtime.wait(runtime.start_task(spec), spec.timeout_s)
+    assert (spec.workspace / "uid.txt").read_text().strip() == (
+        "1000" if os.geteuid() == 0 else str(os.getuid())
+    )
+    owners = {(p.stat().st_uid, p.stat().st_gid) for p in [spec.workspace, *spec.workspace.rglob("*")]}
+    assert owners == {(os.getuid(), os.getgid())}
+
+
+@pytest.mark.podman
+def test_a_task_past_its_timeout_is_stopped(runtime: PodmanRuntime, sprint: str, tmp_path: Path) -> None:
+    spec = task_spec(tmp_path, sprint, "slow", ["sleep", "60"], timeout_s=2)
+    outcome = runtime.wait(runtime.start_task(spec), spec.timeout_s)
+    assert outcome.health == Health.TIMED_OUT
+    assert outcome.started_at and outcome.finished_at
+    assert 2 <= (outcome.finished_at - outcome.started_at).total_seconds() < 30
+
+
+@pytest.mark.podman
+def test_a_task_past_its_memory_limit_is_detected_as_oom_killed(
+    runtime: PodmanRuntime, sprint: str, tmp_path: Path
+) -> None:
+    hog = "a = []\nwhile True: a.append(bytearray(1 << 20))"
+    spec = task_spec(tmp_path, sprint, "hog", ["python3", "-c", hog], limits=Limits(memory_bytes=64 << 20))
+    outcome = runtime.wait(runtime.start_task(spec), spec.timeout_s)
+    assert (outcome.health, outcome.exit_code) == (Health.OOM_KILLED, 137)
+
+
+@pytest.mark.podman
+def test_a_task_killed_by_itself_is_not_called_oom(
+    runtime: PodmanRuntime, sprint: str, tmp_path: Path
+) -> None:
+    spec = task_spec(tmp_path, sprint, "kill9", sh("kill -9 $$"))
+    outcome = runtime.wait(runtime.start_task(spec), spec.timeout_s)
+    assert (outcome.health, outcome.exit_code) == (Health.EXITED, 137)
+
+
+@pytest.mark.podman
+def test_a_task_has_no_network(runtime: PodmanRuntime, sprint: str, tmp_path: Path) -> None:
+    probe = (
+        "import os, socket\n"
+        "print(sorted(os.listdir('/sys/class/net')))\n"
+        "try:\n    socket.create_connection(('192.0.2.1', 80), timeout=3)\n    print('CONNECTED')\n"
+        "except OSError as exc:\n    print('blocked', exc.errno)\n"
+    )
+    spec = task_spec(tmp_path, sprint, "net", ["python3", "-c", probe])
+    outcome = runtime.wait(runtime.start_task(spec), spec.timeout_s)
+    out = outcome.log_path.read_text()
+    assert outcome.exit_code == 0
+    assert "['lo']" in out and "blocked" in out and "CONNECTED" not in out
+
+
+@pytest.mark.podman
+def test_a_task_cannot_reach_host_files_outside_its_mounts(
+    runtime: PodmanRuntime, sprint: str, tmp_path: Path
+) -> None:
+    secret = tmp_path / "outside" / "host-secret.txt"
+    secret.parent.mkdir()
+    secret.write_text("host only")
+    script = (
+        f"cat {secret} || echo no-host-file; touch /etc/x 2>/dev/null || echo rootfs-read-only; "
+        "grep CapEff /proc/self/status; cat /opt/ro/f; echo y > /opt/ro/f 2>/dev/null || echo mount-read-only"
+    )
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    (ro / "f").write_text("readable\n")
+    spec = task_spec(tmp_path, sprint, "escape", sh(script), extra_mounts=[Mount(ro, "/opt/ro")])
+    out = runtime.wait(runtime.start_task(spec), spec.timeout_s).log_path.read_text()
+    assert "host only" not in out and "no-host-file" in out
+    assert "rootfs-read-only" in out and "mount-read-only" in out and "readable" in out
+    assert "CapEff:\t0000000000000000" in out
+    assert (ro / "f").read_text() == "readable\n"
+
+
+@pytest.mark.podman
+def test_secrets_reach_the_process_but_not_the_container_config(
+    runtime: PodmanRuntime, sprint: str, tmp_path: Path
+) -> None:
+    digest = hashlib.sha256(b"s3cr3t-42").hexdigest()  # the command must not hold the secret either
+    check = f'printf %s "$API_KEY" | sha256sum | grep -q {digest}'
+    command = ["sh", "/opt/sprint-team/with-secrets.sh", "sh", "-c", check]
+    team_files = Mount(REPO / "operator/sprint_orchestrator/teams/files", "/opt/sprint-team")
+    spec = task_spec(
+        tmp_path, sprint, "sec", command, secrets={"API_KEY": "s3cr3t-42"}, extra_mounts=[team_files]
+    )
+    handle = runtime.start_task(spec)
+    inspected = json.dumps(runtime.client.containers.get(handle.name).inspect())
+    assert runtime.wait(handle, spec.timeout_s).exit_code == 0
+    assert "s3cr3t-42" not in inspected
+
+
+@pytest.mark.podman
+def test_a_restarted_operator_adopts_the_running_container(sprint: str, tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    first = PodmanRuntime.connect(settings_for(state))
+    spec = task_spec(tmp_path, sprint, "long", sh("sleep 3; echo finished > out.txt"))
+    started = first.start_task(spec)
+    first.close()  # the operator goes away, and its API service with it
+    second = PodmanRuntime.connect(settings_for(state))
+    try:
+        found = second.find_task_containers(sprint)
+        assert [(i.task_id, i.attempt, i.health) for i in found] == [("long", 1, Health.RUNNING)]
+        again = second.start_task(spec)
+        assert again.adopted and again.container_id == started.container_id
+        outcome = second.wait(again, spec.timeout_s)
+        assert outcome.exit_code == 0 and (spec.workspace / "out.txt").read_text() == "finished\n"
+        assert len(second.find_task_containers(sprint)) == 1
+    finally:
+        remove_sprint(second, sprint)
+        second.close()
+
+
+@pytest.mark.podman
+def test_a_new_attempt_gets_its_own_container(runtime: PodmanRuntime, sprint: str, tmp_path: Path) -> None:
+    spec = task_spec(tmp_path, sprint, "again", ["true"])
+    runtime.wait(runtime.start_task(spec), 30)
+    second = runtime.start_task(replace(spec, attempt=2))
+    runtime.wait(second, 30)
+    assert [i.attempt for i in runtime.find_task_containers(sprint)] == [1, 2]
+    runtime.remove(second)
+    assert runtime.status(second.name) is None
+
+
+@pytest.mark.podman
+def test_a_oneshot_gate_reports_exit_code_and_log_tail(runtime: PodmanRuntime, tmp_path: Path) -> None:
+    (tmp_path / "check.sh").write_text("echo checking; test -f present.txt\n")
+    failed = runtime.run_oneshot(runtime.base_image, ["sh", "check.sh"], tmp_path, 60, Limits())
+    assert failed.exit_code == 1 and "checking" in failed.log_tail
+    (tmp_path / "present.txt").write_text("")
+    assert runtime.run_oneshot(runtime.base_image, ["sh", "check.sh"], tmp_path, 60, Limits()).exit_code == 0
+    assert (tmp_path / "check.sh").stat().st_uid == os.getuid()
+
+
+@pytest.mark.podman
+def test_the_sprint_image_is_built_once_per_configuration(runtime: PodmanRuntime, tmp_path: Path) -> None:
+    marker = uuid.uuid4().hex
+    first = runtime.ensure_sprint_image(runtime.base_image, [], {"SPRINT_MARK": marker}, {"purpose": "test"})
+    try:
+        again = runtime.ensure_sprint_image(runtime.base_image, [], {"SPRINT_MARK": marker}, {})
+        assert (first.built, again.built, again.tag) == (True, False, first.tag)
+        result = runtime.run_oneshot(first.tag, ["sh", "-c", "echo $SPRINT_MARK"], tmp_path, 60, Limits())
+        assert marker in result.log_tail
+    finally:
+        runtime.client.images.remove(first.tag, force=True)
+
+
+@pytest.mark.podman
+def test_a_failed_sprint_image_build_carries_the_log_tail(runtime: PodmanRuntime) -> None:
+    with pytest.raises(ImageBuildFailed) as failure:
+        runtime.ensure_sprint_image(runtime.base_image, ["apt:no-such-package-sprint-orchestrator"], {}, {})
+    assert "no-such-package-sprint-orchestrator" in failure.value.log_tail
+
+
+@pytest.mark.podman
+def test_a_missing_base_image_is_a_clear_build_failure(runtime: PodmanRuntime) -> None:
+    with pytest.raises(ImageBuildFailed, match=r"container.baseImage: .*hack/base-image.sh"):
+        runtime.ensure_sprint_image("localhost/sprint-orchestrator/none:missing", [], {}, {})
+
+
+@pytest.mark.podman
+def test_a_misconfigured_podman_is_refused_with_a_fix(tmp_path: Path) -> None:
+    build_base_image()
+    bare = tmp_path / "bare.conf"
+    bare.write_text('[engine]\nruntime = "runc"\n')  # no default_ulimits: runc cannot set RLIMIT_NOFILE
+    env = {"PATH": os.environ["PATH"], "CONTAINERS_CONF": str(bare)}
+    with pytest.raises(RuntimeUnavailable, match="CONTAINERS_CONF"):
+        PodmanRuntime.connect(settings_for(tmp_path / "state", env))
+
+
+# -- the demo team in a real container -----------------------------------------------------------------
+
+
+def demo_run(runtime: PodmanRuntime, sprint: str, tmp_path: Path, task: TaskDefinition) -> Path:
+    spec = task_spec(tmp_path, sprint, task.id, ["true"])
+    shutil.copytree(REPO / "examples/textstats", spec.workspace, dirs_exist_ok=True)
+    write_task_files(spec.workspace, task, {})
+    launch = TEAMS["demo"](
+        task, TeamConfig(type="demo", recipes=str(REPO / "examples/demo-team/textstats-1"))
+    )
+    spec = replace(spec, command=launch.command, environment=launch.environment, extra_mounts=launch.mounts)
+    outcome = runtime.wait(runtime.start_task(spec), spec.timeout_s)
+    assert outcome.exit_code == 0, outcome.log_path.read_text()
+    return spec.workspace
+
+
+@pytest.mark.podman
+def test_the_demo_team_implements_a_task_and_reports_usage(
+    runtime: PodmanRuntime, sprint: str, tmp_path: Path
+) -> None:
+    words = TaskDefinition(
+        id="words", title="Count words", test_requirements=["python3 -m pytest -q tests/test_words.py"]
+    )
+    workspace = demo_run(runtime, sprint, tmp_path / "one", words)
+    assert (workspace / "textstats/words.py").read_text().count("def count_words") == 1
+    results = collect_results(workspace, tmp_path / "one/artifacts")
+    assert results.present and "passed" in results.summary and "FAILED" not in results.summary
+    assert results.usage_format == "usage-jsonl" and results.usage_text
+    usage = parse(results.usage_text, "usage-jsonl")
+    assert usage.total_tokens and not usage.partial
+    again = demo_run(runtime, sprint + "b", tmp_path / "two", words)
+    remove_sprint(runtime, sprint + "b")
+    assert collect_results(again, tmp_path / "two/artifacts").usage_text == results.usage_text
+
+
+@pytest.mark.podman
+def test_the_demo_team_has_nothing_to_do_without_a_recipe(
+    runtime: PodmanRuntime, sprint: str, tmp_path: Path
+) -> None:
+    workspace = demo_run(runtime, sprint, tmp_path, TaskDefinition(id="unknown", title="Nothing"))
+    results = collect_results(workspace, tmp_path / "artifacts")
+    assert "nothing to do" in results.summary
+    assert sorted(p.name for p in workspace.iterdir()) == sorted(
+        [*os.listdir(REPO / "examples/textstats"), "TASK.md", ".sprint", "RESULTS.md"]
+    )
