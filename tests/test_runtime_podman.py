@@ -12,13 +12,21 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from _podman import build_base_image, remove_sprint, runtime_for, settings_for, task_spec
 
+from _podman import build_base_image, remove_sprint, runtime_for, settings_for, task_spec
 from sprint_orchestrator import LABEL_ATTEMPT, LABEL_SPRINT, LABEL_TASK
 from sprint_orchestrator.errors import ImageBuildFailed, InvalidInput, RuntimeUnavailable
 from sprint_orchestrator.model import TaskDefinition, TeamConfig
-from sprint_orchestrator.runtime import Health, Limits, Mount, container_name, task_labels
-from sprint_orchestrator.runtime import exits, images, logs
+from sprint_orchestrator.runtime import (
+    Health,
+    Limits,
+    Mount,
+    container_name,
+    exits,
+    images,
+    logs,
+    task_labels,
+)
 from sprint_orchestrator.runtime.podman import PodmanRuntime
 from sprint_orchestrator.teams import TEAMS, collect_results, write_task_files
 from sprint_orchestrator.usage import parse
