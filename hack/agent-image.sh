@@ -61,6 +61,14 @@ cat >"$ctx/gemini-settings.json" <<'JSON'
 {"telemetry": {"enabled": false}, "privacy": {"usageStatisticsEnabled": false},
  "general": {"disableAutoUpdate": true, "disableUpdateNag": true}}
 JSON
+cat >"$ctx/codex-config.toml" <<'TOML'
+# System config of the Codex CLI (/etc/codex/config.toml): no update checks, analytics or feedback.
+check_for_update_on_startup = false
+[analytics]
+enabled = false
+[feedback]
+enabled = false
+TOML
 cat >"$ctx/Containerfile" <<CONTAINERFILE
 FROM $base
 RUN apt-get update \\
@@ -69,7 +77,8 @@ RUN apt-get update \\
 COPY node_modules /opt/agent-clis/node_modules
 COPY forwarder.py /usr/local/bin/sprint-llm-forwarder
 COPY gemini-settings.json /etc/gemini-cli/settings.json
-RUN chmod 0755 /usr/local/bin/sprint-llm-forwarder && chmod 0644 /etc/gemini-cli/settings.json
+COPY codex-config.toml /etc/codex/config.toml
+RUN chmod 0755 /usr/local/bin/sprint-llm-forwarder && chmod 0644 /etc/gemini-cli/settings.json /etc/codex/config.toml
 # Background traffic off: no telemetry, error reports, update checks or auto-updates in any CLI.
 ENV CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1 DISABLE_AUTOUPDATER=1 DISABLE_TELEMETRY=1 \\
     DISABLE_ERROR_REPORTING=1 DISABLE_BUG_COMMAND=1 CLAUDE_CODE_DISABLE_FEEDBACK_SURVEY=1 \\
