@@ -1,0 +1,85 @@
+"""The failure-handling policy: which outcomes are retried, with what limits, after how long."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from sprint_orchestrator.retry import DEFAULT_MEMORY_BYTES, RetryPolicy, decide_retry
+from sprint_orchestrator.runtime import Limits
+
+MiB = 1 << 20
+LIMITS = Limits(cpus=1.0, memory_bytes=512 * MiB, pids=256)
+
+
+def test_a_timeout_is_retried_with_a_longer_limit() -> None:
+    decision = decide_retry("timed-out", 1, 3, LIMITS, 10, timeout_s=600)
+    assert (decision.retry, decision.new_timeout_s, decision.new_limits, decision.delay_s) == (
+        True,
+        1200,
+        LIMITS,
+        10,
+    )
+
+
+def test_an_oom_kill_is_retried_with_more_memory() -> None:
+    decision = decide_retry("oom-killed", 2, 3, LIMITS, 10, timeout_s=600)
+    assert decision.retry and decision.new_limits.memory_bytes == 1024 * MiB
+    assert (decision.new_timeout_s, decision.delay_s, decision.new_limits.cpus) == (600, 20, 1.0)
+
+
+def test_an_oom_kill_without_a_memory_limit_gets_the_default() -> None:
+    decision = decide_retry("oom-killed", 1, 3, Limits(), 1)
+    assert decision.new_limits.memory_bytes == DEFAULT_MEMORY_BYTES
+
+
+def test_an_infrastructure_error_is_retried_unchanged() -> None:
+    decision = decide_retry("error", 1, 2, LIMITS, 5, timeout_s=60)
+    assert (decision.retry, decision.new_limits, decision.new_timeout_s) == (True, LIMITS, 60)
+
+
+@pytest.mark.parametrize("kind", ["exited", "gate-failed", "conflict", "budget-exceeded", "unknown"])
+def test_other_outcomes_are_never_retried(kind: str) -> None:
+    decision = decide_retry(kind, 1, 5, LIMITS, 10)
+    assert not decision.retry and kind in decision.reason
+
+
+def test_no_retry_once_the_attempts_are_used_up() -> None:
+    decision = decide_retry("timed-out", 3, 3, LIMITS, 10)
+    assert not decision.retry and "3 of 3" in decision.reason
+
+
+def test_no_retry_when_the_limit_is_already_at_its_cap() -> None:
+    policy = RetryPolicy(max_memory_bytes=512 * MiB, max_timeout_s=600)
+    assert not decide_retry("oom-killed", 1, 3, LIMITS, 10, policy=policy).retry
+    assert not decide_retry("timed-out", 1, 3, LIMITS, 10, timeout_s=600, policy=policy).retry
+
+
+def test_limits_grow_up_to_the_cap_but_not_past_it() -> None:
+    policy = RetryPolicy(max_memory_bytes=700 * MiB, max_timeout_s=1000)
+    assert decide_retry("oom-killed", 1, 3, LIMITS, 1, policy=policy).new_limits.memory_bytes == 700 * MiB
+    assert decide_retry("timed-out", 1, 3, LIMITS, 1, timeout_s=600, policy=policy).new_timeout_s == 1000
+
+
+@given(
+    kind=st.sampled_from(["timed-out", "oom-killed", "error"]),
+    attempt=st.integers(1, 20),
+    base=st.floats(0, 1000, allow_nan=False),
+    memory=st.integers(1, 64 << 30),
+    timeout=st.floats(1, 100_000, allow_nan=False),
+)
+def test_backoff_doubles_and_every_value_respects_its_cap(
+    kind: str, attempt: int, base: float, memory: int, timeout: float
+) -> None:
+    policy = RetryPolicy()
+    limits = Limits(memory_bytes=memory)
+    decision = decide_retry(kind, attempt, 21, limits, base, timeout_s=timeout, policy=policy)
+    if decision.retry:
+        assert decision.delay_s == min(base * 2 ** (attempt - 1), policy.max_backoff_s)
+        assert decision.new_limits.memory_bytes is not None
+        assert decision.new_limits.memory_bytes <= max(memory, policy.max_memory_bytes)
+        assert decision.new_timeout_s <= max(timeout, policy.max_timeout_s)
+        assert decision.new_limits.memory_bytes >= memory and decision.new_timeout_s >= timeout
+    else:
+        assert kind != "error"  # infrastructure errors are retried while attempts remain
