@@ -136,3 +136,13 @@ def test_good_ids_and_paths_pass_unchanged() -> None:
 def test_credentials_in_the_url_are_refused(tmp_path: Path) -> None:
     with pytest.raises(InvalidInput, match="must not contain a password"):
         GitEngine.open("https://user:hunter2@example.invalid/repo.git", tmp_path / "wt")
+
+
+def test_credentials_stay_out_of_repr_and_the_clone_config(tmp_path: Path) -> None:
+    from sprint_orchestrator.gitops import Credentials
+
+    creds = Credentials(username="bot", password="s3cret-token")
+    origin = make_origin(tmp_path, {"a.txt": "a\n"})
+    engine = GitEngine.open(str(origin), tmp_path / "wt", credentials=creds)
+    assert "s3cret" not in repr(creds)
+    assert "s3cret" not in (engine.gitdir / "config").read_text()
