@@ -22,6 +22,7 @@ from sprint_orchestrator.runtime import (
     Limits,
     Mount,
     container_name,
+    containers,
     exits,
     images,
     logs,
@@ -103,6 +104,29 @@ def test_k8s_file_logs_are_decoded_with_partial_lines_joined() -> None:
     assert logs.decode(raw) == "oops\npartial\n\n"
     assert logs.decode(raw, ("stdout",)) == "partial\n\n"
     assert logs.tail("a\n" * 10, 5).startswith("a")
+
+
+def test_task_containers_are_created_hardened(tmp_path: Path) -> None:
+    spec = task_spec(
+        tmp_path, "s", "t", ["true"], environment={"A": "1"}, secrets={"KEY": "secret-value"},
+        extra_mounts=[Mount(tmp_path, "/opt/ro")], limits=Limits(cpus=0.5, memory_bytes=128 << 20, pids=64),
+    )  # fmt: skip
+    kwargs = containers.task_kwargs(spec, "so-s-t-1", "1000:1000", tmp_path / "log", tmp_path / "sec")
+    assert kwargs["network_mode"] == "none" and kwargs["cap_drop"] == ["ALL"] and kwargs["init"] is True
+    assert kwargs["no_new_privileges"] and kwargs["read_only"] and kwargs["read_write_tmpfs"]
+    assert (kwargs["mem_limit"], kwargs["memswap_limit"], kwargs["pids_limit"]) == (128 << 20,) * 2 + (64,)
+    assert (kwargs["cpu_period"], kwargs["cpu_quota"]) == (100_000, 50_000)
+    assert kwargs["environment"] == {"A": "1", "HOME": "/tmp"}
+    assert "secret-value" not in repr(kwargs)
+    mounts = {(m["target"], m["read_only"]) for m in kwargs["mounts"]}
+    assert mounts == {("/workspace", False), ("/artifacts", False), ("/opt/ro", True), ("/run/secrets", True)}
+    assert kwargs["labels"] == task_labels("s", "t", 1)
+
+
+def test_podman_times_are_parsed_to_aware_datetimes() -> None:
+    parsed = containers.parse_time("2026-11-25T15:45:24.606649741Z")
+    assert parsed is not None and parsed.isoformat() == "2026-11-25T15:45:24.606649+00:00"
+    assert containers.parse_time("0001-01-01T00:00:00Z") is None
 
 
 # -- real Podman -------------------------------------------------------------------------------------

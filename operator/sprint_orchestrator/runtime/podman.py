@@ -22,7 +22,7 @@ from typing import Any
 import podman.errors
 from podman import PodmanClient
 
-from .. import LABEL_ATTEMPT, LABEL_SPRINT, LABEL_TASK
+from .. import LABEL_SPRINT
 from ..errors import ImageBuildFailed, RuntimeUnavailable, TaskStartFailed
 from ..settings import Settings
 from . import (
@@ -38,6 +38,7 @@ from . import (
     RunOutcome,
     TaskRunSpec,
     container_name,
+    containers,
     exits,
     images,
     logs,
@@ -46,7 +47,6 @@ from . import (
     task_labels,
 )
 
-LOG_MAX_BYTES = 16 * 1024 * 1024
 STOP_GRACE_S = 5
 _POLL = "20ms"  # the API's default 250 ms polling would triple the cost of a short task
 _CHECK_TIMEOUT_S = 30
@@ -60,7 +60,6 @@ class PodmanRuntime:
         self.log_dir = state_dir / "logs"
         self.secrets_dir = state_dir / "secrets"
         self.base_image = Settings.base_image
-        self.log_max_bytes = LOG_MAX_BYTES
         self._timed_out: set[str] = set()
 
     # -- connecting --------------------------------------------------------------------------------
@@ -160,7 +159,7 @@ class PodmanRuntime:
             secrets = self._write_secrets(name, spec.secrets, user)
             try:
                 existing = self.client.containers.create(
-                    **_task_kwargs(spec, name, user, self._log(name), secrets)
+                    **containers.task_kwargs(spec, name, user, self._log(name), secrets)
                 )
             except podman.errors.APIError as exc:
                 existing = self._get(name)  # lost a race against a twin: adopt it below
@@ -179,7 +178,7 @@ class PodmanRuntime:
             except podman.errors.APIError as exc:
                 raise TaskStartFailed(f"cannot start container {name}: {exc.explanation or exc}") from None
             container.reload()
-        started = _time(container.attrs.get("State", {}).get("StartedAt"))
+        started = containers.parse_time(container.attrs.get("State", {}).get("StartedAt"))
         return RunHandle(
             name, container.id, spec.sprint_id, spec.task_id, spec.attempt, self._log(name), started, adopted
         )
@@ -191,7 +190,7 @@ class PodmanRuntime:
             return RunOutcome(
                 None, Health.REMOVED, handle.started_at, None, handle.log_path, "container is gone"
             )
-        started = _time(container.attrs["State"].get("StartedAt")) or datetime.now(UTC)
+        started = containers.parse_time(container.attrs["State"].get("StartedAt")) or datetime.now(UTC)
         remaining = timeout_s - (datetime.now(UTC) - started).total_seconds()
         if remaining > 0:
             with contextlib.suppress(podman.errors.APIError):  # a read timeout: the deadline has passed
@@ -207,8 +206,8 @@ class PodmanRuntime:
         state = container.attrs["State"]
         code, started, finished = (
             state.get("ExitCode"),
-            _time(state.get("StartedAt")),
-            _time(state.get("FinishedAt")),
+            containers.parse_time(state.get("StartedAt")),
+            containers.parse_time(state.get("FinishedAt")),
         )
         ran_s = (finished - started).total_seconds() if started and finished else 0.0
         limited = bool(container.attrs.get("HostConfig", {}).get("Memory"))
@@ -220,7 +219,9 @@ class PodmanRuntime:
             kernel_oom=exits.kernel_reports_oom(container.id) if code == exits.SIGKILL_EXIT else False,
         )
         health, reason = exits.classify(facts)
-        ownership.take_back([Path(m["Source"]) for m in container.attrs.get("Mounts", []) if _is_writable(m)])
+        ownership.take_back(
+            [Path(m["Source"]) for m in container.attrs.get("Mounts", []) if containers.is_writable(m)]
+        )
         text = self._log(handle.name).with_suffix(".txt")
         logs.write_text_logs(self._log(handle.name), text, text.with_suffix(".stdout"))
         return RunOutcome(code, health, started, finished, text, reason)
@@ -231,7 +232,7 @@ class PodmanRuntime:
 
     def status(self, name: str) -> ContainerInfo | None:
         container = self._get(name)
-        return None if container is None else _info(container.attrs, container.labels or {}, name)
+        return None if container is None else containers.info(container.attrs, container.labels or {}, name)
 
     def find_task_containers(self, sprint_id: str | None = None) -> list[ContainerInfo]:
         # podman-py encodes a list of label filters in a way Podman 4 ignores: filter on one label here
@@ -239,7 +240,7 @@ class PodmanRuntime:
         wanted = f"{LABEL_SPRINT}={sprint_id}" if sprint_id else f"{LABEL_ROLE}=task"
         found = self.client.containers.list(all=True, filters={"label": wanted}, sparse=False)
         infos = (
-            _info(c.attrs, c.labels or {}, c.name)
+            containers.info(c.attrs, c.labels or {}, c.name)
             for c in found
             if (c.labels or {}).get(LABEL_ROLE) == "task"
         )
@@ -267,10 +268,10 @@ class PodmanRuntime:
         user = ownership.effective_user(AGENT_USER if workdir_mount else None)
         mounts = [workdir_mount] if workdir_mount else []
         ownership.hand_over(mounts, user)
-        kwargs = _hardened(image, command, name, limits, self._log(name), user)
+        kwargs = containers.hardened(image, command, name, limits, self._log(name), user)
         kwargs["labels"] = {LABEL_ROLE: "oneshot"}
         kwargs["mounts"] = (
-            [_bind(Mount(workdir_mount, "/workspace", read_only=False))] if workdir_mount else []
+            [containers.bind(Mount(workdir_mount, "/workspace", read_only=False))] if workdir_mount else []
         )
         begin = time.perf_counter()
         try:
@@ -336,64 +337,6 @@ def _answers(url: str) -> bool:
         return False
 
 
-def _hardened(
-    image: str,
-    command: Sequence[str],
-    name: str,
-    limits: Limits,
-    log: Path,
-    user: str | None,
-) -> dict[str, Any]:
-    kwargs: dict[str, Any] = {
-        "image": image,
-        "command": list(command),
-        "name": name,
-        "init": True,
-        "network_mode": "none",
-        "cap_drop": ["ALL"],
-        "no_new_privileges": True,
-        "read_only": True,
-        "read_write_tmpfs": True,
-        "environment": {"HOME": "/tmp"},
-        "working_dir": "/workspace",
-        "pids_limit": limits.pids or -1,
-        "log_config": {"Type": "k8s-file", "Config": {"path": str(log), "size": LOG_MAX_BYTES}},
-    }
-    if user is not None:
-        kwargs["user"] = user
-    if limits.memory_bytes:
-        kwargs["mem_limit"] = limits.memory_bytes
-        kwargs["memswap_limit"] = limits.memory_bytes  # no swap: over the limit means OOM, not thrashing
-    if limits.cpus:
-        kwargs["cpu_period"], kwargs["cpu_quota"] = 100_000, int(limits.cpus * 100_000)
-    return kwargs
-
-
-def _task_kwargs(
-    spec: TaskRunSpec, name: str, user: str | None, log: Path, secrets: Path | None
-) -> dict[str, Any]:
-    kwargs = _hardened(spec.image, spec.command, name, spec.limits, log, user)
-    kwargs["labels"] = task_labels(spec.sprint_id, spec.task_id, spec.attempt)
-    kwargs["environment"] = {**spec.environment, "HOME": "/tmp"}
-    kwargs["network_mode"] = spec.network
-    mounts = [Mount(spec.workspace, "/workspace", False), Mount(spec.artifacts, "/artifacts", False)]
-    mounts += [Mount(m.source, m.target, True) for m in spec.extra_mounts]
-    if secrets is not None:
-        mounts.append(Mount(secrets, "/run/secrets", True))
-    kwargs["mounts"] = [_bind(m) for m in mounts]
-    return kwargs
-
-
-def _bind(mount: Mount) -> dict[str, Any]:
-    return {"type": "bind", "source": str(mount.source), "target": mount.target, "read_only": mount.read_only}
-
-
-def _is_writable(mount: Mapping[str, Any]) -> bool:
-    return (
-        mount.get("Type") == "bind" and bool(mount.get("RW")) and mount.get("Destination") != "/run/secrets"
-    )
-
-
 def _check_labels(container: Any, spec: TaskRunSpec, name: str) -> None:
     labels = container.labels or {}
     if labels != {**labels, **task_labels(spec.sprint_id, spec.task_id, spec.attempt)}:
@@ -401,33 +344,6 @@ def _check_labels(container: Any, spec: TaskRunSpec, name: str) -> None:
             f"container {name} exists but is not sprint {spec.sprint_id!r} task {spec.task_id!r} attempt "
             f"{spec.attempt}; remove it (podman rm -f {name})"
         )
-
-
-def _info(attrs: Mapping[str, Any], labels: Mapping[str, str], name: str) -> ContainerInfo:
-    state = attrs.get("State", {})
-    status = state.get("Status", "") if isinstance(state, dict) else str(state)
-    health = (
-        Health.RUNNING if status in ("running", "created", "configured", "initialized") else Health.EXITED
-    )
-    return ContainerInfo(
-        name=name.lstrip("/"),
-        container_id=attrs.get("Id", ""),
-        sprint_id=labels.get(LABEL_SPRINT, ""),
-        task_id=labels.get(LABEL_TASK, ""),
-        attempt=int(labels.get(LABEL_ATTEMPT, "0") or 0),
-        health=health,
-        exit_code=state.get("ExitCode") if health == Health.EXITED else None,
-        started_at=_time(state.get("StartedAt")),
-        finished_at=_time(state.get("FinishedAt")),
-    )
-
-
-def _time(value: str | None) -> datetime | None:
-    """Podman's RFC 3339 times (nanoseconds) -> aware datetimes; the zero time -> None."""
-    if not value or value.startswith("0001-01-01"):
-        return None
-    trimmed = re.sub(r"(\.\d{6})\d+", r"\1", value).replace("Z", "+00:00")
-    return datetime.fromisoformat(trimmed)
 
 
 def _chunk_text(chunk: Any) -> str:
