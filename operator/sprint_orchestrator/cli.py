@@ -23,6 +23,8 @@ COMMANDS: dict[str, str] = {
     "retry": "retry",
     "approve": "approve",
     "cancel": "cancel",
+    "status": "status",
+    "report": "report",
     "crds": "crds",
     "validate": "validate",
     "import": "import_",

@@ -109,6 +109,16 @@ class Report(StatusModel):
     path: str | None = None
     summary: str | None = None
     slot_utilization: float | None = None
+    markdown: str | None = Field(default=None, max_length=262144, description="The full Markdown report.")
+
+
+class GateResult(StatusModel):
+    name: str
+    command: str | None = None
+    exit_code: int | None = None
+    duration_seconds: float | None = None
+    passed: bool
+    log_tail: str | None = None
 
 
 class SprintStatus(StatusModel):
@@ -131,6 +141,7 @@ class SprintStatus(StatusModel):
     merge_queue: Ids | None = None
     merged: Ids | None = None
     report: Report | None = None
+    integration: list[GateResult] | None = Field(default=None, max_length=100)
     message: str | None = None
     kopf: PreserveUnknown | None = None
 
@@ -157,13 +168,13 @@ class Results(StatusModel):
     artifacts: Ids | None = None
 
 
-class GateResult(StatusModel):
-    name: str
-    command: str | None = None
-    exit_code: int | None = None
-    duration_seconds: float | None = None
-    passed: bool
-    log_tail: str | None = None
+class TaskLimits(StatusModel):
+    """Limits raised by the retry policy (a timeout or an out-of-memory kill) for the next attempt."""
+
+    cpus: float | None = None
+    memory_bytes: int | None = None
+    pids: int | None = None
+    timeout_seconds: float | None = None
 
 
 class TaskStatus(StatusModel):
@@ -195,6 +206,14 @@ class TaskStatus(StatusModel):
     recovery_action: str | None = None
     next_retry_at: DateTime | None = None
     blocked_by: Ids | None = None
+    base_commit: str | None = None
+    artifacts_path: str | None = None
+    log_path: str | None = None
+    gated_at: DateTime | None = None
+    no_changes: bool | None = None
+    limits: TaskLimits | None = None
+    handled_retry: str | None = Field(default=None, max_length=64, description="Last retry nonce applied.")
+    handled_approve: str | None = Field(default=None, max_length=64, description="Last approve nonce applied.")
     kopf: PreserveUnknown | None = None
 
 

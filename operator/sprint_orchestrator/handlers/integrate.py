@@ -16,6 +16,7 @@ from .. import report
 from ..kube import now_iso
 from ..model import SprintSpec
 from .conditions import set_condition
+from ..runtime import Limits
 from .runner import run_gates
 
 
@@ -39,14 +40,14 @@ class Integrator:
         data = report.build(self.body, self.tasks, dt.datetime.now(dt.timezone.utc))
         text = report.markdown(data)
         path = f".sprint/reports/{self.sprint_id}.md"
-        head = str(await asyncio.to_thread(engine.branch_head, self.branch))
+        head = str(await asyncio.to_thread(engine.head, self.branch))
         current = await asyncio.to_thread(engine.file_at, head, path)
         if current is None or _strip_times(current.decode()) != _strip_times(text):
             head = str(await asyncio.to_thread(
                 engine.commit_file, self.branch, path, text.encode(), f"sprint {self.sprint_id}: report"
             ))
         self.report = data
-        await self.rec.patch({"report": {"path": path, "summary": _summary(data),
+        await self.rec.patch({"report": {"path": path, "summary": _summary(data), "markdown": text,
                                          "slotUtilization": data["slotUtilization"]}})
         artifacts = self.rec.ctx.settings.artifacts_dir / self.rec.namespace / self.rec.name
         artifacts.mkdir(parents=True, exist_ok=True)
@@ -56,14 +57,14 @@ class Integrator:
 
     async def _test(self, engine: Any, runtime: Any, commit: str) -> list[dict[str, Any]]:
         image = str(self.status.get("image") or self.rec.default_base_image())
-        limits = {"timeoutSeconds": 1800, "pids": 1024}
         return await asyncio.to_thread(
-            run_gates, engine, runtime, image, commit, commit, list(self.spec.integration_tests), [], limits
+            run_gates, engine, runtime, image, commit, commit, list(self.spec.integration_tests), [],
+            Limits(pids=1024), 1800.0,
         )
 
     async def _to_main(self, engine: Any, head: str, results: list[dict[str, Any]]) -> float:
         main = await asyncio.to_thread(
-            engine.merge_sprint_to_main, self.sprint_id, head, self.status.get("baseCommit")
+            engine.merge_sprint_to_main, self.sprint_id, head, str(self.status.get("baseCommit"))
         )
         if main.main_moved and not main.moved:
             merge = await asyncio.to_thread(engine.merge_main_into_sprint, self.sprint_id)
@@ -91,11 +92,10 @@ class Integrator:
                                                  "main was not changed", results)
         task_id, _ = culprit
         base = str(self.status.get("baseCommit"))
-        keep = [c for t, c in merged if t != task_id]
         rebuilt = await asyncio.to_thread(engine.rebuild_without, base, [c for _, c in merged], {culprit[1]})
         if rebuilt is None:
             return await self._end("RolledBack", f"could not rebuild the sprint without {task_id}", results)
-        await asyncio.to_thread(engine.set_branch, self.branch, rebuilt, head, f"eject {task_id}")
+        await asyncio.to_thread(engine.move_sprint_branch, self.sprint_id, rebuilt, head, f"eject task {task_id}")
         task = next(t for t in self.tasks if t["spec"]["taskId"] == task_id)
         await self.rec.patch_task(task, {"phase": "Failed", "column": "failed", "reason": "IntegrationFailure",
                                          "error": "ejected: the integration tests fail with this task merged",
@@ -103,7 +103,6 @@ class Integrator:
         merged_ids = [t for t in (self.status.get("merged") or []) if t != task_id]
         await self.rec.patch({"merged": merged_ids, "message": f"ejected {task_id}; re-testing"})
         self.rec.event(self.body, "TaskEjected", f"task {task_id} broke the integration tests; ejected", warn=True)
-        del keep
         return 0.0
 
     def _merged_in_order(self) -> list[tuple[str, str]]:

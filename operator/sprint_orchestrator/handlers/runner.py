@@ -15,18 +15,19 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .. import retry, usage
+from .. import retry
 from ..errors import OrchestratorError
 from ..kube import now_iso
 from ..model import SprintSpec
-from ..runtime import TaskRunSpec
-from ..teams import TEAMS, TeamContext, collect_results, render_task_md
+from ..runtime import Limits, TaskRunSpec
+from ..teams import TEAMS, collect_results, write_task_files
+from ..validators import quantity_bytes
 from . import tokens
 
 LIVE_USAGE_SECONDS = 2.0
 TEAM_NAME = "Sprint Orchestrator task team"
 TEAM_EMAIL = "task-team@sprintorchestrator.dev"
-ORCHESTRATOR_DIRS = ("TASK.md", "RESULTS.md", ".sprint/")
+ORCHESTRATOR_FILES = ("TASK.md", "RESULTS.md", ".sprint")
 
 
 class TaskRunner:
@@ -36,6 +37,7 @@ class TaskRunner:
         self.task_id: str = task["spec"]["taskId"]
         self.sprint_id = spec.resolved_id(rec.name)
         self.definition = spec.task(self.task_id)
+        self.budget_stop: str | None = None
 
     @property
     def status(self) -> dict[str, Any]:
@@ -71,22 +73,22 @@ class TaskRunner:
         runtime = await self.ctx.get_runtime()
         artifacts = self.ctx.artifacts_for(self.rec.namespace, self.rec.name, self.task_id, attempt)
         artifacts.mkdir(parents=True, exist_ok=True)
-        invocation = self._invocation(ws.workspace, artifacts)
-        limits = self._limits()
+        deps = await asyncio.to_thread(self._dependency_results)
+        await asyncio.to_thread(write_task_files, Path(ws.workspace), self.definition, deps)
+        launch = TEAMS[self.spec.team.type](self.definition, self.spec.team)
+        limits, timeout_s = self._limits()
         run_spec = TaskRunSpec(
             sprint_id=self.sprint_id,
             task_id=self.task_id,
             attempt=attempt,
             image=str((self.body.get("status") or {}).get("image") or self.rec.default_base_image()),
-            command=list(invocation.command),
+            command=list(launch.command),
             workspace=Path(ws.workspace),
             artifacts=artifacts,
-            extra_mounts=dict(invocation.mounts),
-            environment=dict(invocation.environment),
-            cpus=limits.get("cpus"),
-            memory=limits.get("memory"),
-            pids=limits.get("pids"),
-            timeout_s=float(limits["timeoutSeconds"]),
+            extra_mounts=tuple(launch.mounts),
+            environment=dict(launch.environment),
+            limits=limits,
+            timeout_s=timeout_s,
         )
         handle = await asyncio.to_thread(runtime.start_task, run_spec)
         await self.patch(
@@ -102,133 +104,124 @@ class TaskRunner:
         )
         self.ctx.wake(self.rec.key)
         waiter = asyncio.ensure_future(asyncio.to_thread(runtime.wait, handle, run_spec.timeout_s))
-        await self._live_usage(waiter, artifacts, invocation.usage_format, run_spec)
+        await self._live_usage(waiter, artifacts, runtime, handle)
         outcome = await waiter
-        await self._finish_container(engine, ws, runtime, handle, outcome, artifacts, invocation.usage_format)
-
-    def _invocation(self, workspace: Path, artifacts: Path) -> Any:
-        deps = self._dependency_results()
-        (workspace / "TASK.md").write_text(render_task_md(self.task["spec"], deps))
-        team = TEAMS[self.spec.team.type]
-        return team.invocation(
-            TeamContext(
-                task=self.task["spec"],
-                team=self.spec.team.dump(),
-                workspace=workspace,
-                artifacts=artifacts,
-                base_dir=Path.cwd(),
-            )
-        )
+        await self._finish_container(engine, ws, runtime, handle, outcome, artifacts, launch)
 
     def _dependency_results(self) -> dict[str, str]:
         results: dict[str, str] = {}
-        for task in self.rec_tasks():
+        for task in self.ctx.kube.tasks_of(self.rec.namespace, self.rec.name):
             if task["spec"]["taskId"] in self.definition.dependencies:
                 summary = ((task.get("status") or {}).get("results") or {}).get("summary") or ""
                 results[task["spec"]["taskId"]] = summary
         return results
 
-    def rec_tasks(self) -> list[dict[str, Any]]:
-        return list(self.ctx.kube.tasks_of(self.rec.namespace, self.rec.name))
-
-    def _limits(self) -> dict[str, Any]:
+    def _limits(self) -> tuple[Limits, float]:
+        """The configured limits, raised by earlier retries (status.limits) where they were."""
         configured = self.spec.container.resource_limits if self.spec.container else None
         orchestrator = getattr(self.ctx.settings.config, "orchestrator", None)
-        default_timeout = getattr(orchestrator, "default_task_timeout", 3600)
-        limits: dict[str, Any] = {
-            "cpus": configured.cpus if configured else None,
-            "memory": configured.memory if configured else None,
-            "pids": configured.pids if configured else 512,
-            "timeoutSeconds": (configured.timeout_seconds if configured else None) or int(default_timeout),
-        }
-        limits.update({k: v for k, v in (self.status.get("limits") or {}).items() if v is not None})
-        return limits
+        timeout = float((configured.timeout_seconds if configured else None)
+                        or getattr(orchestrator, "default_task_timeout", 3600))
+        limits = Limits(
+            cpus=configured.cpus if configured else None,
+            memory_bytes=quantity_bytes(configured.memory) if (configured and configured.memory) else None,
+            pids=(configured.pids if configured and configured.pids else 512),
+        )
+        raised = self.status.get("limits") or {}
+        if raised.get("memoryBytes"):
+            limits = Limits(limits.cpus, int(raised["memoryBytes"]), limits.pids)
+        return limits, float(raised.get("timeoutSeconds") or timeout)
 
-    async def _live_usage(self, waiter: asyncio.Future[Any], artifacts: Path, fmt: str, run_spec: Any) -> None:
+    async def _live_usage(self, waiter: asyncio.Future[Any], artifacts: Path, runtime: Any, handle: Any) -> None:
         """While the container runs, push its growing token usage into the Task status."""
         last: int | None = None
         while not waiter.done():
             await asyncio.wait([waiter], timeout=LIVE_USAGE_SECONDS)
             if waiter.done():
                 return
-            current = tokens.read_live(artifacts, fmt)
-            if current is not None and current.total_tokens != last:
-                last = current.total_tokens
-                await self.patch({"tokens": tokens.task_tokens(current, self.definition.estimated_tokens,
-                                                               partial=True)})
-                verdict = tokens.budget_verdict(self.rec, self.spec, self.definition, current)
-                if verdict is not None:
-                    runtime = await self.ctx.get_runtime()
-                    await asyncio.to_thread(runtime.stop, run_spec)
-                    self.status["budgetExceeded"] = verdict
+            current = tokens.read_live(artifacts, "usage-jsonl")
+            if current is None or current.total_tokens == last:
+                continue
+            last = current.total_tokens
+            await self.patch({"tokens": tokens.task_tokens(current, self.definition.estimated_tokens,
+                                                           partial=True)})
+            verdict = tokens.budget_verdict(self.rec, self.spec, self.definition, current)
+            if verdict is not None:
+                self.budget_stop = verdict
+                await asyncio.to_thread(runtime.remove, handle.name)
 
     async def _finish_container(
-        self, engine: Any, ws: Any, runtime: Any, handle: Any, outcome: Any, artifacts: Path, fmt: str
+        self, engine: Any, ws: Any, runtime: Any, handle: Any, outcome: Any, artifacts: Path, launch: Any
     ) -> None:
-        results = await asyncio.to_thread(collect_results, Path(ws.workspace), artifacts)
+        workspace = Path(ws.workspace)
+        stdout = outcome.log_path.with_suffix(".stdout") if outcome.log_path else None
+        results = await asyncio.to_thread(collect_results, workspace, artifacts, stdout, launch.usage_format)
+        await asyncio.to_thread(keep_orchestrator_files, workspace, artifacts)
         used = tokens.final_usage(results)
-        token_status = tokens.task_tokens(used, self.definition.estimated_tokens, partial=None)
         common: dict[str, Any] = {
-            "containerHealth": outcome.health,
+            "containerHealth": str(outcome.health),
             "exitCode": outcome.exit_code,
-            "tokens": token_status,
+            "tokens": tokens.task_tokens(used, self.definition.estimated_tokens, partial=None),
             "results": {"summary": results.summary[:2048], "present": results.present,
                         "artifacts": list(results.artifacts)[:100]},
             "logPath": str(outcome.log_path or ""),
         }
-        budget = self.status.pop("budgetExceeded", None)
+        budget = self.budget_stop
         if budget:
             await self._fail(common, "BudgetExceeded", budget, retryable=False)
-        elif outcome.health in ("timed-out", "oom-killed") or (outcome.exit_code or 0) != 0:
+        elif str(outcome.health) in ("timed-out", "oom-killed", "removed") or (outcome.exit_code or 0) != 0:
             await self._container_failed(common, outcome)
         else:
             commit = await asyncio.to_thread(
                 engine.commit_task, ws, self.sprint_id, self.task_id,
                 list(self.definition.files_to_modify), TEAM_NAME, TEAM_EMAIL,
             )
-            commit_sha = commit.commit or (await asyncio.to_thread(engine.branch_head, ws.branch))
-            if commit_sha == ws.base_commit:
-                commit_sha = None
+            head = commit.commit or await asyncio.to_thread(engine.head, ws.branch)
+            changed = head is not None and head != ws.base_commit
             await self.patch(
                 {
                     **common,
                     "phase": "Gating",
-                    "commit": commit_sha or ws.base_commit,
+                    "commit": head or ws.base_commit,
                     "changedFiles": list(commit.changed_files)[:500],
                     "outOfScope": list(commit.out_of_scope)[:500],
-                    "noChanges": commit_sha is None,
+                    "noChanges": not changed,
                 }
             )
         await asyncio.to_thread(runtime.remove, handle.name)
-        await self.patch({"containerHealth": "removed"} if self.status.get("phase") != "Running" else {})
 
     async def _container_failed(self, common: dict[str, Any], outcome: Any) -> None:
-        kind = {"timed-out": "timeout", "oom-killed": "oom"}.get(outcome.health, "crash")
-        attempt = int(self.status.get("attempt") or 1)
-        decision = retry.decide_retry(kind, attempt, self.spec.policy.max_attempts, self._limits(), 5.0)
+        health = str(outcome.health)
+        kind = health if health in ("timed-out", "oom-killed") else "error"
         message = {
-            "timeout": f"the container ran past its {self._limits()['timeoutSeconds']}s limit",
-            "oom": f"the container ran out of memory (limit {self._limits().get('memory')})",
-            "crash": f"the task team exited with code {outcome.exit_code}",
+            "timed-out": "the container ran past its time limit",
+            "oom-killed": "the container ran out of memory",
+            "error": f"the task team exited with code {outcome.exit_code} ({outcome.reason or health})",
         }[kind]
-        if decision.retry:
-            retry_at = dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=decision.delay_s)
-            await self.patch(
-                {
-                    **common,
-                    "phase": "Ready",
-                    "column": "ready",
-                    "error": message,
-                    "reason": kind,
-                    "recoveryAction": decision.reason,
-                    "limits": decision.new_limits,
-                    "nextRetryAt": retry_at.replace(microsecond=0).isoformat().replace("+00:00", "Z"),
-                }
-            )
-            self.rec.event(self.rec_body(), "TaskRetry", f"task {self.task_id}: {message}; {decision.reason}",
-                           warn=True)
-        else:
-            await self._fail(common, kind, f"{message}; {decision.reason}", retryable=False)
+        await self._retry_or_fail(common, kind, message)
+
+    async def _retry_or_fail(self, common: dict[str, Any], kind: str, message: str) -> None:
+        attempt = int(self.status.get("attempt") or 1)
+        limits, timeout_s = self._limits()
+        decision = retry.decide_retry(kind, attempt, self.spec.policy.max_attempts, limits, 5.0, timeout_s)
+        if not decision.retry:
+            await self._fail(common, kind, f"{message}; {decision.reason}", retryable=True)
+            return
+        retry_at = dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=decision.delay_s)
+        await self.patch(
+            {
+                **common,
+                "phase": "Ready",
+                "column": "ready",
+                "error": message,
+                "reason": kind,
+                "recoveryAction": decision.reason,
+                "limits": {"memoryBytes": decision.new_limits.memory_bytes,
+                           "timeoutSeconds": decision.new_timeout_s},
+                "nextRetryAt": retry_at.replace(microsecond=0).isoformat().replace("+00:00", "Z"),
+            }
+        )
+        self.rec.event(self.body, "TaskRetry", f"task {self.task_id}: {message}; {decision.reason}", warn=True)
 
     def rec_body(self) -> dict[str, Any]:
         return self.body
@@ -240,16 +233,7 @@ class TaskRunner:
         self.rec.event(self.body, "TaskFailed", f"task {self.task_id}: {message}", warn=True)
 
     async def _infrastructure_failure(self, message: str) -> None:
-        attempt = int(self.status.get("attempt") or 1)
-        decision = retry.decide_retry("infrastructure", attempt, self.spec.policy.max_attempts,
-                                      self._limits(), 5.0)
-        if decision.retry:
-            retry_at = dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=decision.delay_s)
-            await self.patch({"phase": "Ready", "column": "ready", "error": message[:4000],
-                              "reason": "infrastructure", "recoveryAction": decision.reason,
-                              "nextRetryAt": retry_at.replace(microsecond=0).isoformat().replace("+00:00", "Z")})
-        else:
-            await self._fail({}, "infrastructure", message[:4000], retryable=True)
+        await self._retry_or_fail({}, "error", message[:4000])
 
     # --- Gating --------------------------------------------------------------------------------
 
@@ -258,11 +242,12 @@ class TaskRunner:
         runtime = await self.ctx.get_runtime()
         commit = str(self.status["commit"])
         image = str((self.body.get("status") or {}).get("image") or self.rec.default_base_image())
-        sprint_head = await asyncio.to_thread(engine.branch_head, f"sprint/{self.sprint_id}")
+        sprint_head = await asyncio.to_thread(engine.head, f"sprint/{self.sprint_id}")
+        limits, timeout_s = self._limits()
         results = await asyncio.to_thread(
-            run_gates, engine, runtime, image, commit, sprint_head,
+            run_gates, engine, runtime, image, commit, str(sprint_head),
             list(self.definition.test_requirements), list(self.definition.files_to_modify),
-            self._limits(),
+            limits, timeout_s,
         )
         out_of_scope = list(self.status.get("outOfScope") or [])
         passed = all(r["passed"] for r in results)
@@ -282,7 +267,7 @@ class TaskRunner:
 
 def run_gates(
     engine: Any, runtime: Any, image: str, commit: str, sprint_head: str,
-    commands: list[str], files_to_modify: list[str], limits: dict[str, Any],
+    commands: list[str], files_to_modify: list[str], limits: Limits, timeout_s: float,
 ) -> list[dict[str, Any]]:
     """Run each gate command in a fresh container on the task's committed tree.
 
@@ -299,13 +284,12 @@ def run_gates(
         engine.export_tree(commit, tree, overlay)
         for index, command in enumerate(commands):
             started = time.monotonic()
-            outcome = runtime.run_oneshot(image, ["/bin/sh", "-c", command], tree,
-                                          float(limits.get("timeoutSeconds") or 600), limits)
+            outcome = runtime.run_oneshot(image, ["/bin/sh", "-c", command], tree, timeout_s, limits)
             results.append(
                 {
                     "name": f"test-{index + 1}",
                     "command": command,
-                    "exitCode": int(outcome.exit_code),
+                    "exitCode": -1 if outcome.exit_code is None else int(outcome.exit_code),
                     "durationSeconds": round(time.monotonic() - started, 3),
                     "passed": outcome.exit_code == 0,
                     "logTail": outcome.log_tail[-2000:],
@@ -324,3 +308,18 @@ def trusted_overlay(engine: Any, commit: str, sprint_head: str, files_to_modify:
         if is_test and path not in allowed:
             overlay[path] = sprint_head
     return overlay
+
+
+def keep_orchestrator_files(workspace: Path, artifacts: Path) -> None:
+    """Move TASK.md, RESULTS.md and .sprint/ out of the workspace into the artifacts before the commit,
+    so they never reach the task branch (parallel tasks would all conflict on them)."""
+    for name in ORCHESTRATOR_FILES:
+        source = workspace / name
+        if source.is_symlink() or source.is_file():
+            target = artifacts / name
+            if not target.exists():
+                shutil.move(str(source), str(target))
+            else:
+                source.unlink()
+        elif source.is_dir():
+            shutil.rmtree(source, ignore_errors=True)
