@@ -265,6 +265,20 @@ def test_rebuild_without_skips_excluded_tasks_deterministically(engine: GitEngin
     )
 
 
+def test_a_rebuild_replaces_the_sprint_branch_by_compare_and_swap(engine: GitEngine) -> None:
+    sprint = engine.create_sprint("s1")
+    commits = [do_task(engine, f"t{i}", {f"src/f{i}.py": f"{i}\n"}) for i in range(2)]
+    for i, commit in enumerate(commits):
+        engine.merge_task("s1", f"t{i}", commit)
+    head = str(engine.head("sprint/s1"))
+    rebuilt = str(engine.rebuild_without(sprint.base_commit, commits, {commits[0]}))
+    with pytest.raises(MergeRefused, match="re-read it"):
+        engine.move_sprint_branch("s1", rebuilt, sprint.base_commit, "eject t0")
+    change = engine.move_sprint_branch("s1", rebuilt, head, "eject t0")
+    assert (change.old, change.new, change.reason) == (head, rebuilt, "eject t0")
+    assert not (sprint.worktree / "src" / "f0.py").exists() and (sprint.worktree / "src" / "f1.py").exists()
+
+
 def test_rebuild_without_returns_none_on_conflict(engine: GitEngine) -> None:
     engine.create_sprint("s1")
     base = str(engine.head("sprint/s1"))

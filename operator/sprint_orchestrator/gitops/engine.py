@@ -28,7 +28,7 @@ from .results import (
 )
 from .tasks import WorkspacePolicy
 from .trees import changed_paths, entry_at, export_paths, prepare_parent, remove_path, write_entry
-from .validate import check_branch_name, check_ref_component, check_repo_path
+from .validate import check_branch_name, check_repo_path
 
 DEFAULT_COMMITTER = ("Sprint Orchestrator", "sprint-orchestrator@localhost")
 
@@ -124,21 +124,12 @@ class GitEngine:
     def merge_sprint_to_main(self, sprint_id: str, tested_commit: str, expected_main: str) -> MainResult:
         return merges.merge_sprint_to_main(self._core, self._origin, sprint_id, tested_commit, expected_main)
 
-    def move_sprint_branch(self, sprint_id: str, new_commit: str, expected: str, reason: str) -> RefChange:
-        """Compare-and-swap the sprint branch to `new_commit` (e.g. a rebuild without a failing task)."""
-        return merges.move_sprint_branch(self._core, sprint_id, new_commit, expected, reason)
+    def move_sprint_branch(self, sprint_id: str, new: str, expected: str, reason: str) -> RefChange:
+        """Compare-and-swap the sprint branch to `new` (ejecting a task after a failed integration run)."""
+        return merges.move_sprint_branch(self._core, sprint_id, new, expected, reason)
 
     def rebuild_without(self, base_commit: str, task_commits: Sequence[str], exclude: set[str]) -> str | None:
         return merges.rebuild_without(self._core, base_commit, task_commits, exclude)
-
-    def move_sprint_branch(self, sprint_id: str, new: str, expected: str, reason: str) -> RefChange:
-        """Compare-and-swap the sprint branch (ejecting a task after a failed integration run)."""
-        check_ref_component(sprint_id, "sprint_id")
-        self._core.commit(new, "new sprint head")
-        with self._core.lock.held():
-            change = self._core.set_ref(f"refs/heads/sprint/{sprint_id}", new, expected, reason, sprint_id)
-            merges._resync_sprint(self._core, sprint_id)
-        return change
 
     def salvage(self, sprint_id: str, task_id: str, attempt: int) -> list[str]:
         """Save a task attempt's uncommitted work; returns the salvage refs written."""

@@ -212,6 +212,16 @@ def rebuild_without(core: Core, base: str, task_commits: Sequence[str], exclude:
     return current
 
 
+def move_sprint_branch(core: Core, sprint: str, new: str, expected: str, reason: str) -> RefChange:
+    """CAS-move the sprint branch to `new` (a bisect rebuild that ejects a task); refuses if it moved."""
+    check_ref_component(sprint, "sprint_id")
+    commit = str(core.commit(new, "new sprint head").id)
+    with core.lock.held():
+        change = core.set_ref(f"refs/heads/{sprint_branch(sprint)}", commit, expected, reason, sprint)
+        _resync_sprint(core, sprint)
+    return change
+
+
 def _resync_sprint(core: Core, sprint: str) -> None:
     path = core.layout.sprint_worktree(sprint)
     if worktrees.is_healthy(core, sprint_worktree_name(sprint), path):
