@@ -6,8 +6,10 @@ import hashlib
 import json
 import os
 import shutil
+import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
@@ -273,6 +275,37 @@ def test_a_restarted_operator_adopts_the_running_container(sprint: str, tmp_path
     finally:
         remove_sprint(second, sprint)
         second.close()
+
+
+@pytest.mark.podman
+def test_a_stopped_task_ends_as_exited_not_timed_out(
+    runtime: PodmanRuntime, sprint: str, tmp_path: Path
+) -> None:
+    spec = task_spec(tmp_path, sprint, "stopme", ["sleep", "60"])
+    handle = runtime.start_task(spec)
+    with ThreadPoolExecutor(1) as pool:
+        waiting = pool.submit(runtime.wait, handle, spec.timeout_s)
+        runtime.stop(handle, grace_s=1)
+        outcome = waiting.result(timeout=60)
+    assert outcome.health == Health.EXITED and outcome.exit_code in (137, 143)
+
+
+@pytest.mark.podman
+def test_a_task_removed_while_waited_on_is_reported_removed(
+    runtime: PodmanRuntime, sprint: str, tmp_path: Path
+) -> None:
+    spec = task_spec(tmp_path, sprint, "rmme", sh("echo x > f.txt; sleep 60"))
+    handle = runtime.start_task(spec)
+    with ThreadPoolExecutor(1) as pool:
+        waiting = pool.submit(runtime.wait, handle, spec.timeout_s)
+        for _ in range(600):  # the container has started writing
+            if (spec.workspace / "f.txt").exists():
+                break
+            time.sleep(0.05)
+        runtime.remove(handle)
+        outcome = waiting.result(timeout=60)
+    assert outcome.health == Health.REMOVED
+    assert (spec.workspace / "f.txt").stat().st_uid == os.getuid()
 
 
 @pytest.mark.podman

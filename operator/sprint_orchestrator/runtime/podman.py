@@ -187,44 +187,62 @@ class PodmanRuntime:
         """Wait until the container ends or `timeout_s` after its start has passed (then stop it)."""
         container = self._get(handle.name)
         if container is None:
-            return RunOutcome(
-                None, Health.REMOVED, handle.started_at, None, handle.log_path, "container is gone"
-            )
+            return self._gone(handle, [])
+        writable = _writable_sources(container.attrs)
         started = containers.parse_time(container.attrs["State"].get("StartedAt")) or datetime.now(UTC)
         remaining = timeout_s - (datetime.now(UTC) - started).total_seconds()
         if remaining > 0:
-            with contextlib.suppress(podman.errors.APIError):  # a read timeout: the deadline has passed
+            # A read timeout means the deadline has passed; NotFound, that it was removed meanwhile.
+            with contextlib.suppress(podman.errors.APIError, podman.errors.NotFound):
                 container.wait(condition=["exited", "stopped"], interval=_POLL, timeout=remaining + 0.5)
-        container.reload()
-        if container.status == "running":
-            self._timed_out.add(handle.name)
-            container.stop(timeout=STOP_GRACE_S)
+        try:
             container.reload()
-        return self._outcome(container, handle, timeout_s)
+            if container.status == "running":
+                self._timed_out.add(handle.name)
+                container.stop(timeout=STOP_GRACE_S)
+                container.reload()
+        except podman.errors.NotFound:
+            return self._gone(handle, writable)  # removed while it ran (a budget stop, a cleanup)
+        return self._outcome(container, handle, timeout_s, writable)
 
-    def _outcome(self, container: Any, handle: RunHandle, timeout_s: float) -> RunOutcome:
+    def stop(self, handle_or_name: RunHandle | str, grace_s: float = STOP_GRACE_S) -> None:
+        """Stop a running container (SIGTERM, then SIGKILL after grace_s); `wait` then returns its outcome."""
+        name = handle_or_name if isinstance(handle_or_name, str) else handle_or_name.name
+        container = self._get(name)
+        if container is not None and container.status == "running":
+            with contextlib.suppress(podman.errors.NotFound):
+                container.stop(timeout=grace_s)
+
+    def _outcome(
+        self, container: Any, handle: RunHandle, timeout_s: float, writable: list[Path]
+    ) -> RunOutcome:
         state = container.attrs["State"]
-        code, started, finished = (
-            state.get("ExitCode"),
-            containers.parse_time(state.get("StartedAt")),
-            containers.parse_time(state.get("FinishedAt")),
-        )
+        code = state.get("ExitCode")
+        started = containers.parse_time(state.get("StartedAt"))
+        finished = containers.parse_time(state.get("FinishedAt"))
         ran_s = (finished - started).total_seconds() if started and finished else 0.0
-        limited = bool(container.attrs.get("HostConfig", {}).get("Memory"))
         facts = exits.ExitFacts(
             exit_code=code,
             oom_flag=bool(state.get("OOMKilled")),
             stopped_for_timeout=handle.name in self._timed_out or (code in (137, 143) and ran_s >= timeout_s),
-            memory_limited=limited,
+            memory_limited=bool(container.attrs.get("HostConfig", {}).get("Memory")),
             kernel_oom=exits.kernel_reports_oom(container.id) if code == exits.SIGKILL_EXIT else False,
         )
         health, reason = exits.classify(facts)
-        ownership.take_back(
-            [Path(m["Source"]) for m in container.attrs.get("Mounts", []) if containers.is_writable(m)]
-        )
-        text = self._log(handle.name).with_suffix(".txt")
-        logs.write_text_logs(self._log(handle.name), text, text.with_suffix(".stdout"))
-        return RunOutcome(code, health, started, finished, text, reason)
+        ownership.take_back(writable)
+        return RunOutcome(code, health, started, finished, self._text_logs(handle.name), reason)
+
+    def _gone(self, handle: RunHandle, writable: list[Path]) -> RunOutcome:
+        ownership.take_back(writable)
+        now = datetime.now(UTC)
+        text = self._text_logs(handle.name)
+        return RunOutcome(None, Health.REMOVED, handle.started_at, now, text, "the container was removed")
+
+    def _text_logs(self, name: str) -> Path:
+        """Decode the raw log into NAME.txt (stdout and stderr) and NAME.stdout; return NAME.txt."""
+        text = self._log(name).with_suffix(".txt")
+        logs.write_text_logs(self._log(name), text, text.with_suffix(".stdout"))
+        return text
 
     def read_output(self, handle: RunHandle, streams: tuple[str, ...] = ("stdout",)) -> str:
         """What the container has written so far (for live usage while it runs)."""
@@ -335,6 +353,10 @@ def _answers(url: str) -> bool:
             return bool(client.ping())
     except (podman.errors.APIError, OSError):
         return False
+
+
+def _writable_sources(attrs: Mapping[str, Any]) -> list[Path]:
+    return [Path(m["Source"]) for m in attrs.get("Mounts", []) if containers.is_writable(m)]
 
 
 def _check_labels(container: Any, spec: TaskRunSpec, name: str) -> None:
