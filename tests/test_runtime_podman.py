@@ -309,6 +309,19 @@ def test_a_task_removed_while_waited_on_is_reported_removed(
 
 
 @pytest.mark.podman
+def test_parallel_tasks_run_side_by_side(runtime: PodmanRuntime, sprint: str, tmp_path: Path) -> None:
+    specs = [
+        task_spec(tmp_path / str(i), sprint, f"p{i}", sh(f"sleep 1; echo {i} > n.txt")) for i in range(4)
+    ]
+    with ThreadPoolExecutor(4) as pool:
+        handles = list(pool.map(runtime.start_task, specs))
+        outcomes = list(pool.map(lambda h: runtime.wait(h, 60), handles))
+    assert [o.exit_code for o in outcomes] == [0, 0, 0, 0]
+    assert [(s.workspace / "n.txt").read_text() for s in specs] == ["0\n", "1\n", "2\n", "3\n"]
+    assert len({h.container_id for h in handles}) == 4
+
+
+@pytest.mark.podman
 def test_a_new_attempt_gets_its_own_container(runtime: PodmanRuntime, sprint: str, tmp_path: Path) -> None:
     spec = task_spec(tmp_path, sprint, "again", ["true"])
     runtime.wait(runtime.start_task(spec), 30)

@@ -19,6 +19,7 @@ from ..errors import RuntimeUnavailable
 
 SOCKET_NAME = "podman.sock"
 _START_TIMEOUT_S = 15.0
+_PASSED = ("PATH", "HOME", "LANG", "TMPDIR", "XDG_RUNTIME_DIR")
 
 
 @dataclass
@@ -43,11 +44,7 @@ def socket_url(run_dir: Path) -> str:
 
 def podman_environment(env: Mapping[str, str], containers_conf: Path | None) -> dict[str, str]:
     """The environment of every podman process we start: ours, plus CONTAINERS_CONF when known."""
-    out = {
-        key: value
-        for key, value in env.items()
-        if key in ("PATH", "HOME", "LANG", "TMPDIR", "XDG_RUNTIME_DIR")
-    }
+    out = {key: value for key, value in env.items() if key in _PASSED or key.startswith("CONTAINERS_")}
     out.setdefault("PATH", os.defpath)
     if containers_conf is not None:
         out["CONTAINERS_CONF"] = str(containers_conf)
