@@ -9,7 +9,7 @@ import pytest
 
 from _gitrepo import git, make_origin
 from sprint_orchestrator.errors import InvalidInput
-from sprint_orchestrator.gitops import GitEngine, check_ref_component, check_repo_path
+from sprint_orchestrator.gitops import Credentials, GitEngine, check_ref_component, check_repo_path
 
 BAD_IDS = [
     ("", "non-empty"),
@@ -139,8 +139,6 @@ def test_credentials_in_the_url_are_refused(tmp_path: Path) -> None:
 
 
 def test_credentials_stay_out_of_repr_and_the_clone_config(tmp_path: Path) -> None:
-    from sprint_orchestrator.gitops import Credentials
-
     creds = Credentials(username="bot", password="s3cret-token")
     origin = make_origin(tmp_path, {"a.txt": "a\n"})
     engine = GitEngine.open(str(origin), tmp_path / "wt", credentials=creds)
