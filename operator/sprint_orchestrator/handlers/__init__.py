@@ -5,6 +5,6 @@ Importing this package registers every handler with kopf (`kopf run -m sprint_or
 
 from __future__ import annotations
 
-from . import setup, sprints, tasks
+from . import observe, setup, sprints, tasks
 
-__all__ = ["setup", "sprints", "tasks"]
+__all__ = ["observe", "setup", "sprints", "tasks"]
