@@ -28,11 +28,14 @@ echo "==> local Kubernetes control plane" >&2
 kubectl apply --server-side -f "$repo/crds" >/dev/null
 kubectl wait --for=condition=Established crd/sprints.sprintorchestrator.dev crd/tasks.sprintorchestrator.dev --timeout=60s >/dev/null
 
-echo "==> the target repository (examples/textstats, a fresh git repository)" >&2
-cp -r "$repo/examples/textstats" "$demo/textstats"
-git -C "$demo/textstats" init -q -b main
-git -C "$demo/textstats" add -A
-git -C "$demo/textstats" -c user.name=Demo -c user.email=demo@example.com commit -qm "textstats: initial commit"
+echo "==> the target repository (examples/textstats, pushed to a fresh bare repository)" >&2
+cp -r "$repo/examples/textstats" "$demo/seed"
+git -C "$demo/seed" init -q -b main
+git -C "$demo/seed" add -A
+git -C "$demo/seed" -c user.name=Demo -c user.email=demo@example.com commit -qm "textstats: initial commit"
+git init -q --bare -b main "$demo/textstats.git"
+git -C "$demo/seed" push -q "$demo/textstats.git" main
+rm -rf "$demo/seed"
 
 cat > "$demo/config.yaml" <<YAML
 orchestrator:
@@ -41,7 +44,7 @@ orchestrator:
   default_task_timeout: 600s
   default_token_budget: 1000000
 git:
-  repository_url: '$demo/textstats'
+  repository_url: '$demo/textstats.git'
   main_branch: main
   working_trees_path: '$demo/trees'
 containers:
@@ -60,16 +63,16 @@ echo "==> kubectl apply -f $sprint" >&2
 (cd "$repo" && kubectl apply -f "$sprint")
 sprintctl status "$name" --watch --timeout "${DEMO_TIMEOUT:-900}"
 echo
-kubectl get sprints,stasks
+kubectl get sprints,tasks.sprintorchestrator.dev
 echo
 sprintctl report "$name"
 echo
-echo "main of the target repository ($demo/textstats):"
-git -C "$demo/textstats" log --oneline --graph main | head -30
+echo "main of the target repository ($demo/textstats.git):"
+git -C "$demo/textstats.git" log --oneline --graph main | head -30
 cat <<MSG
 
 The control plane and the operator are still running. Try:
   export KUBECONFIG=$KUBECONFIG PATH=$repo/hack/bin:\$PATH
-  kubectl get sprints,stasks; kubectl describe sprint $name
+  kubectl get spr,stask; kubectl describe sprint $name
   bash hack/demo.sh --down     # to stop everything
 MSG

@@ -12,6 +12,7 @@ test suite's session fixture.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import ipaddress
 import json
@@ -93,7 +94,7 @@ def _cert(
     sans: list[x509.GeneralName] | None = None,
     server: bool = False,
 ) -> x509.Certificate:
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     builder = (
         x509.CertificateBuilder()
         .subject_name(subject)
@@ -203,9 +204,7 @@ class LocalCluster:
         pki = self.state_dir / "pki"
         write_pki(pki)
         shm = Path("/dev/shm") if Path("/dev/shm").is_dir() else self.state_dir
-        data = Path(
-            os.path.realpath(shm / f"sprint-orchestrator-etcd-{os.getpid()}-{time.time_ns()}")
-        )
+        data = Path(os.path.realpath(shm / f"sprint-orchestrator-etcd-{os.getpid()}-{time.time_ns()}"))
         etcd_port, peer_port, api_port = free_port(), free_port(), free_port()
         server = f"https://127.0.0.1:{api_port}"
         state: dict[str, object] = {"server": server, "etcd_data": str(data), "pids": {}}
@@ -224,9 +223,7 @@ class LocalCluster:
         self._wait(lambda: self._healthy(server), timeout, "kube-apiserver", logs)
         self.kubeconfig.write_text(kubeconfig_text(server, pki))
         self.kubeconfig.chmod(0o600)
-        pids["kube-controller-manager"] = self._spawn(
-            "kube-controller-manager", self._kcm_args(pki), logs
-        )
+        pids["kube-controller-manager"] = self._spawn("kube-controller-manager", self._kcm_args(pki), logs)
         self._save(state)
         return state
 
@@ -388,10 +385,8 @@ def _terminate(pid: int, grace: float = 10.0) -> None:
         if waited == pid or not _alive(pid) or _zombie(pid):
             return
         time.sleep(0.1)
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
 
 
 def _zombie(pid: int) -> bool:

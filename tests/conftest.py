@@ -29,7 +29,10 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
         kubectl(local, "apply", "--server-side", "-f", str(CRDS))
         for crd in ("sprints", "tasks"):
             kubectl(
-                local, "wait", "--for=condition=Established", f"crd/{crd}.sprintorchestrator.dev",
+                local,
+                "wait",
+                "--for=condition=Established",
+                f"crd/{crd}.sprintorchestrator.dev",
                 "--timeout=60s",
             )
         yield local

@@ -33,7 +33,9 @@ def test_applying_a_sprint_creates_its_tasks_with_owner_and_labels(
     cluster: LocalCluster, namespace: str, operator: KopfRunner
 ) -> None:
     apply(cluster, namespace, suspended_sprint("alpha", tasks=3))
-    tasks = wait_for(lambda: len(tasks_of(cluster, namespace, "alpha")) == 3 and tasks_of(cluster, namespace, "alpha"))
+    tasks = wait_for(
+        lambda: len(tasks_of(cluster, namespace, "alpha")) == 3 and tasks_of(cluster, namespace, "alpha")
+    )
     sprint = get_json(cluster, "sprint", "alpha", "-n", namespace)
     for task in tasks:
         owner = task["metadata"]["ownerReferences"][0]
@@ -42,10 +44,16 @@ def test_applying_a_sprint_creates_its_tasks_with_owner_and_labels(
         assert task["metadata"]["labels"]["sprintorchestrator.dev/sprint"] == "alpha"
         assert task["metadata"]["labels"]["sprintorchestrator.dev/task"] == task["spec"]["taskId"]
     assert sorted(t["metadata"]["name"] for t in tasks) == ["alpha-t0", "alpha-t1", "alpha-t2"]
-    wait_for(lambda: all((t.get("status") or {}).get("column") == "ready" for t in tasks_of(cluster, namespace, "alpha")))
+    wait_for(
+        lambda: all(
+            (t.get("status") or {}).get("column") == "ready" for t in tasks_of(cluster, namespace, "alpha")
+        )
+    )
 
 
-def test_kubectl_get_shows_the_printer_columns(cluster: LocalCluster, namespace: str, operator: KopfRunner) -> None:
+def test_kubectl_get_shows_the_printer_columns(
+    cluster: LocalCluster, namespace: str, operator: KopfRunner
+) -> None:
     apply(cluster, namespace, suspended_sprint("beta", tasks=2))
     wait_for(lambda: sprint_status(cluster, namespace, "beta").get("progress") == "0/2", what="progress 0/2")
     table = kubectl(cluster, "get", "sprints", "-n", namespace)
@@ -53,7 +61,15 @@ def test_kubectl_get_shows_the_printer_columns(cluster: LocalCluster, namespace:
     assert header.split() == ["NAME", "PHASE", "DONE", "TOKENS", "AGE"]
     assert row.split()[:4] == ["beta", "Pending", "0/2", "0/1000000"]
     tasks = kubectl(cluster, "get", "stask", "-n", namespace)
-    assert tasks.splitlines()[0].split() == ["NAME", "SPRINT", "COLUMN", "ATTEMPT", "TOKENS", "CONTAINER", "AGE"]
+    assert tasks.splitlines()[0].split() == [
+        "NAME",
+        "SPRINT",
+        "COLUMN",
+        "ATTEMPT",
+        "TOKENS",
+        "CONTAINER",
+        "AGE",
+    ]
     assert "ready" in tasks.splitlines()[1].split()
 
 
@@ -87,7 +103,9 @@ def test_a_dependency_cycle_gets_the_invalid_spec_condition(
     assert tasks_of(cluster, namespace, "delta") == []
 
 
-def test_deleting_a_sprint_removes_its_tasks(cluster: LocalCluster, namespace: str, operator: KopfRunner) -> None:
+def test_deleting_a_sprint_removes_its_tasks(
+    cluster: LocalCluster, namespace: str, operator: KopfRunner
+) -> None:
     apply(cluster, namespace, suspended_sprint("eps", tasks=2))
     wait_for(lambda: len(tasks_of(cluster, namespace, "eps")) == 2)
     kubectl(cluster, "delete", "sprint", "eps", "-n", namespace, "--wait=true", "--timeout=60s")
@@ -102,7 +120,9 @@ def test_restarting_the_operator_creates_no_duplicates(
     args = ["run", "--standalone", "--namespace", namespace, "-m", "sprint_orchestrator.handlers"]
     apply(cluster, namespace, suspended_sprint("zeta", tasks=4))
     with KopfRunner(args, timeout=60):
-        first = wait_for(lambda: len(tasks_of(cluster, namespace, "zeta")) == 4 and tasks_of(cluster, namespace, "zeta"))
+        first = wait_for(
+            lambda: len(tasks_of(cluster, namespace, "zeta")) == 4 and tasks_of(cluster, namespace, "zeta")
+        )
     with KopfRunner(args, timeout=60):
         wait_for(lambda: sprint_status(cluster, namespace, "zeta").get("progress") == "0/4")
         second = tasks_of(cluster, namespace, "zeta")

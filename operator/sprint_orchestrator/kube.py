@@ -10,10 +10,10 @@ from __future__ import annotations
 import datetime as dt
 import threading
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
-from kubernetes import client, config
+from kubernetes import client, config, watch
 from kubernetes.client.rest import ApiException
 
 from . import GROUP, LABEL_SPRINT, VERSION
@@ -43,7 +43,7 @@ def _wrap(what: str, exc: ApiException) -> KubeError:
 
 
 def now_iso() -> str:
-    return dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+    return dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
 class Kube:
@@ -97,6 +97,43 @@ class Kube:
         except ApiException as exc:
             raise _wrap(f"list {plural}", exc) from exc
         return list(out.get("items", []))
+
+    def list_versioned(self, plural: str, namespace: str) -> tuple[list[dict[str, Any]], str]:
+        """All objects of a namespace and the list's resourceVersion (to start a watch from)."""
+        try:
+            out = self.custom.list_namespaced_custom_object(GROUP, VERSION, namespace, plural)
+        except ApiException as exc:
+            raise _wrap(f"list {plural} in {namespace}", exc) from exc
+        return list(out.get("items", [])), str(out["metadata"]["resourceVersion"])
+
+    def watch(
+        self, plural: str, namespace: str, resource_version: str, timeout_seconds: int = 300
+    ) -> Iterator[tuple[str, dict[str, Any]]]:
+        """(type, object) events after `resource_version`: ADDED, MODIFIED, DELETED, BOOKMARK.
+
+        Ends after `timeout_seconds` (watch again from the last resourceVersion seen); a KubeError with
+        status 410 means the version is too old: list again.
+        """
+        stream = watch.Watch()
+        try:
+            for event in stream.stream(
+                self.custom.list_namespaced_custom_object,
+                GROUP,
+                VERSION,
+                namespace,
+                plural,
+                resource_version=resource_version,
+                timeout_seconds=timeout_seconds,
+                allow_watch_bookmarks=True,
+            ):
+                if event["type"] == "ERROR":
+                    raw = event.get("raw_object") or {}
+                    raise KubeError(f"watch {plural}: {raw.get('message')}", int(raw.get("code") or 0))
+                yield str(event["type"]), dict(event["raw_object"])
+        except ApiException as exc:
+            raise _wrap(f"watch {plural} in {namespace}", exc) from exc
+        finally:
+            stream.stop()
 
     def tasks_of(self, namespace: str, sprint_name: str) -> list[dict[str, Any]]:
         return self.list(TASKS, namespace, f"{LABEL_SPRINT}={sprint_name}")
@@ -159,9 +196,7 @@ class Kube:
                 return False
             raise _wrap(f"delete {plural}/{name} in {namespace}", exc) from exc
 
-    def event(
-        self, obj: Mapping[str, Any], reason: str, message: str, type_: str = "Normal"
-    ) -> None:
+    def event(self, obj: Mapping[str, Any], reason: str, message: str, type_: str = "Normal") -> None:
         """Post a Kubernetes Event about `obj` (used by the CLI; handlers use kopf's events)."""
         meta = obj["metadata"]
         stamp = now_iso()

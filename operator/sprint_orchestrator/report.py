@@ -46,7 +46,10 @@ def build(sprint: Mapping[str, Any], tasks: Sequence[Mapping[str, Any]], now: dt
             "byModel": tokens.get("byModel") or {},
             "budget": tokens.get("budget"),
         },
-        "gates": {"passed": sum(1 for g in gates if g.get("passed")), "failed": sum(1 for g in gates if not g.get("passed"))},
+        "gates": {
+            "passed": sum(1 for g in gates if g.get("passed")),
+            "failed": sum(1 for g in gates if not g.get("passed")),
+        },
         "conflicts": {r["taskId"]: r["conflicts"] for r in rows if r["conflicts"]},
         "tasks": rows,
         "timeline": sorted(
@@ -87,7 +90,7 @@ def markdown(data: Mapping[str, Any]) -> str:
         f"# Sprint report: {data['name']} ({data['sprintId']})",
         "",
         f"- Started: {data['startedAt']}; reported: {data['reportedAt']}; wall time {data['wallSeconds']} s",
-        f"- Outcomes: " + ", ".join(f"{k} {v}" for k, v in sorted(data["outcomes"].items())),
+        "- Outcomes: " + ", ".join(f"{k} {v}" for k, v in sorted(data["outcomes"].items())),
         f"- Tokens: {tokens['actual']} actual vs {tokens['estimated']} estimated"
         + (f" (efficiency {tokens['efficiency']})" if tokens["efficiency"] is not None else "")
         + (f"; budget {tokens['budget']}" if tokens.get("budget") is not None else ""),

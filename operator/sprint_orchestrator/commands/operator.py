@@ -9,12 +9,18 @@ HELP = "run the operator: watch Sprints and Tasks and run them"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--namespace", "-n", action="append", default=[],
-                        help="watch only this namespace (repeatable); default: all namespaces")
+    parser.add_argument(
+        "--namespace",
+        "-n",
+        action="append",
+        default=[],
+        help="watch only this namespace (repeatable); default: all namespaces",
+    )
     parser.add_argument("--log-format", choices=["plain", "full", "json"], default="json")
     parser.add_argument("--verbose", action="store_true")
-    parser.add_argument("--liveness", default=None,
-                        help="serve kopf's liveness probe, e.g. http://0.0.0.0:8080/healthz")
+    parser.add_argument(
+        "--liveness", default=None, help="serve kopf's liveness probe, e.g. http://0.0.0.0:8080/healthz"
+    )
 
 
 def run(args: argparse.Namespace) -> int:

@@ -18,7 +18,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     kube = connect(args)
     task = get_task(kube, args)
-    annotate(kube, TASKS, task, RETRY, "RetryRequested",
-             f"retry of task {args.task} requested with sprintctl")
+    annotate(
+        kube, TASKS, task, RETRY, "RetryRequested", f"retry of task {args.task} requested with sprintctl"
+    )
     print(f"retry requested for task {args.task} of sprint {args.sprint}")
     return 0

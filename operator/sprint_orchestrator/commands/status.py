@@ -36,7 +36,8 @@ def render(sprint: dict[str, Any], tasks: list[dict[str, Any]], width: int = 30)
         st = task.get("status") or {}
         actual = (st.get("tokens") or {}).get("actual")
         lines.append(
-            f"  {task['spec']['taskId']:<16}{st.get('column') or 'ready':<13}{st.get('phase') or 'Pending':<11}"
+            f"  {task['spec']['taskId']:<16}{st.get('column') or 'ready':<13}"
+            f"{st.get('phase') or 'Pending':<11}"
             f"{st.get('attempt') or 0!s:<9}{'-' if actual is None else actual!s:<10}"
             f"{st.get('containerHealth') or 'none':<12}{(st.get('reason') or '')[:40]}"
         )

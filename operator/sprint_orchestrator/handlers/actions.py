@@ -37,20 +37,40 @@ async def handle_task_actions(
                 await rec.patch_task(task, {"handledRetry": nonce})
                 rec.event(body, "RetryIgnored", f"retry of task {task_id} ignored: {why}", warn=True)
             else:
-                await rec.patch_task(task, {
-                    "handledRetry": nonce, "phase": "Pending", "column": "ready", "error": "",
-                    "reason": "RetryRequested", "nextRetryAt": None, "conflicts": [], "gates": [],
-                    "maxAttempts": max(int(task["status"].get("maxAttempts") or 0),
-                                       int(task["status"].get("attempt") or 0) + 1),
-                })
+                await rec.patch_task(
+                    task,
+                    {
+                        "handledRetry": nonce,
+                        "phase": "Pending",
+                        "column": "ready",
+                        "error": "",
+                        "reason": "RetryRequested",
+                        "nextRetryAt": None,
+                        "conflicts": [],
+                        "gates": [],
+                        "maxAttempts": max(
+                            int(task["status"].get("maxAttempts") or 0),
+                            int(task["status"].get("attempt") or 0) + 1,
+                        ),
+                    },
+                )
                 rec.event(body, "TaskRetry", f"task {task_id}: retry requested by a user")
         nonce = pending_action(task, APPROVE, "handledApprove")
         if nonce:
             if phase == "Review" and not terminal:
-                await rec.patch_task(task, {"handledApprove": nonce, "phase": "Merging",
-                                            "column": "in-progress", "gatedAt": now_iso(),
-                                            "reason": "Approved"})
+                await rec.patch_task(
+                    task,
+                    {
+                        "handledApprove": nonce,
+                        "phase": "Merging",
+                        "column": "in-progress",
+                        "gatedAt": now_iso(),
+                        "reason": "Approved",
+                    },
+                )
                 rec.event(body, "TaskApproved", f"task {task_id}: approved by a user; queued for merge")
             else:
                 await rec.patch_task(task, {"handledApprove": nonce})
-                rec.event(body, "ApproveIgnored", f"approve of task {task_id} ignored: it is {phase}", warn=True)
+                rec.event(
+                    body, "ApproveIgnored", f"approve of task {task_id} ignored: it is {phase}", warn=True
+                )

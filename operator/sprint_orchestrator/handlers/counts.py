@@ -10,8 +10,13 @@ from ..model import SprintSpec
 from ..plan import TaskView
 
 COLUMNS = ("ready", "in-progress", "review", "completed", "failed")
-COLUMN_KEYS = {"ready": "ready", "in-progress": "inProgress", "review": "review",
-               "completed": "completed", "failed": "failed"}
+COLUMN_KEYS = {
+    "ready": "ready",
+    "in-progress": "inProgress",
+    "review": "review",
+    "completed": "completed",
+    "failed": "failed",
+}
 SETTLED = frozenset({"Completed", "Failed", "Blocked"})
 
 
@@ -29,7 +34,9 @@ def task_views(spec: SprintSpec, tasks: Sequence[Mapping[str, Any]], now: dt.dat
         retry_at = status.get("nextRetryAt")
         if phase in ("Pending", "Ready") and retry_at and _parse(retry_at) > now:
             phase = "Backoff"
-        views.append(TaskView(definition.id, definition.priority, tuple(definition.dependencies), phase, index))
+        views.append(
+            TaskView(definition.id, definition.priority, tuple(definition.dependencies), phase, index)
+        )
     return views
 
 
@@ -72,8 +79,14 @@ def sprint_counts(
         "columns": columns,
         "total": total,
         "progress": f"{columns['completed']}/{total}",
-        "tokens": {"budget": budget, "used": used, "estimated": estimated, "byCategory": by_category,
-                   "byModel": by_model, **({"costUsd": cost} if cost is not None else {})},
+        "tokens": {
+            "budget": budget,
+            "used": used,
+            "estimated": estimated,
+            "byCategory": by_category,
+            "byModel": by_model,
+            **({"costUsd": cost} if cost is not None else {}),
+        },
         "tokenSummary": f"{used}/{budget}",
     }
     return {key: value for key, value in patch.items() if current.get(key) != value}

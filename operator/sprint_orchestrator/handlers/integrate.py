@@ -15,8 +15,8 @@ from typing import Any
 from .. import report
 from ..kube import now_iso
 from ..model import SprintSpec
-from .conditions import set_condition
 from ..runtime import Limits
+from .conditions import set_condition
 from .runner import run_gates
 
 
@@ -37,18 +37,28 @@ class Integrator:
         return await self._failed(engine, runtime, head, results)
 
     async def _commit_report(self, engine: Any) -> str:
-        data = report.build(self.body, self.tasks, dt.datetime.now(dt.timezone.utc))
+        data = report.build(self.body, self.tasks, dt.datetime.now(dt.UTC))
         text = report.markdown(data)
         path = f".sprint/reports/{self.sprint_id}.md"
         head = str(await asyncio.to_thread(engine.head, self.branch))
         current = await asyncio.to_thread(engine.file_at, head, path)
         if current is None or _strip_times(current.decode()) != _strip_times(text):
-            head = str(await asyncio.to_thread(
-                engine.commit_file, self.branch, path, text.encode(), f"sprint {self.sprint_id}: report"
-            ))
+            head = str(
+                await asyncio.to_thread(
+                    engine.commit_file, self.branch, path, text.encode(), f"sprint {self.sprint_id}: report"
+                )
+            )
         self.report = data
-        await self.rec.patch({"report": {"path": path, "summary": _summary(data), "markdown": text,
-                                         "slotUtilization": data["slotUtilization"]}})
+        await self.rec.patch(
+            {
+                "report": {
+                    "path": path,
+                    "summary": _summary(data),
+                    "markdown": text,
+                    "slotUtilization": data["slotUtilization"],
+                }
+            }
+        )
         artifacts = self.rec.ctx.settings.artifacts_dir / self.rec.namespace / self.rec.name
         artifacts.mkdir(parents=True, exist_ok=True)
         (artifacts / "report.json").write_text(json.dumps(data, indent=2))
@@ -58,8 +68,16 @@ class Integrator:
     async def _test(self, engine: Any, runtime: Any, commit: str) -> list[dict[str, Any]]:
         image = str(self.status.get("image") or self.rec.default_base_image())
         return await asyncio.to_thread(
-            run_gates, engine, runtime, image, commit, commit, list(self.spec.integration_tests), [],
-            Limits(pids=1024), 1800.0,
+            run_gates,
+            engine,
+            runtime,
+            image,
+            commit,
+            commit,
+            list(self.spec.integration_tests),
+            [],
+            Limits(pids=1024),
+            1800.0,
         )
 
     async def _to_main(self, engine: Any, head: str, results: list[dict[str, Any]]) -> float:
@@ -69,18 +87,33 @@ class Integrator:
         if main.main_moved and not main.moved:
             merge = await asyncio.to_thread(engine.merge_main_into_sprint, self.sprint_id)
             if not merge.merged:
-                return await self._end("Failed", f"main moved and conflicts with the sprint in "
-                                                 f"{', '.join(merge.conflicts[:10])}", results)
-            await self.rec.patch({"baseCommit": main.main_commit,
-                                  "message": "main moved during the sprint: merged it in, re-testing"})
+                return await self._end(
+                    "Failed",
+                    f"main moved and conflicts with the sprint in {', '.join(merge.conflicts[:10])}",
+                    results,
+                )
+            await self.rec.patch(
+                {
+                    "baseCommit": main.main_commit,
+                    "message": "main moved during the sprint: merged it in, re-testing",
+                }
+            )
             self.rec.event(self.body, "MainMoved", "main moved during the sprint; merged and re-testing")
             return 0.0
         failed = [t for t in self.tasks if (t.get("status") or {}).get("phase") in ("Failed", "Blocked")]
         phase = "Partial" if failed else "Completed"
-        self.rec.event(self.body, "MainUpdated",
-                       f"main moved to {main.main_commit[:12]} ({'fast-forward' if main.fast_forward else 'merge'})")
-        return await self._end(phase, f"main updated to {main.main_commit[:12]}", results,
-                               mainCommit=main.main_commit, integratedCommit=head)
+        self.rec.event(
+            self.body,
+            "MainUpdated",
+            f"main moved to {main.main_commit[:12]} ({'fast-forward' if main.fast_forward else 'merge'})",
+        )
+        return await self._end(
+            phase,
+            f"main updated to {main.main_commit[:12]}",
+            results,
+            mainCommit=main.main_commit,
+            integratedCommit=head,
+        )
 
     async def _failed(self, engine: Any, runtime: Any, head: str, results: list[dict[str, Any]]) -> float:
         merged = self._merged_in_order()
@@ -88,21 +121,35 @@ class Integrator:
             return await self._end("RolledBack", "integration tests failed; main was not changed", results)
         culprit = await self._bisect(engine, runtime, merged)
         if culprit is None:
-            return await self._end("RolledBack", "integration tests failed and no single task explains it; "
-                                                 "main was not changed", results)
+            return await self._end(
+                "RolledBack",
+                "integration tests failed and no single task explains it; main was not changed",
+                results,
+            )
         task_id, _ = culprit
         base = str(self.status.get("baseCommit"))
         rebuilt = await asyncio.to_thread(engine.rebuild_without, base, [c for _, c in merged], {culprit[1]})
         if rebuilt is None:
             return await self._end("RolledBack", f"could not rebuild the sprint without {task_id}", results)
-        await asyncio.to_thread(engine.move_sprint_branch, self.sprint_id, rebuilt, head, f"eject task {task_id}")
+        await asyncio.to_thread(
+            engine.move_sprint_branch, self.sprint_id, rebuilt, head, f"eject task {task_id}"
+        )
         task = next(t for t in self.tasks if t["spec"]["taskId"] == task_id)
-        await self.rec.patch_task(task, {"phase": "Failed", "column": "failed", "reason": "IntegrationFailure",
-                                         "error": "ejected: the integration tests fail with this task merged",
-                                         "recoveryAction": "fix the task and retry it in a later sprint"})
+        await self.rec.patch_task(
+            task,
+            {
+                "phase": "Failed",
+                "column": "failed",
+                "reason": "IntegrationFailure",
+                "error": "ejected: the integration tests fail with this task merged",
+                "recoveryAction": "fix the task and retry it in a later sprint",
+            },
+        )
         merged_ids = [t for t in (self.status.get("merged") or []) if t != task_id]
         await self.rec.patch({"merged": merged_ids, "message": f"ejected {task_id}; re-testing"})
-        self.rec.event(self.body, "TaskEjected", f"task {task_id} broke the integration tests; ejected", warn=True)
+        self.rec.event(
+            self.body, "TaskEjected", f"task {task_id} broke the integration tests; ejected", warn=True
+        )
         return 0.0
 
     def _merged_in_order(self) -> list[tuple[str, str]]:
@@ -115,7 +162,9 @@ class Integrator:
                 out.append((task_id, str(commit)))
         return out
 
-    async def _bisect(self, engine: Any, runtime: Any, merged: list[tuple[str, str]]) -> tuple[str, str] | None:
+    async def _bisect(
+        self, engine: Any, runtime: Any, merged: list[tuple[str, str]]
+    ) -> tuple[str, str] | None:
         """The first merged task whose prefix of the merge order fails the tests (binary search)."""
         base = str(self.status.get("baseCommit"))
         lo, hi = 0, len(merged)  # invariant: prefix lo passes (empty prefix = base), prefix hi fails
@@ -131,13 +180,30 @@ class Integrator:
 
     async def _end(self, phase: str, message: str, results: list[dict[str, Any]], **extra: Any) -> float:
         ok = phase in ("Completed", "Partial")
-        await self.rec.patch({
-            "phase": phase, "message": message, "completedAt": now_iso(), "integration": results, **extra,
-            "conditions": set_condition(
-                set_condition(self.status.get("conditions"), "Integrated", ok,
-                              "TestsPassed" if ok else "TestsFailed", message, now_iso()),
-                "Completed", ok, phase, message, now_iso()),
-        })
+        await self.rec.patch(
+            {
+                "phase": phase,
+                "message": message,
+                "completedAt": now_iso(),
+                "integration": results,
+                **extra,
+                "conditions": set_condition(
+                    set_condition(
+                        self.status.get("conditions"),
+                        "Integrated",
+                        ok,
+                        "TestsPassed" if ok else "TestsFailed",
+                        message,
+                        now_iso(),
+                    ),
+                    "Completed",
+                    ok,
+                    phase,
+                    message,
+                    now_iso(),
+                ),
+            }
+        )
         self.rec.event(self.body, phase, message, warn=not ok)
         return 0.0
 
@@ -149,5 +215,7 @@ def _strip_times(text: str) -> str:
 def _summary(data: dict[str, Any]) -> str:
     outcomes = ", ".join(f"{k} {v}" for k, v in sorted(data["outcomes"].items()))
     tokens = data["tokens"]
-    return (f"{outcomes}; tokens {tokens['actual']}/{tokens['estimated']} estimated; "
-            f"utilization {data['slotUtilization']:.0%}")
+    return (
+        f"{outcomes}; tokens {tokens['actual']}/{tokens['estimated']} estimated; "
+        f"utilization {data['slotUtilization']:.0%}"
+    )

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 from ..errors import MergeRefused
 from ..kube import now_iso
 from ..model import SprintSpec
+
+log = logging.getLogger("sprint_orchestrator.operator")
 
 
 def queue(tasks: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -22,7 +25,7 @@ def duration(task: dict[str, Any]) -> float | None:
     if not start:
         return None
     began = dt.datetime.fromisoformat(start.replace("Z", "+00:00"))
-    return round((dt.datetime.now(dt.timezone.utc) - began).total_seconds(), 1)
+    return round((dt.datetime.now(dt.UTC) - began).total_seconds(), 1)
 
 
 async def merge_next(rec: Any, body: dict[str, Any], spec: SprintSpec, tasks: list[dict[str, Any]]) -> bool:
@@ -37,21 +40,43 @@ async def merge_next(rec: Any, body: dict[str, Any], spec: SprintSpec, tasks: li
     engine = await rec.engine(spec)
     done = {"completionTime": now_iso(), "durationSeconds": duration(task)}
     if status.get("noChanges"):
-        await rec.patch_task(task, {"phase": "Completed", "column": "completed", "reason": "NoChanges", **done})
+        await rec.patch_task(
+            task, {"phase": "Completed", "column": "completed", "reason": "NoChanges", **done}
+        )
         rec.event(body, "TaskCompleted", f"task {task_id}: no changes to merge")
     else:
         try:
             result = await asyncio.to_thread(engine.merge_task, sprint_id, task_id, status["commit"])
         except MergeRefused as exc:
-            await rec.patch_task(task, {"phase": "Failed", "column": "failed", "reason": "BranchMoved",
-                                        "error": str(exc), "recoveryAction": "sprintctl retry", **done})
+            await rec.patch_task(
+                task,
+                {
+                    "phase": "Failed",
+                    "column": "failed",
+                    "reason": "BranchMoved",
+                    "error": str(exc),
+                    "recoveryAction": "sprintctl retry",
+                    **done,
+                },
+            )
             rec.event(body, "MergeRefused", f"task {task_id}: {exc}", warn=True)
             return True
         if result.merged:
-            await rec.patch_task(task, {"phase": "Completed", "column": "completed",
-                                        "mergeCommit": result.merge_commit, "reason": "Merged", **done})
-            rec.event(body, "TaskMerged", f"task {task_id} merged into sprint/{sprint_id} as "
-                                          f"{(result.merge_commit or '')[:12]}")
+            await rec.patch_task(
+                task,
+                {
+                    "phase": "Completed",
+                    "column": "completed",
+                    "mergeCommit": result.merge_commit,
+                    "reason": "Merged",
+                    **done,
+                },
+            )
+            rec.event(
+                body,
+                "TaskMerged",
+                f"task {task_id} merged into sprint/{sprint_id} as {(result.merge_commit or '')[:12]}",
+            )
             merged = list((body.get("status") or {}).get("merged") or [])
             if task_id not in merged:
                 merged.append(task_id)
@@ -59,12 +84,24 @@ async def merge_next(rec: Any, body: dict[str, Any], spec: SprintSpec, tasks: li
                 body.setdefault("status", {})["merged"] = merged
         else:
             paths = list(result.conflicts)
-            await rec.patch_task(task, {"phase": "Failed", "column": "failed", "reason": "Conflict",
-                                        "conflicts": paths[:200],
-                                        "error": f"merge conflict in {', '.join(paths[:10])}: manual merge required",
-                                        "recoveryAction": "manual merge required", **done})
-            rec.event(body, "MergeConflict", f"task {task_id} conflicts in {', '.join(paths[:10])}; "
-                                             "isolated, the sprint goes on", warn=True)
+            await rec.patch_task(
+                task,
+                {
+                    "phase": "Failed",
+                    "column": "failed",
+                    "reason": "Conflict",
+                    "conflicts": paths[:200],
+                    "error": f"merge conflict in {', '.join(paths[:10])}: manual merge required",
+                    "recoveryAction": "manual merge required",
+                    **done,
+                },
+            )
+            rec.event(
+                body,
+                "MergeConflict",
+                f"task {task_id} conflicts in {', '.join(paths[:10])}; isolated, the sprint goes on",
+                warn=True,
+            )
     await asyncio.to_thread(_cleanup, engine, sprint_id, task_id, int(status.get("attempt") or 1))
     return True
 
@@ -72,5 +109,5 @@ async def merge_next(rec: Any, body: dict[str, Any], spec: SprintSpec, tasks: li
 def _cleanup(engine: Any, sprint_id: str, task_id: str, attempt: int) -> None:
     try:
         engine.cleanup_task(sprint_id, task_id, attempt)
-    except Exception:  # cleanup is best effort; the work is safe on the task branch
-        pass
+    except Exception:  # best effort: the work is safe on the task branch; recover() retries later
+        log.warning("cleanup of task %s/%s failed", sprint_id, task_id, exc_info=True)

@@ -23,7 +23,6 @@ TERMINAL = frozenset({"Completed", "Partial", "Failed", "RolledBack"})
 ACTIVE = frozenset({"Initializing", "Running", "Integrating"})
 
 
-
 class SprintReconciler:
     def __init__(self, ctx: OperatorContext, namespace: str, name: str, logger: Any) -> None:
         self.ctx, self.namespace, self.name, self.log = ctx, namespace, name, logger
@@ -136,7 +135,9 @@ class SprintReconciler:
             "spec": {"sprintRef": self.name, "sprintId": sprint_id, "taskId": task_id, **fields},
         }
 
-    async def _write_counts(self, body: dict[str, Any], spec: SprintSpec, tasks: list[dict[str, Any]]) -> None:
+    async def _write_counts(
+        self, body: dict[str, Any], spec: SprintSpec, tasks: list[dict[str, Any]]
+    ) -> None:
         status = body.get("status") or {}
         patch = counts.sprint_counts(spec, tasks, self._budget(spec), status)
         if patch:
@@ -170,10 +171,13 @@ class SprintReconciler:
             before_phase = ((before or {}).get("status") or {}).get("phase")
             if before_phase not in ("Completed", "Partial"):
                 return f"waiting for sprint {spec.after!r} to complete (now {before_phase or 'absent'})"
-        limit = int(getattr(getattr(self.ctx.settings.config, "orchestrator", None), "max_concurrent_sprints", 1))
+        limit = int(
+            getattr(getattr(self.ctx.settings.config, "orchestrator", None), "max_concurrent_sprints", 1)
+        )
         others = await self._call(self.ctx.kube.list, SPRINTS, None, "")
         active = [
-            s for s in others
+            s
+            for s in others
             if (s.get("status") or {}).get("phase") in ACTIVE
             and (s["metadata"]["namespace"], s["metadata"]["name"]) != (self.namespace, self.name)
         ]
@@ -184,7 +188,9 @@ class SprintReconciler:
 
     # --- Initializing --------------------------------------------------------------------------
 
-    async def _initializing(self, body: dict[str, Any], spec: SprintSpec, tasks: list[dict[str, Any]]) -> float:
+    async def _initializing(
+        self, body: dict[str, Any], spec: SprintSpec, tasks: list[dict[str, Any]]
+    ) -> float:
         sprint_id = spec.resolved_id(self.name)
         try:
             engine = await self.engine(spec)
@@ -206,7 +212,12 @@ class SprintReconciler:
                 "startedAt": status.get("startedAt") or now_iso(),
                 "message": "running tasks",
                 "conditions": set_condition(
-                    status.get("conditions"), "Running", True, "Started", "tasks are being scheduled", now_iso()
+                    status.get("conditions"),
+                    "Running",
+                    True,
+                    "Started",
+                    "tasks are being scheduled",
+                    now_iso(),
                 ),
             }
         )
@@ -262,13 +273,14 @@ class SprintReconciler:
 
     async def _running(self, body: dict[str, Any], spec: SprintSpec, tasks: list[dict[str, Any]]) -> float:
         await actions.handle_task_actions(self, body, spec, tasks, terminal=False)
-        now = dt.datetime.now(dt.timezone.utc)
+        now = dt.datetime.now(dt.UTC)
         views = counts.task_views(spec, tasks, now)
         for task_id, reason in plan.blocked(views).items():
             task = _by_id(tasks, task_id)
             if (task.get("status") or {}).get("phase") != "Blocked":
-                await self.patch_task(task, {"phase": "Blocked", "column": "ready", "reason": reason,
-                                             "blockedBy": [reason]})
+                await self.patch_task(
+                    task, {"phase": "Blocked", "column": "ready", "reason": reason, "blockedBy": [reason]}
+                )
         for task_id in plan.unblocked(views):
             await self.patch_task(_by_id(tasks, task_id), {"phase": "Pending", "reason": "", "blockedBy": []})
         views = counts.task_views(spec, tasks, now)
@@ -326,7 +338,9 @@ class SprintReconciler:
 
     # --- Integrating ---------------------------------------------------------------------------
 
-    async def _integrating(self, body: dict[str, Any], spec: SprintSpec, tasks: list[dict[str, Any]]) -> float:
+    async def _integrating(
+        self, body: dict[str, Any], spec: SprintSpec, tasks: list[dict[str, Any]]
+    ) -> float:
         await self._write_counts(body, spec, tasks)
         from .integrate import Integrator
 
@@ -347,12 +361,32 @@ class SprintReconciler:
                 continue
             if runtime is not None and (task.get("status") or {}).get("containerName"):
                 await self._call(runtime.remove, task["status"]["containerName"])
-            await self.patch_task(task, {"phase": "Failed", "column": "failed", "reason": "Cancelled",
-                                         "error": "the sprint was cancelled", "containerHealth": "removed"})
+            await self.patch_task(
+                task,
+                {
+                    "phase": "Failed",
+                    "column": "failed",
+                    "reason": "Cancelled",
+                    "error": "the sprint was cancelled",
+                    "containerHealth": "removed",
+                },
+            )
         status = body.get("status") or {}
-        await self.patch({"phase": "Failed", "message": "cancelled by a user", "completedAt": now_iso(),
-                          "conditions": set_condition(status.get("conditions"), "Completed", False,
-                                                      "Cancelled", "cancelled by a user", now_iso())})
+        await self.patch(
+            {
+                "phase": "Failed",
+                "message": "cancelled by a user",
+                "completedAt": now_iso(),
+                "conditions": set_condition(
+                    status.get("conditions"),
+                    "Completed",
+                    False,
+                    "Cancelled",
+                    "cancelled by a user",
+                    now_iso(),
+                ),
+            }
+        )
         self.event(body, "Cancelled", "the sprint was cancelled; main was not changed", warn=True)
 
 

@@ -120,8 +120,10 @@ class TaskRunner:
         """The configured limits, raised by earlier retries (status.limits) where they were."""
         configured = self.spec.container.resource_limits if self.spec.container else None
         orchestrator = getattr(self.ctx.settings.config, "orchestrator", None)
-        timeout = float((configured.timeout_seconds if configured else None)
-                        or getattr(orchestrator, "default_task_timeout", 3600))
+        timeout = float(
+            (configured.timeout_seconds if configured else None)
+            or getattr(orchestrator, "default_task_timeout", 3600)
+        )
         limits = Limits(
             cpus=configured.cpus if configured else None,
             memory_bytes=quantity_bytes(configured.memory) if (configured and configured.memory) else None,
@@ -132,7 +134,9 @@ class TaskRunner:
             limits = Limits(limits.cpus, int(raised["memoryBytes"]), limits.pids)
         return limits, float(raised.get("timeoutSeconds") or timeout)
 
-    async def _live_usage(self, waiter: asyncio.Future[Any], artifacts: Path, runtime: Any, handle: Any) -> None:
+    async def _live_usage(
+        self, waiter: asyncio.Future[Any], artifacts: Path, runtime: Any, handle: Any
+    ) -> None:
         """While the container runs, push its growing token usage into the Task status."""
         last: int | None = None
         while not waiter.done():
@@ -143,8 +147,9 @@ class TaskRunner:
             if current is None or current.total_tokens == last:
                 continue
             last = current.total_tokens
-            await self.patch({"tokens": tokens.task_tokens(current, self.definition.estimated_tokens,
-                                                           partial=True)})
+            await self.patch(
+                {"tokens": tokens.task_tokens(current, self.definition.estimated_tokens, partial=True)}
+            )
             verdict = tokens.budget_verdict(self.rec, self.spec, self.definition, current)
             if verdict is not None:
                 self.budget_stop = verdict
@@ -162,8 +167,11 @@ class TaskRunner:
             "containerHealth": str(outcome.health),
             "exitCode": outcome.exit_code,
             "tokens": tokens.task_tokens(used, self.definition.estimated_tokens, partial=None),
-            "results": {"summary": results.summary[:2048], "present": results.present,
-                        "artifacts": list(results.artifacts)[:100]},
+            "results": {
+                "summary": results.summary[:2048],
+                "present": results.present,
+                "artifacts": list(results.artifacts)[:100],
+            },
             "logPath": str(outcome.log_path or ""),
         }
         budget = self.budget_stop
@@ -173,8 +181,13 @@ class TaskRunner:
             await self._container_failed(common, outcome)
         else:
             commit = await asyncio.to_thread(
-                engine.commit_task, ws, self.sprint_id, self.task_id,
-                list(self.definition.files_to_modify), TEAM_NAME, TEAM_EMAIL,
+                engine.commit_task,
+                ws,
+                self.sprint_id,
+                self.task_id,
+                list(self.definition.files_to_modify),
+                TEAM_NAME,
+                TEAM_EMAIL,
             )
             head = commit.commit or await asyncio.to_thread(engine.head, ws.branch)
             changed = head is not None and head != ws.base_commit
@@ -207,7 +220,7 @@ class TaskRunner:
         if not decision.retry:
             await self._fail(common, kind, f"{message}; {decision.reason}", retryable=True)
             return
-        retry_at = dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=decision.delay_s)
+        retry_at = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=decision.delay_s)
         await self.patch(
             {
                 **common,
@@ -216,20 +229,32 @@ class TaskRunner:
                 "error": message,
                 "reason": kind,
                 "recoveryAction": decision.reason,
-                "limits": {"memoryBytes": decision.new_limits.memory_bytes,
-                           "timeoutSeconds": decision.new_timeout_s},
+                "limits": {
+                    "memoryBytes": decision.new_limits.memory_bytes,
+                    "timeoutSeconds": decision.new_timeout_s,
+                },
                 "nextRetryAt": retry_at.replace(microsecond=0).isoformat().replace("+00:00", "Z"),
             }
         )
-        self.rec.event(self.body, "TaskRetry", f"task {self.task_id}: {message}; {decision.reason}", warn=True)
+        self.rec.event(
+            self.body, "TaskRetry", f"task {self.task_id}: {message}; {decision.reason}", warn=True
+        )
 
     def rec_body(self) -> dict[str, Any]:
         return self.body
 
     async def _fail(self, common: dict[str, Any], reason: str, message: str, retryable: bool) -> None:
-        await self.patch({**common, "phase": "Failed", "column": "failed", "reason": reason,
-                          "error": message, "completionTime": now_iso(),
-                          "recoveryAction": "retry" if retryable else "sprintctl retry"})
+        await self.patch(
+            {
+                **common,
+                "phase": "Failed",
+                "column": "failed",
+                "reason": reason,
+                "error": message,
+                "completionTime": now_iso(),
+                "recoveryAction": "retry" if retryable else "sprintctl retry",
+            }
+        )
         self.rec.event(self.body, "TaskFailed", f"task {self.task_id}: {message}", warn=True)
 
     async def _infrastructure_failure(self, message: str) -> None:
@@ -245,29 +270,53 @@ class TaskRunner:
         sprint_head = await asyncio.to_thread(engine.head, f"sprint/{self.sprint_id}")
         limits, timeout_s = self._limits()
         results = await asyncio.to_thread(
-            run_gates, engine, runtime, image, commit, str(sprint_head),
-            list(self.definition.test_requirements), list(self.definition.files_to_modify),
-            limits, timeout_s,
+            run_gates,
+            engine,
+            runtime,
+            image,
+            commit,
+            str(sprint_head),
+            list(self.definition.test_requirements),
+            list(self.definition.files_to_modify),
+            limits,
+            timeout_s,
         )
         out_of_scope = list(self.status.get("outOfScope") or [])
         passed = all(r["passed"] for r in results)
         scope_review = bool(out_of_scope) and self.spec.policy.out_of_scope_changes == "review"
         if passed and not scope_review:
-            await self.patch({"phase": "Merging", "gates": results, "gatedAt": now_iso(),
-                              "reason": "", "error": ""})
+            await self.patch(
+                {"phase": "Merging", "gates": results, "gatedAt": now_iso(), "reason": "", "error": ""}
+            )
             return
         why = (
             f"gate failed: {next(r['command'] for r in results if not r['passed'])}"
-            if not passed else f"changes outside filesToModify: {', '.join(out_of_scope[:10])}"
+            if not passed
+            else f"changes outside filesToModify: {', '.join(out_of_scope[:10])}"
         )
-        await self.patch({"phase": "Review", "column": "review", "gates": results, "reason": "GateFailed",
-                          "error": why, "recoveryAction": "sprintctl approve or sprintctl retry"})
+        await self.patch(
+            {
+                "phase": "Review",
+                "column": "review",
+                "gates": results,
+                "reason": "GateFailed",
+                "error": why,
+                "recoveryAction": "sprintctl approve or sprintctl retry",
+            }
+        )
         self.rec.event(self.body, "TaskNeedsReview", f"task {self.task_id}: {why}", warn=True)
 
 
 def run_gates(
-    engine: Any, runtime: Any, image: str, commit: str, sprint_head: str,
-    commands: list[str], files_to_modify: list[str], limits: Limits, timeout_s: float,
+    engine: Any,
+    runtime: Any,
+    image: str,
+    commit: str,
+    sprint_head: str,
+    commands: list[str],
+    files_to_modify: list[str],
+    limits: Limits,
+    timeout_s: float,
 ) -> list[dict[str, Any]]:
     """Run each gate command in a fresh container on the task's committed tree.
 

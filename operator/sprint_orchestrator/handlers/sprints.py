@@ -33,8 +33,13 @@ def _ctx(memo: kopf.Memo) -> OperatorContext:
 @kopf.on.update(GROUP, VERSION, SPRINTS, field="spec")
 @kopf.on.resume(GROUP, VERSION, SPRINTS, field="spec")
 async def check_spec(
-    spec: kopf.Spec, status: kopf.Status, name: str, namespace: str, meta: kopf.Meta,
-    memo: kopf.Memo, **_: Any,
+    spec: kopf.Spec,
+    status: kopf.Status,
+    name: str,
+    namespace: str,
+    meta: kopf.Meta,
+    memo: kopf.Memo,
+    **_: Any,
 ) -> None:
     """Validate the spec; a bad one gets Ready=False/InvalidSpec once, with no retry storm."""
     ctx = _ctx(memo)

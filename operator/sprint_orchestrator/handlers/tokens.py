@@ -65,6 +65,8 @@ def budget_verdict(rec: Any, spec: Any, definition: Any, used: Any) -> str | Non
     if estimated:
         limit = int(estimated * spec.policy.token_budget_factor)
         if total > limit:
-            return (f"token budget exceeded: {total} tokens used, the task's budget is {limit} "
-                    f"({estimated} estimated x {spec.policy.token_budget_factor})")
+            return (
+                f"token budget exceeded: {total} tokens used, the task's budget is {limit} "
+                f"({estimated} estimated x {spec.policy.token_budget_factor})"
+            )
     return None

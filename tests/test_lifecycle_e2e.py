@@ -1,0 +1,243 @@
+"""Whole sprints end to end: the real control plane, the operator as a real process, real git
+repositories, real Podman containers running the demo team."""
+
+from __future__ import annotations
+
+import json
+import random
+import signal
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from _e2e import (
+    SPRINTCTL,
+    apply,
+    operator_env,
+    operator_process,
+    sprint_status,
+    start_operator,
+    stop_operator,
+    tasks_of,
+    wait_for,
+)
+from conftest import REPO, kubectl
+from localcluster import LocalCluster
+
+pytestmark = [pytest.mark.cluster, pytest.mark.podman]
+TERMINAL = ("Completed", "Partial", "Failed", "RolledBack")
+
+
+def git(*args: str) -> str:
+    return subprocess.run(["git", *args], check=True, capture_output=True, text=True).stdout
+
+
+def seed_repository(tmp: Path, source: Path | None = None, files: dict[str, str] | None = None) -> Path:
+    """A bare repository whose main holds `source` (a directory) or `files`: the target repository."""
+    seed = tmp / "seed"
+    if source is not None:
+        subprocess.run(["cp", "-r", str(source), str(seed)], check=True)
+    seed.mkdir(exist_ok=True)
+    for path, text in (files or {}).items():
+        (seed / path).parent.mkdir(parents=True, exist_ok=True)
+        (seed / path).write_text(text)
+    git("-C", str(seed), "init", "-q", "-b", "main")
+    git("-C", str(seed), "add", "-A")
+    git("-C", str(seed), "commit", "-qm", "initial commit")
+    bare = tmp / "target.git"
+    git("init", "-q", "--bare", "-b", "main", str(bare))
+    git("-C", str(seed), "push", "-q", str(bare), "main")
+    return bare
+
+
+def example(name: str, repo: Path) -> dict[str, Any]:
+    manifest = yaml.safe_load((REPO / "examples" / name).read_text())
+    manifest["spec"]["repository"] = {"url": str(repo), "mainBranch": "main"}
+    team = manifest["spec"]["team"]
+    team["recipes"] = str(REPO / team["recipes"])
+    return dict(manifest)
+
+
+def config(tmp: Path) -> dict[str, str]:
+    path = tmp / "config.yaml"
+    path.write_text(
+        "orchestrator: {max_concurrent_sprints: 20, max_parallel_tasks_per_sprint: 10}\n"
+        f"git: {{working_trees_path: '{tmp / 'trees'}'}}\n"
+        "containers: {base_image: localhost/sprint-orchestrator/base:bookworm}\n"
+    )
+    return {"SPRINT_ORCHESTRATOR_CONFIG": str(path)}
+
+
+def wait_terminal(cluster: LocalCluster, ns: str, name: str, timeout: float = 600) -> dict[str, Any]:
+    return dict(
+        wait_for(
+            lambda: (s := sprint_status(cluster, ns, name)).get("phase") in TERMINAL and s,
+            timeout=timeout,
+            what=f"sprint {name} to finish",
+        )
+    )
+
+
+def by_id(cluster: LocalCluster, ns: str, sprint: str) -> dict[str, dict[str, Any]]:
+    return {t["spec"]["taskId"]: t.get("status") or {} for t in tasks_of(cluster, ns, sprint)}
+
+
+def tree_files(repo: Path, ref: str = "main") -> dict[str, str]:
+    """path -> blob id on `ref`, without the sprint report (it carries timestamps)."""
+    out = git("-C", str(repo), "ls-tree", "-r", ref)
+    rows = (line.split(maxsplit=3) for line in out.splitlines())
+    return {path: sha for _, _, sha, path in rows if not path.startswith(".sprint/reports/")}
+
+
+def test_the_demo_sprint_runs_to_completion_and_moves_main(
+    cluster: LocalCluster, namespace: str, tmp_path: Path
+) -> None:
+    repo = seed_repository(tmp_path, REPO / "examples" / "textstats")
+    before = git("-C", str(repo), "rev-parse", "main").strip()
+    with operator_process(cluster, namespace, tmp_path / "state", tmp_path / "op.log", **config(tmp_path)):
+        apply(cluster, namespace, example("sprint.yaml", repo))
+        status = wait_terminal(cluster, namespace, "textstats-1")
+    assert status["phase"] == "Completed", status.get("message")
+    assert status["progress"] == "6/6"
+    tasks = by_id(cluster, namespace, "textstats-1")
+    assert all(t["column"] == "completed" and t["mergeCommit"] for t in tasks.values())
+    assert all(g["passed"] for t in tasks.values() for g in t["gates"])
+    assert all(t["tokens"]["actual"] > 0 and t["tokens"]["byCategory"] for t in tasks.values())
+    main = git("-C", str(repo), "rev-parse", "main").strip()
+    assert main == status["mainCommit"] and main != before
+    files = git("-C", str(repo), "ls-tree", "-r", "--name-only", "main").split()
+    for path in ("textstats/words.py", "textstats/cli.py", "docs/usage.md", ".sprint/reports/textstats-1.md"):
+        assert path in files
+    assert "TASK.md" not in files and "RESULTS.md" not in files
+    report = git("-C", str(repo), "show", "main:.sprint/reports/textstats-1.md")
+    assert "| words | completed" in report
+    assert status["report"]["slotUtilization"] > 0
+    events = kubectl(cluster, "get", "events", "-n", namespace, "-o", "json")
+    reasons = {e["reason"] for e in json.loads(events)["items"]}
+    assert {"TaskStarted", "TaskMerged", "MainUpdated", "Completed"} <= reasons
+    leftovers = subprocess.run(
+        ["podman", "ps", "-a", "-q", "--filter", "label=sprintorchestrator.dev/sprint=textstats-1"],
+        capture_output=True, text=True, check=True,
+    ).stdout
+    assert leftovers.strip() == ""
+
+
+def test_a_conflict_is_isolated_a_failed_gate_waits_for_review_and_bisection_ejects_the_culprit(
+    cluster: LocalCluster, namespace: str, tmp_path: Path
+) -> None:
+    repo = seed_repository(tmp_path, REPO / "examples" / "textstats")
+    env = {**operator_env(cluster, tmp_path), "KUBECONFIG": str(cluster.kubeconfig)}
+    with operator_process(cluster, namespace, tmp_path / "state", tmp_path / "op.log", **config(tmp_path)):
+        apply(cluster, namespace, example("sprint-trouble.yaml", repo))
+
+        def settled() -> dict[str, dict[str, Any]] | None:
+            tasks = by_id(cluster, namespace, "textstats-trouble")
+            phases = {k: v.get("phase") for k, v in tasks.items()}
+            done = phases.get("buggy") == "Review" and phases.get("words") == "Completed"
+            versions = sorted([phases.get("version-a"), phases.get("version-b")])
+            return tasks if done and versions == ["Completed", "Failed"] else None
+
+        tasks = wait_for(settled, timeout=300, what="conflict and review")
+        loser = "version-a" if tasks["version-a"]["phase"] == "Failed" else "version-b"
+        assert tasks[loser]["reason"] == "Conflict"
+        assert tasks[loser]["conflicts"] == ["textstats/__init__.py"]
+        assert "manual merge required" in tasks[loser]["error"]
+        assert tasks["buggy"]["column"] == "review"
+        assert not tasks["buggy"]["gates"][0]["passed"]
+        time.sleep(2)
+        assert sprint_status(cluster, namespace, "textstats-trouble")["phase"] == "Running"  # waits for a human
+        subprocess.run(
+            [SPRINTCTL, "approve", "textstats-trouble", "buggy", "-n", namespace], env=env, check=True,
+            capture_output=True,
+        )
+        status = wait_terminal(cluster, namespace, "textstats-trouble", timeout=300)
+    assert status["phase"] == "Partial", status.get("message")
+    tasks = by_id(cluster, namespace, "textstats-trouble")
+    assert tasks["buggy"]["phase"] == "Failed" and tasks["buggy"]["reason"] == "IntegrationFailure"
+    files = git("-C", str(repo), "ls-tree", "-r", "--name-only", "main").split()
+    assert "textstats/words.py" in files
+    assert "textstats/buggy.py" not in files
+    winner = "version-b" if loser == "version-a" else "version-a"
+    version = {"version-a": "0.2.0", "version-b": "1.0.0"}[winner]
+    assert version in git("-C", str(repo), "show", "main:textstats/__init__.py")
+
+
+def chain_sprint(name: str, repo: Path, recipes: Path, tasks: int = 10) -> dict[str, Any]:
+    """`tasks` tasks, each writing its own file; a diamond-and-chain dependency graph."""
+    graph = {2: (0, 1), 3: (2,), 4: (2,), 5: (3, 4), 7: (6,), 8: (5, 7), 9: (8,)}
+    definitions = []
+    for i in range(tasks):
+        deps = [f"t{j}" for j in graph.get(i, ())]
+        (recipes / f"t{i}" / "files").mkdir(parents=True, exist_ok=True)
+        (recipes / f"t{i}" / "files" / f"t{i}.txt").write_text(f"task {i}\n")
+        definitions.append(
+            {
+                "id": f"t{i}",
+                "title": f"Task {i}",
+                "priority": ["high", "medium", "low"][i % 3],
+                "dependencies": sorted(set(deps)),
+                "filesToModify": [f"files/t{i}.txt"],
+                "testRequirements": [f"test -s files/t{i}.txt"],
+                "estimatedTokens": 1000,
+            }
+        )
+    return {
+        "apiVersion": "sprintorchestrator.dev/v1alpha1",
+        "kind": "Sprint",
+        "metadata": {"name": name},
+        "spec": {
+            "repository": {"url": str(repo)},
+            "team": {"type": "demo", "recipes": str(recipes)},
+            "maxParallelTasks": 3,
+            "tasks": definitions,
+            "integrationTests": ["test $(ls files | wc -l) -eq 10"],
+        },
+    }
+
+
+def test_an_operator_killed_30_times_loses_no_work_and_leaves_nothing_behind(
+    cluster: LocalCluster, namespace: str, tmp_path: Path
+) -> None:
+    rnd = random.Random(20261125)
+    results: dict[str, dict[str, str]] = {}
+    for run, kills in (("calm", 0), ("killed", 30)):
+        tmp = tmp_path / run
+        tmp.mkdir()
+        repo = seed_repository(tmp, files={"README.md": "chain\n"})
+        name = f"chain-{run}"
+        apply(cluster, namespace, chain_sprint(name, repo, tmp / "recipes"))
+        env = config(tmp)
+        proc = start_operator(cluster, namespace, tmp / "state", tmp / "op.log", **env)
+        try:
+            for _ in range(kills):
+                time.sleep(rnd.uniform(0.5, 3.0))
+                stop_operator(proc, signal.SIGKILL)
+                if sprint_status(cluster, namespace, name).get("phase") in TERMINAL:
+                    break
+                proc = start_operator(cluster, namespace, tmp / "state", tmp / "op.log", **env)
+            if proc.poll() is not None:
+                proc = start_operator(cluster, namespace, tmp / "state", tmp / "op.log", **env)
+            status = wait_terminal(cluster, namespace, name, timeout=600)
+        finally:
+            stop_operator(proc)
+        assert status["phase"] == "Completed", status.get("message")
+        results[run] = tree_files(repo)
+        merges = git("-C", str(repo), "log", "--merges", "--format=%s", "main").splitlines()
+        merged = [line for line in merges if line.startswith("Merge task ")]
+        assert len(merged) == len(set(merged)) == 10, merges  # every task merged exactly once
+        left = subprocess.run(
+            ["podman", "ps", "-a", "-q", "--filter", f"label=sprintorchestrator.dev/sprint={name}"],
+            capture_output=True, text=True, check=True,
+        ).stdout
+        assert left.strip() == "", "containers left behind"
+        clone = tmp / "trees" / "repo.git"
+        worktrees = git("--git-dir", str(clone), "worktree", "list", "--porcelain")
+        task_trees = [w for w in worktrees.split("\n\n") if "/tasks/" in w]
+        assert task_trees == [], worktrees
+        assert list(clone.rglob("*.lock")) == []
+    assert results["killed"] == results["calm"]
+    assert len(results["calm"]) == 11
