@@ -138,7 +138,7 @@ def test_a_conflict_is_isolated_a_failed_gate_waits_for_review_and_bisection_eje
             tasks = by_id(cluster, namespace, "textstats-trouble")
             phases = {k: v.get("phase") for k, v in tasks.items()}
             done = phases.get("buggy") == "Review" and phases.get("words") == "Completed"
-            versions = sorted([phases.get("version-a"), phases.get("version-b")])
+            versions = sorted([phases.get("version-a") or "", phases.get("version-b") or ""])
             return tasks if done and versions == ["Completed", "Failed"] else None
 
         tasks = wait_for(settled, timeout=300, what="conflict and review")

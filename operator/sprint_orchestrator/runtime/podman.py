@@ -201,7 +201,9 @@ class PodmanRuntime:
                 self._timed_out.add(handle.name)
                 container.stop(timeout=STOP_GRACE_S)
                 container.reload()
-        except podman.errors.NotFound:
+        except podman.errors.APIError:  # 404, or 500 "no such container" while a removal is under way
+            if self._get(handle.name) is not None:
+                raise
             return self._gone(handle, writable)  # removed while it ran (a budget stop, a cleanup)
         return self._outcome(container, handle, timeout_s, writable)
 
@@ -315,6 +317,10 @@ class PodmanRuntime:
             return self.client.containers.get(name)
         except podman.errors.NotFound:
             return None
+        except podman.errors.APIError as exc:  # a container being removed can answer 500
+            if "no such container" in str(exc):
+                return None
+            raise
 
     def _log(self, name: str) -> Path:
         self.log_dir.mkdir(parents=True, exist_ok=True)
