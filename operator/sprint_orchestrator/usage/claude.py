@@ -41,11 +41,63 @@ def api_usage(usage: dict[str, Any] | None, where: str) -> ModelUsage:
     )
 
 
+_FRAME_FIELDS = ("input_tokens", "cache_read_tokens", "cache_creation_tokens", "output_tokens")
+
+
 def _frame_max(a: ModelUsage, b: ModelUsage) -> ModelUsage:
     """Frames of one message repeat its counts, growing: keep the largest seen of each."""
-    fields = ("input_tokens", "cache_read_tokens", "cache_creation_tokens", "output_tokens")
-    values = [max((v for v in (getattr(a, f), getattr(b, f)) if v is not None), default=None) for f in fields]
+    values = [
+        max((v for v in (getattr(a, f), getattr(b, f)) if v is not None), default=None) for f in _FRAME_FIELDS
+    ]
     return ModelUsage(*values)
+
+
+class _FrameEstimate:
+    """The running sum of assistant frames, one per message id, per model.
+
+    Kept as sums and counts of unknown values so that replacing a message's frame and reading the
+    estimate cost O(models), not O(messages): a live reader may ask after every chunk.
+    """
+
+    def __init__(self) -> None:
+        self._frames: dict[str, tuple[str | None, ModelUsage]] = {}
+        self._sums: dict[str | None, list[int]] = {}
+        self._unknown: dict[str | None, list[int]] = {}
+
+    def __bool__(self) -> bool:
+        return bool(self._frames)
+
+    def put(self, key: str, model: str | None, frame: ModelUsage) -> None:
+        old = self._frames.get(key)
+        if old is not None:
+            self._apply(*old, sign=-1)
+            frame = _frame_max(old[1], frame)
+        self._frames[key] = (model, frame)
+        self._apply(model, frame, sign=1)
+
+    def _apply(self, model: str | None, frame: ModelUsage, sign: int) -> None:
+        sums = self._sums.setdefault(model, [0, 0, 0, 0])
+        unknown = self._unknown.setdefault(model, [0, 0, 0, 0])
+        for index, name in enumerate(_FRAME_FIELDS):
+            value = getattr(frame, name)
+            if value is None:
+                unknown[index] += sign
+            else:
+                sums[index] += sign * value
+
+    def result(self) -> TokenUsage:
+        if not self._frames:
+            return UNKNOWN
+        parts = []
+        for model, sums in self._sums.items():
+            values = [None if u else v for v, u in zip(sums, self._unknown[model], strict=True)]
+            parts.append((model, ModelUsage(*values)))
+        return from_parts(parts, partial=True)
+
+    def clear(self) -> None:
+        self._frames.clear()
+        self._sums.clear()
+        self._unknown.clear()
 
 
 class ClaudeMessages:
@@ -54,7 +106,7 @@ class ClaudeMessages:
     def __init__(self) -> None:
         self._charged: TokenUsage | None = None  # the sum of what each result added
         self._last: dict[str | None, TokenUsage] = {}  # last cumulative result per session id
-        self._frames: dict[str, tuple[str | None, ModelUsage]] = {}  # since the last result
+        self._frames = _FrameEstimate()  # assistant frames since the last result
         self._init_model: str | None = None
 
     def add(self, record: dict[str, Any], where: str) -> None:
@@ -67,7 +119,7 @@ class ClaudeMessages:
             self._add_result(record, where)
 
     def result(self) -> TokenUsage:
-        estimate = self._estimate()
+        estimate = self._frames.result()
         if self._charged is None:
             return estimate
         if not self._frames:
@@ -79,16 +131,8 @@ class ClaudeMessages:
         usage = sub_obj(message, "usage", where) if message else None
         if message is None or usage is None:
             return
-        key = text(message, "id") or where
         frame = api_usage(usage, f"{where}: message.usage")
-        if key in self._frames:
-            frame = _frame_max(self._frames[key][1], frame)
-        self._frames[key] = (text(message, "model"), frame)
-
-    def _estimate(self) -> TokenUsage:
-        if not self._frames:
-            return UNKNOWN
-        return from_parts(self._frames.values(), partial=True)
+        self._frames.put(text(message, "id") or where, text(message, "model"), frame)
 
     def _add_result(self, record: dict[str, Any], where: str) -> None:
         current = self._result_usage(record, where)

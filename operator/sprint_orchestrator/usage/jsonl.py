@@ -38,24 +38,19 @@ def _category(record: dict[str, Any], where: str) -> str:
 
 class UsageLines:
     def __init__(self) -> None:
-        self._lines: list[tuple[str, str | None, ModelUsage]] = []
-        self._partial = False
+        self._total: TokenUsage | None = None  # kept as a running sum: reading it is O(models)
 
     def add(self, record: dict[str, Any], where: str) -> None:
         partial = record.get("partial", False)
         if not isinstance(partial, bool):
             raise UsageParseError(f"{where}: partial must be true or false, got {partial!r}")
-        self._partial = self._partial or partial
-        self._lines.append((_category(record, where), text(record, "model"), _line_usage(record, where)))
+        line = _line_usage(record, where)
+        category = _category(record, where)
+        added = from_parts([(text(record, "model"), line)], categories=[(category, line)], partial=partial)
+        self._total = added if self._total is None else self._total + added
 
     def result(self) -> TokenUsage:
-        if not self._lines:
-            return UNKNOWN
-        return from_parts(
-            ((model, usage) for _, model, usage in self._lines),
-            categories=((category, usage) for category, _, usage in self._lines),
-            partial=self._partial,
-        )
+        return UNKNOWN if self._total is None else self._total
 
 
 USAGE_JSONL = StreamFormat("jsonl", UsageLines, strict_tail=True)
