@@ -16,7 +16,7 @@ from typing import Any
 from ..errors import UsageParseError
 from .budget import charge
 from .fields import count, money, obj, sub_obj, text
-from .record import UNKNOWN, ModelUsage, TokenUsage, from_parts
+from .record import UNKNOWN, ModelUsage, TokenUsage, from_parts, with_counts
 from .stream import StreamFormat
 
 
@@ -44,12 +44,16 @@ def api_usage(usage: dict[str, Any] | None, where: str) -> ModelUsage:
 _FRAME_FIELDS = ("input_tokens", "cache_read_tokens", "cache_creation_tokens", "output_tokens")
 
 
+def _frame_usage(values: list[int | None]) -> ModelUsage:
+    return with_counts(ModelUsage(), [*values, None], None)  # frames never report reasoning or cost
+
+
 def _frame_max(a: ModelUsage, b: ModelUsage) -> ModelUsage:
     """Frames of one message repeat its counts, growing: keep the largest seen of each."""
     values = [
         max((v for v in (getattr(a, f), getattr(b, f)) if v is not None), default=None) for f in _FRAME_FIELDS
     ]
-    return ModelUsage(*values)
+    return _frame_usage(values)
 
 
 class _FrameEstimate:
@@ -91,7 +95,7 @@ class _FrameEstimate:
         parts = []
         for model, sums in self._sums.items():
             values = [None if u else v for v, u in zip(sums, self._unknown[model], strict=True)]
-            parts.append((model, ModelUsage(*values)))
+            parts.append((model, _frame_usage(values)))
         return from_parts(parts, partial=True)
 
     def clear(self) -> None:
