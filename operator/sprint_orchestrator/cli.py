@@ -19,6 +19,7 @@ from .errors import InvalidInput, OrchestratorError
 # command name -> module under sprint_orchestrator.commands
 COMMANDS: dict[str, str] = {
     "operator": "operator",
+    "dashboard": "dashboard",
     "start": "start",
     "retry": "retry",
     "approve": "approve",

@@ -82,10 +82,10 @@ class Hub:
         return [t for t in self.tasks.values() if sprint_of_task(t) == sprint_name]
 
     def find_tasks(self, key: str) -> list[Body]:
-        """Tasks whose name is `key`, or whose task id is `key`, or "{sprint}/{task id}"."""
+        """Tasks whose name is `key`, or whose task id is `key`, or "{sprint}:{task id}"."""
         if key in self.tasks:
             return [self.tasks[key]]
-        sprint, _, tid = key.rpartition("/")
+        sprint, _, tid = key.rpartition(":")
         return [
             t
             for t in self.tasks.values()

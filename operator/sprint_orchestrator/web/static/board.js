@@ -1,0 +1,147 @@
+// The live board: renders /api/dashboard/{id}/page, then every WebSocket push of the same data.
+"use strict";
+const sprintKey = decodeURIComponent(location.pathname.split("/").filter(Boolean).pop());
+const $ = (id) => document.getElementById(id);
+const esc = (text) => String(text ?? "").replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+const fmtTokens = (n) => (n >= 10000 ? `${(n / 1000).toFixed(0)}k` : String(n ?? 0));
+const fmtSeconds = (s) => (s == null ? "–" : s < 90 ? `${Math.round(s)}s` : `${Math.floor(s / 60)}m${Math.round(s % 60)}s`);
+let state = null;
+let receivedAt = 0;
+let logSocket = null;
+
+function token() { return localStorage.getItem("sprintctl-token") || ""; }
+
+async function act(method, url) {
+  if (!token()) { askToken(); if (!token()) return; }
+  const response = await fetch(url, { method, headers: { Authorization: `Bearer ${token()}` } });
+  const body = await response.json().catch(() => ({}));
+  if (!response.ok) alert(`${response.status}: ${typeof body.detail === "string" ? body.detail : JSON.stringify(body.detail)}`);
+  return response.ok;
+}
+
+function askToken() {
+  const value = prompt("Action token (kept in this browser only):", token());
+  if (value !== null) localStorage.setItem("sprintctl-token", value.trim());
+}
+
+function cardHtml(card) {
+  const t = card.tokens || {};
+  const countdown = card.next_retry_at ? `<div class="countdown" data-at="${esc(card.next_retry_at)}">automatic retry in <span></span></div>` : "";
+  const error = card.column === "failed" || card.column === "review"
+    ? `<div class="error">${esc(card.error || card.reason || "")}</div>` : "";
+  const retry = card.column === "failed" || card.column === "review"
+    ? `<button type="button" class="retry" data-task="${esc(card.name)}">Retry</button>` : "";
+  const approve = card.column === "review"
+    ? ` <button type="button" class="approve" data-task="${esc(card.name)}">Approve</button>` : "";
+  return `<article class="card ${esc(card.priority)} ${esc(card.column)}" data-task="${esc(card.task_id)}" data-name="${esc(card.name)}"
+      data-column="${esc(card.column)}" data-attempt="${card.attempt}">
+    <h3>${esc(card.title)}</h3>
+    <div class="meta"><span>${esc(card.task_id)}</span><span>${esc(card.priority)}</span>
+      <span title="tokens actual / estimated">${fmtTokens(t.actual || 0)} / ${fmtTokens(t.estimated || 0)} tok</span>
+      <span class="elapsed" data-start="${esc(card.custom_fields.start_time || "")}" data-end="${esc(card.custom_fields.completion_time || "")}">${fmtSeconds(card.elapsed_seconds)}</span>
+      <span>attempt ${card.attempt}${card.max_attempts ? "/" + card.max_attempts : ""}</span>
+      <span class="health-${esc(card.container_health)}">● ${esc(card.container_health)}</span></div>
+    ${error}${countdown}${retry}${approve}</article>`;
+}
+
+function render(data, changed) {
+  state = data; receivedAt = Date.now();
+  const o = data.overview;
+  document.title = data.board_name;
+  $("title").textContent = data.board_name;
+  $("phase").textContent = o.phase + (o.suspended ? " (suspended)" : "");
+  $("start").hidden = !o.suspended;
+  $("progress").max = Math.max(o.total, 1); $("progress").value = o.completed;
+  $("progress-text").textContent = `${o.completed}/${o.total} tasks`;
+  const budget = o.tokens_budget || 0;
+  $("tokens").max = Math.max(budget, o.tokens_used, 1); $("tokens").value = o.tokens_used;
+  $("tokens-text").textContent = `${fmtTokens(o.tokens_used)} / ${budget ? fmtTokens(budget) : "no budget"}` + (o.cost_usd != null ? ` ($${o.cost_usd.toFixed(2)})` : "");
+  $("active").textContent = o.active_containers;
+  const board = $("board");
+  board.innerHTML = data.columns.map((col) => {
+    const cards = data.cards.filter((c) => c.column === col.id);
+    const over = col.limit != null && cards.length > col.limit;
+    const limit = col.limit != null ? ` / ${col.limit}` : "";
+    return `<section class="column${over ? " over" : ""}" data-column="${col.id}"><h2>${esc(col.name)} <span class="count">${cards.length}${limit}</span></h2>${cards.map(cardHtml).join("")}</section>`;
+  }).join("");
+  for (const id of changed || []) board.querySelector(`.card[data-task="${CSS.escape(id)}"]`)?.classList.add("flash");
+  drawTimeline(o.timeline);
+  board.dataset.version = String(Number(board.dataset.version) + 1);
+  tick();
+}
+
+function drawTimeline(rows) {
+  const svg = $("timeline");
+  if (!rows.length) { svg.setAttribute("height", "0"); svg.innerHTML = ""; return; }
+  const times = rows.flatMap((r) => [Date.parse(r.start), r.end ? Date.parse(r.end) : Date.now()]);
+  const t0 = Math.min(...times), t1 = Math.max(...times, t0 + 1000);
+  const w = svg.clientWidth || 800, row = 16;
+  svg.setAttribute("height", String(rows.length * row + 4));
+  svg.innerHTML = rows.map((r, i) => {
+    const x = 90 + ((Date.parse(r.start) - t0) / (t1 - t0)) * (w - 100);
+    const end = r.end ? Date.parse(r.end) : Date.now();
+    const width = Math.max(2, ((end - Date.parse(r.start)) / (t1 - t0)) * (w - 100));
+    const color = { completed: "#43a047", failed: "#e53935", review: "#fb8c00" }[r.column] || "#1e88e5";
+    return `<text x="0" y="${i * row + 12}" font-size="11">${esc(r.task_id)}</text><rect x="${x}" y="${i * row + 2}" width="${width}" height="${row - 4}" fill="${color}"><title>${esc(r.task_id)} ${esc(r.start)} → ${esc(r.end || "running")}</title></rect>`;
+  }).join("");
+}
+
+function tick() {
+  for (const el of document.querySelectorAll(".countdown")) {
+    const left = (Date.parse(el.dataset.at) - Date.now()) / 1000;
+    el.querySelector("span").textContent = left > 0 ? fmtSeconds(left) : "now";
+  }
+  for (const el of document.querySelectorAll(".elapsed")) {
+    if (el.dataset.start && !el.dataset.end) el.textContent = fmtSeconds((Date.now() - Date.parse(el.dataset.start)) / 1000);
+  }
+}
+
+async function openDrill(name) {
+  const card = state.cards.find((c) => c.name === name);
+  if (!card) return;
+  $("drill-title").textContent = `${card.task_id}: ${card.title}`;
+  $("drill-meta").innerHTML = `<p>${esc(card.description)}</p><p>Column <b>${esc(card.column)}</b>, phase ${esc(card.phase)}, attempt ${card.attempt}, container ${esc(card.custom_fields.container_id || "–")} (${esc(card.container_health)})${card.error ? `<br><span class="fail">${esc(card.error)}</span>` : ""}${card.recovery_action ? `<br>Recovery: ${esc(card.recovery_action)}` : ""}</p>`;
+  const t = card.tokens || {};
+  const rows = [["estimated", t.estimated], ["actual", t.actual], ["input", t.input], ["output", t.output], ["cache read", t.cacheRead], ["cache creation", t.cacheCreation], ["cost (USD)", t.costUsd], ["efficiency", t.efficiency]]
+    .concat(Object.entries(t.byCategory || {}).map(([k, v]) => [`category ${k}`, v]))
+    .concat(Object.entries(t.byModel || {}).map(([k, v]) => [`model ${k}`, v]));
+  $("drill-tokens").innerHTML = rows.filter((r) => r[1] != null).map((r) => `<tr><th>${esc(r[0])}</th><td>${esc(r[1])}</td></tr>`).join("");
+  $("drill-gates").innerHTML = card.gates.length ? "<tr><th>gate</th><th>result</th><th>exit</th><th>seconds</th></tr>" + card.gates.map((g) => `<tr><td>${esc(g.name)}</td><td class="${g.passed ? "pass" : "fail"}">${g.passed ? "passed" : "failed"}</td><td>${esc(g.exitCode)}</td><td>${esc(g.durationSeconds)}</td></tr>`).join("") : "<tr><td>no gate run yet</td></tr>";
+  $("drill-results").textContent = card.results.summary || "(no RESULTS.md yet)";
+  const artifacts = await fetch(`/api/tasks/${encodeURIComponent(name)}/artifacts`).then((r) => (r.ok ? r.json() : { files: [] }));
+  $("drill-artifacts").innerHTML = artifacts.files.map((f) => `<li><a href="/api/tasks/${encodeURIComponent(name)}/artifacts/${f.path.split("/").map(encodeURIComponent).join("/")}" target="_blank">${esc(f.path)}</a> (${f.size} B)</li>`).join("") || "<li>none</li>";
+  $("drill-log").textContent = "";
+  logSocket?.close();
+  logSocket = new WebSocket(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws/tasks/${encodeURIComponent(name)}/logs`);
+  logSocket.onmessage = (event) => { $("drill-log").textContent += event.data; };
+  $("drill").showModal();
+}
+
+function connect() {
+  const socket = new WebSocket(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws/sprints/${encodeURIComponent(sprintKey)}`);
+  socket.onopen = () => { $("live").className = "live on"; };
+  socket.onmessage = (event) => {
+    const message = JSON.parse(event.data);
+    if (message.type === "board") render(message.board, message.changed);
+    if (message.type === "deleted") $("title").textContent += " (deleted)";
+  };
+  socket.onclose = () => { $("live").className = "live off"; setTimeout(connect, 1000); };
+}
+
+document.addEventListener("click", async (event) => {
+  const target = event.target;
+  if (target.matches("button.retry")) { event.stopPropagation(); if (await act("POST", `/api/tasks/${encodeURIComponent(target.dataset.task)}/retry`)) target.textContent = "Retry requested"; return; }
+  if (target.matches("button.approve")) { event.stopPropagation(); if (await act("POST", `/api/tasks/${encodeURIComponent(target.dataset.task)}/approve`)) target.textContent = "Approved"; return; }
+  const card = target.closest(".card");
+  if (card) openDrill(card.dataset.name);
+});
+$("drill").addEventListener("close", () => logSocket?.close());
+$("token-button").addEventListener("click", askToken);
+$("start").addEventListener("click", () => act("PUT", `/api/sprints/${encodeURIComponent(sprintKey)}/start`));
+$("report-link").href = `/report/${encodeURIComponent(sprintKey)}`;
+$("kaiban-link").href = `/kaiban/${encodeURIComponent(sprintKey)}`;
+setInterval(tick, 1000);
+fetch(`/api/dashboard/${encodeURIComponent(sprintKey)}/page`).then(async (r) => {
+  if (r.ok) render(await r.json(), []); else $("title").textContent = `Sprint ${sprintKey}: ${(await r.json()).detail}`;
+});
+connect();
