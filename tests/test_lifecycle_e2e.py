@@ -121,7 +121,9 @@ def test_the_demo_sprint_runs_to_completion_and_moves_main(
     assert {"TaskStarted", "TaskMerged", "MainUpdated", "Completed"} <= reasons
     leftovers = subprocess.run(
         ["podman", "ps", "-a", "-q", "--filter", "label=sprintorchestrator.dev/sprint=textstats-1"],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     assert leftovers.strip() == ""
 
@@ -149,9 +151,13 @@ def test_a_conflict_is_isolated_a_failed_gate_waits_for_review_and_bisection_eje
         assert tasks["buggy"]["column"] == "review"
         assert not tasks["buggy"]["gates"][0]["passed"]
         time.sleep(2)
-        assert sprint_status(cluster, namespace, "textstats-trouble")["phase"] == "Running"  # waits for a human
+        assert (
+            sprint_status(cluster, namespace, "textstats-trouble")["phase"] == "Running"
+        )  # waits for a human
         subprocess.run(
-            [SPRINTCTL, "approve", "textstats-trouble", "buggy", "-n", namespace], env=env, check=True,
+            [SPRINTCTL, "approve", "textstats-trouble", "buggy", "-n", namespace],
+            env=env,
+            check=True,
             capture_output=True,
         )
         status = wait_terminal(cluster, namespace, "textstats-trouble", timeout=300)
@@ -191,7 +197,7 @@ def chain_sprint(name: str, repo: Path, recipes: Path, tasks: int = 10) -> dict[
         "metadata": {"name": name},
         "spec": {
             "repository": {"url": str(repo)},
-            "team": {"type": "demo", "recipes": str(recipes)},
+            "team": {"type": "demo", "recipes": str(recipes), "sleepSeconds": 3},
             "maxParallelTasks": 3,
             "tasks": definitions,
             "integrationTests": ["test $(ls files | wc -l) -eq 10"],
@@ -212,18 +218,17 @@ def test_an_operator_killed_30_times_loses_no_work_and_leaves_nothing_behind(
         apply(cluster, namespace, chain_sprint(name, repo, tmp / "recipes"))
         env = config(tmp)
         proc = start_operator(cluster, namespace, tmp / "state", tmp / "op.log", **env)
+        killed = 0
         try:
-            for _ in range(kills):
-                time.sleep(rnd.uniform(0.5, 3.0))
+            while killed < kills and sprint_status(cluster, namespace, name).get("phase") not in TERMINAL:
+                time.sleep(rnd.uniform(0.3, 2.5))
                 stop_operator(proc, signal.SIGKILL)
-                if sprint_status(cluster, namespace, name).get("phase") in TERMINAL:
-                    break
-                proc = start_operator(cluster, namespace, tmp / "state", tmp / "op.log", **env)
-            if proc.poll() is not None:
+                killed += 1
                 proc = start_operator(cluster, namespace, tmp / "state", tmp / "op.log", **env)
             status = wait_terminal(cluster, namespace, name, timeout=600)
         finally:
             stop_operator(proc)
+        assert killed == kills, f"the sprint finished after only {killed} kills"
         assert status["phase"] == "Completed", status.get("message")
         results[run] = tree_files(repo)
         merges = git("-C", str(repo), "log", "--merges", "--format=%s", "main").splitlines()
@@ -231,7 +236,9 @@ def test_an_operator_killed_30_times_loses_no_work_and_leaves_nothing_behind(
         assert len(merged) == len(set(merged)) == 10, merges  # every task merged exactly once
         left = subprocess.run(
             ["podman", "ps", "-a", "-q", "--filter", f"label=sprintorchestrator.dev/sprint={name}"],
-            capture_output=True, text=True, check=True,
+            capture_output=True,
+            text=True,
+            check=True,
         ).stdout
         assert left.strip() == "", "containers left behind"
         clone = tmp / "trees" / "repo.git"

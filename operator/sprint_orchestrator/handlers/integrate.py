@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
+import logging
 from typing import Any
 
 from .. import report
@@ -18,6 +19,8 @@ from ..model import SprintSpec
 from ..runtime import Limits
 from .conditions import set_condition
 from .runner import run_gates
+
+log = logging.getLogger("sprint_orchestrator.operator")
 
 
 class Integrator:
@@ -180,6 +183,9 @@ class Integrator:
 
     async def _end(self, phase: str, message: str, results: list[dict[str, Any]], **extra: Any) -> float:
         ok = phase in ("Completed", "Partial")
+        await asyncio.to_thread(
+            self._cleanup, await self.rec.engine(self.spec), await self.rec.ctx.get_runtime()
+        )
         await self.rec.patch(
             {
                 "phase": phase,
@@ -206,6 +212,19 @@ class Integrator:
         )
         self.rec.event(self.body, phase, message, warn=not ok)
         return 0.0
+
+    def _cleanup(self, engine: Any, runtime: Any) -> None:
+        """Level-based cleanup at the end: every task worktree and container of the sprint, whatever
+        an interrupted merge step left (salvaging first, in the git engine)."""
+        for task in self.tasks:
+            attempt = int((task.get("status") or {}).get("attempt") or 0)
+            if attempt:
+                try:
+                    engine.cleanup_task(self.sprint_id, task["spec"]["taskId"], attempt)
+                except Exception:
+                    log.warning("cleanup of task %s failed", task["spec"]["taskId"], exc_info=True)
+        for container in runtime.find_task_containers(self.sprint_id):
+            runtime.remove(container.name)
 
 
 def _strip_times(text: str) -> str:
