@@ -43,7 +43,7 @@ class Transition:
 Listener = Callable[[Transition], Awaitable[None]]
 
 
-@dataclass
+@dataclass(eq=False)  # compared (and hashed) by identity: one per connection
 class Subscriber:
     sprint: str
     wake: asyncio.Event = field(default_factory=asyncio.Event)
