@@ -1,0 +1,96 @@
+"""Kaiban mirroring: signed webhook posts with retries, the Kaiban.io connector's wire format (against a
+local stand-in), and the hub turning watch events into transitions for them."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+
+import httpx
+from _board import sprint_body, task_body
+from _receivers import http_receiver
+
+from sprint_orchestrator.kaiban.connector import KaibanConnector
+from sprint_orchestrator.kaiban.webhook import Backoff, WebhookMirror
+from sprint_orchestrator.web.hub import Hub, Transition
+
+FAST = Backoff(attempts=4, base=0.01, cap=0.02)
+SECRET = "s3cret"
+
+
+def move(new: str, old: str | None = "ready", status: dict | None = None) -> Transition:
+    sprint = sprint_body("s1", tasks=1)
+    return Transition("Task", sprint, task_body(sprint, "t0", {"column": new, **(status or {})}), old, new)
+
+
+async def test_webhook_posts_a_card_move_signed_with_hmac_sha256() -> None:
+    async with http_receiver() as hook, httpx.AsyncClient() as client:
+        await WebhookMirror(f"{hook.url}/moves", SECRET, client, FAST)(move("in-progress"))
+    request = hook.requests[0]
+    payload = json.loads(request.body)
+    assert (payload["event"], payload["task_id"], payload["from"], payload["to"]) == (
+        "card.moved", "t0", "ready", "in-progress")
+    assert payload["kaiban_status"] == "DOING" and payload["board_id"] == "sprint-s1"
+    stamp = request.headers["X-Sprint-Timestamp"]
+    expected = hmac.new(SECRET.encode(), f"{stamp}.".encode() + request.body, hashlib.sha256).hexdigest()
+    assert request.headers["X-Sprint-Signature"] == f"sha256={expected}"
+
+
+async def test_webhook_retries_5xx_and_429_with_the_same_delivery_id() -> None:
+    async with http_receiver([500, 429, 502]) as hook, httpx.AsyncClient() as client:
+        mirror = WebhookMirror(hook.url, SECRET, client, FAST)
+        await mirror(move("failed"))
+    assert len(hook.requests) == 4
+    assert len({r.headers["X-Sprint-Delivery"] for r in hook.requests}) == 1
+    assert mirror.deliveries[-1].ok and mirror.deliveries[-1].attempts == 4
+
+
+async def test_webhook_gives_up_at_once_on_a_4xx_and_after_the_attempts_on_5xx() -> None:
+    async with http_receiver([400]) as hook, httpx.AsyncClient() as client:
+        mirror = WebhookMirror(hook.url, SECRET, client, FAST)
+        await mirror(move("failed"))
+    assert len(hook.requests) == 1 and not mirror.deliveries[-1].ok
+    async with http_receiver([503] * 10) as hook, httpx.AsyncClient() as client:
+        mirror = WebhookMirror(hook.url, SECRET, client, FAST)
+        await mirror(move("failed"))
+    assert len(hook.requests) == FAST.attempts and mirror.deliveries[-1].status == 503
+
+
+async def test_connector_upserts_the_card_and_posts_a_cost_activity_when_finished() -> None:
+    async with http_receiver() as kaiban, httpx.AsyncClient() as client:
+        connector = KaibanConnector(f"{kaiban.url}/api/v1", "tok-1", client, backoff=FAST)
+        await connector(move("in-progress"))
+        await connector(move("completed", "in-progress", {"tokens": {"actual": 900, "costUsd": 0.01234}}))
+    calls = [(r.method, r.path) for r in kaiban.requests]
+    assert calls == [
+        ("PUT", "/api/v1/boards/sprint-s1/cards/s1-t0"),
+        ("PUT", "/api/v1/boards/sprint-s1/cards/s1-t0"),
+        ("POST", "/api/v1/boards/sprint-s1/cards/s1-t0/activities"),
+    ]
+    assert all(r.headers["Authorization"] == "Bearer tok-1" for r in kaiban.requests)
+    first, done, cost = (json.loads(r.body) for r in kaiban.requests)
+    assert (first["column"], first["status"]) == ("doing", "DOING")
+    assert (done["column"], done["status"]) == ("done", "DONE")
+    assert cost == {"type": "cost", "task_id": "t0", "tokens": 900, "estimated_tokens": 1000,
+                    "cost_usd": 0.0123, "by_model": {}}
+
+
+async def test_hub_reports_column_moves_only_after_the_first_sync() -> None:
+    hub = Hub("ns")
+    seen: list[Transition] = []
+
+    async def listener(moved: Transition) -> None:
+        seen.append(moved)
+
+    hub.listeners.append(listener)
+    sprint = sprint_body("s1", tasks=1)
+    hub.reset("Sprint", [sprint])
+    hub.reset("Task", [task_body(sprint, "t0", {"column": "failed"})])
+    hub.synced.set()
+    hub.apply("Task", "MODIFIED", task_body(sprint, "t0", {"column": "failed", "attempt": 2}))
+    hub.apply("Task", "MODIFIED", task_body(sprint, "t0", {"column": "in-progress"}))
+    hub.apply("Sprint", "MODIFIED", {**sprint, "status": {"phase": "Completed"}})
+    await asyncio.sleep(0.05)
+    assert [(m.kind, m.old, m.new) for m in seen] == [("Task", "failed", "in-progress"), ("Sprint", None, "Completed")]
