@@ -80,15 +80,44 @@ def raw_primitives(tmp: Path, runs: int = 10) -> tuple[float, float]:
         (wt / f"f{i}.txt").write_text("x\n")
         sh("git", "add", "-A", cwd=wt)
         sh("git", "-c", "user.name=b", "-c", "user.email=b@b", "commit", "-qm", "t", cwd=wt)
-        sh("git", "-c", "user.name=b", "-c", "user.email=b@b", "merge", "-q", "--no-ff", "-m", "m", f"t{i}",
-           cwd=repo)
+        sh(
+            "git",
+            "-c",
+            "user.name=b",
+            "-c",
+            "user.email=b@b",
+            "merge",
+            "-q",
+            "--no-ff",
+            "-m",
+            "m",
+            f"t{i}",
+            cwd=repo,
+        )
         git_times.append(time.perf_counter() - start)
         art = tmp / f"art{i}"
         art.mkdir()
         start = time.perf_counter()
-        sh("podman", "run", "--rm", "--network", "none", "-v", f"{wt}:/workspace", "-v", f"{art}:/artifacts",
-           "-v", f"{team}:/opt/sprint-team:ro", "-w", "/workspace", "-e", f"SPRINT_TASK_ID=t{i}",
-           IMAGE, "python3", "/opt/sprint-team/demo_team.py")
+        sh(
+            "podman",
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "-v",
+            f"{wt}:/workspace",
+            "-v",
+            f"{art}:/artifacts",
+            "-v",
+            f"{team}:/opt/sprint-team:ro",
+            "-w",
+            "/workspace",
+            "-e",
+            f"SPRINT_TASK_ID=t{i}",
+            IMAGE,
+            "python3",
+            "/opt/sprint-team/demo_team.py",
+        )
         podman_times.append(time.perf_counter() - start)
     return statistics.median(git_times), statistics.median(podman_times)
 
@@ -106,8 +135,14 @@ def main() -> int:
         kubectl = [str(BIN / "kubectl"), "--kubeconfig", str(local.kubeconfig)]
         try:
             sh(*kubectl, "apply", "--server-side", "-f", str(REPO / "crds"))
-            sh(*kubectl, "wait", "--for=condition=Established", "crd/sprints.sprintorchestrator.dev",
-               "crd/tasks.sprintorchestrator.dev", "--timeout=60s")
+            sh(
+                *kubectl,
+                "wait",
+                "--for=condition=Established",
+                "crd/sprints.sprintorchestrator.dev",
+                "crd/tasks.sprintorchestrator.dev",
+                "--timeout=60s",
+            )
             bare = seed(tmp)
             config = tmp / "config.yaml"
             config.write_text(
@@ -115,12 +150,20 @@ def main() -> int:
                 f"git: {{working_trees_path: '{tmp / 'trees'}'}}\n"
                 f"containers: {{base_image: {IMAGE}}}\n"
             )
-            env = {**os.environ, "KUBECONFIG": str(local.kubeconfig), "SPRINT_ORCHESTRATOR_CONFIG": str(config),
-                   "SPRINT_ORCHESTRATOR_STATE_DIR": str(tmp / "state")}
+            env = {
+                **os.environ,
+                "KUBECONFIG": str(local.kubeconfig),
+                "SPRINT_ORCHESTRATOR_CONFIG": str(config),
+                "SPRINT_ORCHESTRATOR_STATE_DIR": str(tmp / "state"),
+            }
             sprintctl = str(Path(sys.executable).parent / "sprintctl")
             with open(tmp / "operator.log", "wb") as log:
-                operator = subprocess.Popen([sprintctl, "operator", "--namespace", "default"], env=env,
-                                            stdout=log, stderr=subprocess.STDOUT)
+                operator = subprocess.Popen(
+                    [sprintctl, "operator", "--namespace", "default"],
+                    env=env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                )
             manifest = {
                 "apiVersion": "sprintorchestrator.dev/v1alpha1",
                 "kind": "Sprint",
@@ -132,12 +175,22 @@ def main() -> int:
                 },
             }
             before = apiserver_writes(local)
-            subprocess.run([*kubectl, "apply", "-f", "-"], input=json.dumps(manifest), text=True, check=True,
-                           capture_output=True)
+            subprocess.run(
+                [*kubectl, "apply", "-f", "-"],
+                input=json.dumps(manifest),
+                text=True,
+                check=True,
+                capture_output=True,
+            )
             deadline = time.monotonic() + 1800
             while True:
                 sprint = json.loads(sh(*kubectl, "get", "sprint", "bench", "-o", "json"))
-                if (sprint.get("status") or {}).get("phase") in ("Completed", "Partial", "Failed", "RolledBack"):
+                if (sprint.get("status") or {}).get("phase") in (
+                    "Completed",
+                    "Partial",
+                    "Failed",
+                    "RolledBack",
+                ):
                     break
                 if time.monotonic() > deadline:
                     raise SystemExit("the benchmark sprint did not finish in 30 minutes")

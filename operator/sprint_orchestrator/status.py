@@ -213,7 +213,9 @@ class TaskStatus(StatusModel):
     no_changes: bool | None = None
     limits: TaskLimits | None = None
     handled_retry: str | None = Field(default=None, max_length=64, description="Last retry nonce applied.")
-    handled_approve: str | None = Field(default=None, max_length=64, description="Last approve nonce applied.")
+    handled_approve: str | None = Field(
+        default=None, max_length=64, description="Last approve nonce applied."
+    )
     kopf: PreserveUnknown | None = None
 
 
