@@ -120,7 +120,16 @@ def test_the_demo_sprint_runs_to_completion_and_moves_main(
     reasons = {e["reason"] for e in json.loads(events)["items"]}
     assert {"TaskStarted", "TaskMerged", "MainUpdated", "Completed"} <= reasons
     leftovers = subprocess.run(
-        ["podman", "ps", "-a", "-q", "--filter", "label=sprintorchestrator.dev/sprint=textstats-1"],
+        [
+            "podman",
+            "ps",
+            "-a",
+            "-q",
+            "--filter",
+            "label=sprintorchestrator.dev/sprint=textstats-1",
+            "--filter",
+            "label=sprintorchestrator.dev/attempt",
+        ],
         capture_output=True,
         text=True,
         check=True,
@@ -235,7 +244,16 @@ def test_an_operator_killed_30_times_loses_no_work_and_leaves_nothing_behind(
         merged = [line for line in merges if line.startswith("Merge task ")]
         assert len(merged) == len(set(merged)) == 10, merges  # every task merged exactly once
         left = subprocess.run(
-            ["podman", "ps", "-a", "-q", "--filter", f"label=sprintorchestrator.dev/sprint={name}"],
+            [
+                "podman",
+                "ps",
+                "-a",
+                "-q",
+                "--filter",
+                f"label=sprintorchestrator.dev/sprint={name}",
+                "--filter",
+                "label=sprintorchestrator.dev/attempt",
+            ],
             capture_output=True,
             text=True,
             check=True,

@@ -231,7 +231,7 @@ class SprintReconciler:
             base,
             list(container.dependencies) if container else [],
             dict(container.environment) if container else {},
-            {LABEL_SPRINT: sprint_id},
+            {},  # images are content-addressed and shared by sprints: no sprint label on them
         )
         return str(result.tag)
 
