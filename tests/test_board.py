@@ -110,3 +110,13 @@ def test_reports_sum_tokens_rate_gates_and_rank_velocity() -> None:
     assert out["gates"] == [{"name": "lint", "passed": 1, "total": 1, "rate": 1.0},
                             {"name": "pytest", "passed": 1, "total": 2, "rate": 0.5}]
     assert [(e["task_id"], e["ratio"]) for e in out["efficiency"]] == [("t0", 0.5), ("t1", 2.0)]
+
+
+def test_a_retry_is_pending_until_the_operator_records_its_nonce() -> None:
+    sprint = sprint_body(tasks=1)
+    task = task_body(sprint, "t0", {"column": "failed"})
+    assert board.page_card(task, NOW)["retry_requested"] is False
+    task["metadata"]["annotations"] = {"sprintorchestrator.dev/retry": "n1"}
+    assert board.page_card(task, NOW)["retry_requested"] is True
+    task["status"]["handledRetry"] = "n1"
+    assert board.page_card(task, NOW)["retry_requested"] is False

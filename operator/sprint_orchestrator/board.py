@@ -13,6 +13,7 @@ import datetime as dt
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from . import ANNOTATION_APPROVE, ANNOTATION_RETRY
 from .status import Column, parse_sprint_status, parse_task_status
 
 Body = Mapping[str, Any]
@@ -125,6 +126,8 @@ def page_card(task: Body, now: dt.datetime) -> dict[str, Any]:
         "recovery_action": status.recovery_action,
         "next_retry_at": status.next_retry_at,
         "retry_in_seconds": _countdown(status.next_retry_at, now),
+        "retry_requested": _pending(task, ANNOTATION_RETRY, status.handled_retry),
+        "approve_requested": _pending(task, ANNOTATION_APPROVE, status.handled_approve),
         "results": status.results.dump() if status.results else {},
         "gates": [g.dump() for g in status.gates or []],
         "conflicts": list(status.conflicts or []),
@@ -132,6 +135,12 @@ def page_card(task: Body, now: dt.datetime) -> dict[str, Any]:
         "log_path": status.log_path,
         "artifacts_path": status.artifacts_path,
     }
+
+
+def _pending(task: Body, key: str, handled: str | None) -> bool:
+    """A human action was requested (annotation nonce) and the operator has not applied it yet."""
+    nonce = (task["metadata"].get("annotations") or {}).get(key)
+    return bool(nonce) and nonce != handled
 
 
 def _countdown(stamp: str | None, now: dt.datetime) -> float | None:

@@ -24,20 +24,45 @@ const actions = {
   subscribeTaskStatusUpdates: () => () => {},
 };
 
+// kaiban-board reads KaibanJS internals: an agent's settings live under `agentInstance`.
+const withInstance = (agent) => (agent ? { ...agent, agentInstance: { ...agent, llmConfig: agent.llmConfig } } : agent);
+const adapt = (state) => ({
+  ...state,
+  agents: (state.agents || []).map(withInstance),
+  tasks: (state.tasks || []).map((task) => ({ ...task, agent: withInstance(task.agent) })),
+  workflowLogs: (state.workflowLogs || []).map((log) => ({
+    ...log,
+    agent: withInstance(log.agent),
+    task: log.task ? { ...log.task, agent: withInstance(log.task.agent) } : log.task,
+  })),
+});
+
 async function main() {
   const response = await fetch(`/api/dashboard/${encodeURIComponent(sprintId)}/kaiban`);
   if (!response.ok) {
     document.getElementById("root").textContent = `Sprint ${sprintId}: ${response.status} ${await response.text()}`;
     return;
   }
-  const state = await response.json();
+  const state = adapt(await response.json());
   const store = create(() => ({ ...state, ...actions }));
   window.kaibanStore = store;
   const uiSettings = { showWelcomeInfo: false, showFullScreen: false, showSimpleShareOption: false };
   createRoot(document.getElementById("root")).render(
     React.createElement(KaibanBoard, { teams: [{ store }], uiSettings })
   );
+  openBoardTab();
   connect(store);
+}
+
+// The component opens on its setup tab; show the Kanban tab ("Kaiban Board", the second tab) instead.
+function openBoardTab(tries = 100) {
+  const tabs = document.querySelectorAll('[role="tab"]');
+  if (tabs.length >= 2) {
+    tabs[1].click();
+    document.body.dataset.boardTab = "1";
+  } else if (tries > 0) {
+    setTimeout(() => openBoardTab(tries - 1), 100);
+  }
 }
 
 function connect(store) {
@@ -46,7 +71,7 @@ function connect(store) {
   socket.onmessage = (event) => {
     const message = JSON.parse(event.data);
     if (message.kaiban) {
-      store.setState(message.kaiban);
+      store.setState(adapt(message.kaiban));
       document.body.dataset.updates = String(Number(document.body.dataset.updates || 0) + 1);
     }
   };

@@ -29,10 +29,11 @@ function cardHtml(card) {
   const countdown = card.next_retry_at ? `<div class="countdown" data-at="${esc(card.next_retry_at)}">automatic retry in <span></span></div>` : "";
   const error = card.column === "failed" || card.column === "review"
     ? `<div class="error">${esc(card.error || card.reason || "")}</div>` : "";
-  const retry = card.column === "failed" || card.column === "review"
-    ? `<button type="button" class="retry" data-task="${esc(card.name)}">Retry</button>` : "";
-  const approve = card.column === "review"
-    ? ` <button type="button" class="approve" data-task="${esc(card.name)}">Approve</button>` : "";
+  const settled = card.column === "failed" || card.column === "review";
+  const retry = !settled ? "" : card.retry_requested ? `<span class="requested">Retry requested</span>`
+    : `<button type="button" class="retry" data-task="${esc(card.name)}">Retry</button>`;
+  const approve = card.column !== "review" ? "" : card.approve_requested ? ` <span class="requested">Approve requested</span>`
+    : ` <button type="button" class="approve" data-task="${esc(card.name)}">Approve</button>`;
   return `<article class="card ${esc(card.priority)} ${esc(card.column)}" data-task="${esc(card.task_id)}" data-name="${esc(card.name)}"
       data-column="${esc(card.column)}" data-attempt="${card.attempt}">
     <h3>${esc(card.title)}</h3>
@@ -130,8 +131,8 @@ function connect() {
 
 document.addEventListener("click", async (event) => {
   const target = event.target;
-  if (target.matches("button.retry")) { event.stopPropagation(); if (await act("POST", `/api/tasks/${encodeURIComponent(target.dataset.task)}/retry`)) target.textContent = "Retry requested"; return; }
-  if (target.matches("button.approve")) { event.stopPropagation(); if (await act("POST", `/api/tasks/${encodeURIComponent(target.dataset.task)}/approve`)) target.textContent = "Approved"; return; }
+  if (target.matches("button.retry")) { event.stopPropagation(); if (await act("POST", `/api/tasks/${encodeURIComponent(target.dataset.task)}/retry`)) target.outerHTML = `<span class="requested">Retry requested</span>`; return; }
+  if (target.matches("button.approve")) { event.stopPropagation(); if (await act("POST", `/api/tasks/${encodeURIComponent(target.dataset.task)}/approve`)) target.outerHTML = `<span class="requested">Approve requested</span>`; return; }
   const card = target.closest(".card");
   if (card) openDrill(card.dataset.name);
 });
