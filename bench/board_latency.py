@@ -29,10 +29,10 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "hack"))
 sys.path.insert(0, str(REPO / "tests"))
 
-from _board import create_sprint_with_tasks, dashboard, sprint_body  # noqa: E402
-from localcluster import BIN, LocalCluster  # noqa: E402
 from websockets.sync.client import connect  # noqa: E402
 
+from _board import create_sprint_with_tasks, dashboard, sprint_body  # noqa: E402
+from localcluster import BIN, LocalCluster  # noqa: E402
 from sprint_orchestrator.kube import TASKS, Kube  # noqa: E402
 
 SAMPLES = int(os.environ.get("BOARD_LATENCY_SAMPLES", "40"))
@@ -50,7 +50,7 @@ def write(kube: Kube, attempt: int) -> float:
 
 def percentiles(values: list[float]) -> dict[str, float]:
     ordered = sorted(values)
-    p95 = ordered[min(len(ordered) - 1, int(round(0.95 * (len(ordered) - 1))))]
+    p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
     return {"p50_s": round(statistics.median(ordered), 4), "p95_s": round(p95, 4)}
 
 
@@ -98,8 +98,15 @@ def websocket(kube: Kube, base: str, first: int) -> list[float]:
 def dom(kube: Kube, base: str, first: int) -> list[float]:
     from playwright.sync_api import sync_playwright
 
-    args = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync", "--no-first-run"]
+    args = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+    ]
     out = []
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=args, headless=True)
@@ -136,10 +143,21 @@ def main() -> None:
 
 def run(local: LocalCluster, tmp: Path) -> dict[str, Any]:
     kubectl = [str(BIN / "kubectl"), "--kubeconfig", str(local.kubeconfig)]
-    subprocess.run([*kubectl, "apply", "--server-side", "-f", str(REPO / "crds")], check=True, capture_output=True)
+    subprocess.run(
+        [*kubectl, "apply", "--server-side", "-f", str(REPO / "crds")], check=True, capture_output=True
+    )
     for crd in ("sprints", "tasks"):
-        subprocess.run([*kubectl, "wait", "--for=condition=Established", f"crd/{crd}.sprintorchestrator.dev",
-                        "--timeout=60s"], check=True, capture_output=True)
+        subprocess.run(
+            [
+                *kubectl,
+                "wait",
+                "--for=condition=Established",
+                f"crd/{crd}.sprintorchestrator.dev",
+                "--timeout=60s",
+            ],
+            check=True,
+            capture_output=True,
+        )
     subprocess.run([*kubectl, "create", "namespace", NAMESPACE], check=True, capture_output=True)
     kube = Kube.from_kubeconfig(str(local.kubeconfig))
     create_sprint_with_tasks(kube, NAMESPACE, sprint_body(SPRINT, tasks=1))

@@ -34,8 +34,12 @@ def sprint_body(name: str = "s1", tasks: int = 3, **spec: Any) -> dict[str, Any]
             "displayName": f"Name of {name}",
             "maxParallelTasks": 2,
             "tasks": [
-                {"id": f"t{i}", "title": f"Task {i}", "priority": ["high", "medium", "low"][i % 3],
-                 "estimatedTokens": 1000 * (i + 1)}
+                {
+                    "id": f"t{i}",
+                    "title": f"Task {i}",
+                    "priority": ["high", "medium", "low"][i % 3],
+                    "estimatedTokens": 1000 * (i + 1),
+                }
                 for i in range(tasks)
             ],
             **spec,
@@ -55,7 +59,12 @@ def task_body(sprint: dict[str, Any], tid: str, status: dict[str, Any] | None = 
             "namespace": sprint["metadata"].get("namespace", "ns"),
             "labels": {LABEL_SPRINT: name, LABEL_TASK: tid},
         },
-        "spec": {"sprintRef": name, "sprintId": sprint["spec"].get("sprintId") or name, "taskId": tid, **fields},
+        "spec": {
+            "sprintRef": name,
+            "sprintId": sprint["spec"].get("sprintId") or name,
+            "taskId": tid,
+            **fields,
+        },
         "status": status or {},
     }
 

@@ -12,8 +12,9 @@ from email.message import Message
 from typing import Any
 
 from aiohttp import web
-from _board import free_port
 from aiosmtpd.controller import Controller
+
+from _board import free_port
 
 
 @dataclass
@@ -60,7 +61,7 @@ class _Mailbox:
     def __init__(self) -> None:
         self.messages: list[Message] = []
 
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 (aiosmtpd API)
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         self.messages.append(message_from_bytes(envelope.content))
         return "250 OK"
 

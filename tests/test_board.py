@@ -5,12 +5,12 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from _board import sprint_body, task_body
 
+from _board import sprint_body, task_body
 from sprint_orchestrator import board
 from sprint_orchestrator.web import reports
 
-NOW = dt.datetime(2026, 1, 1, 12, 0, 10, tzinfo=dt.timezone.utc)
+NOW = dt.datetime(2026, 1, 1, 12, 0, 10, tzinfo=dt.UTC)
 
 
 def test_board_has_the_prd_keys_ids_and_names() -> None:
@@ -34,16 +34,24 @@ def test_columns_are_the_five_of_the_prd_with_the_wip_limit_from_max_parallel_ta
 
 def test_card_has_labels_and_custom_fields_from_spec_and_status() -> None:
     sprint = sprint_body()
-    status = {"column": "in-progress", "startTime": "2026-01-01T12:00:00Z", "containerId": "abc123",
-              "tokens": {"actual": 420}}
+    status = {
+        "column": "in-progress",
+        "startTime": "2026-01-01T12:00:00Z",
+        "containerId": "abc123",
+        "tokens": {"actual": 420},
+    }
     card = board.project(sprint, [task_body(sprint, "t1", status)])["cards"][0]
     assert card == {
         "task_id": "t1",
         "title": "Task 1",
         "description": "",
         "labels": ["priority:medium", "estimated_tokens:2000"],
-        "custom_fields": {"token_usage": 420, "start_time": "2026-01-01T12:00:00Z",
-                          "completion_time": None, "container_id": "abc123"},
+        "custom_fields": {
+            "token_usage": 420,
+            "start_time": "2026-01-01T12:00:00Z",
+            "completion_time": None,
+            "container_id": "abc123",
+        },
         "column": "in-progress",
     }
 
@@ -58,8 +66,11 @@ def test_a_task_without_status_is_ready_and_cards_follow_the_spec_order() -> Non
 
 @pytest.mark.parametrize(
     ("start", "end", "expected"),
-    [(None, None, None), ("2026-01-01T12:00:00Z", None, 10.0),
-     ("2026-01-01T12:00:00Z", "2026-01-01T12:00:04Z", 4.0)],
+    [
+        (None, None, None),
+        ("2026-01-01T12:00:00Z", None, 10.0),
+        ("2026-01-01T12:00:00Z", "2026-01-01T12:00:04Z", 4.0),
+    ],
 )
 def test_elapsed_runs_until_completion(start: str | None, end: str | None, expected: float | None) -> None:
     assert board.elapsed_seconds(start, end, NOW) == expected
@@ -67,9 +78,15 @@ def test_elapsed_runs_until_completion(start: str | None, end: str | None, expec
 
 def test_page_card_carries_error_countdown_gates_and_attempt() -> None:
     sprint = sprint_body()
-    status = {"column": "failed", "attempt": 2, "maxAttempts": 3, "error": "timed out after 60 s",
-              "nextRetryAt": "2026-01-01T12:00:40Z", "containerHealth": "timed-out",
-              "gates": [{"name": "pytest", "passed": False, "exitCode": 1}]}
+    status = {
+        "column": "failed",
+        "attempt": 2,
+        "maxAttempts": 3,
+        "error": "timed out after 60 s",
+        "nextRetryAt": "2026-01-01T12:00:40Z",
+        "containerHealth": "timed-out",
+        "gates": [{"name": "pytest", "passed": False, "exitCode": 1}],
+    }
     card = board.page_card(task_body(sprint, "t0", status), NOW)
     assert (card["attempt"], card["max_attempts"], card["retry_in_seconds"]) == (2, 3, 30.0)
     assert card["error"] == "timed out after 60 s"
@@ -81,8 +98,16 @@ def test_overview_counts_columns_tokens_and_active_containers() -> None:
     sprint = sprint_body(tasks=3, tokenBudget=50000)
     tasks = [
         task_body(sprint, "t0", {"column": "completed", "tokens": {"actual": 1500}}),
-        task_body(sprint, "t1", {"column": "in-progress", "containerHealth": "running",
-                                 "startTime": "2026-01-01T12:00:01Z", "tokens": {"actual": 700}}),
+        task_body(
+            sprint,
+            "t1",
+            {
+                "column": "in-progress",
+                "containerHealth": "running",
+                "startTime": "2026-01-01T12:00:01Z",
+                "tokens": {"actual": 700},
+            },
+        ),
         task_body(sprint, "t2"),
     ]
     out = board.overview(sprint, tasks)
@@ -95,20 +120,41 @@ def test_overview_counts_columns_tokens_and_active_containers() -> None:
 def test_reports_sum_tokens_rate_gates_and_rank_velocity() -> None:
     sprint = sprint_body(tasks=2)
     tasks = [
-        task_body(sprint, "t0", {"column": "completed", "completionTime": "2026-01-01T12:05:00Z",
-                                 "tokens": {"actual": 500, "byCategory": {"implementation": 400, "testing": 100},
-                                            "byModel": {"m1": 500}},
-                                 "gates": [{"name": "pytest", "passed": True}]}),
-        task_body(sprint, "t1", {"column": "completed", "completionTime": "2026-01-01T12:01:00Z",
-                                 "tokens": {"actual": 4000, "byCategory": {"implementation": 50}},
-                                 "gates": [{"name": "pytest", "passed": False}, {"name": "lint", "passed": True}]}),
+        task_body(
+            sprint,
+            "t0",
+            {
+                "column": "completed",
+                "completionTime": "2026-01-01T12:05:00Z",
+                "tokens": {
+                    "actual": 500,
+                    "byCategory": {"implementation": 400, "testing": 100},
+                    "byModel": {"m1": 500},
+                },
+                "gates": [{"name": "pytest", "passed": True}],
+            },
+        ),
+        task_body(
+            sprint,
+            "t1",
+            {
+                "column": "completed",
+                "completionTime": "2026-01-01T12:01:00Z",
+                "tokens": {"actual": 4000, "byCategory": {"implementation": 50}},
+                "gates": [{"name": "pytest", "passed": False}, {"name": "lint", "passed": True}],
+            },
+        ),
     ]
     out = reports.charts(sprint, tasks)
     assert out["tokens_by_category"] == {"implementation": 450, "testing": 100}
-    assert out["velocity"] == [{"time": "2026-01-01T12:01:00Z", "completed": 1},
-                               {"time": "2026-01-01T12:05:00Z", "completed": 2}]
-    assert out["gates"] == [{"name": "lint", "passed": 1, "total": 1, "rate": 1.0},
-                            {"name": "pytest", "passed": 1, "total": 2, "rate": 0.5}]
+    assert out["velocity"] == [
+        {"time": "2026-01-01T12:01:00Z", "completed": 1},
+        {"time": "2026-01-01T12:05:00Z", "completed": 2},
+    ]
+    assert out["gates"] == [
+        {"name": "lint", "passed": 1, "total": 1, "rate": 1.0},
+        {"name": "pytest", "passed": 1, "total": 2, "rate": 0.5},
+    ]
     assert [(e["task_id"], e["ratio"]) for e in out["efficiency"]] == [("t0", 0.5), ("t1", 2.0)]
 
 

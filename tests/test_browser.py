@@ -10,17 +10,24 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from _board import TOKEN, create_sprint_with_tasks, dashboard, set_status, sprint_body, wait_until
 from conftest import REPO
 from localcluster import LocalCluster
-
 from sprint_orchestrator import ANNOTATION_RETRY
 from sprint_orchestrator.kube import TASKS, Kube
 
 pytestmark = [pytest.mark.browser, pytest.mark.cluster]
 CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 SHOTS = REPO / ".artifacts" / "screenshots"
 KAIBAN_APP = REPO / "operator" / "sprint_orchestrator" / "web" / "static" / "kaiban" / "app.js"
 
@@ -62,13 +69,28 @@ def test_the_board_moves_cards_live_as_task_status_changes(
         page.goto(f"{base}/board/live-1")
         page.wait_for_selector(card("ready", "t0"))
         assert page.text_content("#title") == "Sprint live-1: Name of live-1"
-        set_status(kube, namespace, "live-1", "t0", {"column": "in-progress", "containerHealth": "running",
-                                                     "startTime": "2026-01-01T12:00:00Z", "tokens": {"actual": 800}})
+        set_status(
+            kube,
+            namespace,
+            "live-1",
+            "t0",
+            {
+                "column": "in-progress",
+                "containerHealth": "running",
+                "startTime": "2026-01-01T12:00:00Z",
+                "tokens": {"actual": 800},
+            },
+        )
         page.wait_for_selector(card("in-progress", "t0"), timeout=10_000)
         assert "800 / 1000 tok" in page.text_content(card("in-progress", "t0"))
         assert page.text_content("#active") == "1"
-        set_status(kube, namespace, "live-1", "t0", {"column": "completed", "containerHealth": "removed",
-                                                     "completionTime": "2026-01-01T12:01:00Z"})
+        set_status(
+            kube,
+            namespace,
+            "live-1",
+            "t0",
+            {"column": "completed", "containerHealth": "removed", "completionTime": "2026-01-01T12:01:00Z"},
+        )
         page.wait_for_selector(card("completed", "t0"), timeout=10_000)
         assert page.text_content("#progress-text") == "1/3 tasks"
         shot(page, "board-live")
@@ -79,8 +101,18 @@ def test_a_failed_card_is_red_with_its_error_and_retry_requests_a_retry(
 ) -> None:
     kube = Kube.from_kubeconfig(str(cluster.kubeconfig))
     create_sprint_with_tasks(kube, namespace, sprint_body("retry-b", tasks=2))
-    set_status(kube, namespace, "retry-b", "t1", {"column": "failed", "error": "container timed out after 60 s",
-                                                  "attempt": 1, "nextRetryAt": "2099-01-01T00:00:00Z"})
+    set_status(
+        kube,
+        namespace,
+        "retry-b",
+        "t1",
+        {
+            "column": "failed",
+            "error": "container timed out after 60 s",
+            "attempt": 1,
+            "nextRetryAt": "2099-01-01T00:00:00Z",
+        },
+    )
     with dashboard(cluster.kubeconfig, namespace, tmp_path) as base:
         page.goto(f"{base}/board/retry-b")
         failed = page.wait_for_selector(card("failed", "t1"))
@@ -93,7 +125,9 @@ def test_a_failed_card_is_red_with_its_error_and_retry_requests_a_retry(
         page.click(f"{card('failed', 't1')} button.retry")
         page.wait_for_selector(f"{card('failed', 't1')} .requested:has-text('Retry requested')")
         annotations = wait_until(
-            lambda: ((kube.get(TASKS, namespace, "retry-b-t1") or {}).get("metadata") or {}).get("annotations"),
+            lambda: ((kube.get(TASKS, namespace, "retry-b-t1") or {}).get("metadata") or {}).get(
+                "annotations"
+            ),
             what="the retry annotation",
         )
         assert ANNOTATION_RETRY in annotations
@@ -104,11 +138,24 @@ def test_the_drill_down_and_the_report_show_gates_and_tokens(
 ) -> None:
     kube = Kube.from_kubeconfig(str(cluster.kubeconfig))
     create_sprint_with_tasks(kube, namespace, sprint_body("rep-1", tasks=2))
-    set_status(kube, namespace, "rep-1", "t0", {
-        "column": "completed", "completionTime": "2026-01-01T12:01:00Z", "startTime": "2026-01-01T12:00:00Z",
-        "results": {"summary": "# Results\nAll words counted."},
-        "tokens": {"actual": 1500, "byCategory": {"implementation": 1200, "testing": 300}, "byModel": {"m-1": 1500}},
-        "gates": [{"name": "pytest", "passed": True, "exitCode": 0}]})
+    set_status(
+        kube,
+        namespace,
+        "rep-1",
+        "t0",
+        {
+            "column": "completed",
+            "completionTime": "2026-01-01T12:01:00Z",
+            "startTime": "2026-01-01T12:00:00Z",
+            "results": {"summary": "# Results\nAll words counted."},
+            "tokens": {
+                "actual": 1500,
+                "byCategory": {"implementation": 1200, "testing": 300},
+                "byModel": {"m-1": 1500},
+            },
+            "gates": [{"name": "pytest", "passed": True, "exitCode": 0}],
+        },
+    )
     with dashboard(cluster.kubeconfig, namespace, tmp_path) as base:
         page.goto(f"{base}/board/rep-1")
         page.click(card("completed", "t0"))
@@ -141,15 +188,27 @@ def test_the_real_kaiban_board_renders_the_sprint_cards_and_follows_them(
             page.wait_for_selector("text=Task 0 [priority high", timeout=30_000)
         except Exception as exc:
             shot(page, "kaiban-board-failed")
-            raise AssertionError(f"no cards on the Kaiban Board; errors: {errors}, console: {console}") from exc
+            raise AssertionError(
+                f"no cards on the Kaiban Board; errors: {errors}, console: {console}"
+            ) from exc
         page.wait_for_selector("text=Task 1 [priority medium", timeout=10_000)
         page.wait_for_selector("body[data-board-tab='1']", timeout=10_000)
         page.wait_for_selector("text=To Do", timeout=10_000)
         assert page.evaluate("window.KAIBAN_TELEMETRY_OPT_OUT") is True
-        set_status(kube, namespace, "kb-1", "t0", {"column": "completed", "startTime": "2026-01-01T12:00:00Z",
-                                                   "completionTime": "2026-01-01T12:00:30Z"})
+        set_status(
+            kube,
+            namespace,
+            "kb-1",
+            "t0",
+            {
+                "column": "completed",
+                "startTime": "2026-01-01T12:00:00Z",
+                "completionTime": "2026-01-01T12:00:30Z",
+            },
+        )
         page.wait_for_function(
-            "() => window.kaibanStore && window.kaibanStore.getState().tasks[0].status === 'DONE'", timeout=10_000
+            "() => window.kaibanStore && window.kaibanStore.getState().tasks[0].status === 'DONE'",
+            timeout=10_000,
         )
         shot(page, "kaiban-board")
     assert errors == []

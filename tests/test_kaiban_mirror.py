@@ -9,9 +9,9 @@ import hmac
 import json
 
 import httpx
+
 from _board import sprint_body, task_body
 from _receivers import http_receiver
-
 from sprint_orchestrator.kaiban.connector import KaibanConnector
 from sprint_orchestrator.kaiban.webhook import Backoff, WebhookMirror
 from sprint_orchestrator.web.hub import Hub, Transition
@@ -31,7 +31,11 @@ async def test_webhook_posts_a_card_move_signed_with_hmac_sha256() -> None:
     request = hook.requests[0]
     payload = json.loads(request.body)
     assert (payload["event"], payload["task_id"], payload["from"], payload["to"]) == (
-        "card.moved", "t0", "ready", "in-progress")
+        "card.moved",
+        "t0",
+        "ready",
+        "in-progress",
+    )
     assert payload["kaiban_status"] == "DOING" and payload["board_id"] == "sprint-s1"
     stamp = request.headers["X-Sprint-Timestamp"]
     expected = hmac.new(SECRET.encode(), f"{stamp}.".encode() + request.body, hashlib.sha256).hexdigest()
@@ -73,8 +77,14 @@ async def test_connector_upserts_the_card_and_posts_a_cost_activity_when_finishe
     first, done, cost = (json.loads(r.body) for r in kaiban.requests)
     assert (first["column"], first["status"]) == ("doing", "DOING")
     assert (done["column"], done["status"]) == ("done", "DONE")
-    assert cost == {"type": "cost", "task_id": "t0", "tokens": 900, "estimated_tokens": 1000,
-                    "cost_usd": 0.0123, "by_model": {}}
+    assert cost == {
+        "type": "cost",
+        "task_id": "t0",
+        "tokens": 900,
+        "estimated_tokens": 1000,
+        "cost_usd": 0.0123,
+        "by_model": {},
+    }
 
 
 async def test_hub_reports_column_moves_only_after_the_first_sync() -> None:
@@ -93,4 +103,7 @@ async def test_hub_reports_column_moves_only_after_the_first_sync() -> None:
     hub.apply("Task", "MODIFIED", task_body(sprint, "t0", {"column": "in-progress"}))
     hub.apply("Sprint", "MODIFIED", {**sprint, "status": {"phase": "Completed"}})
     await asyncio.sleep(0.05)
-    assert [(m.kind, m.old, m.new) for m in seen] == [("Task", "failed", "in-progress"), ("Sprint", None, "Completed")]
+    assert [(m.kind, m.old, m.new) for m in seen] == [
+        ("Task", "failed", "in-progress"),
+        ("Sprint", None, "Completed"),
+    ]

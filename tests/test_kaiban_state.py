@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import pytest
-from _board import sprint_body, task_body
 
+from _board import sprint_body, task_body
 from sprint_orchestrator.kaiban.state import team_state
 
 
 @pytest.mark.parametrize(
     ("column", "status"),
-    [("ready", "TODO"), ("in-progress", "DOING"), ("review", "AWAITING_VALIDATION"),
-     ("completed", "DONE"), ("failed", "BLOCKED")],
+    [
+        ("ready", "TODO"),
+        ("in-progress", "DOING"),
+        ("review", "AWAITING_VALIDATION"),
+        ("completed", "DONE"),
+        ("failed", "BLOCKED"),
+    ],
 )
 def test_columns_map_to_kaiban_task_statuses(column: str, status: str) -> None:
     sprint = sprint_body(tasks=1)
@@ -40,10 +45,13 @@ def test_team_is_named_after_the_sprint_with_one_agent_per_task() -> None:
 
 def test_a_settled_task_logs_usage_with_cache_tokens_counted_as_input_and_its_cost() -> None:
     sprint = sprint_body(tasks=1)
-    status = {"column": "completed", "startTime": "2026-01-01T12:00:00Z",
-              "completionTime": "2026-01-01T12:00:30Z", "durationSeconds": 30.0,
-              "tokens": {"input": 100, "cacheRead": 1000, "cacheCreation": 50, "output": 20,
-                         "costUsd": 0.012345}}
+    status = {
+        "column": "completed",
+        "startTime": "2026-01-01T12:00:00Z",
+        "completionTime": "2026-01-01T12:00:30Z",
+        "durationSeconds": 30.0,
+        "tokens": {"input": 100, "cacheRead": 1000, "cacheCreation": 50, "output": 20, "costUsd": 0.012345},
+    }
     logs = team_state(sprint, [task_body(sprint, "t0", status)])["workflowLogs"]
     assert [log["taskStatus"] for log in logs] == ["DOING", "DONE"]
     assert logs[0]["timestamp"] == 1767268800000
@@ -57,7 +65,11 @@ def test_a_settled_task_logs_usage_with_cache_tokens_counted_as_input_and_its_co
 
 def test_unknown_cost_is_minus_one_and_a_waiting_task_has_no_logs() -> None:
     sprint = sprint_body(tasks=2)
-    failed = {"column": "failed", "startTime": "2026-01-01T12:00:00Z", "completionTime": "2026-01-01T12:00:01Z"}
+    failed = {
+        "column": "failed",
+        "startTime": "2026-01-01T12:00:00Z",
+        "completionTime": "2026-01-01T12:00:01Z",
+    }
     state = team_state(sprint, [task_body(sprint, "t0", failed), task_body(sprint, "t1")])
     blocked = [log for log in state["workflowLogs"] if log["taskStatus"] == "BLOCKED"]
     assert blocked[0]["metadata"]["costDetails"]["totalCost"] == -1

@@ -6,9 +6,9 @@ import json
 
 import httpx
 import pytest
+
 from _board import sprint_body, task_body
 from _receivers import http_receiver, smtp_receiver
-
 from sprint_orchestrator.kaiban.webhook import Backoff
 from sprint_orchestrator.notify import EmailSender, Notifier, SlackSender, message_for
 
@@ -17,11 +17,19 @@ FAST = Backoff(attempts=3, base=0.01, cap=0.02)
 
 @pytest.mark.parametrize(
     ("kind", "new", "expected"),
-    [("Sprint", "Completed", "Sprint s1 completed"), ("Sprint", "Failed", "Sprint s1 failed"),
-     ("Task", "failed", "Task t0 failed (sprint s1)"), ("Task", "review", "Task t0 is waiting for review (sprint s1)"),
-     ("Sprint", "Running", None), ("Task", "in-progress", None), ("Task", "completed", None)],
+    [
+        ("Sprint", "Completed", "Sprint s1 completed"),
+        ("Sprint", "Failed", "Sprint s1 failed"),
+        ("Task", "failed", "Task t0 failed (sprint s1)"),
+        ("Task", "review", "Task t0 is waiting for review (sprint s1)"),
+        ("Sprint", "Running", None),
+        ("Task", "in-progress", None),
+        ("Task", "completed", None),
+    ],
 )
-def test_only_sprint_ends_and_task_failures_or_reviews_notify(kind: str, new: str, expected: str | None) -> None:
+def test_only_sprint_ends_and_task_failures_or_reviews_notify(
+    kind: str, new: str, expected: str | None
+) -> None:
     sprint = sprint_body(tasks=1)
     note = message_for(kind, sprint, task_body(sprint, "t0") if kind == "Task" else None, new)
     assert (note.subject if note else None) == expected
@@ -29,7 +37,9 @@ def test_only_sprint_ends_and_task_failures_or_reviews_notify(kind: str, new: st
 
 def test_a_task_failure_says_the_error_the_next_step_and_links_the_board() -> None:
     sprint = sprint_body(tasks=1)
-    task = task_body(sprint, "t0", {"column": "failed", "error": "OOM killed", "recoveryAction": "retry with 1Gi"})
+    task = task_body(
+        sprint, "t0", {"column": "failed", "error": "OOM killed", "recoveryAction": "retry with 1Gi"}
+    )
     note = message_for("Task", sprint, task, "failed", "http://board.example:8080/")
     assert note is not None
     assert "OOM killed" in note.text and "retry with 1Gi" in note.text
@@ -38,9 +48,17 @@ def test_a_task_failure_says_the_error_the_next_step_and_links_the_board() -> No
 
 async def test_slack_and_email_receive_a_sprint_completion() -> None:
     sprint = {**sprint_body(tasks=1), "status": {"phase": "Completed", "progress": "1/1"}}
-    async with http_receiver() as slack, smtp_receiver() as (host, port, mails), httpx.AsyncClient() as client:
-        notifier = Notifier([SlackSender(f"{slack.url}/hooks/T1", client, FAST),
-                             EmailSender(host, port, "bot@localhost", ["team@localhost"])])
+    async with (
+        http_receiver() as slack,
+        smtp_receiver() as (host, port, mails),
+        httpx.AsyncClient() as client,
+    ):
+        notifier = Notifier(
+            [
+                SlackSender(f"{slack.url}/hooks/T1", client, FAST),
+                EmailSender(host, port, "bot@localhost", ["team@localhost"]),
+            ]
+        )
         note = await notifier.on_transition("Sprint", sprint, None, "Running", "Completed")
     assert note is not None
     assert [r.path for r in slack.requests] == ["/hooks/T1"]
@@ -56,7 +74,9 @@ async def test_slack_is_retried_on_server_errors_until_it_answers() -> None:
     sprint = sprint_body(tasks=1)
     async with http_receiver([503, 500]) as slack, httpx.AsyncClient() as client:
         sender = SlackSender(slack.url, client, FAST)
-        await Notifier([sender]).on_transition("Task", sprint, task_body(sprint, "t0"), "in-progress", "failed")
+        await Notifier([sender]).on_transition(
+            "Task", sprint, task_body(sprint, "t0"), "in-progress", "failed"
+        )
     assert len(slack.requests) == 3
     assert sender.last is not None and sender.last.ok and sender.last.attempts == 3
 

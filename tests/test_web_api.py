@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
+
 from _board import (
     TOKEN,
     create_sprint_with_tasks,
@@ -19,7 +20,6 @@ from _board import (
 )
 from conftest import kubectl
 from localcluster import LocalCluster
-
 from sprint_orchestrator import ANNOTATION_RETRY
 from sprint_orchestrator.kube import SPRINTS, TASKS, Kube
 
@@ -87,14 +87,18 @@ def test_post_creates_a_suspended_sprint_readable_by_its_prd_id(base: str, kube:
         ({**prd("bad-3"), "tasks": [{"task_id": "a"}]}, "tasks[0].title"),
     ],
 )
-def test_an_invalid_sprint_definition_is_422_naming_the_field(base: str, body: dict[str, Any], path: str) -> None:
+def test_an_invalid_sprint_definition_is_422_naming_the_field(
+    base: str, body: dict[str, Any], path: str
+) -> None:
     response = httpx.post(f"{base}/api/sprints", json=body, headers=AUTH)
     assert response.status_code == 422, response.text
     assert path in [problem["path"] for problem in response.json()["detail"]]
 
 
 def test_a_body_that_is_not_an_object_is_422(base: str) -> None:
-    response = httpx.post(f"{base}/api/sprints", content=b"[1, 2]", headers={**AUTH, "content-type": "application/json"})
+    response = httpx.post(
+        f"{base}/api/sprints", content=b"[1, 2]", headers={**AUTH, "content-type": "application/json"}
+    )
     assert response.status_code == 422
 
 
@@ -116,8 +120,18 @@ def test_unknown_sprint_and_task_are_404(base: str) -> None:
 
 def test_dashboard_json_follows_task_status_through_the_watch(base: str, kube: Kube, ns: str) -> None:
     create_sprint_with_tasks(kube, ns, sprint_body("board-1", tasks=2, maxParallelTasks=4))
-    set_status(kube, ns, "board-1", "t0", {"column": "in-progress", "containerId": "c0ffee",
-                                           "startTime": "2026-01-01T12:00:00Z", "tokens": {"actual": 321}})
+    set_status(
+        kube,
+        ns,
+        "board-1",
+        "t0",
+        {
+            "column": "in-progress",
+            "containerId": "c0ffee",
+            "startTime": "2026-01-01T12:00:00Z",
+            "tokens": {"actual": 321},
+        },
+    )
 
     def card() -> dict[str, Any] | None:
         out = httpx.get(f"{base}/api/dashboard/board-1").json()
@@ -127,8 +141,12 @@ def test_dashboard_json_follows_task_status_through_the_watch(base: str, kube: K
     out = wait_until(card, what="t0 in progress on the board")
     assert out["board_id"] == "sprint-board-1"
     assert out["columns"][1] == {"id": "in-progress", "name": "In Progress", "limit": 4}
-    assert out["card"]["custom_fields"] == {"token_usage": 321, "start_time": "2026-01-01T12:00:00Z",
-                                            "completion_time": None, "container_id": "c0ffee"}
+    assert out["card"]["custom_fields"] == {
+        "token_usage": 321,
+        "start_time": "2026-01-01T12:00:00Z",
+        "completion_time": None,
+        "container_id": "c0ffee",
+    }
     kaiban = httpx.get(f"{base}/api/dashboard/board-1/kaiban").json()
     assert [t["status"] for t in kaiban["tasks"]] == ["DOING", "TODO"]
 
@@ -137,7 +155,9 @@ def test_task_status_is_found_by_name_by_id_and_by_sprint_and_id(base: str, kube
     create_sprint_with_tasks(kube, ns, sprint_body("look-1", tasks=1))
     set_status(kube, ns, "look-1", "t0", {"column": "review", "phase": "Review"})
     for key in ("look-1-t0", "look-1:t0"):
-        got = wait_until(lambda k=key: httpx.get(f"{base}/api/tasks/{k}/status").json().get("status"), what=key)
+        got = wait_until(
+            lambda k=key: httpx.get(f"{base}/api/tasks/{k}/status").json().get("status"), what=key
+        )
         assert got["column"] == "review"
     assert httpx.get(f"{base}/api/tasks/t0/status").status_code == 409  # t0 is in several sprints
 
@@ -161,8 +181,12 @@ def test_retry_annotates_a_failed_task_and_refuses_a_running_one(base: str, kube
 def test_openapi_lists_every_prd_endpoint(base: str) -> None:
     paths = httpx.get(f"{base}/openapi.json").json()["paths"]
     assert set(paths) >= {
-        "/api/sprints", "/api/sprints/{sprint_id}", "/api/sprints/{sprint_id}/start",
-        "/api/tasks/{task_id}/status", "/api/tasks/{task_id}/retry", "/api/dashboard/{sprint_id}",
+        "/api/sprints",
+        "/api/sprints/{sprint_id}",
+        "/api/sprints/{sprint_id}/start",
+        "/api/tasks/{task_id}/status",
+        "/api/tasks/{task_id}/retry",
+        "/api/dashboard/{sprint_id}",
         "/api/dashboard/{sprint_id}/kaiban",
     }
 
@@ -181,7 +205,13 @@ def test_logs_and_artifacts_are_served_only_from_the_state_dir(
     (tmp_path / "art").mkdir()
     (tmp_path / "art" / "RESULTS.md").write_text("# done\n")
     (tmp_path / "t0.log").write_text("line 1\nline 2\n")
-    set_status(kube, ns, "files-1", "t0", {"logPath": str(tmp_path / "t0.log"), "artifactsPath": str(tmp_path / "art")})
+    set_status(
+        kube,
+        ns,
+        "files-1",
+        "t0",
+        {"logPath": str(tmp_path / "t0.log"), "artifactsPath": str(tmp_path / "art")},
+    )
     set_status(kube, ns, "files-1", "t1", {"logPath": "/etc/hostname"})
     with dashboard(cluster.kubeconfig, ns, tmp_path) as url:
         assert httpx.get(f"{url}/api/tasks/files-1:t0/logs").text == "line 1\nline 2\n"

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 import websockets
+
 from _board import create_sprint_with_tasks, dashboard, set_status, sprint_body
 from localcluster import LocalCluster
-
 from sprint_orchestrator.kube import Kube
 
 pytestmark = pytest.mark.cluster
@@ -29,7 +29,9 @@ def column(message: dict[str, Any], tid: str) -> str:
     return next(c["column"] for c in message["board"]["cards"] if c["task_id"] == tid)
 
 
-async def test_two_clients_get_the_same_live_update(cluster: LocalCluster, namespace: str, tmp_path: Path) -> None:
+async def test_two_clients_get_the_same_live_update(
+    cluster: LocalCluster, namespace: str, tmp_path: Path
+) -> None:
     kube = Kube.from_kubeconfig(str(cluster.kubeconfig))
     create_sprint_with_tasks(kube, namespace, sprint_body("ws-1", tasks=2))
     with dashboard(cluster.kubeconfig, namespace, tmp_path) as base:
@@ -56,7 +58,9 @@ async def test_unknown_sprint_closes_the_socket_with_4404(
     assert closed.value.rcvd is not None and closed.value.rcvd.code == 4404
 
 
-async def test_task_log_is_streamed_as_it_grows(cluster: LocalCluster, namespace: str, tmp_path: Path) -> None:
+async def test_task_log_is_streamed_as_it_grows(
+    cluster: LocalCluster, namespace: str, tmp_path: Path
+) -> None:
     kube = Kube.from_kubeconfig(str(cluster.kubeconfig))
     create_sprint_with_tasks(kube, namespace, sprint_body("logs-1", tasks=1))
     log = tmp_path / "t0.log"

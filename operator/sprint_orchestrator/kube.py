@@ -21,6 +21,7 @@ from .errors import OrchestratorError
 
 SPRINTS = "sprints"
 TASKS = "tasks"
+Items = list[dict[str, Any]]
 
 
 class KubeError(OrchestratorError):
@@ -72,6 +73,10 @@ class Kube:
             raise KubeError(f"cannot load Kubernetes credentials: {exc}") from exc
         return cls(api)
 
+    def close(self) -> None:
+        """Close the connection pool (the client keeps sockets open otherwise)."""
+        self.api_client.close()
+
     def _count(self, key: str) -> None:
         with self._lock:
             self.writes[key] += 1
@@ -98,13 +103,15 @@ class Kube:
             raise _wrap(f"list {plural}", exc) from exc
         return list(out.get("items", []))
 
-    def list_versioned(self, plural: str, namespace: str) -> tuple[list[dict[str, Any]], str]:
+    def list_versioned(self, plural: str, namespace: str) -> tuple[Items, str]:
         """All objects of a namespace and the list's resourceVersion (to start a watch from)."""
         try:
-            out = self.custom.list_namespaced_custom_object(GROUP, VERSION, namespace, plural)
+            out: dict[str, Any] = self.custom.list_namespaced_custom_object(  # type: ignore[assignment]
+                GROUP, VERSION, namespace, plural
+            )
         except ApiException as exc:
             raise _wrap(f"list {plural} in {namespace}", exc) from exc
-        return list(out.get("items", [])), str(out["metadata"]["resourceVersion"])
+        return [dict(item) for item in out.get("items", [])], str(out["metadata"]["resourceVersion"])
 
     def watch(
         self, plural: str, namespace: str, resource_version: str, timeout_seconds: int = 300
@@ -114,9 +121,9 @@ class Kube:
         Ends after `timeout_seconds` (watch again from the last resourceVersion seen); a KubeError with
         status 410 means the version is too old: list again.
         """
-        stream = watch.Watch()
+        stream = watch.Watch()  # type: ignore[no-untyped-call]
         try:
-            for event in stream.stream(
+            for event in stream.stream(  # type: ignore[no-untyped-call]
                 self.custom.list_namespaced_custom_object,
                 GROUP,
                 VERSION,
@@ -133,7 +140,7 @@ class Kube:
         except ApiException as exc:
             raise _wrap(f"watch {plural} in {namespace}", exc) from exc
         finally:
-            stream.stop()
+            stream.stop()  # type: ignore[no-untyped-call]
 
     def tasks_of(self, namespace: str, sprint_name: str) -> list[dict[str, Any]]:
         return self.list(TASKS, namespace, f"{LABEL_SPRINT}={sprint_name}")

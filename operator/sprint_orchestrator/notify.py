@@ -21,7 +21,7 @@ from typing import Any, Protocol
 import httpx
 
 from .board import sprint_id, sprint_title, task_id
-from .kaiban.webhook import Backoff, Delivery, send_with_retries
+from .kaiban.webhook import DEFAULT_BACKOFF, Backoff, Delivery, send_with_retries
 from .status import Column
 
 log = logging.getLogger(__name__)
@@ -32,7 +32,7 @@ SPRINT_END = {
     "Failed": "failed",
     "RolledBack": "was rolled back",
 }
-TASK_ALERT = {Column.FAILED: "failed", Column.REVIEW: "is waiting for review"}
+TASK_ALERT: dict[str, str] = {Column.FAILED: "failed", Column.REVIEW: "is waiting for review"}
 
 
 @dataclass(frozen=True)
@@ -83,7 +83,7 @@ class Sender(Protocol):
 class SlackSender:
     """Slack incoming webhook: POST {"text": ...} (retried on 429 / 5xx)."""
 
-    def __init__(self, url: str, client: httpx.AsyncClient, backoff: Backoff = Backoff()) -> None:
+    def __init__(self, url: str, client: httpx.AsyncClient, backoff: Backoff = DEFAULT_BACKOFF) -> None:
         self.url, self.client, self.backoff = url, client, backoff
         self.last: Delivery | None = None
 

@@ -22,7 +22,7 @@ import httpx
 
 from ..board import actual_tokens, prd_card, sprint_id, task_id
 from ..status import Column, parse_task_status
-from .webhook import Backoff, Delivery, send_with_retries
+from .webhook import DEFAULT_BACKOFF, Backoff, Delivery, send_with_retries
 
 COLUMN: dict[str, tuple[str, str]] = {
     Column.READY: ("todo", "TODO"),
@@ -69,7 +69,7 @@ class KaibanConnector:
         token: str,
         client: httpx.AsyncClient,
         board_id: str | None = None,
-        backoff: Backoff = Backoff(),
+        backoff: Backoff = DEFAULT_BACKOFF,
     ) -> None:
         self.api = api_url.rstrip("/")
         self.token, self.client, self.board_id, self.backoff = token, client, board_id, backoff

@@ -49,6 +49,9 @@ class Backoff:
         return float(min(self.cap, self.base * 2 ** (attempt - 1)))
 
 
+DEFAULT_BACKOFF = Backoff()
+
+
 def sign(secret: str, timestamp: str, body: bytes) -> str:
     digest = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
     return f"sha256={digest}"
@@ -90,7 +93,7 @@ async def send_with_retries(
     url: str,
     body: bytes,
     headers: Mapping[str, str],
-    backoff: Backoff = Backoff(),
+    backoff: Backoff = DEFAULT_BACKOFF,
     method: str = "POST",
 ) -> Delivery:
     """Send until it succeeds (2xx), fails for good (other 4xx), or the attempts run out."""
@@ -115,7 +118,7 @@ class WebhookMirror:
     """A transition listener: POSTs a signed `card.moved` for every Task column change."""
 
     def __init__(
-        self, url: str, secret: str | None, client: httpx.AsyncClient, backoff: Backoff = Backoff()
+        self, url: str, secret: str | None, client: httpx.AsyncClient, backoff: Backoff = DEFAULT_BACKOFF
     ) -> None:
         self.url, self.secret, self.client, self.backoff = url, secret, client, backoff
         self.deliveries: deque[Delivery] = deque(maxlen=100)

@@ -9,7 +9,7 @@ actions from them need the bearer token the user types in once (kept in the brow
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -88,7 +88,7 @@ def _pages(app: FastAPI) -> None:
         app.add_api_route(f"/{prefix}/{{sprint_id}}", _page(page), include_in_schema=False)
 
 
-def _page(name: str):  # type: ignore[no-untyped-def]
+def _page(name: str) -> Callable[[str], Awaitable[FileResponse]]:
     async def serve(sprint_id: str) -> FileResponse:
         return FileResponse(STATIC / name)
 
