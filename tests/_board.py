@@ -146,3 +146,28 @@ def wait_until(check: Any, timeout: float = 30.0, what: str = "condition") -> An
             return last
         time.sleep(0.1)
     raise AssertionError(f"timed out waiting for {what}; last: {last!r}")
+
+
+def demo_sprint(tmp: Path, repo_root: Path) -> dict[str, Any]:
+    """examples/sprint.yaml against a fresh bare copy of examples/textstats (as hack/demo.sh runs it)."""
+    import yaml
+
+    seed, bare = tmp / "seed", tmp / "target.git"
+    subprocess.run(["cp", "-r", str(repo_root / "examples" / "textstats"), str(seed)], check=True)
+    for args in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-qm", "initial commit"]):
+        subprocess.run(["git", "-C", str(seed), *args], check=True, capture_output=True)
+    subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(bare)], check=True)
+    subprocess.run(["git", "-C", str(seed), "push", "-q", str(bare), "main"], check=True, capture_output=True)
+    manifest = yaml.safe_load((repo_root / "examples" / "sprint.yaml").read_text())
+    manifest["spec"]["repository"] = {"url": str(bare), "mainBranch": "main"}
+    manifest["spec"]["team"]["recipes"] = str(repo_root / manifest["spec"]["team"]["recipes"])
+    return dict(manifest)
+
+
+def operator_config(tmp: Path) -> dict[str, str]:
+    path = tmp / "config.yaml"
+    path.write_text(
+        f"git: {{working_trees_path: '{tmp / 'trees'}'}}\n"
+        "containers: {base_image: localhost/sprint-orchestrator/base:bookworm}\n"
+    )
+    return {"SPRINT_ORCHESTRATOR_CONFIG": str(path)}

@@ -212,3 +212,39 @@ def test_the_real_kaiban_board_renders_the_sprint_cards_and_follows_them(
         )
         shot(page, "kaiban-board")
     assert errors == []
+
+
+@pytest.mark.podman
+def test_the_board_follows_a_real_demo_sprint_to_completion(
+    cluster: LocalCluster, namespace: str, tmp_path: Path, page: Any
+) -> None:
+    """The operator runs examples/sprint.yaml in real Podman containers; the board shows it live."""
+    from _board import demo_sprint, operator_config
+    from _e2e import apply, operator_process
+
+    state = tmp_path / "state"
+    manifest = demo_sprint(tmp_path, REPO)
+    with (
+        operator_process(cluster, namespace, state, tmp_path / "op.log", **operator_config(tmp_path)),
+        dashboard(cluster.kubeconfig, namespace, tmp_path) as base,
+    ):
+        apply(cluster, namespace, manifest)
+        page.goto(f"{base}/board/textstats-1")
+        page.wait_for_selector(card("ready", "words"), timeout=60_000)
+        page.wait_for_selector('.column[data-column="in-progress"] .card', timeout=300_000)
+        shot(page, "demo-running")
+        page.wait_for_selector('.column[data-column="completed"] .card[data-task="docs"]', timeout=900_000)
+        assert page.text_content("#progress-text") == "6/6 tasks"
+        assert int(page.get_attribute("#board", "data-version") or 0) > 6  # pushed, not reloaded
+        shot(page, "demo-completed")
+        page.click(card("completed", "words"))
+        page.wait_for_selector("#drill[open]")
+        assert "(no RESULTS.md yet)" not in page.text_content("#drill-results")
+        assert "passed" in page.text_content("#drill-gates")
+        shot(page, "demo-drill-down")
+        page.goto(f"{base}/kaiban/textstats-1")
+        page.wait_for_function(
+            "() => window.kaibanStore && window.kaibanStore.getState().tasks.every(t => t.status === 'DONE')",
+            timeout=30_000,
+        )
+        shot(page, "demo-kaiban-board")
