@@ -6,13 +6,18 @@ On the local control plane (real etcd + kube-apiserver), with `sprintctl dashboa
 - websocket: status write -> the board message on a real WebSocket client of the dashboard;
 - dom: status write -> the card's DOM updated in real Chromium (Playwright, Debian's chromium).
 Each sample writes `status.attempt = i` on one Task and waits for exactly that value to arrive.
+- container exit (with --demo, needs Podman): the operator runs examples/sprint.yaml (6 tasks) in real
+  containers, BOARD_LATENCY_DEMO_RUNS times; per task, the container's `died` time from `podman
+  events` -> the first board message on a WebSocket client showing the task's container as exited.
 
-Last line: {"p50_s": ..., "p95_s": ..., "samples": N, ...}: p50/p95 are the end-to-end DOM figures
-(the WebSocket ones when Chromium is missing); baseline and websocket figures are beside them.
+Last line: {"p50_s": ..., "p95_s": ..., "samples": N, ...}: p50/p95 are container exit -> browser
+with --demo, else status write -> Chromium DOM (the WebSocket ones when Chromium is missing); the
+other stages' figures are beside them.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import statistics
@@ -31,11 +36,13 @@ sys.path.insert(0, str(REPO / "tests"))
 
 from websockets.sync.client import connect  # noqa: E402
 
-from _board import create_sprint_with_tasks, dashboard, sprint_body  # noqa: E402
+from _board import create_sprint_with_tasks, dashboard, demo_sprint, sprint_body  # noqa: E402
 from localcluster import BIN, LocalCluster  # noqa: E402
-from sprint_orchestrator.kube import TASKS, Kube  # noqa: E402
+from sprint_orchestrator.kube import SPRINTS, TASKS, Kube  # noqa: E402
 
 SAMPLES = int(os.environ.get("BOARD_LATENCY_SAMPLES", "40"))
+DEMO_RUNS = int(os.environ.get("BOARD_LATENCY_DEMO_RUNS", "2"))
+EXITED = ("exited", "oom-killed", "timed-out", "removed")
 NAMESPACE = "bench"
 SPRINT = "lat-1"
 TASK = "lat-1-t0"
@@ -126,8 +133,84 @@ def _wait(check: Callable[[], bool], timeout: float = 20.0) -> None:
     deadline = time.monotonic() + timeout
     while not check():
         if time.monotonic() > deadline:
-            raise TimeoutError("no event within 20 s")
+            raise TimeoutError(f"nothing within {timeout:.0f} s")
         time.sleep(0.001)
+
+
+def exits_seen(base: str, sprint: str, stop: threading.Event, seen: dict[str, float]) -> None:
+    """Record, per task, when a board message first shows its container as exited."""
+    with connect(base.replace("http", "ws") + f"/ws/sprints/{sprint}") as socket:
+        while not stop.is_set():
+            try:
+                message = json.loads(socket.recv(timeout=1))
+            except TimeoutError:
+                continue
+            now = time.time()
+            for card in message.get("board", {}).get("cards", []):
+                if card["container_health"] in EXITED and card["task_id"] not in seen:
+                    seen[card["task_id"]] = now
+
+
+def died(sprint: str, since: float) -> dict[str, float]:
+    """task id -> wall time its task container died, from Podman's own event log."""
+    out = subprocess.run(
+        [
+            "podman",
+            "events",
+            "--stream=false",
+            "--since",
+            str(int(since) - 1),
+            "--format",
+            "json",
+            "--filter",
+            "event=died",
+            "--filter",
+            f"label=sprintorchestrator.dev/sprint={sprint}",
+            "--filter",
+            "label=sprintorchestrator.dev/role=task",
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    times: dict[str, float] = {}
+    for line in out.splitlines():
+        event = json.loads(line)
+        stamp = dt.datetime.fromisoformat(event["Time"][:26].rstrip("Z") + "+00:00").timestamp()
+        times.setdefault(event["Attributes"]["sprintorchestrator.dev/task"], stamp)
+    return times
+
+
+def demo(local: LocalCluster, kube: Kube, tmp: Path) -> list[float]:
+    from _board import operator_config
+    from _e2e import start_operator, stop_operator
+
+    os.environ.setdefault("CONTAINERS_CONF", str(REPO / "hack" / "containers.conf"))
+    out: list[float] = []
+    proc = start_operator(local, NAMESPACE, tmp / "state", tmp / "op.log", **operator_config(tmp))
+    try:
+        with dashboard(local.kubeconfig, NAMESPACE, tmp) as base:
+            for run_no in range(DEMO_RUNS):
+                out += demo_run(kube, base, tmp / f"run{run_no}", f"textstats-r{run_no}")
+    finally:
+        stop_operator(proc)
+    return out
+
+
+def demo_run(kube: Kube, base: str, tmp: Path, name: str) -> list[float]:
+    tmp.mkdir()
+    manifest = demo_sprint(tmp, REPO)
+    manifest["metadata"]["name"] = name
+    started, seen, stop = time.time(), {}, threading.Event()
+    kube.create(SPRINTS, NAMESPACE, manifest)
+    _wait(lambda: kube.get(SPRINTS, NAMESPACE, name) is not None)
+    watcher = threading.Thread(target=exits_seen, args=(base, name, stop, seen), daemon=True)
+    watcher.start()
+    _wait(lambda: len(seen) == len(manifest["spec"]["tasks"]), timeout=900)
+    stop.set()
+    watcher.join(timeout=5)
+    deaths = died(name, started)
+    return [seen[t] - deaths[t] for t in seen if t in deaths]
 
 
 def main() -> None:
@@ -169,11 +252,19 @@ def run(local: LocalCluster, tmp: Path) -> dict[str, Any]:
         shown = dom(kube, base, 2000) if Path(CHROMIUM).exists() else []
         if shown:
             print(f"dom (chromium): {percentiles(shown)}", file=sys.stderr)
-    head = percentiles(shown or pushed)
+    exits = demo(local, kube, tmp) if "--demo" in sys.argv else []
+    if exits:
+        print(f"container exit -> websocket: {percentiles(exits)}", file=sys.stderr)
+    head = exits or shown or pushed
     return {
-        **head,
-        "samples": len(shown or pushed),
-        "measured": "dom" if shown else "websocket",
+        **percentiles(head),
+        "samples": len(head),
+        "measured": "container-exit" if exits else "dom" if shown else "websocket",
+        **(
+            {"dom_p50_s": percentiles(shown)["p50_s"], "dom_p95_s": percentiles(shown)["p95_s"]}
+            if shown
+            else {}
+        ),
         "websocket_p50_s": percentiles(pushed)["p50_s"],
         "websocket_p95_s": percentiles(pushed)["p95_s"],
         "baseline_watch_p50_s": percentiles(raw)["p50_s"],
