@@ -41,6 +41,7 @@ class OperatorContext:
         await asyncio.gather(*self.runners.values(), return_exceptions=True)
         if self.runtime is not None:
             await asyncio.to_thread(self.runtime.close)
+        await asyncio.to_thread(self.kube.close)
 
     # --- adapters, created on first use ---------------------------------------------------------
 
