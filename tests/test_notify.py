@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+from pathlib import Path
 
 import httpx
 import pytest
 
-from _board import sprint_body, task_body
+from _board import SPRINTCTL, sprint_body, task_body
 from _receivers import http_receiver, smtp_receiver
 from sprint_orchestrator.kaiban.webhook import Backoff
 from sprint_orchestrator.notify import EmailSender, Notifier, SlackSender, message_for
@@ -88,3 +91,23 @@ async def test_an_unreachable_smtp_server_is_logged_not_raised() -> None:
     sender = EmailSender("127.0.0.1", free_port(), "bot@localhost", ["team@localhost"])
     note = await Notifier([sender]).on_transition("Sprint", sprint, None, "Running", "Failed")
     assert note is not None and note.severity == "warning"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--smtp", "localhost:25"], "--email-to: at least one recipient"),
+        (["--smtp", "localhost", "--email-to", "a@b"], "--smtp 'localhost': expected HOST:PORT"),
+        (["--kaiban-api-url", "http://127.0.0.1:9/api"], "--kaiban-token-file: required"),
+        (["--token-file", "/nonexistent/tokens"], "--token-file /nonexistent/tokens: cannot read it"),
+    ],
+)
+def test_dashboard_options_are_checked_before_anything_starts(
+    args: list[str], message: str, tmp_path: Path
+) -> None:
+    env = {**os.environ, "KUBECONFIG": str(tmp_path / "none"), "SPRINT_ORCHESTRATOR_STATE_DIR": str(tmp_path)}
+    result = subprocess.run(
+        [SPRINTCTL, "dashboard", "--port", "1", *args], capture_output=True, text=True, env=env, timeout=60
+    )
+    assert result.returncode == 1
+    assert message in result.stderr

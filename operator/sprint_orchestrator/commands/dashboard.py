@@ -60,9 +60,12 @@ def run(args: argparse.Namespace) -> int:
     from ..web.wiring import listeners_from
 
     settings = settings_module.from_env()
-    kube = Kube.from_kubeconfig(args.kubeconfig)
-    dash = Dashboard(kube, Hub(args.namespace), load_tokens(args.token_file), (settings.state_dir,))
-    app = create_app(dash, listeners_from(args, settings.config, secret))
+    tokens = load_tokens(args.token_file)  # options first: a typo fails before any connection
+    listeners = listeners_from(args, settings.config, secret)
+    dash = Dashboard(
+        Kube.from_kubeconfig(args.kubeconfig), Hub(args.namespace), tokens, (settings.state_dir,)
+    )
+    app = create_app(dash, listeners)
     config = uvicorn.Config(app, host=args.host, port=args.port, log_level="warning", ws="websockets")
     print(f"dashboard on http://{args.host}:{args.port}/ (namespace {args.namespace})", flush=True)
     asyncio.run(uvicorn.Server(config).serve())

@@ -4,7 +4,13 @@ const sprintKey = decodeURIComponent(location.pathname.split("/").filter(Boolean
 const $ = (id) => document.getElementById(id);
 const esc = (text) => String(text ?? "").replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 const fmtTokens = (n) => (n >= 10000 ? `${(n / 1000).toFixed(0)}k` : String(n ?? 0));
-const fmtSeconds = (s) => (s == null ? "–" : s < 90 ? `${Math.round(s)}s` : `${Math.floor(s / 60)}m${Math.round(s % 60)}s`);
+function fmtSeconds(s) {
+  if (s == null) return "–";
+  if (s < 90) return `${Math.round(s)}s`;
+  if (s < 5400) return `${Math.floor(s / 60)}m${Math.round(s % 60)}s`;
+  if (s < 172800) return `${Math.floor(s / 3600)}h${Math.round((s % 3600) / 60)}m`;
+  return `${Math.floor(s / 86400)}d`;
+}
 let state = null;
 let receivedAt = 0;
 let logSocket = null;
