@@ -107,3 +107,16 @@ async def test_hub_reports_column_moves_only_after_the_first_sync() -> None:
         ("Task", "failed", "in-progress"),
         ("Sprint", None, "Completed"),
     ]
+
+
+def test_hub_computes_a_sprint_snapshot_once_per_change_for_all_clients() -> None:
+    hub = Hub("ns")
+    sprint = sprint_body("s1", tasks=1)
+    hub.reset("Sprint", [sprint])
+    hub.reset("Task", [task_body(sprint, "t0")])
+    first = hub.snapshot("s1")
+    assert hub.snapshot("s1")[0] is first[0]
+    hub.apply("Task", "MODIFIED", task_body(sprint, "t0", {"column": "completed"}))
+    page, kaiban = hub.snapshot("s1")
+    assert page is not first[0]
+    assert page["cards"][0]["column"] == "completed" and kaiban["tasks"][0]["status"] == "DONE"

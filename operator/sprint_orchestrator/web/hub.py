@@ -64,6 +64,8 @@ class Hub:
         self.subscribers: set[Subscriber] = set()
         self.synced = asyncio.Event()
         self._pending: set[asyncio.Task[None]] = set()
+        self._generation: dict[str, int] = {}
+        self._snapshots: dict[str, tuple[int, dict[str, Any], dict[str, Any]]] = {}
 
     # --- reads (by name or by the PRD's sprint id) ----------------------------------------------
 
@@ -103,6 +105,14 @@ class Hub:
     def kaiban(self, name: str) -> dict[str, Any]:
         return team_state(self.sprints[name], self.tasks_of(name))
 
+    def snapshot(self, name: str) -> tuple[dict[str, Any], dict[str, Any]]:
+        """(board page, Kaiban state) of a sprint, computed once per change for all its clients."""
+        cached = self._snapshots.get(name)
+        if cached is None or cached[0] != self._generation.get(name, 0):
+            cached = (self._generation.get(name, 0), self.board(name), self.kaiban(name))
+            self._snapshots[name] = cached
+        return cached[1], cached[2]
+
     # --- writes from the watch ------------------------------------------------------------------
 
     def reset(self, kind: str, items: list[Body]) -> None:
@@ -135,6 +145,7 @@ class Hub:
             return
         sprint_name = sprint_of_task(body) if kind == TASK else body["metadata"]["name"]
         changed = board.task_id(body) if kind == TASK else ""
+        self._generation[sprint_name] = self._generation.get(sprint_name, 0) + 1
         for sub in list(self.subscribers):
             if sub.sprint == sprint_name:
                 sub.changed.add(changed)

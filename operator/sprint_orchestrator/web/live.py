@@ -32,13 +32,14 @@ def _dash(socket: WebSocket) -> Dashboard:
 def message(dash: Dashboard, name: str, changed: set[str]) -> dict[str, Any]:
     if name not in dash.hub.sprints:
         return {"type": "deleted", "sprint": name, "sent_at": time.time()}
+    page, kaiban = dash.hub.snapshot(name)
     return {
         "type": "board",
         "sprint": name,
         "changed": sorted(c for c in changed if c),
         "sent_at": time.time(),
-        "board": dash.hub.board(name),
-        "kaiban": dash.hub.kaiban(name),
+        "board": page,
+        "kaiban": kaiban,
     }
 
 
