@@ -44,7 +44,8 @@ def _wrap(what: str, exc: ApiException) -> KubeError:
 
 
 def now_iso() -> str:
-    return dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+    """RFC 3339 in UTC with milliseconds (task durations are often around a second)."""
+    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 class Kube:

@@ -273,6 +273,9 @@ class SprintReconciler:
 
     async def _running(self, body: dict[str, Any], spec: SprintSpec, tasks: list[dict[str, Any]]) -> float:
         await actions.handle_task_actions(self, body, spec, tasks, terminal=False)
+        # Merge first (one at a time, in gate order), so the slots they free are refilled this round.
+        while await merge_next(self, body, spec, tasks):
+            pass
         now = dt.datetime.now(dt.UTC)
         views = counts.task_views(spec, tasks, now)
         for task_id, reason in plan.blocked(views).items():
@@ -288,13 +291,12 @@ class SprintReconciler:
         for task_id in plan.admit(views, slots):
             await self._admit(body, spec, _by_id(tasks, task_id))
         self._ensure_runners(body, spec, tasks)
-        merged_any = await merge_next(self, body, spec, tasks)
         await self._write_counts(body, spec, tasks)
         if counts.settled(tasks):
             await self.patch({"phase": "Integrating", "message": "running the integration tests"})
             self.event(body, "Integrating", "all tasks settled; running the integration tests")
             return 0.0
-        return 0.0 if merged_any else 1.0
+        return 1.0
 
     def _operator_slots(self) -> int:
         orchestrator = getattr(self.ctx.settings.config, "orchestrator", None)
