@@ -20,6 +20,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -182,23 +183,25 @@ def died(sprint: str, since: float) -> dict[str, float]:
 
 
 def demo(local: LocalCluster, kube: Kube, tmp: Path) -> list[float]:
+    """Each run gets its own operator (a target repository and trees directory of its own)."""
     from _board import operator_config
     from _e2e import start_operator, stop_operator
 
     os.environ.setdefault("CONTAINERS_CONF", str(REPO / "hack" / "containers.conf"))
     out: list[float] = []
-    proc = start_operator(local, NAMESPACE, tmp / "state", tmp / "op.log", **operator_config(tmp))
-    try:
-        with dashboard(local.kubeconfig, NAMESPACE, tmp) as base:
-            for run_no in range(DEMO_RUNS):
-                out += demo_run(kube, base, tmp / f"run{run_no}", f"textstats-r{run_no}")
-    finally:
-        stop_operator(proc)
+    with dashboard(local.kubeconfig, NAMESPACE, tmp) as base:
+        for run_no in range(DEMO_RUNS):
+            work = tmp / f"run{run_no}"
+            work.mkdir()
+            proc = start_operator(local, NAMESPACE, work / "state", work / "op.log", **operator_config(work))
+            try:
+                out += demo_run(kube, base, work, f"textstats-r{run_no}")
+            finally:
+                stop_operator(proc)
     return out
 
 
 def demo_run(kube: Kube, base: str, tmp: Path, name: str) -> list[float]:
-    tmp.mkdir()
     manifest = demo_sprint(tmp, REPO)
     manifest["metadata"]["name"] = name
     started, seen, stop = time.time(), {}, threading.Event()
@@ -206,7 +209,7 @@ def demo_run(kube: Kube, base: str, tmp: Path, name: str) -> list[float]:
     _wait(lambda: kube.get(SPRINTS, NAMESPACE, name) is not None)
     watcher = threading.Thread(target=exits_seen, args=(base, name, stop, seen), daemon=True)
     watcher.start()
-    _wait(lambda: len(seen) == len(manifest["spec"]["tasks"]), timeout=900)
+    _wait(lambda: len(seen) == len(manifest["spec"]["tasks"]), timeout=600)
     stop.set()
     watcher.join(timeout=5)
     deaths = died(name, started)
@@ -214,6 +217,7 @@ def demo_run(kube: Kube, base: str, tmp: Path, name: str) -> list[float]:
 
 
 def main() -> None:
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so the cluster and children are stopped
     with tempfile.TemporaryDirectory(prefix="board-latency-") as tmp:
         local = LocalCluster(Path(tmp) / "cluster")
         local.up()

@@ -241,6 +241,7 @@ def test_the_board_follows_a_real_demo_sprint_to_completion(
         page.wait_for_selector("#drill[open]")
         assert "(no RESULTS.md yet)" not in page.text_content("#drill-results")
         assert "passed" in page.text_content("#drill-gates")
+        page.wait_for_function("document.getElementById('drill-log').textContent.length > 0", timeout=10_000)
         shot(page, "demo-drill-down")
         page.goto(f"{base}/kaiban/textstats-1")
         page.wait_for_function(

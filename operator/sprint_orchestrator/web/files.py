@@ -20,7 +20,6 @@ from .hub import Body
 router = APIRouter(prefix="/api")
 Dash = Annotated[Dashboard, Depends(dashboard)]
 LOG_CHUNK = 64 * 1024
-RESULTS = "RESULTS.md"
 
 
 def _inside(dash: Dashboard, path: Path) -> bool:
