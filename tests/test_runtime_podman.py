@@ -120,8 +120,9 @@ def test_task_containers_are_created_hardened(tmp_path: Path) -> None:
     assert (kwargs["cpu_period"], kwargs["cpu_quota"]) == (100_000, 50_000)
     assert kwargs["environment"] == {"A": "1", "HOME": "/tmp"}
     assert "secret-value" not in repr(kwargs)
-    mounts = {(m["target"], m["read_only"]) for m in kwargs["mounts"]}
+    mounts = {(m["target"], m["read_only"]) for m in kwargs["mounts"] if m["type"] == "bind"}
     assert mounts == {("/workspace", False), ("/artifacts", False), ("/opt/ro", True), ("/run/secrets", True)}
+    assert [m["target"] for m in kwargs["mounts"] if m["type"] == "tmpfs"] == ["/tmp"]
     assert kwargs["labels"] == task_labels("s", "t", 1)
 
 

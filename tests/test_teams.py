@@ -13,6 +13,7 @@ import pytest
 
 from sprint_orchestrator.errors import InvalidInput
 from sprint_orchestrator.model import TaskDefinition, TaskSpec, TeamConfig
+from sprint_orchestrator.proxy import CONTAINER_SOCKET_DIR, FORWARDER_IN_IMAGE, PLACEHOLDER_KEY
 from sprint_orchestrator.teams import TEAMS, collect_results, render_task_md, write_task_files
 from sprint_orchestrator.teams.adapters import FILES, RECIPES_DIR
 from sprint_orchestrator.usage import parse
@@ -86,23 +87,37 @@ def test_the_demo_adapter_refuses_a_missing_recipes_directory(tmp_path: Path) ->
 
 
 @pytest.mark.parametrize(
-    ("team", "program", "flags", "fmt", "secret"),
+    ("team", "program", "flags", "fmt", "provider"),
     [
         ("claude-code", "claude", ["--output-format", "stream-json", "--verbose"], "claude-stream-json",
-         "ANTHROPIC_API_KEY"),
-        ("codex", "codex", ["exec", "--json"], "codex-json", "OPENAI_API_KEY"),
-        ("gemini", "gemini", ["--output-format", "stream-json"], "gemini-stream-json", "GEMINI_API_KEY"),
+         "anthropic"),
+        ("codex", "codex", ["exec", "--json", "model_provider=sprint-proxy"], "codex-json", "openai"),
     ],
 )  # fmt: skip
-def test_agent_cli_adapters_build_their_documented_commands(
-    team: str, program: str, flags: list[str], fmt: str, secret: str
+def test_agent_cli_adapters_run_under_the_forwarder_with_no_key(
+    team: str, program: str, flags: list[str], fmt: str, provider: str
 ) -> None:
     launch = TEAMS[team](REPORT, TeamConfig(type=team, model="m-1"))
     command = list(launch.command)
-    assert command[:3] == ["sh", "/opt/sprint-team/with-secrets.sh", program]
-    assert all(flag in command for flag in flags) and command[command.index("--model") + 1] == "m-1"
-    assert (launch.usage_format, launch.usage_source, tuple(launch.secrets)) == (fmt, "stdout", (secret,))
-    assert not any(secret in key or "KEY" in key for key in launch.environment)
+    agent = command[command.index("--") + 1 :]
+    assert command[:2] == ["python3", FORWARDER_IN_IMAGE] and agent[0] == program
+    assert command[command.index("--socket") + 1] == f"{CONTAINER_SOCKET_DIR}/llm.sock"
+    assert all(flag in agent for flag in flags) and agent[agent.index("--model") + 1] == "m-1"
+    assert (launch.usage_format, launch.usage_source, tuple(launch.secrets)) == (fmt, "stdout", ())
+    assert launch.proxy == provider and launch.mounts == ()
+    keys = {k: v for k, v in launch.environment.items() if "KEY" in k}
+    assert keys and set(keys.values()) == {PLACEHOLDER_KEY}  # only the placeholder the proxy replaces
+    assert launch.environment["ANTHROPIC_BASE_URL"].startswith("http://127.0.0.1:")
+
+
+def test_the_gemini_adapter_still_takes_its_key_as_a_mounted_secret() -> None:
+    launch = TEAMS["gemini"](REPORT, TeamConfig(type="gemini", model="m-1"))
+    command = list(launch.command)
+    assert command[:3] == ["sh", "/opt/sprint-team/with-secrets.sh", "gemini"]
+    assert "--output-format" in command and command[command.index("--model") + 1] == "m-1"
+    assert (launch.usage_format, tuple(launch.secrets), launch.proxy) == (
+        "gemini-stream-json", ("GEMINI_API_KEY",), "")  # fmt: skip
+    assert not any("KEY" in key for key in launch.environment)
 
 
 def test_the_command_adapter_runs_the_configured_program() -> None:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 ENV_PREFIX = "SPRINT_ORCHESTRATOR_"
+DEFAULT_LLM_UPSTREAMS = {"anthropic": "https://api.anthropic.com", "openai": "https://api.openai.com"}
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,7 @@ class Settings:
     health_port: int = 0
     base_image: str = "localhost/sprint-orchestrator/base:bookworm"
     api_keys: Mapping[str, str] = field(default_factory=dict, repr=False)
+    llm_upstreams: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_LLM_UPSTREAMS))
     env: Mapping[str, str] = field(default_factory=dict, repr=False)
     config: Any = None  # config.OrchestratorConfig, loaded by load()
 
@@ -67,6 +69,10 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
             provider: env[var]
             for provider, var in (("anthropic", "ANTHROPIC_API_KEY"), ("openai", "OPENAI_API_KEY"))
             if env.get(var)
+        },
+        llm_upstreams={
+            provider: get(f"{provider.upper()}_URL", default) or default
+            for provider, default in DEFAULT_LLM_UPSTREAMS.items()
         },
         env=env,
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,9 @@ class OperatorContext:
     sprint_loops: dict[str, asyncio.Task[None]] = field(default_factory=dict)
     runners: dict[str, asyncio.Task[None]] = field(default_factory=dict)
     wakeups: dict[str, asyncio.Event] = field(default_factory=dict)
+    usage_listeners: dict[tuple[str, str, int], Callable[[], None]] = field(default_factory=dict)
     _runtime_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    _proxy_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     @classmethod
     def create(cls, settings: Settings) -> OperatorContext:
@@ -39,6 +42,9 @@ class OperatorContext:
         for task in list(self.runners.values()):
             task.cancel()
         await asyncio.gather(*self.runners.values(), return_exceptions=True)
+        if self.proxy is not None:
+            await self.proxy.stop()
+            self.proxy = None
         if self.runtime is not None:
             await asyncio.to_thread(self.runtime.close)
         await asyncio.to_thread(self.kube.close)
@@ -52,6 +58,24 @@ class OperatorContext:
 
                 self.runtime = await asyncio.to_thread(PodmanRuntime.connect, self.settings)
             return self.runtime
+
+    async def get_proxy(self) -> Any:
+        """The metering LLM proxy (keys from the settings, upstreams from SPRINT_ORCHESTRATOR_*_URL)."""
+        async with self._proxy_lock:
+            if self.proxy is None:
+                from ..proxy import MeteringProxy
+
+                proxy = MeteringProxy.from_settings(
+                    self.settings, upstreams=self.settings.llm_upstreams, on_usage=self._metered
+                )
+                await proxy.start()
+                self.proxy = proxy
+            return self.proxy
+
+    def _metered(self, sprint_id: str, task_id: str, attempt: int, _usage: Any) -> None:
+        listener = self.usage_listeners.get((sprint_id, task_id, attempt))
+        if listener is not None:
+            listener()
 
     async def get_engine(self, url: str, main_branch: str) -> Any:
         key = (url, main_branch)

@@ -16,13 +16,13 @@ from pathlib import Path
 from typing import Any
 
 from .. import retry
-from ..errors import OrchestratorError
+from ..errors import InvalidInput, OrchestratorError
 from ..kube import now_iso
 from ..model import SprintSpec
 from ..runtime import Limits, TaskRunSpec
 from ..teams import TEAMS, collect_results, write_task_files
 from ..validators import quantity_bytes
-from . import tokens
+from . import metering, tokens
 
 LIVE_USAGE_SECONDS = 2.0
 TEAM_NAME = "Sprint Orchestrator task team"
@@ -73,10 +73,41 @@ class TaskRunner:
         runtime = await self.ctx.get_runtime()
         artifacts = self.ctx.artifacts_for(self.rec.namespace, self.rec.name, self.task_id, attempt)
         artifacts.mkdir(parents=True, exist_ok=True)
-        deps = await asyncio.to_thread(self._dependency_results)
+        siblings = await asyncio.to_thread(self.ctx.kube.tasks_of, self.rec.namespace, self.rec.name)
+        deps = self._dependency_results(siblings)
         await asyncio.to_thread(write_task_files, Path(ws.workspace), self.definition, deps)
         launch = TEAMS[self.spec.team.type](self.definition, self.spec.team)
+        try:
+            metered = await self._open_metering(launch.proxy, attempt, siblings) if launch.proxy else None
+        except InvalidInput as exc:
+            await self._fail({}, "MissingApiKey", str(exc), retryable=False)
+            return
+        try:
+            await self._run_container(engine, ws, runtime, artifacts, launch, attempt, metered)
+        finally:
+            if metered is not None:
+                await metering.close_attempt(self.ctx, metered)
+
+    async def _open_metering(
+        self, provider: str, attempt: int, siblings: list[dict[str, Any]]
+    ) -> metering.MeteredAttempt:
+        orchestrator = getattr(self.ctx.settings.config, "orchestrator", None)
+        sprint_tokens = self.spec.token_budget
+        if sprint_tokens is None:
+            sprint_tokens = int(getattr(orchestrator, "default_token_budget", 1_000_000))
+        budgets = (
+            metering.task_budget(self.definition.estimated_tokens, self.spec.policy.token_budget_factor),
+            sprint_tokens,
+            metering.spent_outside_proxy(siblings, self.task_id),
+        )
+        key = (self.sprint_id, self.task_id, attempt)
+        return await metering.open_attempt(self.ctx, provider, self.spec.team.type, key, budgets)
+
+    async def _run_container(
+        self, engine: Any, ws: Any, runtime: Any, artifacts: Path, launch: Any, attempt: int, metered: Any
+    ) -> None:
         limits, timeout_s = self._limits()
+        mounts = (*launch.mounts, metered.mount) if metered is not None else tuple(launch.mounts)
         run_spec = TaskRunSpec(
             sprint_id=self.sprint_id,
             task_id=self.task_id,
@@ -85,7 +116,7 @@ class TaskRunner:
             command=list(launch.command),
             workspace=Path(ws.workspace),
             artifacts=artifacts,
-            extra_mounts=tuple(launch.mounts),
+            extra_mounts=mounts,
             environment=dict(launch.environment),
             limits=limits,
             timeout_s=timeout_s,
@@ -104,13 +135,13 @@ class TaskRunner:
         )
         self.ctx.wake(self.rec.key)
         waiter = asyncio.ensure_future(asyncio.to_thread(runtime.wait, handle, run_spec.timeout_s))
-        await self._live_usage(waiter, artifacts, runtime, handle)
+        await self._live_usage(waiter, artifacts, runtime, handle, metered)
         outcome = await waiter
-        await self._finish_container(engine, ws, runtime, handle, outcome, artifacts, launch)
+        await self._finish_container(engine, ws, runtime, handle, outcome, artifacts, launch, metered)
 
-    def _dependency_results(self) -> dict[str, str]:
+    def _dependency_results(self, siblings: list[dict[str, Any]]) -> dict[str, str]:
         results: dict[str, str] = {}
-        for task in self.ctx.kube.tasks_of(self.rec.namespace, self.rec.name):
+        for task in siblings:
             if task["spec"]["taskId"] in self.definition.dependencies:
                 summary = ((task.get("status") or {}).get("results") or {}).get("summary") or ""
                 results[task["spec"]["taskId"]] = summary
@@ -135,28 +166,41 @@ class TaskRunner:
         return limits, float(raised.get("timeoutSeconds") or timeout)
 
     async def _live_usage(
-        self, waiter: asyncio.Future[Any], artifacts: Path, runtime: Any, handle: Any
+        self, waiter: asyncio.Future[Any], artifacts: Path, runtime: Any, handle: Any, metered: Any
     ) -> None:
-        """While the container runs, push its growing token usage into the Task status."""
+        """While the container runs, push its growing token usage into the Task status (at most every
+        LIVE_USAGE_SECONDS): the proxy's count when metered (woken by its on_usage), else the team's file.
+        A metered task is not killed here: the proxy refuses its requests once a budget is spent."""
         last: int | None = None
         while not waiter.done():
             await asyncio.wait([waiter], timeout=LIVE_USAGE_SECONDS)
+            if metered is not None and not waiter.done():
+                await _first_of(waiter, metered.changed)
             if waiter.done():
                 return
-            current = tokens.read_live(artifacts, "usage-jsonl")
+            current = metered.usage() if metered else tokens.read_live(artifacts, "usage-jsonl")
             if current is None or current.total_tokens == last:
                 continue
             last = current.total_tokens
-            await self.patch(
-                {"tokens": tokens.task_tokens(current, self.definition.estimated_tokens, partial=True)}
-            )
+            estimated = self.definition.estimated_tokens
+            await self.patch({"tokens": metering.status_tokens(metered, current, estimated, partial=True)})
+            if metered is not None:
+                continue
             verdict = tokens.budget_verdict(self.rec, self.spec, self.definition, current)
             if verdict is not None:
                 self.budget_stop = verdict
                 await asyncio.to_thread(runtime.remove, handle.name)
 
     async def _finish_container(
-        self, engine: Any, ws: Any, runtime: Any, handle: Any, outcome: Any, artifacts: Path, launch: Any
+        self,
+        engine: Any,
+        ws: Any,
+        runtime: Any,
+        handle: Any,
+        outcome: Any,
+        artifacts: Path,
+        launch: Any,
+        metered: Any = None,
     ) -> None:
         workspace = Path(ws.workspace)
         stdout = outcome.log_path.with_suffix(".stdout") if outcome.log_path else None
@@ -166,7 +210,7 @@ class TaskRunner:
         common: dict[str, Any] = {
             "containerHealth": str(outcome.health),
             "exitCode": outcome.exit_code,
-            "tokens": tokens.task_tokens(used, self.definition.estimated_tokens, partial=None),
+            "tokens": metering.status_tokens(metered, used, self.definition.estimated_tokens, None),
             "results": {
                 "summary": results.summary[:2048],
                 "present": results.present,
@@ -174,7 +218,7 @@ class TaskRunner:
             },
             "logPath": str(outcome.log_path or ""),
         }
-        budget = self.budget_stop
+        budget = self.budget_stop or (metered.refusal() if metered is not None else None)
         if budget:
             await self._fail(common, "BudgetExceeded", budget, retryable=False)
         elif str(outcome.health) in ("timed-out", "oom-killed", "removed") or (outcome.exit_code or 0) != 0:
@@ -372,3 +416,13 @@ def keep_orchestrator_files(workspace: Path, artifacts: Path) -> None:
                 source.unlink()
         elif source.is_dir():
             shutil.rmtree(source, ignore_errors=True)
+
+
+async def _first_of(waiter: asyncio.Future[Any], event: asyncio.Event) -> None:
+    """Wait until the container ends or the event is set (then clear it)."""
+    signal = asyncio.ensure_future(event.wait())
+    try:
+        await asyncio.wait([waiter, signal], return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        signal.cancel()
+    event.clear()

@@ -18,6 +18,8 @@ from .. import LABEL_ATTEMPT, LABEL_SPRINT, LABEL_TASK
 from . import ContainerInfo, Health, Limits, Mount, TaskRunSpec, task_labels
 
 LOG_MAX_BYTES = 16 * 1024 * 1024
+# The API ignores read_write_tmpfs: a writable /tmp (HOME) must be mounted explicitly (agent CLIs write there)
+TMP = {"type": "tmpfs", "source": "tmpfs", "target": "/tmp", "read_only": False, "mode": "1777"}
 
 
 def hardened(
@@ -64,7 +66,7 @@ def task_kwargs(
     mounts += [Mount(m.source, m.target, True) for m in spec.extra_mounts]
     if secrets is not None:
         mounts.append(Mount(secrets, "/run/secrets", True))
-    kwargs["mounts"] = [bind(m) for m in mounts]
+    kwargs["mounts"] = [bind(m) for m in mounts] + [TMP]
     return kwargs
 
 

@@ -20,7 +20,9 @@ if TYPE_CHECKING:
 @dataclass(frozen=True)
 class TeamLaunch:
     """How to start a team. usage_source: "artifact" (/artifacts/usage.jsonl), "stdout" (the container's
-    output, in `usage_format`) or "artifact-or-stdout"."""
+    output, in `usage_format`) or "artifact-or-stdout". proxy: the model API ("anthropic", "openai")
+    the team reaches through the operator's metering proxy, "" for none; the runner then mounts the
+    attempt's socket at `proxy.CONTAINER_SOCKET_DIR` and bills the proxy's usage."""
 
     command: Sequence[str]
     environment: Mapping[str, str]
@@ -28,6 +30,7 @@ class TeamLaunch:
     usage_format: str
     usage_source: str
     secrets: Sequence[str] = field(default_factory=tuple)
+    proxy: str = ""
 
 
 TeamAdapter = Callable[["TaskFields", "TeamConfig"], TeamLaunch]

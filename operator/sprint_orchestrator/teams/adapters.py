@@ -1,9 +1,11 @@
 """Team adapters: from a task and the sprint's team config to the container command.
 
-Each adapter is pure: it returns a `TeamLaunch` (command, non-secret environment, read-only mounts, the
-names of the secrets the team needs, and where its token usage comes from). Agent CLIs get their API
-key through `with-secrets.sh`, which exports the files under /run/secrets (mounted by the runtime, never
-in the container config) and execs the CLI.
+Each adapter is pure: it returns a `TeamLaunch` (command, non-secret environment, read-only mounts,
+the secrets it needs, where its token usage comes from and which model API it reaches through the
+metering proxy). No API key ever enters a container: Claude Code and Codex run under the in-image
+forwarder (`proxy.forwarder_command`), pointed at it by `proxy.agent_environment()` with a placeholder
+key; the operator's proxy puts the real key in. Gemini has no proxy route yet and still gets its key
+through `with-secrets.sh` (files under /run/secrets, never in the container config).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from pathlib import Path
 
 from ..errors import InvalidInput
 from ..model import TaskFields, TeamConfig
+from ..proxy import agent_environment, codex_provider_args, forwarder_command
 from ..runtime import Mount
 from . import TeamLaunch
 from .taskmd import task_id_of
@@ -53,36 +56,21 @@ def command(task: TaskFields, team: TeamConfig) -> TeamLaunch:
 
 
 def claude_code(task: TaskFields, team: TeamConfig) -> TeamLaunch:
-    cmd = [
-        *WITH_SECRETS,
-        "claude",
-        "-p",
-        PROMPT,
-        "--output-format",
-        "stream-json",
-        "--verbose",
-        "--permission-mode",
-        "acceptEdits",
-        *_model(team),
-    ]
-    env = {"SPRINT_TASK_ID": task_id_of(task), "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1"}
-    return TeamLaunch(tuple(cmd), env, (_TEAM_FILES,), "claude-stream-json", "stdout", ("ANTHROPIC_API_KEY",))
+    """Claude Code through the metering proxy; its own stream-json report stays the agent's view."""
+    claude = ["claude", "-p", PROMPT, "--output-format", "stream-json", "--verbose",
+              "--permission-mode", "acceptEdits", *_model(team)]  # fmt: skip
+    env = {"SPRINT_TASK_ID": task_id_of(task), **agent_environment()}
+    return TeamLaunch(
+        tuple(forwarder_command(claude)), env, (), "claude-stream-json", "stdout", proxy="anthropic"
+    )
 
 
 def codex(task: TaskFields, team: TeamConfig) -> TeamLaunch:
-    cmd = [
-        *WITH_SECRETS,
-        "codex",
-        "exec",
-        "--json",
-        "--skip-git-repo-check",
-        "--sandbox",
-        "workspace-write",
-        *_model(team),
-        PROMPT,
-    ]
-    env = {"SPRINT_TASK_ID": task_id_of(task)}
-    return TeamLaunch(tuple(cmd), env, (_TEAM_FILES,), "codex-json", "stdout", ("OPENAI_API_KEY",))
+    """Codex through the metering proxy (it ignores OPENAI_BASE_URL: the provider is set by options)."""
+    cli = ["codex", "exec", "--json", "--skip-git-repo-check", "--sandbox", "workspace-write",
+           *codex_provider_args(), *_model(team), PROMPT]  # fmt: skip
+    env = {"SPRINT_TASK_ID": task_id_of(task), **agent_environment()}
+    return TeamLaunch(tuple(forwarder_command(cli)), env, (), "codex-json", "stdout", proxy="openai")
 
 
 def gemini(task: TaskFields, team: TeamConfig) -> TeamLaunch:

@@ -1,0 +1,146 @@
+"""A task attempt's model access through the operator's metering proxy.
+
+When a team reaches a model API through the proxy (`TeamLaunch.proxy`), the runner opens the attempt's
+own socket with its budgets (`open_attempt`), bind-mounts the socket's directory into the container
+(`MeteredAttempt.mount`), reads the growing usage while it runs, and afterwards records the proxy's
+count as the authoritative usage (`proxy_tokens`, source "proxy") next to what the agent CLI reported
+about itself (`agentReported`): the difference is shown, never hidden.
+
+Budgets: the task's is `estimatedTokens x policy.tokenBudgetFactor` (none without an estimate); the
+sprint's is `spec.tokenBudget` (else the config's default), less what the sprint's tasks spent outside
+the proxy. A request over either budget is refused by the proxy in the provider's error format, the
+agent stops, and the task fails with reason BudgetExceeded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import InvalidInput
+from ..proxy import CONTAINER_SOCKET_DIR, TaskBudget
+from ..runtime import Mount
+from ..usage import TokenUsage
+from . import tokens
+
+API_KEY_VARIABLES = {"anthropic": "ANTHROPIC_API_KEY", "openai": "OPENAI_API_KEY"}
+
+
+def task_budget(estimated: int | None, factor: float) -> TaskBudget:
+    """The attempt's budget: estimate x factor tokens, or no task budget when nothing was estimated."""
+    return TaskBudget(tokens=int(estimated * factor) if estimated else None)
+
+
+def spent_outside_proxy(tasks: Iterable[Mapping[str, Any]], task_id: str) -> int:
+    """Tokens the sprint's other tasks spent without the proxy seeing them (agent-reported usage)."""
+    total = 0
+    for task in tasks:
+        if task.get("spec", {}).get("taskId") == task_id:
+            continue
+        block = (task.get("status") or {}).get("tokens") or {}
+        if block.get("source") != "proxy" and isinstance(block.get("actual"), int):
+            total += block["actual"]
+    return total
+
+
+def proxy_tokens(
+    metered: TokenUsage, agent: TokenUsage | None, estimated: int | None, partial: bool | None
+) -> dict[str, Any]:
+    """The Task status `tokens` block from the proxy's count, with the CLI's own total beside it."""
+    out = tokens.task_tokens(metered, estimated, partial)
+    out["source"] = "proxy"
+    reported = agent.total_tokens if agent is not None else None
+    if reported is not None:
+        out["agentReported"] = int(reported)
+    if agent is not None and agent.cost_usd is not None:
+        out["costUsd"] = float(agent.cost_usd)  # the proxy knows no prices; the CLI's own figure
+    return out
+
+
+def status_tokens(
+    metered: MeteredAttempt | None, agent: TokenUsage | None, estimated: int | None, partial: bool | None
+) -> dict[str, Any]:
+    """The `tokens` block: the proxy's count when the attempt is metered, else the agent's own report.
+    While running (`partial=True`) a metered block carries no agentReported: the CLI reports at its end."""
+    if metered is None:
+        return tokens.task_tokens(agent, estimated, partial)
+    return proxy_tokens(metered.usage(), None if partial else agent, estimated, partial)
+
+
+def missing_key_message(provider: str, team_type: str) -> str:
+    variable = API_KEY_VARIABLES.get(provider, f"{provider.upper()}_API_KEY")
+    return (
+        f"spec.team.type {team_type!r} reaches the {provider} API through the operator's metering proxy, "
+        f"but the operator has no {provider} key: set {variable} in the operator's environment "
+        "(the key stays in the operator; it never enters a task container)"
+    )
+
+
+@dataclass
+class MeteredAttempt:
+    """One attempt's open socket on the proxy; `changed` is set whenever the proxy metered a response."""
+
+    proxy: Any
+    sprint_id: str
+    task_id: str
+    attempt: int
+    socket: Path
+    budget: TaskBudget = field(default_factory=TaskBudget)
+    sprint_tokens: int | None = None
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def mount(self) -> Mount:
+        return Mount(self.socket.parent, CONTAINER_SOCKET_DIR, read_only=True)
+
+    @property
+    def key(self) -> tuple[str, str, int]:
+        return (self.sprint_id, self.task_id, self.attempt)
+
+    def usage(self) -> TokenUsage:
+        return self.proxy.usage_for(*self.key)  # type: ignore[no-any-return]
+
+    def exceeded(self) -> bool:
+        return bool(self.proxy.budget_exceeded(*self.key))
+
+    def refusal(self) -> str | None:
+        """Why the task must fail BudgetExceeded (the proxy refused one of its requests), or None."""
+        if not self.exceeded():
+            return None
+        used = self.usage().total_tokens
+        return (
+            f"token budget exceeded: the metering proxy refused a model request after "
+            f"{'an unknown number of' if used is None else used} tokens (task budget: "
+            f"{self.budget.tokens or 'none'}, sprint budget: {self.sprint_tokens or 'none'}); raise "
+            "spec.policy.tokenBudgetFactor, the task's estimatedTokens or spec.tokenBudget, then retry"
+        )
+
+    async def close(self) -> None:
+        await self.proxy.close_task_socket(*self.key)
+
+
+async def open_attempt(
+    ctx: Any,
+    provider: str,
+    team_type: str,
+    key: tuple[str, str, int],
+    budgets: tuple[TaskBudget, int | None, int],
+) -> MeteredAttempt:
+    """Open the attempt's socket with its task budget and set the sprint's (tokens, used_before)."""
+    if not ctx.settings.api_keys.get(provider):
+        raise InvalidInput(missing_key_message(provider, team_type))
+    proxy = await ctx.get_proxy()
+    task, sprint_tokens, used_before = budgets
+    proxy.set_sprint_budget(key[0], sprint_tokens, used_before)
+    socket = await proxy.open_task_socket(*key, task)
+    metered = MeteredAttempt(proxy, *key, socket=Path(socket), budget=task, sprint_tokens=sprint_tokens)
+    ctx.usage_listeners[key] = metered.changed.set
+    return metered
+
+
+async def close_attempt(ctx: Any, metered: MeteredAttempt) -> None:
+    ctx.usage_listeners.pop(metered.key, None)
+    await metered.close()

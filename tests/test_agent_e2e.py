@@ -1,0 +1,172 @@
+"""A sprint task driven by the REAL Claude Code CLI, end to end, through the operator's metering proxy.
+
+The real kube-apiserver, the operator as a process (its ANTHROPIC_API_KEY fake, its Anthropic URL the
+stand-in's), a real target repository and a network-less Podman container of the agent image. The
+stand-in scripts the session (Read TASK.md, Write OUTPUT.md, finish). Checked: the sprint completes,
+OUTPUT.md is on main, the Task's tokens come from the proxy and equal exactly what the stand-in served,
+the CLI's own report agrees, and neither the container's config nor any operator log holds the key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import subprocess
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from _e2e import apply, operator_process
+from _proxy import REAL_KEY, expected_usage
+from _standin_anthropic import AnthropicStandIn
+from conftest import REPO
+from localcluster import LocalCluster
+from test_lifecycle_e2e import by_id, config, git, seed_repository, wait_terminal
+
+pytestmark = [pytest.mark.cluster, pytest.mark.podman, pytest.mark.timeout(1500)]
+PODMAN_ENV = {**os.environ, "CONTAINERS_CONF": str(REPO / "hack" / "containers.conf")}
+SPRINT = "agent-1"
+LABELS = ("--filter", f"label=sprintorchestrator.dev/sprint={SPRINT}",
+          "--filter", "label=sprintorchestrator.dev/attempt")  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def agent_image() -> str:
+    """The agent image (real Claude Code + the forwarder), built by the hack scripts (cached)."""
+    if shutil.which("podman") is None:
+        pytest.skip("podman is not installed: run hack/setup-podman.sh")
+    out = ""
+    for script in ("base-image.sh", "agent-image.sh"):
+        done = subprocess.run(["bash", str(REPO / "hack" / script)], env=PODMAN_ENV, capture_output=True,
+                              text=True, timeout=1800, check=False)  # fmt: skip
+        assert done.returncode == 0, f"hack/{script} failed:\n{done.stderr[-3000:]}"
+        out = done.stdout
+    return out.strip().splitlines()[-1]
+
+
+class ThreadedStandIn:
+    """The Anthropic stand-in on its own event loop in a thread: the test itself waits synchronously."""
+
+    def __init__(self) -> None:
+        self.server = AnthropicStandIn()
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+
+    def __enter__(self) -> AnthropicStandIn:
+        self._thread.start()
+        asyncio.run_coroutine_threadsafe(self.server.start(), self._loop).result(30)
+        return self.server
+
+    def __exit__(self, *exc: object) -> None:
+        asyncio.run_coroutine_threadsafe(self.server.stop(), self._loop).result(30)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(30)
+        self._loop.close()
+
+
+class InspectWatcher:
+    """Polls `podman inspect` of the sprint's task containers while they exist (the operator removes
+    them when the task ends), keeping every inspect document seen."""
+
+    def __init__(self) -> None:
+        self.seen: dict[str, str] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+
+    def __enter__(self) -> InspectWatcher:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(30)
+
+    def _poll(self) -> None:
+        while not self._stop.wait(0.2):
+            ids = podman("ps", "-a", "-q", *LABELS).split()
+            for cid in ids:
+                text = podman("container", "inspect", cid)
+                if text.strip().startswith("["):
+                    self.seen.setdefault(cid, text)
+
+
+def podman(*args: str) -> str:
+    done = subprocess.run(["podman", *args], env=PODMAN_ENV, capture_output=True, text=True, check=False)
+    return done.stdout
+
+
+def agent_sprint(repo: Path, image: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "sprintorchestrator.dev/v1alpha1",
+        "kind": "Sprint",
+        "metadata": {"name": SPRINT},
+        "spec": {
+            "displayName": "Claude Code through the proxy",
+            "repository": {"url": str(repo), "mainBranch": "main"},
+            "team": {"type": "claude-code", "model": "claude-sonnet-4-5"},
+            "container": {
+                "baseImage": image,
+                "resourceLimits": {"cpus": 1, "memory": "2Gi", "pids": 512, "timeoutSeconds": 600},
+            },
+            "maxParallelTasks": 1,
+            "tasks": [
+                {
+                    "id": "greet",
+                    "title": "Greet the sprint",
+                    "description": "Write OUTPUT.md with a greeting.",
+                    "priority": "high",
+                    "estimatedTokens": 20000,
+                    "filesToModify": ["OUTPUT.md"],
+                }
+            ],
+        },
+    }
+
+
+def test_claude_code_runs_a_sprint_task_through_the_metering_proxy(
+    cluster: LocalCluster, namespace: str, tmp_path: Path, agent_image: str
+) -> None:
+    repo = seed_repository(tmp_path, files={"README.md": "# target\n"})
+    log = tmp_path / "op.log"
+    with ThreadedStandIn() as standin:
+        env = {**config(tmp_path), "SPRINT_ORCHESTRATOR_ANTHROPIC_URL": standin.url,
+               "ANTHROPIC_API_KEY": REAL_KEY}  # fmt: skip
+        with (
+            InspectWatcher() as watcher,
+            operator_process(cluster, namespace, tmp_path / "state", log, **env),
+        ):
+            apply(cluster, namespace, agent_sprint(repo, agent_image))
+            status = wait_terminal(cluster, namespace, SPRINT, timeout=900)
+        served = list(standin.served)
+        seen_keys = list(standin.seen_keys)
+    task = by_id(cluster, namespace, SPRINT)["greet"]
+    assert status["phase"] == "Completed", (status.get("message"), task, log.read_text()[-4000:])
+
+    output = git("-C", str(repo), "show", "main:OUTPUT.md")
+    assert output.startswith("done: ") and len(output) > len("done: \n")
+
+    expected = expected_usage(served)
+    tokens = task["tokens"]
+    assert len(served) >= 3 and not expected.partial
+    assert tokens["source"] == "proxy" and tokens["partial"] is False
+    got = [tokens[k] for k in ("actual", "input", "output", "cacheRead", "cacheCreation")]
+    assert got == [expected.total_tokens, expected.input_tokens, expected.output_tokens,
+                   expected.cache_read_tokens, expected.cache_creation_tokens]  # fmt: skip
+    assert tokens["byModel"] == {m: u.total_tokens for m, u in expected.by_model.items()}
+    assert tokens["agentReported"] == expected.total_tokens  # the CLI's own count agrees with the wire
+    assert seen_keys and all(key == REAL_KEY for key in seen_keys)  # the proxy put the key in
+
+    assert watcher.seen, "the task container was never seen running"
+    for text in watcher.seen.values():
+        inspect = json.loads(text)[0]
+        assert inspect["HostConfig"]["NetworkMode"] == "none"
+        assert any(m["Destination"] == "/run/sprint-llm" for m in inspect["Mounts"])
+        assert REAL_KEY not in text
+    assert REAL_KEY not in log.read_text()
+    for path in (p for p in (tmp_path / "state").rglob("*") if p.is_file()):
+        assert REAL_KEY not in path.read_text(errors="replace"), path
+    assert not list((tmp_path / "state" / "run" / "llm").glob("*/llm.sock"))  # the socket was closed

@@ -1,0 +1,123 @@
+"""The runner's side of the metering proxy: budgets, the status `tokens` block, the upstream settings,
+and one attempt's socket opened and closed on a real MeteringProxy through the OperatorContext."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from _proxy import REAL_KEY, anthropic_body, counts, expected_usage, post
+from _standin_anthropic import AnthropicStandIn
+from sprint_orchestrator.errors import InvalidInput
+from sprint_orchestrator.handlers import metering
+from sprint_orchestrator.handlers.context import OperatorContext
+from sprint_orchestrator.kube import Kube
+from sprint_orchestrator.proxy import CONTAINER_SOCKET_DIR, TaskBudget
+from sprint_orchestrator.settings import DEFAULT_LLM_UPSTREAMS, Settings, from_env
+from sprint_orchestrator.usage import parse
+
+
+def task(task_id: str, source: str, actual: Any) -> dict[str, Any]:
+    return {"spec": {"taskId": task_id}, "status": {"tokens": {"source": source, "actual": actual}}}
+
+
+def test_the_task_budget_is_the_estimate_times_the_factor_or_none() -> None:
+    assert metering.task_budget(20_000, 1.5) == TaskBudget(tokens=30_000)
+    assert metering.task_budget(None, 2.0) == TaskBudget(tokens=None)
+    assert metering.task_budget(0, 2.0) == TaskBudget(tokens=None)
+
+
+def test_only_usage_the_proxy_did_not_see_counts_against_the_sprint_before_it() -> None:
+    tasks = [task("a", "agent", 100), task("b", "proxy", 5_000), task("c", "none", None),
+             task("me", "agent", 7), {"spec": {"taskId": "d"}}, task("e", "agent", 23)]  # fmt: skip
+    assert metering.spent_outside_proxy(tasks, "me") == 123
+
+
+def message(output: int) -> str:
+    usage = {"input_tokens": 10, "output_tokens": output, "cache_read_input_tokens": 0,
+             "cache_creation_input_tokens": 0}  # fmt: skip
+    return json.dumps({"type": "message", "model": "m", "usage": usage})
+
+
+def test_the_status_block_bills_the_proxy_and_shows_the_agents_own_count() -> None:
+    wire, agent = parse(message(5), "anthropic-json"), parse(message(4), "anthropic-json")
+    block = metering.proxy_tokens(wire, agent, 100, None)
+    assert (block["source"], block["actual"], block["agentReported"]) == ("proxy", 15, 14)
+    assert (block["input"], block["output"], block["efficiency"], block["partial"]) == (10, 5, 0.15, False)
+    assert "agentReported" not in metering.proxy_tokens(wire, None, 100, True)
+    assert metering.status_tokens(None, agent, 100, None)["source"] == "agent"
+
+
+def test_a_missing_key_names_the_variable_to_set() -> None:
+    message = metering.missing_key_message("anthropic", "claude-code")
+    assert "ANTHROPIC_API_KEY" in message and "'claude-code'" in message and "never enters" in message
+
+
+def test_the_upstream_urls_come_from_the_environment_with_the_providers_as_defaults() -> None:
+    assert from_env({}).llm_upstreams == DEFAULT_LLM_UPSTREAMS
+    env = {"SPRINT_ORCHESTRATOR_ANTHROPIC_URL": "http://127.0.0.1:9/x", "ANTHROPIC_API_KEY": REAL_KEY}
+    settings = from_env(env)
+    assert settings.llm_upstreams == {**DEFAULT_LLM_UPSTREAMS, "anthropic": "http://127.0.0.1:9/x"}
+    assert REAL_KEY not in repr(settings)
+
+
+@pytest.fixture
+async def standin() -> Any:
+    server = AnthropicStandIn()
+    await server.start()
+    yield server
+    await server.stop()
+
+
+async def test_an_attempt_is_metered_budgeted_and_closed_through_the_context(
+    tmp_path: Path, standin: AnthropicStandIn
+) -> None:
+    settings = Settings(state_dir=tmp_path, api_keys={"anthropic": REAL_KEY},
+                        llm_upstreams={"anthropic": standin.url})  # fmt: skip
+    ctx = OperatorContext(settings=settings, kube=kube(tmp_path))
+    try:
+        metered = await metering.open_attempt(
+            ctx, "anthropic", "claude-code", ("s1", "t1", 1), (TaskBudget(tokens=150), None, 0)
+        )
+        assert metered.mount.target == CONTAINER_SOCKET_DIR and metered.mount.read_only
+        assert metered.mount.source == metered.socket.parent
+        status, _ = await post(metered.socket, "/anthropic/v1/messages", anthropic_body(stream=True))
+        assert status == 200 and metered.changed.is_set()  # on_usage reached the attempt's listener
+        assert counts(metered.usage()) == counts(expected_usage(standin.served))
+        assert metered.refusal() is None
+        status, body = await post(metered.socket, "/anthropic/v1/messages", anthropic_body(stream=False))
+        assert status == 400 and b"token budget of task t1 is spent" in body
+        refusal = metered.refusal()
+        assert refusal is not None and "task budget: 150" in refusal and "tokenBudgetFactor" in refusal
+        await metering.close_attempt(ctx, metered)
+        assert not metered.socket.exists() and ("s1", "t1", 1) not in ctx.usage_listeners
+        assert metered.usage().total_tokens == expected_usage(standin.served).total_tokens
+    finally:
+        await ctx.stop()
+    assert ctx.proxy is None and len(standin.served) == 1 and standin.seen_keys == [REAL_KEY]
+
+
+async def test_an_attempt_without_the_providers_key_is_refused_before_anything_starts(tmp_path: Path) -> None:
+    ctx = OperatorContext(settings=Settings(state_dir=tmp_path), kube=kube(tmp_path))
+    with pytest.raises(InvalidInput, match="OPENAI_API_KEY"):
+        await metering.open_attempt(ctx, "openai", "codex", ("s1", "t1", 1), (TaskBudget(), None, 0))
+    assert ctx.proxy is None
+
+
+def kube(tmp_path: Path) -> Kube:
+    """A real Kubernetes client for a server that is never contacted here (the context only closes it)."""
+    path = tmp_path / "kubeconfig"
+    path.write_text(KUBECONFIG)
+    return Kube.from_kubeconfig(str(path))
+
+
+KUBECONFIG = """apiVersion: v1
+kind: Config
+clusters: [{name: c, cluster: {server: "https://127.0.0.1:9"}}]
+users: [{name: u, user: {token: t}}]
+contexts: [{name: x, context: {cluster: c, user: u}}]
+current-context: x
+"""
