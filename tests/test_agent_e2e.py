@@ -70,10 +70,12 @@ class ThreadedStandIn:
 
 class InspectWatcher:
     """Polls `podman inspect` of the sprint's task containers while they exist (the operator removes
-    them when the task ends), keeping every inspect document seen."""
+    them when the task ends), keeping every inspect document seen, and the Task's live `tokens`."""
 
-    def __init__(self) -> None:
+    def __init__(self, cluster: LocalCluster, namespace: str) -> None:
+        self.cluster, self.namespace = cluster, namespace
         self.seen: dict[str, str] = {}
+        self.live: list[dict[str, Any]] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._poll, daemon=True)
 
@@ -92,6 +94,10 @@ class InspectWatcher:
                 text = podman("container", "inspect", cid)
                 if text.strip().startswith("["):
                     self.seen.setdefault(cid, text)
+            if ids:
+                for status in by_id(self.cluster, self.namespace, SPRINT).values():
+                    if status.get("phase") == "Running" and status.get("tokens"):
+                        self.live.append(status["tokens"])
 
 
 def podman(*args: str) -> str:
@@ -99,7 +105,7 @@ def podman(*args: str) -> str:
     return done.stdout
 
 
-def agent_sprint(repo: Path, image: str) -> dict[str, Any]:
+def agent_sprint(repo: Path, image: str, estimated: int = 20000, factor: float = 2.0) -> dict[str, Any]:
     return {
         "apiVersion": "sprintorchestrator.dev/v1alpha1",
         "kind": "Sprint",
@@ -113,13 +119,14 @@ def agent_sprint(repo: Path, image: str) -> dict[str, Any]:
                 "resourceLimits": {"cpus": 1, "memory": "2Gi", "pids": 512, "timeoutSeconds": 600},
             },
             "maxParallelTasks": 1,
+            "policy": {"tokenBudgetFactor": factor},
             "tasks": [
                 {
                     "id": "greet",
                     "title": "Greet the sprint",
                     "description": "Write OUTPUT.md with a greeting.",
                     "priority": "high",
-                    "estimatedTokens": 20000,
+                    "estimatedTokens": estimated,
                     "filesToModify": ["OUTPUT.md"],
                 }
             ],
@@ -133,10 +140,11 @@ def test_claude_code_runs_a_sprint_task_through_the_metering_proxy(
     repo = seed_repository(tmp_path, files={"README.md": "# target\n"})
     log = tmp_path / "op.log"
     with ThreadedStandIn() as standin:
+        standin.faults.block_delay_s = 1.0  # slow enough to see the usage grow while the task runs
         env = {**config(tmp_path), "SPRINT_ORCHESTRATOR_ANTHROPIC_URL": standin.url,
                "ANTHROPIC_API_KEY": REAL_KEY}  # fmt: skip
         with (
-            InspectWatcher() as watcher,
+            InspectWatcher(cluster, namespace) as watcher,
             operator_process(cluster, namespace, tmp_path / "state", log, **env),
         ):
             apply(cluster, namespace, agent_sprint(repo, agent_image))
@@ -159,6 +167,8 @@ def test_claude_code_runs_a_sprint_task_through_the_metering_proxy(
     assert tokens["byModel"] == {m: u.total_tokens for m, u in expected.by_model.items()}
     assert tokens["agentReported"] == expected.total_tokens  # the CLI's own count agrees with the wire
     assert seen_keys and all(key == REAL_KEY for key in seen_keys)  # the proxy put the key in
+    live = [t for t in watcher.live if t.get("source") == "proxy"]
+    assert live and all(t["partial"] and 0 < t["actual"] <= expected.total_tokens for t in live), watcher.live
 
     assert watcher.seen, "the task container was never seen running"
     for text in watcher.seen.values():
@@ -170,3 +180,25 @@ def test_claude_code_runs_a_sprint_task_through_the_metering_proxy(
     for path in (p for p in (tmp_path / "state").rglob("*") if p.is_file()):
         assert REAL_KEY not in path.read_text(errors="replace"), path
     assert not list((tmp_path / "state" / "run" / "llm").glob("*/llm.sock"))  # the socket was closed
+
+
+def test_a_spent_token_budget_fails_the_task_with_budget_exceeded(
+    cluster: LocalCluster, namespace: str, tmp_path: Path, agent_image: str
+) -> None:
+    repo = seed_repository(tmp_path, files={"README.md": "# target\n"})
+    log = tmp_path / "op.log"
+    with ThreadedStandIn() as standin:
+        env = {**config(tmp_path), "SPRINT_ORCHESTRATOR_ANTHROPIC_URL": standin.url,
+               "ANTHROPIC_API_KEY": REAL_KEY}  # fmt: skip
+        with operator_process(cluster, namespace, tmp_path / "state", log, **env):
+            apply(cluster, namespace, agent_sprint(repo, agent_image, estimated=100, factor=1.5))
+            wait_terminal(cluster, namespace, SPRINT, timeout=900)
+        served = list(standin.served)
+    task = by_id(cluster, namespace, SPRINT)["greet"]
+    assert (task["phase"], task["reason"], task["attempt"]) == ("Failed", "BudgetExceeded", 1), task
+    assert "task budget: 150" in task["error"] and "tokenBudgetFactor" in task["error"]
+    assert len(served) == 1  # the first response spent the budget; the next request was refused
+    assert task["tokens"]["source"] == "proxy"
+    assert task["tokens"]["actual"] == expected_usage(served).total_tokens
+    assert "OUTPUT.md" not in git("-C", str(repo), "ls-tree", "-r", "--name-only", "main").split()
+    assert REAL_KEY not in log.read_text()
