@@ -22,7 +22,7 @@ import pytest
 
 from _e2e import apply, operator_process
 from _proxy import REAL_KEY, expected_usage
-from _standin_anthropic import AnthropicStandIn
+from _standin_anthropic import AnthropicStandIn, OpenAIStandIn, StandIn
 from conftest import REPO
 from localcluster import LocalCluster
 from test_lifecycle_e2e import by_id, config, git, seed_repository, wait_terminal
@@ -51,12 +51,12 @@ def agent_image() -> str:
 class ThreadedStandIn:
     """The Anthropic stand-in on its own event loop in a thread: the test itself waits synchronously."""
 
-    def __init__(self) -> None:
-        self.server = AnthropicStandIn()
+    def __init__(self, server: StandIn | None = None) -> None:
+        self.server = server or AnthropicStandIn()
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
 
-    def __enter__(self) -> AnthropicStandIn:
+    def __enter__(self) -> Any:
         self._thread.start()
         asyncio.run_coroutine_threadsafe(self.server.start(), self._loop).result(30)
         return self.server
@@ -105,7 +105,10 @@ def podman(*args: str) -> str:
     return done.stdout
 
 
-def agent_sprint(repo: Path, image: str, estimated: int = 20000, factor: float = 2.0) -> dict[str, Any]:
+def agent_sprint(
+    repo: Path, image: str, estimated: int = 20000, factor: float = 2.0, team: str = "claude-code"
+) -> dict[str, Any]:
+    model = "claude-sonnet-4-5" if team == "claude-code" else "gpt-test"
     return {
         "apiVersion": "sprintorchestrator.dev/v1alpha1",
         "kind": "Sprint",
@@ -113,7 +116,7 @@ def agent_sprint(repo: Path, image: str, estimated: int = 20000, factor: float =
         "spec": {
             "displayName": "Claude Code through the proxy",
             "repository": {"url": str(repo), "mainBranch": "main"},
-            "team": {"type": "claude-code", "model": "claude-sonnet-4-5"},
+            "team": {"type": team, "model": model},
             "container": {
                 "baseImage": image,
                 "resourceLimits": {"cpus": 1, "memory": "2Gi", "pids": 512, "timeoutSeconds": 600},
@@ -201,4 +204,30 @@ def test_a_spent_token_budget_fails_the_task_with_budget_exceeded(
     assert task["tokens"]["source"] == "proxy"
     assert task["tokens"]["actual"] == expected_usage(served).total_tokens
     assert "OUTPUT.md" not in git("-C", str(repo), "ls-tree", "-r", "--name-only", "main").split()
+    assert REAL_KEY not in log.read_text()
+
+
+def test_codex_runs_a_sprint_task_through_the_metering_proxy(
+    cluster: LocalCluster, namespace: str, tmp_path: Path, agent_image: str
+) -> None:
+    """The OpenAI stand-in only answers (Codex writes nothing): the task completes with no changes."""
+    repo = seed_repository(tmp_path, files={"README.md": "# target\n"})
+    log = tmp_path / "op.log"
+    with ThreadedStandIn(OpenAIStandIn()) as standin:
+        env = {**config(tmp_path), "SPRINT_ORCHESTRATOR_OPENAI_URL": standin.url, "OPENAI_API_KEY": REAL_KEY}
+        with operator_process(cluster, namespace, tmp_path / "state", log, **env):
+            apply(cluster, namespace, agent_sprint(repo, agent_image, team="codex"))
+            status = wait_terminal(cluster, namespace, SPRINT, timeout=900)
+        served = list(standin.served)
+        seen_keys = list(standin.seen_keys)
+    task = by_id(cluster, namespace, SPRINT)["greet"]
+    assert status["phase"] == "Completed", (status.get("message"), task, log.read_text()[-4000:])
+    expected = expected_usage(served)
+    assert served and task["tokens"]["source"] == "proxy"
+    assert (task["tokens"]["actual"], task["tokens"]["output"]) == (
+        expected.total_tokens,
+        expected.output_tokens,
+    )
+    assert task["tokens"]["agentReported"] == expected.total_tokens  # Codex's own turn.completed agrees
+    assert seen_keys and all(key == f"Bearer {REAL_KEY}" for key in seen_keys)
     assert REAL_KEY not in log.read_text()
