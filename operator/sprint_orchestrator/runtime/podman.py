@@ -61,6 +61,7 @@ class PodmanRuntime:
         self.secrets_dir = state_dir / "secrets"
         self.base_image = Settings.base_image
         self._timed_out: set[str] = set()
+        self._removed: set[str] = set()  # removed by us, maybe while a wait() was under way
 
     # -- connecting --------------------------------------------------------------------------------
 
@@ -152,6 +153,7 @@ class PodmanRuntime:
     def start_task(self, spec: TaskRunSpec) -> RunHandle:
         """Start the container of this task attempt; adopt it if it already exists."""
         name = container_name(spec.sprint_id, spec.task_id, spec.attempt)
+        self._removed.discard(name)
         existing = self._get(name)
         if existing is None:
             user = ownership.effective_user(spec.user)
@@ -195,6 +197,8 @@ class PodmanRuntime:
             # A read timeout means the deadline has passed; NotFound, that it was removed meanwhile.
             with contextlib.suppress(podman.errors.APIError, podman.errors.NotFound):
                 container.wait(condition=["exited", "stopped"], interval=_POLL, timeout=remaining + 0.5)
+        if handle.name in self._removed:
+            return self._gone(handle, writable)  # our own remove won the race against the exit
         try:
             container.reload()
             if container.status == "running":
@@ -270,6 +274,7 @@ class PodmanRuntime:
         name = handle_or_name if isinstance(handle_or_name, str) else handle_or_name.name
         container = self._get(name)
         if container is not None:
+            self._removed.add(name)
             container.remove(force=True, v=True)
         shutil.rmtree(self.secrets_dir / name, ignore_errors=True)
         self._timed_out.discard(name)

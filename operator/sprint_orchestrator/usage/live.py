@@ -79,9 +79,14 @@ class LiveUsage:
 
     def _detect(self) -> None:
         try:
-            self._fmt = detect_format(self._buffer)
+            fmt = detect_format(self._buffer)
         except UsageParseError:
             return  # not enough yet
+        if fmt not in STREAMS:
+            # A single JSON document so far (e.g. one `result` line) may still grow into a stream
+            # (claude-stream-json): keep buffering and detect again on the whole text.
+            return
+        self._fmt = fmt
         self._start_reader()
 
     def _start_reader(self) -> None:
