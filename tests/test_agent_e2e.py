@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from _e2e import apply, operator_process
+from _e2e import apply, operator_process, start_operator, stop_operator, wait_for
 from _proxy import REAL_KEY, expected_usage
 from _standin_anthropic import AnthropicStandIn, OpenAIStandIn, StandIn
 from conftest import REPO
@@ -230,4 +230,36 @@ def test_codex_runs_a_sprint_task_through_the_metering_proxy(
     )
     assert task["tokens"]["agentReported"] == expected.total_tokens  # Codex's own turn.completed agrees
     assert seen_keys and all(key == f"Bearer {REAL_KEY}" for key in seen_keys)
+    assert REAL_KEY not in log.read_text()
+
+
+def test_an_operator_restarted_mid_task_reattaches_and_the_usage_stays_exact(
+    cluster: LocalCluster, namespace: str, tmp_path: Path, agent_image: str
+) -> None:
+    """SIGTERM while Claude Code runs: the container runs on; the next operator re-opens the socket in
+    the directory the container has mounted, seeds its ledger from the journal, and bills every token."""
+    repo = seed_repository(tmp_path, files={"README.md": "# target\n"})
+    log = tmp_path / "op.log"
+    with ThreadedStandIn() as standin:
+        standin.faults.delay_s = 2.0  # each response held 2 s: the restart lands between responses
+        env = {**config(tmp_path), "SPRINT_ORCHESTRATOR_ANTHROPIC_URL": standin.url,
+               "ANTHROPIC_API_KEY": REAL_KEY}  # fmt: skip
+        first = start_operator(cluster, namespace, tmp_path / "state", log, **env)
+        try:
+            apply(cluster, namespace, agent_sprint(repo, agent_image))
+            wait_for(lambda: (by_id(cluster, namespace, SPRINT).get("greet", {}).get("tokens") or {})
+                     .get("source") == "proxy", timeout=300, what="live proxy usage")  # fmt: skip
+        finally:
+            stop_operator(first)
+        before = len(standin.served)
+        with operator_process(cluster, namespace, tmp_path / "state", log, **env):
+            status = wait_terminal(cluster, namespace, SPRINT, timeout=900)
+        served = list(standin.served)
+    task = by_id(cluster, namespace, SPRINT)["greet"]
+    assert status["phase"] == "Completed", (status.get("message"), task, log.read_text()[-4000:])
+    assert task["attempt"] == 1 and 1 <= before < len(served)  # one attempt, metered on both sides
+    expected = expected_usage(served)
+    assert (task["tokens"]["source"], task["tokens"]["actual"]) == ("proxy", expected.total_tokens)
+    assert task["tokens"]["agentReported"] == expected.total_tokens
+    assert git("-C", str(repo), "show", "main:OUTPUT.md").startswith("done: ")
     assert REAL_KEY not in log.read_text()

@@ -100,6 +100,42 @@ async def test_an_attempt_is_metered_budgeted_and_closed_through_the_context(
     assert ctx.proxy is None and len(standin.served) == 1 and standin.seen_keys == [REAL_KEY]
 
 
+async def test_a_restarted_operator_reattaches_in_the_same_directory_and_keeps_the_usage_exact(
+    tmp_path: Path, standin: AnthropicStandIn
+) -> None:
+    settings = Settings(state_dir=tmp_path, api_keys={"anthropic": REAL_KEY},
+                        llm_upstreams={"anthropic": standin.url})  # fmt: skip
+    key, budgets = ("s1", "t1", 1), (TaskBudget(), None, 0)
+    first = OperatorContext(settings=settings, kube=kube(tmp_path))
+    try:
+        metered = await metering.open_attempt(first, "anthropic", "claude-code", key, budgets)
+        await post(metered.socket, "/anthropic/v1/messages", anthropic_body(stream=True))
+        await metering.close_attempt(first, metered, keep=True)  # the operator is stopping
+    finally:
+        await first.stop()
+    mounted = metered.socket.parent.stat().st_ino  # what the running container has bind-mounted
+    assert not metered.socket.exists() and metered.journal.is_file()
+    second = OperatorContext(settings=settings, kube=kube(tmp_path))
+    try:
+        again = await metering.open_attempt(second, "anthropic", "claude-code", key, budgets)
+        assert again.socket == metered.socket and again.socket.parent.stat().st_ino == mounted
+        assert counts(again.usage()) == counts(expected_usage(standin.served))
+        await post(again.socket, "/anthropic/v1/messages", anthropic_body(stream=False))
+        assert len(standin.served) == 2
+        assert counts(again.usage()) == counts(expected_usage(standin.served))
+        assert metering.read_journal(again.journal) == again.usage()
+        await metering.close_attempt(second, again)
+    finally:
+        await second.stop()
+    assert not again.journal.exists() and not again.socket.parent.exists()
+
+
+def test_an_unreadable_journal_is_no_usage(tmp_path: Path) -> None:
+    (tmp_path / "j.json").write_text("{not json")
+    assert metering.read_journal(tmp_path / "j.json") is None
+    assert metering.read_journal(tmp_path / "missing.json") is None
+
+
 async def test_an_attempt_without_the_providers_key_is_refused_before_anything_starts(tmp_path: Path) -> None:
     ctx = OperatorContext(settings=Settings(state_dir=tmp_path), kube=kube(tmp_path))
     with pytest.raises(InvalidInput, match="OPENAI_API_KEY"):

@@ -25,7 +25,7 @@ class OperatorContext:
     sprint_loops: dict[str, asyncio.Task[None]] = field(default_factory=dict)
     runners: dict[str, asyncio.Task[None]] = field(default_factory=dict)
     wakeups: dict[str, asyncio.Event] = field(default_factory=dict)
-    usage_listeners: dict[tuple[str, str, int], Callable[[], None]] = field(default_factory=dict)
+    usage_listeners: dict[tuple[str, str, int], Callable[[Any], None]] = field(default_factory=dict)
     _runtime_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     _proxy_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
@@ -72,10 +72,10 @@ class OperatorContext:
                 self.proxy = proxy
             return self.proxy
 
-    def _metered(self, sprint_id: str, task_id: str, attempt: int, _usage: Any) -> None:
+    def _metered(self, sprint_id: str, task_id: str, attempt: int, total: Any) -> None:
         listener = self.usage_listeners.get((sprint_id, task_id, attempt))
         if listener is not None:
-            listener()
+            listener(total)
 
     async def get_engine(self, url: str, main_branch: str) -> Any:
         key = (url, main_branch)

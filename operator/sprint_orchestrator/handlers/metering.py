@@ -10,20 +10,28 @@ Budgets: the task's is `estimatedTokens x policy.tokenBudgetFactor` (none withou
 sprint's is `spec.tokenBudget` (else the config's default), less what the sprint's tasks spent outside
 the proxy. A request over either budget is refused by the proxy in the provider's error format, the
 agent stops, and the task fails with reason BudgetExceeded.
+
+Restarts: the attempt's running total is journaled under the operator's run dir (out of every
+container's reach) at each metered response. An operator that re-attaches to a running container
+seeds its fresh ledger from the journal, and the socket reappears in the directory the container
+already has mounted, so the usage stays exact across restarts.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
+import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..errors import InvalidInput
-from ..proxy import CONTAINER_SOCKET_DIR, TaskBudget
+from ..proxy import CONTAINER_SOCKET_DIR, TaskBudget, TaskKey
 from ..runtime import Mount
-from ..usage import TokenUsage
+from ..usage import ModelUsage, TokenUsage
+from ..usage.record import with_counts
 from . import tokens
 
 API_KEY_VARIABLES = {"anthropic": "ANTHROPIC_API_KEY", "openai": "OPENAI_API_KEY"}
@@ -52,11 +60,12 @@ def proxy_tokens(
     """The Task status `tokens` block from the proxy's count, with the CLI's own total beside it."""
     out = tokens.task_tokens(metered, estimated, partial)
     out["source"] = "proxy"
+    out.pop("costUsd", None)  # the proxy knows no prices: a cost is only ever the CLI's own figure
     reported = agent.total_tokens if agent is not None else None
     if reported is not None:
         out["agentReported"] = int(reported)
     if agent is not None and agent.cost_usd is not None:
-        out["costUsd"] = float(agent.cost_usd)  # the proxy knows no prices; the CLI's own figure
+        out["costUsd"] = float(agent.cost_usd)
     return out
 
 
@@ -88,6 +97,7 @@ class MeteredAttempt:
     task_id: str
     attempt: int
     socket: Path
+    journal: Path
     budget: TaskBudget = field(default_factory=TaskBudget)
     sprint_tokens: int | None = None
     changed: asyncio.Event = field(default_factory=asyncio.Event)
@@ -99,6 +109,11 @@ class MeteredAttempt:
     @property
     def key(self) -> tuple[str, str, int]:
         return (self.sprint_id, self.task_id, self.attempt)
+
+    def on_usage(self, total: TokenUsage) -> None:
+        """The proxy metered a response: journal the new running total and wake the live loop."""
+        write_journal(self.journal, total)
+        self.changed.set()
 
     def usage(self) -> TokenUsage:
         return self.proxy.usage_for(*self.key)  # type: ignore[no-any-return]
@@ -118,8 +133,37 @@ class MeteredAttempt:
             "spec.policy.tokenBudgetFactor, the task's estimatedTokens or spec.tokenBudget, then retry"
         )
 
-    async def close(self) -> None:
-        await self.proxy.close_task_socket(*self.key)
+    async def close(self, keep: bool) -> None:
+        await self.proxy.close_task_socket(*self.key, keep_directory=keep)
+        if not keep:
+            self.journal.unlink(missing_ok=True)
+
+
+def journal_path(run_dir: Path, key: tuple[str, str, int]) -> Path:
+    return run_dir / "llm-usage" / f"{key[0]}.{key[1]}.{key[2]}.json"
+
+
+def write_journal(path: Path, total: TokenUsage) -> None:
+    """The running total as exact integers (no cost: the proxy has none), replaced atomically."""
+    doc = {
+        "counts": list(total.values()),
+        "byModel": {name: list(u.values()) for name, u in total.by_model.items()},
+        "partial": total.partial,
+    }
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(doc))
+    os.replace(tmp, path)
+
+
+def read_journal(path: Path) -> TokenUsage | None:
+    """The journaled running total, or None when there is none (or it cannot be read)."""
+    try:
+        doc = json.loads(path.read_text())
+        by_model = {name: with_counts(ModelUsage(), counts, None) for name, counts in doc["byModel"].items()}
+        return with_counts(TokenUsage(by_model=by_model, partial=bool(doc["partial"])), doc["counts"], None)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 async def open_attempt(
@@ -135,12 +179,30 @@ async def open_attempt(
     proxy = await ctx.get_proxy()
     task, sprint_tokens, used_before = budgets
     proxy.set_sprint_budget(key[0], sprint_tokens, used_before)
+    journal = journal_path(ctx.settings.run_dir, key)
+    fresh = not _known(proxy, key)
     socket = await proxy.open_task_socket(*key, task)
-    metered = MeteredAttempt(proxy, *key, socket=Path(socket), budget=task, sprint_tokens=sprint_tokens)
-    ctx.usage_listeners[key] = metered.changed.set
+    earlier = read_journal(journal) if fresh else None
+    if earlier is not None:  # re-attached after a restart: what the attempt spent before counts
+        proxy.ledger.record(TaskKey(*key), earlier)
+    metered = MeteredAttempt(proxy, *key, socket=Path(socket), journal=journal, budget=task,
+                             sprint_tokens=sprint_tokens)  # fmt: skip
+    ctx.usage_listeners[key] = metered.on_usage
     return metered
 
 
-async def close_attempt(ctx: Any, metered: MeteredAttempt) -> None:
-    ctx.usage_listeners.pop(metered.key, None)
-    await metered.close()
+async def close_attempt(ctx: Any, metered: MeteredAttempt, keep: bool = False) -> None:
+    """Stop the attempt's model access. `keep`: the operator is stopping while the container may run
+    on: keep the socket directory and the journal for the operator that re-attaches, and keep
+    journaling the responses still in flight until the proxy stops."""
+    if not keep:
+        ctx.usage_listeners.pop(metered.key, None)
+    await metered.close(keep)
+
+
+def _known(proxy: Any, key: tuple[str, str, int]) -> bool:
+    try:
+        proxy.usage_for(*key)
+    except InvalidInput:
+        return False
+    return True

@@ -82,11 +82,15 @@ class TaskRunner:
         except InvalidInput as exc:
             await self._fail({}, "MissingApiKey", str(exc), retryable=False)
             return
+        keep = False  # the operator stopping: the container runs on and is re-attached after a restart
         try:
             await self._run_container(engine, ws, runtime, artifacts, launch, attempt, metered)
+        except asyncio.CancelledError:
+            keep = True
+            raise
         finally:
             if metered is not None:
-                await metering.close_attempt(self.ctx, metered)
+                await metering.close_attempt(self.ctx, metered, keep)
 
     async def _open_metering(
         self, provider: str, attempt: int, siblings: list[dict[str, Any]]
@@ -151,10 +155,8 @@ class TaskRunner:
         """The configured limits, raised by earlier retries (status.limits) where they were."""
         configured = self.spec.container.resource_limits if self.spec.container else None
         orchestrator = getattr(self.ctx.settings.config, "orchestrator", None)
-        timeout = float(
-            (configured.timeout_seconds if configured else None)
-            or getattr(orchestrator, "default_task_timeout", 3600)
-        )
+        default: float = getattr(orchestrator, "default_task_timeout", None) or 3600
+        timeout = float((configured.timeout_seconds if configured else None) or default)
         limits = Limits(
             cpus=configured.cpus if configured else None,
             memory_bytes=quantity_bytes(configured.memory) if (configured and configured.memory) else None,

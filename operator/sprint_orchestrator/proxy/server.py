@@ -105,8 +105,8 @@ class MeteringProxy:
         self._session = aiohttp.ClientSession(timeout=timeout, trust_env=False)
 
     async def stop(self) -> None:
-        for key in list(self._sites):
-            await self.close_task_socket(*key)
+        for key in list(self._sites):  # shutting down: containers may outlive us and be re-attached
+            await self.close_task_socket(*key, keep_directory=True)
         if self._runner is not None:
             await self._runner.cleanup()
         if self._session is not None:
@@ -131,8 +131,11 @@ class MeteringProxy:
         self._by_socket[str(path)] = key
         return path
 
-    async def close_task_socket(self, sprint_id: str, task_id: str, attempt: int) -> None:
-        """Stop listening for the attempt (its usage stays readable); requests in flight finish."""
+    async def close_task_socket(
+        self, sprint_id: str, task_id: str, attempt: int, keep_directory: bool = False
+    ) -> None:
+        """Stop listening for the attempt (its usage stays readable); requests in flight finish.
+        `keep_directory`: the attempt's container still runs and will get a socket again (restart)."""
         key = TaskKey(sprint_id, task_id, attempt)
         site = self._sites.pop(key, None)
         if site is None:
@@ -140,7 +143,7 @@ class MeteringProxy:
         path = sockets.socket_path(self._run_dir, key)
         self._by_socket.pop(str(path), None)
         await site.stop()
-        sockets.remove(path)
+        sockets.remove(path, keep_directory)
 
     def set_sprint_budget(self, sprint_id: str, tokens: int | None, used_before: int = 0) -> None:
         self.ledger.set_sprint_budget(sprint_id, tokens, used_before)

@@ -66,7 +66,10 @@ def open_up(path: Path) -> None:
     path.chmod(0o666)
 
 
-def remove(path: Path) -> None:
+def remove(path: Path, keep_directory: bool = False) -> None:
+    """Remove the socket and its directory; `keep_directory` keeps the directory for a running container
+    whose bind mount holds it, so a restarted operator's new socket appears inside that same mount."""
     with contextlib.suppress(OSError):
         path.unlink(missing_ok=True)
-        path.parent.rmdir()
+        if not keep_directory:
+            path.parent.rmdir()
