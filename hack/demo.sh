@@ -65,7 +65,7 @@ sprintctl status "$name" --watch --timeout "${DEMO_TIMEOUT:-900}"
 echo
 kubectl get sprints,tasks.sprintorchestrator.dev
 echo
-sprintctl report "$name"
+sprintctl report "$name" || true
 echo
 echo "main of the target repository ($demo/textstats.git):"
 git -C "$demo/textstats.git" log --oneline --graph main | head -30

@@ -44,6 +44,14 @@ def render(sprint: dict[str, Any], tasks: list[dict[str, Any]], width: int = 30)
     return "\n".join(lines)
 
 
+def waiting_for_review(tasks: list[dict[str, Any]]) -> list[str]:
+    """Task ids in review when nothing else can move: the sprint waits for a human."""
+    phases = {t["spec"]["taskId"]: (t.get("status") or {}).get("phase") or "Pending" for t in tasks}
+    review = sorted(k for k, v in phases.items() if v == "Review")
+    settled = all(v in ("Completed", "Failed", "Blocked", "Review") for v in phases.values())
+    return review if review and settled else []
+
+
 def _snapshot(kube: Kube, args: argparse.Namespace) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     sprint = get_sprint(kube, args)
     return sprint, kube.tasks_of(args.namespace, args.sprint)
@@ -68,6 +76,13 @@ def run(args: argparse.Namespace) -> int:
         phase = (sprint.get("status") or {}).get("phase")
         if phase in TERMINAL:
             return 0 if phase in ("Completed", "Partial") else 1
+        review = waiting_for_review(tasks)
+        if review:
+            print(
+                f"waiting for a human: {', '.join(review)} in review "
+                f"(sprintctl approve|retry {args.sprint} TASK -n {args.namespace})"
+            )
+            return 0
         if time.monotonic() > deadline:
             print(f"timed out after {args.timeout:.0f}s", file=sys.stderr)
             return 3
