@@ -39,13 +39,13 @@ TASK_TRANSITIONS: Mapping[str, Mapping[str, str]] = {
     "Gating": {"gates_passed": "Merging", "gates_failed": "Review", **_BUSY},
     "Merging": {"merged": "Completed", "conflict": "Review", **_BUSY},
     "Review": {"approve": "Merging", "retry": "Ready", **_ENDS},
-    "Completed": {},
+    "Completed": {"eject": "Failed"},  # merged, then found to break the integration tests
     "Failed": {"retry": "Ready"},
     "Blocked": {"unblock": "Ready", **_ENDS},
 }
 TASK_EVENTS = (
     "admit", "start", "container_exited", "gates_passed", "gates_failed", "merged", "conflict",
-    "fail", "retry", "approve", "block", "unblock", "cancel",
+    "fail", "retry", "approve", "block", "unblock", "cancel", "eject",
 )  # fmt: skip
 
 SPRINT_TRANSITIONS: Mapping[str, Mapping[str, str]] = {
@@ -96,6 +96,17 @@ def _next(table: Mapping[str, Mapping[str, str]], phase: str, event: str) -> str
 def next_task_phase(phase: str, event: str) -> str:
     """The Task phase after `event`; IllegalTransition when the table has no such move."""
     return _next(TASK_TRANSITIONS, phase, event)
+
+
+def event_for_move(table: Mapping[str, Mapping[str, str]], phase: str, new_phase: str) -> str:
+    """The event that moves `phase` to `new_phase`; IllegalTransition when the table has none.
+
+    Handlers write the phase they reached; this checks every such write against the table.
+    """
+    for event, target in table.get(phase, {}).items():
+        if target == new_phase:
+            return event
+    raise IllegalTransition(phase, f"move to {new_phase}")
 
 
 def next_sprint_phase(phase: str, event: str) -> str:

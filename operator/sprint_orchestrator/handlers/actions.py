@@ -14,7 +14,7 @@ from ..model import SprintSpec
 
 RETRY = ANNOTATION_RETRY
 APPROVE = ANNOTATION_APPROVE
-RETRYABLE = frozenset({"Failed", "Review", "Blocked"})
+RETRYABLE = frozenset({"Failed", "Review"})
 
 
 def pending_action(task: dict[str, Any], annotation: str, handled_field: str) -> str | None:
@@ -41,7 +41,7 @@ async def handle_task_actions(
                     task,
                     {
                         "handledRetry": nonce,
-                        "phase": "Pending",
+                        "phase": "Ready",
                         "column": "ready",
                         "error": "",
                         "reason": "RetryRequested",

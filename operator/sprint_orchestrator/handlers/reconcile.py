@@ -10,7 +10,7 @@ import asyncio
 import datetime as dt
 from typing import Any
 
-from .. import ANNOTATION_CANCEL, LABEL_SPRINT, LABEL_TASK, plan
+from .. import ANNOTATION_CANCEL, LABEL_SPRINT, LABEL_TASK, lifecycle, plan
 from ..errors import ImageBuildFailed, InvalidInput, OrchestratorError
 from ..kube import SPRINTS, TASKS, now_iso
 from ..model import SprintSpec, task_resource_name, validate_sprint_spec
@@ -27,6 +27,7 @@ class SprintReconciler:
     def __init__(self, ctx: OperatorContext, namespace: str, name: str, logger: Any) -> None:
         self.ctx, self.namespace, self.name, self.log = ctx, namespace, name, logger
         self.key = f"{namespace}/{name}"
+        self.phase = "Pending"  # as last read from (or written to) the Sprint's status
 
     async def close(self) -> None:
         for key in [k for k in self.ctx.runners if k.startswith(self.key + "/")]:
@@ -38,9 +39,22 @@ class SprintReconciler:
         return await asyncio.to_thread(fn, *args)
 
     async def patch(self, status: dict[str, Any]) -> None:
+        """Patch the Sprint's status; a phase change is checked against the lifecycle table."""
+        new = status.get("phase")
+        if new is not None and new != self.phase:
+            lifecycle.event_for_move(lifecycle.SPRINT_TRANSITIONS, self.phase, new)
+            self.phase = new
         await self._call(self.ctx.kube.patch_status, SPRINTS, self.namespace, self.name, status)
 
     async def patch_task(self, task: dict[str, Any], status: dict[str, Any]) -> None:
+        """Patch a Task's status; a phase change is checked against the lifecycle table and sets the
+        board column of the new phase (one table decides both)."""
+        new = status.get("phase")
+        if new is not None:
+            old = (task.get("status") or {}).get("phase") or "Pending"
+            if new != old:
+                lifecycle.event_for_move(lifecycle.TASK_TRANSITIONS, old, new)
+            status = {**status, "column": lifecycle.COLUMN_OF_PHASE[new]}
         updated = await self._call(
             self.ctx.kube.patch_status, TASKS, self.namespace, task["metadata"]["name"], status
         )
@@ -60,7 +74,7 @@ class SprintReconciler:
             await self.close()
             return None
         status = body.get("status") or {}
-        phase = status.get("phase") or "Pending"
+        phase = self.phase = status.get("phase") or "Pending"
         try:
             spec = validate_sprint_spec(body.get("spec") or {})
         except InvalidInput:
@@ -285,7 +299,7 @@ class SprintReconciler:
                     task, {"phase": "Blocked", "column": "ready", "reason": reason, "blockedBy": [reason]}
                 )
         for task_id in plan.unblocked(views):
-            await self.patch_task(_by_id(tasks, task_id), {"phase": "Pending", "reason": "", "blockedBy": []})
+            await self.patch_task(_by_id(tasks, task_id), {"phase": "Ready", "reason": "", "blockedBy": []})
         views = counts.task_views(spec, tasks, now)
         slots = min(spec.max_parallel_tasks, self._operator_slots())
         for task_id in plan.admit(views, slots):
