@@ -44,6 +44,7 @@ from sprint_orchestrator.kube import SPRINTS, TASKS, Kube  # noqa: E402
 SAMPLES = int(os.environ.get("BOARD_LATENCY_SAMPLES", "40"))
 DEMO_RUNS = int(os.environ.get("BOARD_LATENCY_DEMO_RUNS", "2"))
 EXITED = ("exited", "oom-killed", "timed-out", "removed")
+TERMINAL = ("Completed", "Partial", "Failed", "RolledBack")
 NAMESPACE = "bench"
 SPRINT = "lat-1"
 TASK = "lat-1-t0"
@@ -212,6 +213,11 @@ def demo_run(kube: Kube, base: str, tmp: Path, name: str) -> list[float]:
     _wait(lambda: len(seen) == len(manifest["spec"]["tasks"]), timeout=600)
     stop.set()
     watcher.join(timeout=5)
+    # Let the sprint finish (one sprint at a time per operator) and remove it before the next run.
+    _wait(
+        lambda: ((kube.get(SPRINTS, NAMESPACE, name) or {}).get("status") or {}).get("phase") in TERMINAL, 600
+    )
+    kube.delete(SPRINTS, NAMESPACE, name)
     deaths = died(name, started)
     return [seen[t] - deaths[t] for t in seen if t in deaths]
 
