@@ -266,3 +266,112 @@ def test_an_operator_killed_30_times_loses_no_work_and_leaves_nothing_behind(
         assert list(clone.rglob("*.lock")) == []
     assert results["killed"] == results["calm"]
     assert len(results["calm"]) == 11
+
+
+def small_sprint(name: str, repo: Path, recipes: Path, **spec: Any) -> dict[str, Any]:
+    (recipes / "only" / "out").mkdir(parents=True, exist_ok=True)
+    (recipes / "only" / "out" / f"{name}.txt").write_text(f"{name}\n")
+    return {
+        "apiVersion": "sprintorchestrator.dev/v1alpha1",
+        "kind": "Sprint",
+        "metadata": {"name": name},
+        "spec": {
+            "repository": {"url": str(repo)},
+            "team": {"type": "demo", "recipes": str(recipes)},
+            "tasks": [{"id": "only", "title": "write a file", "filesToModify": [f"out/{name}.txt"]}],
+            **spec,
+        },
+    }
+
+
+def test_a_sprint_after_another_starts_when_that_one_completes(
+    cluster: LocalCluster, namespace: str, tmp_path: Path
+) -> None:
+    repo = seed_repository(tmp_path, files={"README.md": "x\n"})
+    with operator_process(cluster, namespace, tmp_path / "state", tmp_path / "op.log", **config(tmp_path)):
+        apply(cluster, namespace, small_sprint("second", repo, tmp_path / "r2", after="first"))
+        waiting = wait_for(
+            lambda: (
+                "waiting for sprint 'first'"
+                in (sprint_status(cluster, namespace, "second").get("message") or "")
+            )
+        )
+        assert waiting
+        apply(cluster, namespace, small_sprint("first", repo, tmp_path / "r1"))
+        first = wait_terminal(cluster, namespace, "first")
+        second = wait_terminal(cluster, namespace, "second")
+    assert first["phase"] == second["phase"] == "Completed"
+    assert second["startedAt"] >= first["completedAt"]
+    files = git("-C", str(repo), "ls-tree", "-r", "--name-only", "main").split()
+    assert {"out/first.txt", "out/second.txt"} <= set(files)
+
+
+def test_cancel_stops_the_containers_and_leaves_main_alone(
+    cluster: LocalCluster, namespace: str, tmp_path: Path
+) -> None:
+    repo = seed_repository(tmp_path, files={"README.md": "x\n"})
+    before = git("-C", str(repo), "rev-parse", "main").strip()
+    env = {**operator_env(cluster, tmp_path), "KUBECONFIG": str(cluster.kubeconfig)}
+    with operator_process(cluster, namespace, tmp_path / "state", tmp_path / "op.log", **config(tmp_path)):
+        manifest = small_sprint("slow", repo, tmp_path / "r")
+        manifest["spec"]["team"]["sleepSeconds"] = 120
+        apply(cluster, namespace, manifest)
+        wait_for(
+            lambda: by_id(cluster, namespace, "slow").get("only", {}).get("containerHealth") == "running"
+        )
+        subprocess.run(
+            [SPRINTCTL, "cancel", "slow", "-n", namespace], env=env, check=True, capture_output=True
+        )
+        status = wait_terminal(cluster, namespace, "slow", timeout=120)
+    assert status["phase"] == "Failed" and "cancel" in status["message"]
+    assert by_id(cluster, namespace, "slow")["only"]["reason"] == "Cancelled"
+    assert git("-C", str(repo), "rev-parse", "main").strip() == before
+    left = subprocess.run(
+        [
+            "podman",
+            "ps",
+            "-a",
+            "-q",
+            "--filter",
+            "label=sprintorchestrator.dev/sprint=slow",
+            "--filter",
+            "label=sprintorchestrator.dev/attempt",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert left.strip() == ""
+    events = json.loads(kubectl(cluster, "get", "events", "-n", namespace, "-o", "json"))["items"]
+    assert any(e["reason"] == "CancelRequested" for e in events)
+
+
+def test_retry_runs_a_task_in_review_again_as_a_new_attempt(
+    cluster: LocalCluster, namespace: str, tmp_path: Path
+) -> None:
+    repo = seed_repository(tmp_path, REPO / "examples" / "textstats")
+    env = {**operator_env(cluster, tmp_path), "KUBECONFIG": str(cluster.kubeconfig)}
+    manifest = example("sprint-trouble.yaml", repo)
+    manifest["spec"]["tasks"] = [t for t in manifest["spec"]["tasks"] if t["id"] == "buggy"]
+    with operator_process(cluster, namespace, tmp_path / "state", tmp_path / "op.log", **config(tmp_path)):
+        apply(cluster, namespace, manifest)
+        wait_for(
+            lambda: by_id(cluster, namespace, "textstats-trouble").get("buggy", {}).get("phase") == "Review"
+        )
+        subprocess.run(
+            [SPRINTCTL, "retry", "textstats-trouble", "buggy", "-n", namespace],
+            env=env,
+            check=True,
+            capture_output=True,
+        )
+        again = wait_for(
+            lambda: (
+                (t := by_id(cluster, namespace, "textstats-trouble")["buggy"]).get("attempt") == 2
+                and t.get("phase") == "Review"
+                and t
+            ),
+            timeout=120,
+        )
+    assert again["column"] == "review"  # a test failure is never retried into a pass
+    events = json.loads(kubectl(cluster, "get", "events", "-n", namespace, "-o", "json"))["items"]
+    assert any(e["reason"] == "RetryRequested" for e in events)
