@@ -118,7 +118,10 @@ def test_the_demo_sprint_runs_to_completion_and_moves_main(
     assert status["report"]["slotUtilization"] > 0
     events = kubectl(cluster, "get", "events", "-n", namespace, "-o", "json")
     reasons = {e["reason"] for e in json.loads(events)["items"]}
-    assert {"TaskStarted", "TaskMerged", "MainUpdated", "Completed"} <= reasons
+    assert {"TaskStarted", "TaskMerged", "MainUpdated", "Completed", "RefChanged"} <= reasons
+    ref_events = [e["message"] for e in json.loads(events)["items"] if e["reason"] == "RefChanged"]
+    assert any(m.startswith("refs/heads/main:") for m in ref_events)
+    assert sum(m.startswith("refs/heads/sprint/textstats-1:") for m in ref_events) >= 6
     leftovers = subprocess.run(
         [
             "podman",

@@ -87,8 +87,10 @@ class Integrator:
         main = await asyncio.to_thread(
             engine.merge_sprint_to_main, self.sprint_id, head, str(self.status.get("baseCommit"))
         )
+        self.rec.ref_events(self.body, main.changes)
         if main.main_moved and not main.moved:
             merge = await asyncio.to_thread(engine.merge_main_into_sprint, self.sprint_id)
+            self.rec.ref_events(self.body, merge.changes)
             if not merge.merged:
                 return await self._end(
                     "Failed",
@@ -134,9 +136,10 @@ class Integrator:
         rebuilt = await asyncio.to_thread(engine.rebuild_without, base, [c for _, c in merged], {culprit[1]})
         if rebuilt is None:
             return await self._end("RolledBack", f"could not rebuild the sprint without {task_id}", results)
-        await asyncio.to_thread(
+        change = await asyncio.to_thread(
             engine.move_sprint_branch, self.sprint_id, rebuilt, head, f"eject task {task_id}"
         )
+        self.rec.ref_events(self.body, [change])
         task = next(t for t in self.tasks if t["spec"]["taskId"] == task_id)
         await self.rec.patch_task(
             task,

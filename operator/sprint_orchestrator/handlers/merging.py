@@ -61,6 +61,7 @@ async def merge_next(rec: Any, body: dict[str, Any], spec: SprintSpec, tasks: li
             )
             rec.event(body, "MergeRefused", f"task {task_id}: {exc}", warn=True)
             return True
+        rec.ref_events(body, result.changes)
         if result.merged:
             await rec.patch_task(
                 task,

@@ -61,6 +61,13 @@ class SprintReconciler:
         if updated is not None:
             task["status"] = updated.get("status", {})
 
+    def ref_events(self, body: dict[str, Any], changes: Any) -> None:
+        """One Kubernetes Event per ref the git engine moved (the audit trail, next to its log line)."""
+        for change in changes or ():
+            old = (change.old or "none")[:12]
+            new = (change.new or "deleted")[:12]
+            self.event(body, "RefChanged", f"{change.ref}: {old} -> {new} ({change.reason})")
+
     def event(self, body: dict[str, Any], reason: str, message: str, warn: bool = False) -> None:
         import kopf
 
@@ -209,6 +216,7 @@ class SprintReconciler:
         try:
             engine = await self.engine(spec)
             refs = await self._call(engine.create_sprint, sprint_id)
+            self.ref_events(body, refs.changes)
             runtime = await self.ctx.get_runtime()
             image = await self._call(self._build_image, runtime, spec, sprint_id)
         except ImageBuildFailed as exc:
