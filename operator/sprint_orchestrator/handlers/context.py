@@ -25,6 +25,7 @@ class OperatorContext:
     sprint_loops: dict[str, asyncio.Task[None]] = field(default_factory=dict)
     runners: dict[str, asyncio.Task[None]] = field(default_factory=dict)
     wakeups: dict[str, asyncio.Event] = field(default_factory=dict)
+    merge_locks: dict[str, asyncio.Lock] = field(default_factory=dict)
     usage_listeners: dict[tuple[str, str, int], Callable[[Any], None]] = field(default_factory=dict)
     _runtime_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     _proxy_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
@@ -91,6 +92,10 @@ class OperatorContext:
 
     def wakeup(self, key: str) -> asyncio.Event:
         return self.wakeups.setdefault(key, asyncio.Event())
+
+    def merge_lock(self, key: str) -> asyncio.Lock:
+        """One merge at a time per sprint; asyncio locks wake their waiters in arrival order."""
+        return self.merge_locks.setdefault(key, asyncio.Lock())
 
     def wake(self, key: str) -> None:
         self.wakeup(key).set()

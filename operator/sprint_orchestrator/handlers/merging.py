@@ -7,7 +7,7 @@ import logging
 from typing import Any
 
 from ..errors import MergeRefused
-from ..kube import now_iso
+from ..kube import SPRINTS, TASKS, now_iso
 from ..model import SprintSpec
 
 log = logging.getLogger("sprint_orchestrator.operator")
@@ -29,11 +29,34 @@ def duration(task: dict[str, Any]) -> float | None:
 
 
 async def merge_next(rec: Any, body: dict[str, Any], spec: SprintSpec, tasks: list[dict[str, Any]]) -> bool:
-    """Merge the head of the queue into the sprint branch; returns whether anything was merged."""
+    """Merge the head of the queue into the sprint branch; returns whether the queue moved."""
     waiting = queue(tasks)
     if not waiting:
         return False
-    task = waiting[0]
+    return await merge_one(rec, body, spec, waiting[0])
+
+
+async def merge_one(rec: Any, body: dict[str, Any], spec: SprintSpec, task: dict[str, Any]) -> bool:
+    """Merge one gated task, holding the sprint's merge lock (FIFO: the order tasks passed their gates).
+
+    Called by the task's runner right after its gates pass, and by the sprint loop for tasks a
+    restarted operator finds waiting. Under the lock the Task and the Sprint are read again, so a
+    task is merged (and listed in status.merged) exactly once, whoever gets there first.
+    """
+    async with rec.ctx.merge_lock(rec.key):
+        fresh = await asyncio.to_thread(rec.ctx.kube.get, TASKS, rec.namespace, task["metadata"]["name"])
+        task["status"] = ((fresh or task).get("status")) or {}
+        if task["status"].get("phase") != "Merging":
+            return True  # merged (or failed) meanwhile
+        sprint = await asyncio.to_thread(rec.ctx.kube.get, SPRINTS, rec.namespace, rec.name)
+        merged = list(((sprint or body).get("status") or {}).get("merged") or [])
+        await _merge(rec, body, spec, task, merged)
+    return True
+
+
+async def _merge(
+    rec: Any, body: dict[str, Any], spec: SprintSpec, task: dict[str, Any], merged: list[str]
+) -> None:
     status = task["status"]
     task_id = task["spec"]["taskId"]
     sprint_id = spec.resolved_id(rec.name)
@@ -60,7 +83,7 @@ async def merge_next(rec: Any, body: dict[str, Any], spec: SprintSpec, tasks: li
                 },
             )
             rec.event(body, "MergeRefused", f"task {task_id}: {exc}", warn=True)
-            return True
+            return
         rec.ref_events(body, result.changes)
         if result.merged:
             await rec.patch_task(
@@ -78,7 +101,6 @@ async def merge_next(rec: Any, body: dict[str, Any], spec: SprintSpec, tasks: li
                 "TaskMerged",
                 f"task {task_id} merged into sprint/{sprint_id} as {(result.merge_commit or '')[:12]}",
             )
-            merged = list((body.get("status") or {}).get("merged") or [])
             if task_id not in merged:
                 merged.append(task_id)
                 await rec.patch({"merged": merged})
@@ -104,7 +126,6 @@ async def merge_next(rec: Any, body: dict[str, Any], spec: SprintSpec, tasks: li
                 warn=True,
             )
     await asyncio.to_thread(_cleanup, engine, sprint_id, task_id, int(status.get("attempt") or 1))
-    return True
 
 
 def _cleanup(engine: Any, sprint_id: str, task_id: str, attempt: int) -> None:

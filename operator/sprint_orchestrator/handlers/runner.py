@@ -23,6 +23,7 @@ from ..runtime import Limits, TaskRunSpec
 from ..teams import TEAMS, collect_results, write_task_files
 from ..validators import quantity_bytes
 from . import metering, tokens
+from .merging import merge_one
 
 LIVE_USAGE_SECONDS = 2.0
 TEAM_NAME = "Sprint Orchestrator task team"
@@ -52,6 +53,8 @@ class TaskRunner:
                 await self._execute()
             if self.status.get("phase") == "Gating":
                 await self._gate()
+            if self.status.get("phase") == "Merging":
+                await merge_one(self.rec, self.body, self.spec, self.task)
         except asyncio.CancelledError:
             raise
         except OrchestratorError as exc:
