@@ -76,10 +76,12 @@ class TaskRunner:
         runtime = await self.ctx.get_runtime()
         artifacts = self.ctx.artifacts_for(self.rec.namespace, self.rec.name, self.task_id, attempt)
         artifacts.mkdir(parents=True, exist_ok=True)
-        siblings = await asyncio.to_thread(self.ctx.kube.tasks_of, self.rec.namespace, self.rec.name)
+        launch = TEAMS[self.spec.team.type](self.definition, self.spec.team)
+        siblings: list[dict[str, Any]] = []
+        if self.definition.dependencies or launch.proxy:  # spare the API a list when nothing needs it
+            siblings = await asyncio.to_thread(self.ctx.kube.tasks_of, self.rec.namespace, self.rec.name)
         deps = self._dependency_results(siblings)
         await asyncio.to_thread(write_task_files, Path(ws.workspace), self.definition, deps)
-        launch = TEAMS[self.spec.team.type](self.definition, self.spec.team)
         try:
             metered = await self._open_metering(launch.proxy, attempt, siblings) if launch.proxy else None
         except InvalidInput as exc:
