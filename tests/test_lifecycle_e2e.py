@@ -378,3 +378,22 @@ def test_retry_runs_a_task_in_review_again_as_a_new_attempt(
     assert again["column"] == "review"  # a test failure is never retried into a pass
     events = json.loads(kubectl(cluster, "get", "events", "-n", namespace, "-o", "json"))["items"]
     assert any(e["reason"] == "RetryRequested" for e in events)
+
+
+def test_a_task_over_its_token_budget_fails_and_is_not_merged(
+    cluster: LocalCluster, namespace: str, tmp_path: Path
+) -> None:
+    repo = seed_repository(tmp_path, files={"README.md": "x\n"})
+    manifest = small_sprint("thrifty", repo, tmp_path / "r")
+    manifest["spec"]["tasks"][0]["estimatedTokens"] = 10
+    manifest["spec"]["policy"] = {"tokenBudgetFactor": 1.5}
+    with operator_process(cluster, namespace, tmp_path / "state", tmp_path / "op.log", **config(tmp_path)):
+        apply(cluster, namespace, manifest)
+        status = wait_terminal(cluster, namespace, "thrifty")
+    task = by_id(cluster, namespace, "thrifty")["only"]
+    assert task["phase"] == "Failed" and task["reason"] == "BudgetExceeded"
+    assert "over its limit of 15" in task["error"]
+    assert task["attempt"] == 1  # a budget stop is final: no retry
+    assert status["phase"] == "Failed" and "no task completed" in status["message"]
+    files = git("-C", str(repo), "ls-tree", "-r", "--name-only", "main").split()
+    assert "out/thrifty.txt" not in files

@@ -31,6 +31,8 @@ class Integrator:
         self.branch = f"sprint/{self.sprint_id}"
 
     async def run(self) -> float:
+        if not any((t.get("status") or {}).get("phase") == "Completed" for t in self.tasks):
+            return await self._end("Failed", "no task completed; main was not changed", [])
         engine = await self.rec.engine(self.spec)
         runtime = await self.rec.ctx.get_runtime()
         head = await self._commit_report(engine)

@@ -160,11 +160,11 @@ class SprintReconciler:
         self, body: dict[str, Any], spec: SprintSpec, tasks: list[dict[str, Any]]
     ) -> None:
         status = body.get("status") or {}
-        patch = counts.sprint_counts(spec, tasks, self._budget(spec), status)
+        patch = counts.sprint_counts(spec, tasks, self.budget(spec), status)
         if patch:
             await self.patch(patch)
 
-    def _budget(self, spec: SprintSpec) -> int:
+    def budget(self, spec: SprintSpec) -> int:
         if spec.token_budget is not None:
             return spec.token_budget
         orchestrator = getattr(self.ctx.settings.config, "orchestrator", None)

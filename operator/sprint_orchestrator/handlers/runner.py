@@ -156,6 +156,12 @@ class TaskRunner:
                 results[task["spec"]["taskId"]] = summary
         return results
 
+    def _sprint_used_by_others(self) -> int:
+        """Tokens the sprint had used when this attempt started, without this task's own."""
+        sprint_tokens = (self.body.get("status") or {}).get("tokens") or {}
+        own = (self.status.get("tokens") or {}).get("actual") or 0
+        return max(int(sprint_tokens.get("used") or 0) - int(own), 0)
+
     def _limits(self) -> tuple[Limits, float]:
         """The configured limits, raised by earlier retries (status.limits) where they were."""
         configured = self.spec.container.resource_limits if self.spec.container else None
@@ -193,7 +199,9 @@ class TaskRunner:
             await self.patch({"tokens": metering.status_tokens(metered, current, estimated, partial=True)})
             if metered is not None:
                 continue
-            verdict = tokens.budget_verdict(self.rec, self.spec, self.definition, current)
+            verdict = tokens.budget_verdict(
+                self.spec, self.definition, current, self._sprint_used_by_others(), self.rec.budget(self.spec)
+            )
             if verdict is not None:
                 self.budget_stop = verdict
                 await asyncio.to_thread(runtime.remove, handle.name)
@@ -226,6 +234,10 @@ class TaskRunner:
             "logPath": str(outcome.log_path or ""),
         }
         budget = self.budget_stop or (metered.refusal() if metered is not None else None)
+        if not budget and metered is None and used is not None:  # a team that ended before a live check
+            budget = tokens.budget_verdict(
+                self.spec, self.definition, used, self._sprint_used_by_others(), self.rec.budget(self.spec)
+            )
         if budget:
             await self._fail(common, "BudgetExceeded", budget, retryable=False)
         elif str(outcome.health) in ("timed-out", "oom-killed", "removed") or (outcome.exit_code or 0) != 0:

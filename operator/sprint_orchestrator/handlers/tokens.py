@@ -58,15 +58,17 @@ def task_tokens(used: Any, estimated: int | None, partial: bool | None) -> dict[
     return {k: v for k, v in out.items() if v is not None or k == "actual"}
 
 
-def budget_verdict(rec: Any, spec: Any, definition: Any, used: Any) -> str | None:
-    """A reason to stop the task now (task or sprint budget spent), or None."""
-    total = used.total_tokens or 0
-    estimated = definition.estimated_tokens
-    if estimated:
-        limit = int(estimated * spec.policy.token_budget_factor)
-        if total > limit:
-            return (
-                f"token budget exceeded: {total} tokens used, the task's budget is {limit} "
-                f"({estimated} estimated x {spec.policy.token_budget_factor})"
-            )
-    return None
+def budget_verdict(
+    spec: Any, definition: Any, used: Any, sprint_used_by_others: int, sprint_budget: int | None
+) -> str | None:
+    """A reason to stop the task now: over estimatedTokens x tokenBudgetFactor, or the sprint over
+    its tokenBudget counting this task's usage so far; None to let it run."""
+    total = used.total_tokens
+    verdict = usage.budget_verdict(
+        total,
+        definition.estimated_tokens,
+        spec.policy.token_budget_factor,
+        None if total is None else sprint_used_by_others + total,
+        sprint_budget,
+    )
+    return f"token budget exceeded: {verdict.reason}" if verdict.exceeded else None
