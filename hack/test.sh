@@ -11,6 +11,8 @@ export PATH="$repo/hack/bin:$repo/.venv/bin:$PATH"
 mkdir -p .artifacts
 echo "==> ruff" >&2
 .venv/bin/ruff check operator tests bench hack
+echo "==> mypy (strict, the package)" >&2
+.venv/bin/mypy
 echo "==> sprintctl crds --check" >&2
 .venv/bin/sprintctl crds --check
 echo "==> pytest" >&2

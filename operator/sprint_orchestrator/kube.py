@@ -11,10 +11,10 @@ import datetime as dt
 import threading
 from collections import Counter
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import Any, cast
 
 from kubernetes import client, config, watch
-from kubernetes.client.rest import ApiException
+from kubernetes.client.exceptions import ApiException
 
 from . import GROUP, LABEL_SPRINT, VERSION
 from .errors import OrchestratorError
@@ -43,6 +43,11 @@ def _wrap(what: str, exc: ApiException) -> KubeError:
     return KubeError(f"{what}: {exc.status} {reason}", status=int(exc.status or 0))
 
 
+def _obj(value: object) -> dict[str, Any]:
+    """The client returns untyped JSON objects; say what they are, once."""
+    return cast(dict[str, Any], value)
+
+
 def now_iso() -> str:
     """RFC 3339 in UTC with milliseconds (task durations are often around a second)."""
     return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
@@ -63,20 +68,20 @@ class Kube:
         """Load a kubeconfig (KUBECONFIG / ~/.kube/config), or the in-cluster service account."""
         try:
             if path:
-                api = config.new_client_from_config(config_file=path)
+                api = config.new_client_from_config(config_file=path)  # type: ignore[no-untyped-call]
             else:
                 try:
-                    config.load_incluster_config()
+                    config.load_incluster_config()  # type: ignore[no-untyped-call]
                     api = client.ApiClient()
                 except config.ConfigException:
-                    api = config.new_client_from_config()
+                    api = config.new_client_from_config()  # type: ignore[no-untyped-call]
         except (config.ConfigException, OSError) as exc:
             raise KubeError(f"cannot load Kubernetes credentials: {exc}") from exc
         return cls(api)
 
     def close(self) -> None:
         """Close the connection pool (the client keeps sockets open otherwise)."""
-        self.api_client.close()
+        self.api_client.close()  # type: ignore[no-untyped-call]
 
     def _count(self, key: str) -> None:
         with self._lock:
@@ -86,13 +91,15 @@ class Kube:
 
     def get(self, plural: str, namespace: str, name: str) -> dict[str, Any] | None:
         try:
-            return dict(self.custom.get_namespaced_custom_object(GROUP, VERSION, namespace, plural, name))
+            return _obj(self.custom.get_namespaced_custom_object(GROUP, VERSION, namespace, plural, name))
         except ApiException as exc:
             if exc.status == 404:
                 return None
             raise _wrap(f"get {plural}/{name} in {namespace}", exc) from exc
 
-    def list(self, plural: str, namespace: str | None = None, selector: str = "") -> list[dict[str, Any]]:
+    def list_objects(
+        self, plural: str, namespace: str | None = None, selector: str = ""
+    ) -> list[dict[str, Any]]:
         try:
             if namespace:
                 out = self.custom.list_namespaced_custom_object(
@@ -102,7 +109,7 @@ class Kube:
                 out = self.custom.list_cluster_custom_object(GROUP, VERSION, plural, label_selector=selector)
         except ApiException as exc:
             raise _wrap(f"list {plural}", exc) from exc
-        return list(out.get("items", []))
+        return list(_obj(out).get("items", []))
 
     def list_versioned(self, plural: str, namespace: str) -> tuple[Items, str]:
         """All objects of a namespace and the list's resourceVersion (to start a watch from)."""
@@ -144,7 +151,7 @@ class Kube:
             stream.stop()  # type: ignore[no-untyped-call]
 
     def tasks_of(self, namespace: str, sprint_name: str) -> list[dict[str, Any]]:
-        return self.list(TASKS, namespace, f"{LABEL_SPRINT}={sprint_name}")
+        return self.list_objects(TASKS, namespace, f"{LABEL_SPRINT}={sprint_name}")
 
     # --- writes -------------------------------------------------------------------------------
 
@@ -153,8 +160,10 @@ class Kube:
         name = body["metadata"]["name"]
         try:
             self._count(f"create {plural}")
-            created = self.custom.create_namespaced_custom_object(GROUP, VERSION, namespace, plural, body)
-            return dict(created), True
+            created = self.custom.create_namespaced_custom_object(
+                GROUP, VERSION, namespace, plural, dict(body)
+            )
+            return _obj(created), True
         except ApiException as exc:
             if exc.status != 409:
                 raise _wrap(f"create {plural}/{name} in {namespace}", exc) from exc
@@ -169,7 +178,7 @@ class Kube:
         """Merge-patch `.status`; returns None when the object is gone."""
         try:
             self._count(f"status {plural}")
-            return dict(
+            return _obj(
                 self.custom.patch_namespaced_custom_object_status(
                     GROUP, VERSION, namespace, plural, name, {"status": dict(status)}
                 )
@@ -183,8 +192,10 @@ class Kube:
         """Merge-patch metadata/spec (annotations for human actions, spec.suspend)."""
         try:
             self._count(f"patch {plural}")
-            return dict(
-                self.custom.patch_namespaced_custom_object(GROUP, VERSION, namespace, plural, name, patch)
+            return _obj(
+                self.custom.patch_namespaced_custom_object(
+                    GROUP, VERSION, namespace, plural, name, dict(patch)
+                )
             )
         except ApiException as exc:
             raise _wrap(f"patch {plural}/{name} in {namespace}", exc) from exc
@@ -207,7 +218,7 @@ class Kube:
     def event(self, obj: Mapping[str, Any], reason: str, message: str, type_: str = "Normal") -> None:
         """Post a Kubernetes Event about `obj` (used by the CLI; handlers use kopf's events)."""
         meta = obj["metadata"]
-        stamp = now_iso()
+        stamp = dt.datetime.now(dt.UTC)
         body = client.CoreV1Event(
             metadata=client.V1ObjectMeta(generate_name=f"{meta['name']}.", namespace=meta["namespace"]),
             involved_object=client.V1ObjectReference(

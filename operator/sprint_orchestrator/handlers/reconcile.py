@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from typing import Any
+from typing import Any, cast
 
 from .. import ANNOTATION_CANCEL, LABEL_SPRINT, LABEL_TASK, lifecycle, plan
 from ..errors import ImageBuildFailed, InvalidInput, OrchestratorError
@@ -71,7 +71,7 @@ class SprintReconciler:
     def event(self, body: dict[str, Any], reason: str, message: str, warn: bool = False) -> None:
         import kopf
 
-        (kopf.warn if warn else kopf.info)(body, reason=reason, message=message[:1000])
+        (kopf.warn if warn else kopf.info)(cast(Any, body), reason=reason, message=message[:1000])
 
     # --- the round -----------------------------------------------------------------------------
 
@@ -195,7 +195,7 @@ class SprintReconciler:
         limit = int(
             getattr(getattr(self.ctx.settings.config, "orchestrator", None), "max_concurrent_sprints", 1)
         )
-        others = await self._call(self.ctx.kube.list, SPRINTS, None, "")
+        others = await self._call(self.ctx.kube.list_objects, SPRINTS, None, "")
         active = [
             s
             for s in others

@@ -8,7 +8,7 @@ level-based, it needs no memory across operator restarts: everything it needs is
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, cast
 
 import kopf
 
@@ -23,7 +23,7 @@ from .reconcile import SprintReconciler
 IDLE_SECONDS = 1.0
 
 
-def _ctx(memo: kopf.Memo) -> OperatorContext:
+def _ctx(memo: Any) -> OperatorContext:
     ctx = memo.get("context")
     assert isinstance(ctx, OperatorContext), "the operator's start-up handler did not run"
     return ctx
@@ -36,9 +36,9 @@ async def check_spec(
     spec: kopf.Spec,
     status: kopf.Status,
     name: str,
-    namespace: str,
+    namespace: str | None,
     meta: kopf.Meta,
-    memo: kopf.Memo,
+    memo: Any,
     **_: Any,
 ) -> None:
     """Validate the spec; a bad one gets Ready=False/InvalidSpec once, with no retry storm."""
@@ -57,8 +57,8 @@ async def check_spec(
         patch["message"] = message
         if not status.get("phase"):
             patch["phase"] = "Pending"
-        kopf.warn(dict(_body_ref(name, namespace)), reason="InvalidSpec", message=message[:1000])
-    await asyncio.to_thread(ctx.kube.patch_status, SPRINTS, namespace, name, patch)
+        kopf.warn(cast(Any, _body_ref(name, str(namespace))), reason="InvalidSpec", message=message[:1000])
+    await asyncio.to_thread(ctx.kube.patch_status, SPRINTS, str(namespace), name, patch)
     ctx.wake(f"{namespace}/{name}")
 
 
@@ -72,12 +72,12 @@ def _body_ref(name: str, namespace: str) -> dict[str, Any]:
 
 @kopf.daemon(GROUP, VERSION, SPRINTS, cancellation_timeout=30.0, initial_delay=0.1)
 async def sprint_loop(
-    name: str, namespace: str, memo: kopf.Memo, stopped: kopf.DaemonStopped, logger: Any, **_: Any
+    name: str, namespace: str | None, memo: Any, stopped: kopf.DaemonStopped, logger: Any, **_: Any
 ) -> None:
     ctx = _ctx(memo)
     key = f"{namespace}/{name}"
     wakeup = ctx.wakeup(key)
-    reconciler = SprintReconciler(ctx, namespace, name, logger)
+    reconciler = SprintReconciler(ctx, str(namespace), name, logger)
     try:
         while not stopped:
             wakeup.clear()
@@ -103,6 +103,6 @@ async def _sleep(wakeup: asyncio.Event, stopped: kopf.DaemonStopped, delay: floa
 
 
 @kopf.on.delete(GROUP, VERSION, SPRINTS, optional=True)
-async def sprint_deleted(name: str, namespace: str, memo: kopf.Memo, **_: Any) -> None:
+async def sprint_deleted(name: str, namespace: str | None, memo: Any, **_: Any) -> None:
     ctx = _ctx(memo)
     ctx.wake(f"{namespace}/{name}")

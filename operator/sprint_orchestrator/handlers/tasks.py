@@ -12,7 +12,7 @@ from .context import OperatorContext
 
 
 @kopf.on.event(GROUP, VERSION, TASKS)
-def task_changed(labels: kopf.Labels, namespace: str, memo: kopf.Memo, **_: Any) -> None:
+def task_changed(labels: kopf.Labels, namespace: str | None, memo: Any, **_: Any) -> None:
     ctx = memo.get("context")
     sprint = labels.get(LABEL_SPRINT)
     if isinstance(ctx, OperatorContext) and sprint:
