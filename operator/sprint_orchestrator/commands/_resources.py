@@ -44,3 +44,13 @@ def annotate(kube: Kube, plural: str, obj: dict[str, Any], key: str, reason: str
     kube.patch(plural, meta["namespace"], meta["name"], {"metadata": {"annotations": {key: nonce}}})
     kube.event(obj, reason, message)
     return nonce
+
+
+def request_task_action(args: argparse.Namespace, annotation: str, verb: str) -> int:
+    """Annotate a Task with a fresh nonce for `annotation` and record it as an Event."""
+    kube = connect(args)
+    task = get_task(kube, args)
+    reason = f"{verb.capitalize()}Requested"
+    annotate(kube, TASKS, task, annotation, reason, f"{verb} of task {args.task} requested with sprintctl")
+    print(f"{verb} requested for task {args.task} of sprint {args.sprint}")
+    return 0

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from .. import ANNOTATION_APPROVE as APPROVE
-from ..kube import TASKS
-from ._resources import add_target, annotate, connect, get_task
+from .. import ANNOTATION_APPROVE
+from ._resources import add_target, request_task_action
 
 HELP = "approve a task waiting in review: merge it as it is"
 
@@ -16,15 +15,4 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    kube = connect(args)
-    task = get_task(kube, args)
-    annotate(
-        kube,
-        TASKS,
-        task,
-        APPROVE,
-        "ApproveRequested",
-        f"approve of task {args.task} requested with sprintctl",
-    )
-    print(f"approve requested for task {args.task} of sprint {args.sprint}")
-    return 0
+    return request_task_action(args, ANNOTATION_APPROVE, "approve")

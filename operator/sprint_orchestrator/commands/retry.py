@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from .. import ANNOTATION_RETRY as RETRY
-from ..kube import TASKS
-from ._resources import add_target, annotate, connect, get_task
+from .. import ANNOTATION_RETRY
+from ._resources import add_target, request_task_action
 
 HELP = "retry a failed task or one in review"
 
@@ -16,10 +15,4 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    kube = connect(args)
-    task = get_task(kube, args)
-    annotate(
-        kube, TASKS, task, RETRY, "RetryRequested", f"retry of task {args.task} requested with sprintctl"
-    )
-    print(f"retry requested for task {args.task} of sprint {args.sprint}")
-    return 0
+    return request_task_action(args, ANNOTATION_RETRY, "retry")
