@@ -397,3 +397,21 @@ def test_a_task_over_its_token_budget_fails_and_is_not_merged(
     assert status["phase"] == "Failed" and "no task completed" in status["message"]
     files = git("-C", str(repo), "ls-tree", "-r", "--name-only", "main").split()
     assert "out/thrifty.txt" not in files
+
+
+def test_a_sprint_image_that_cannot_be_built_fails_the_sprint_with_the_log_tail(
+    cluster: LocalCluster, namespace: str, tmp_path: Path
+) -> None:
+    repo = seed_repository(tmp_path, files={"README.md": "x\n"})
+    manifest = small_sprint("broken-image", repo, tmp_path / "r")
+    manifest["spec"]["container"] = {
+        "dependencies": ["pip:this-package-does-not-exist-sprint-orchestrator==0.0.0"]
+    }
+    with operator_process(cluster, namespace, tmp_path / "state", tmp_path / "op.log", **config(tmp_path)):
+        apply(cluster, namespace, manifest)
+        status = wait_terminal(cluster, namespace, "broken-image", timeout=300)
+    assert status["phase"] == "Failed"
+    ready = next(c for c in status["conditions"] if c["type"] == "Ready")
+    assert ready["status"] == "False" and ready["reason"] == "ImageBuildFailed"
+    assert "this-package-does-not-exist" in ready["message"]
+    assert by_id(cluster, namespace, "broken-image")["only"]["phase"] == "Pending"  # nothing ran

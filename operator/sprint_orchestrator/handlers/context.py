@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..errors import OrchestratorError
 from ..kube import Kube
 from ..settings import Settings
 
@@ -27,6 +28,7 @@ class OperatorContext:
     wakeups: dict[str, asyncio.Event] = field(default_factory=dict)
     merge_locks: dict[str, asyncio.Lock] = field(default_factory=dict)
     usage_listeners: dict[tuple[str, str, int], Callable[[Any], None]] = field(default_factory=dict)
+    runtime_check: asyncio.Task[None] | None = None
     _runtime_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     _proxy_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
@@ -38,8 +40,21 @@ class OperatorContext:
     async def start(self) -> None:
         for path in (self.settings.state_dir, self.settings.artifacts_dir, self.settings.run_dir):
             path.mkdir(parents=True, exist_ok=True)
+        self.runtime_check = asyncio.create_task(self._check_runtime(), name="runtime check")
+
+    async def _check_runtime(self) -> None:
+        """Say at start-up, in one clear line, whether containers can run here (without blocking the
+        operator: Sprints are still accepted and shown when Podman is missing)."""
+        try:
+            await self.get_runtime()
+        except OrchestratorError as exc:
+            log.error("the container runtime is not usable: %s", exc)
+        else:
+            log.info("the container runtime is ready")
 
     async def stop(self) -> None:
+        if self.runtime_check is not None:
+            await asyncio.gather(self.runtime_check, return_exceptions=True)
         for task in list(self.runners.values()):
             task.cancel()
         await asyncio.gather(*self.runners.values(), return_exceptions=True)
