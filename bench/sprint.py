@@ -3,8 +3,9 @@
 Measures, in one run:
 - slot utilization: busy slot-seconds / (slots x wall time), from the Tasks' start/completion times;
 - per-task orchestration overhead: the median task time (admitted -> merged) against the sum of the raw
-  primitives the task needs, timed here on the same machine: `git worktree add` + `git commit` +
-  `git merge` and `podman run --rm --network none` of the same team container;
+  primitives the task needs, timed here on the same machine with the same parallelism (5 at a time):
+  `git worktree add` + `git commit` + `git merge` and `podman run --rm --network none` of the same team
+  container (also reported against the primitives run one at a time: overhead_ratio_vs_serial);
 - Kubernetes API writes per task: the kube-apiserver's own request counters (POST/PUT/PATCH/DELETE on
   sprints, tasks and events) before and after the sprint.
 
@@ -22,8 +23,10 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -34,6 +37,7 @@ from localcluster import BIN, LocalCluster  # noqa: E402
 TASKS = 50
 SLOTS = 5
 IMAGE = "localhost/sprint-orchestrator/base:bookworm"
+MERGE = threading.Lock()  # one merge at a time into the shared branch, as the operator does
 WRITE = re.compile(
     r'apiserver_request_total\{[^}]*resource="(sprints|tasks|events)"[^}]*verb="(POST|PUT|PATCH|DELETE)"[^}]*\}'
     r" (\d+)"
@@ -67,19 +71,16 @@ def seed(tmp: Path) -> Path:
     return bare
 
 
-def raw_primitives(tmp: Path, runs: int = 10) -> tuple[float, float]:
-    """Median seconds of the raw git steps and of a raw podman run of the team container."""
-    repo = tmp / "raw"
-    sh("git", "clone", "-q", str(tmp / "target.git"), str(repo))
-    git_times, podman_times = [], []
+def raw_task(tmp: Path, repo: Path, i: int) -> tuple[float, float]:
+    """One task done by hand: git worktree add + commit + merge, and a podman run of the team."""
     team = REPO / "operator" / "sprint_orchestrator" / "teams" / "files"
-    for i in range(runs):
-        start = time.perf_counter()
-        wt = tmp / f"wt{i}"
-        sh("git", "worktree", "add", "-q", "-b", f"t{i}", str(wt), "main", cwd=repo)
-        (wt / f"f{i}.txt").write_text("x\n")
-        sh("git", "add", "-A", cwd=wt)
-        sh("git", "-c", "user.name=b", "-c", "user.email=b@b", "commit", "-qm", "t", cwd=wt)
+    start = time.perf_counter()
+    wt = tmp / f"wt{i}"
+    sh("git", "worktree", "add", "-q", "-b", f"t{i}", str(wt), "main", cwd=repo)
+    (wt / f"f{i}.txt").write_text("x\n")
+    sh("git", "add", "-A", cwd=wt)
+    sh("git", "-c", "user.name=b", "-c", "user.email=b@b", "commit", "-qm", "t", cwd=wt)
+    with MERGE:
         sh(
             "git",
             "-c",
@@ -94,32 +95,43 @@ def raw_primitives(tmp: Path, runs: int = 10) -> tuple[float, float]:
             f"t{i}",
             cwd=repo,
         )
-        git_times.append(time.perf_counter() - start)
-        art = tmp / f"art{i}"
-        art.mkdir()
-        start = time.perf_counter()
-        sh(
-            "podman",
-            "run",
-            "--rm",
-            "--network",
-            "none",
-            "-v",
-            f"{wt}:/workspace",
-            "-v",
-            f"{art}:/artifacts",
-            "-v",
-            f"{team}:/opt/sprint-team:ro",
-            "-w",
-            "/workspace",
-            "-e",
-            f"SPRINT_TASK_ID=t{i}",
-            IMAGE,
-            "python3",
-            "/opt/sprint-team/demo_team.py",
-        )
-        podman_times.append(time.perf_counter() - start)
-    return statistics.median(git_times), statistics.median(podman_times)
+    git_s = time.perf_counter() - start
+    art = tmp / f"art{i}"
+    art.mkdir()
+    start = time.perf_counter()
+    sh(
+        "podman",
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "-v",
+        f"{wt}:/workspace",
+        "-v",
+        f"{art}:/artifacts",
+        "-v",
+        f"{team}:/opt/sprint-team:ro",
+        "-w",
+        "/workspace",
+        "-e",
+        f"SPRINT_TASK_ID=t{i}",
+        IMAGE,
+        "python3",
+        "/opt/sprint-team/demo_team.py",
+    )
+    return git_s, time.perf_counter() - start
+
+
+def raw_primitives(tmp: Path, parallel: int, runs: int = 10) -> tuple[float, float]:
+    """Median seconds of the raw git steps and of the raw podman run, `parallel` tasks at a time
+    (the sprint runs SLOTS tasks at once; Podman is slower under concurrency, so compare like with like)."""
+    repo = tmp / f"raw{parallel}"
+    sh("git", "clone", "-q", str(tmp / "target.git"), str(repo))
+    base = tmp / f"p{parallel}"
+    base.mkdir()
+    with ThreadPoolExecutor(parallel) as pool:
+        times = list(pool.map(lambda i: raw_task(base, repo, i), range(runs * parallel)))
+    return statistics.median(g for g, _ in times), statistics.median(p for _, p in times)
 
 
 def when(stamp: str) -> dt.datetime:
@@ -203,7 +215,8 @@ def main() -> int:
             wall = (max(e for _, e in spans) - min(s for s, _ in spans)).total_seconds()
             busy = sum((e - s).total_seconds() for s, e in spans)
             task_s = statistics.median((e - s).total_seconds() for s, e in spans)
-            raw_git, raw_podman = raw_primitives(tmp)
+            raw_git, raw_podman = raw_primitives(tmp, SLOTS)
+            serial_git, serial_podman = raw_primitives(tmp, 1, runs=5)
         finally:
             local.down()
     figures = {
@@ -213,6 +226,9 @@ def main() -> int:
         "task_median_s": round(task_s, 3),
         "raw_git_s": round(raw_git, 4),
         "raw_podman_s": round(raw_podman, 4),
+        "overhead_ratio_vs_serial": round(task_s / (serial_git + serial_podman), 3),
+        "serial_git_s": round(serial_git, 4),
+        "serial_podman_s": round(serial_podman, 4),
         "wall_s": round(wall, 1),
         "phase": sprint["status"]["phase"],
     }

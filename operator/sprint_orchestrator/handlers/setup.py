@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import logging
 from typing import Any
 
@@ -28,6 +30,11 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     settings.watching.client_timeout = 90
     settings.peering.standalone = True
     settings.execution.max_workers = 32
+    # Blocking adapters (git, Podman, the Kubernetes client) run in threads; a waiting container holds
+    # one for its whole run, so the default pool (cores + 4) would starve everything else.
+    asyncio.get_running_loop().set_default_executor(
+        concurrent.futures.ThreadPoolExecutor(max_workers=64, thread_name_prefix="sprint-orchestrator")
+    )
     ctx = getattr(memo, "context", None)
     if ctx is None:
         ctx = OperatorContext.create(from_env())
