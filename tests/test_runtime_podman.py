@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import shutil
+import subprocess
 import time
 import uuid
 from collections.abc import Iterator
@@ -424,3 +425,29 @@ def test_the_demo_team_has_nothing_to_do_without_a_recipe(
     assert sorted(p.name for p in workspace.iterdir()) == sorted(
         [*os.listdir(REPO / "examples/textstats"), "TASK.md", ".sprint", "RESULTS.md"]
     )
+
+
+@pytest.mark.podman
+def test_finished_gate_containers_left_behind_are_pruned(runtime: PodmanRuntime) -> None:
+    name = f"so-oneshot-leftover-{uuid.uuid4().hex[:8]}"
+    subprocess.run(
+        [
+            "podman",
+            "create",
+            "--name",
+            name,
+            "--label",
+            "sprintorchestrator.dev/role=oneshot",
+            runtime.base_image,
+            "true",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    try:
+        assert name in runtime.prune_oneshots()
+        assert runtime.status(name) is None
+        exists = subprocess.run(["podman", "container", "exists", name], check=False)
+        assert exists.returncode == 1
+    finally:
+        subprocess.run(["podman", "rm", "-f", name], check=False, capture_output=True)

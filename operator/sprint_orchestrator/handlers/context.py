@@ -46,11 +46,12 @@ class OperatorContext:
         """Say at start-up, in one clear line, whether containers can run here (without blocking the
         operator: Sprints are still accepted and shown when Podman is missing)."""
         try:
-            await self.get_runtime()
+            runtime = await self.get_runtime()
+            pruned = await asyncio.to_thread(runtime.prune_oneshots)
         except OrchestratorError as exc:
             log.error("the container runtime is not usable: %s", exc)
         else:
-            log.info("the container runtime is ready")
+            log.info("the container runtime is ready (removed %d leftover gate containers)", len(pruned))
 
     async def stop(self) -> None:
         if self.runtime_check is not None:

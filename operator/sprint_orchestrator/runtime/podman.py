@@ -270,6 +270,16 @@ class PodmanRuntime:
         )
         return sorted(infos, key=lambda i: i.name)
 
+    def prune_oneshots(self) -> list[str]:
+        """Remove finished one-shot (gate) containers an interrupted operator left behind."""
+        found = self.client.containers.list(
+            all=True, filters={"label": f"{LABEL_ROLE}=oneshot"}, sparse=False
+        )
+        stale = [c.name for c in found if c.status not in ("running", "paused")]
+        for name in stale:
+            self.remove(name)
+        return stale
+
     def remove(self, handle_or_name: RunHandle | str) -> None:
         name = handle_or_name if isinstance(handle_or_name, str) else handle_or_name.name
         container = self._get(name)
