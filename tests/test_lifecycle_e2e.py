@@ -62,10 +62,10 @@ def example(name: str, repo: Path) -> dict[str, Any]:
     return dict(manifest)
 
 
-def config(tmp: Path) -> dict[str, str]:
+def config(tmp: Path, concurrent_sprints: int = 20) -> dict[str, str]:
     path = tmp / "config.yaml"
     path.write_text(
-        "orchestrator: {max_concurrent_sprints: 20, max_parallel_tasks_per_sprint: 10}\n"
+        f"orchestrator: {{max_concurrent_sprints: {concurrent_sprints}, max_parallel_tasks_per_sprint: 10}}\n"
         f"git: {{working_trees_path: '{tmp / 'trees'}'}}\n"
         "containers: {base_image: localhost/sprint-orchestrator/base:bookworm}\n"
     )
@@ -415,3 +415,83 @@ def test_a_sprint_image_that_cannot_be_built_fails_the_sprint_with_the_log_tail(
     assert ready["status"] == "False" and ready["reason"] == "ImageBuildFailed"
     assert "this-package-does-not-exist" in ready["message"]
     assert by_id(cluster, namespace, "broken-image")["only"]["phase"] == "Pending"  # nothing ran
+
+
+def test_changes_outside_files_to_modify_go_to_review_when_the_policy_says_so(
+    cluster: LocalCluster, namespace: str, tmp_path: Path
+) -> None:
+    repo = seed_repository(tmp_path, files={"README.md": "x\n"})
+    manifest = small_sprint("scoped", repo, tmp_path / "r")
+    manifest["spec"]["tasks"][0]["filesToModify"] = ["out/other.txt"]  # the recipe writes out/scoped.txt
+    manifest["spec"]["policy"] = {"outOfScopeChanges": "review"}
+    with operator_process(cluster, namespace, tmp_path / "state", tmp_path / "op.log", **config(tmp_path)):
+        apply(cluster, namespace, manifest)
+        task = wait_for(
+            lambda: (t := by_id(cluster, namespace, "scoped").get("only", {})).get("phase") == "Review" and t
+        )
+    assert task["outOfScope"] == ["out/scoped.txt"]
+    assert "changes outside filesToModify" in task["error"]
+
+
+def test_rollback_policy_leaves_main_alone_when_the_integration_tests_fail(
+    cluster: LocalCluster, namespace: str, tmp_path: Path
+) -> None:
+    repo = seed_repository(tmp_path, files={"README.md": "x\n"})
+    before = git("-C", str(repo), "rev-parse", "main").strip()
+    manifest = small_sprint("doomed", repo, tmp_path / "r")
+    manifest["spec"]["integrationTests"] = ["test -f does-not-exist.txt"]
+    manifest["spec"]["policy"] = {"onIntegrationFailure": "rollback"}
+    with operator_process(cluster, namespace, tmp_path / "state", tmp_path / "op.log", **config(tmp_path)):
+        apply(cluster, namespace, manifest)
+        status = wait_terminal(cluster, namespace, "doomed")
+    assert status["phase"] == "RolledBack"
+    assert not status["integration"][0]["passed"]
+    assert git("-C", str(repo), "rev-parse", "main").strip() == before
+    assert by_id(cluster, namespace, "doomed")["only"]["phase"] == "Completed"  # merged into the sprint only
+
+
+def test_main_moving_during_the_sprint_is_merged_in_and_retested(
+    cluster: LocalCluster, namespace: str, tmp_path: Path
+) -> None:
+    repo = seed_repository(tmp_path, files={"README.md": "x\n"})
+    manifest = small_sprint("moving", repo, tmp_path / "r")
+    manifest["spec"]["team"]["sleepSeconds"] = 4
+    manifest["spec"]["integrationTests"] = ["test -f out/moving.txt && test -f hotfix.txt"]
+    other = tmp_path / "other"
+    git("clone", "-q", str(repo), str(other))
+    with operator_process(cluster, namespace, tmp_path / "state", tmp_path / "op.log", **config(tmp_path)):
+        apply(cluster, namespace, manifest)
+        wait_for(
+            lambda: by_id(cluster, namespace, "moving").get("only", {}).get("containerHealth") == "running"
+        )
+        (other / "hotfix.txt").write_text("fixed on main meanwhile\n")
+        git("-C", str(other), "add", "-A")
+        git("-C", str(other), "commit", "-qm", "hotfix on main")
+        git("-C", str(other), "push", "-q", "origin", "main")
+        hotfix = git("-C", str(other), "rev-parse", "HEAD").strip()
+        status = wait_terminal(cluster, namespace, "moving")
+    task = by_id(cluster, namespace, "moving")["only"]
+    assert status["phase"] == "Completed", (status.get("message"), task.get("phase"), task.get("reason"), task.get("error"))
+    files = git("-C", str(repo), "ls-tree", "-r", "--name-only", "main").split()
+    assert {"out/moving.txt", "hotfix.txt"} <= set(files)
+    assert git("-C", str(repo), "merge-base", "--is-ancestor", hotfix, "main") == ""  # exit 0: kept
+    events = json.loads(kubectl(cluster, "get", "events", "-n", namespace, "-o", "json"))["items"]
+    assert any(e["reason"] == "MainMoved" for e in events)
+
+
+def test_max_concurrent_sprints_queues_the_second_sprint(
+    cluster: LocalCluster, namespace: str, tmp_path: Path
+) -> None:
+    repo = seed_repository(tmp_path, files={"README.md": "x\n"})
+    first = small_sprint("one", repo, tmp_path / "r1")
+    first["spec"]["team"]["sleepSeconds"] = 3
+    with operator_process(cluster, namespace, tmp_path / "state", tmp_path / "op.log", **config(tmp_path, 1)):
+        apply(cluster, namespace, first)
+        wait_for(lambda: sprint_status(cluster, namespace, "one").get("phase") == "Running")
+        apply(cluster, namespace, small_sprint("two", repo, tmp_path / "r2"))
+        queued = wait_for(lambda: "queued" in (sprint_status(cluster, namespace, "two").get("message") or ""))
+        assert queued
+        one = wait_terminal(cluster, namespace, "one")
+        two = wait_terminal(cluster, namespace, "two")
+    assert one["phase"] == two["phase"] == "Completed"
+    assert two["startedAt"] >= one["completedAt"]

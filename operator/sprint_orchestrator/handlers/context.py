@@ -27,6 +27,7 @@ class OperatorContext:
     runners: dict[str, asyncio.Task[None]] = field(default_factory=dict)
     wakeups: dict[str, asyncio.Event] = field(default_factory=dict)
     merge_locks: dict[str, asyncio.Lock] = field(default_factory=dict)
+    sprint_phases: dict[str, str] = field(default_factory=dict)  # "ns/name" -> phase, kept by the loops
     usage_listeners: dict[tuple[str, str, int], Callable[[Any], None]] = field(default_factory=dict)
     runtime_check: asyncio.Task[None] | None = None
     _runtime_lock: asyncio.Lock = field(default_factory=asyncio.Lock)

@@ -35,6 +35,11 @@ class Integrator:
             return await self._end("Failed", "no task completed; main was not changed", [])
         engine = await self.rec.engine(self.spec)
         runtime = await self.rec.ctx.get_runtime()
+        main_head = str(await asyncio.to_thread(engine.refresh_main))
+        if main_head != self.status.get("baseCommit"):
+            conflict = await self._merge_main(engine, main_head)
+            if conflict:
+                return await self._end("Failed", conflict, [])
         head = await self._commit_report(engine)
         results = await self._test(engine, runtime, head)
         if all(r["passed"] for r in results):
@@ -90,23 +95,9 @@ class Integrator:
             engine.merge_sprint_to_main, self.sprint_id, head, str(self.status.get("baseCommit"))
         )
         self.rec.ref_events(self.body, main.changes)
-        if main.main_moved and not main.moved:
-            merge = await asyncio.to_thread(engine.merge_main_into_sprint, self.sprint_id)
-            self.rec.ref_events(self.body, merge.changes)
-            if not merge.merged:
-                return await self._end(
-                    "Failed",
-                    f"main moved and conflicts with the sprint in {', '.join(merge.conflicts[:10])}",
-                    results,
-                )
-            await self.rec.patch(
-                {
-                    "baseCommit": main.main_commit,
-                    "message": "main moved during the sprint: merged it in, re-testing",
-                }
-            )
-            self.rec.event(self.body, "MainMoved", "main moved during the sprint; merged and re-testing")
-            return 0.0
+        if main.main_moved and not main.moved:  # moved between our test run and the swap: again
+            conflict = await self._merge_main(engine, main.main_commit)
+            return await self._end("Failed", conflict, results) if conflict else 0.0
         failed = [t for t in self.tasks if (t.get("status") or {}).get("phase") in ("Failed", "Blocked")]
         phase = "Partial" if failed else "Completed"
         self.rec.event(
@@ -121,6 +112,22 @@ class Integrator:
             mainCommit=main.main_commit,
             integratedCommit=head,
         )
+
+    async def _merge_main(self, engine: Any, main_head: str) -> str | None:
+        """Main moved since the sprint started: merge it into the sprint branch (the tests then run on
+        the result). Returns why the sprint must fail (a conflict), or None."""
+        merge = await asyncio.to_thread(engine.merge_main_into_sprint, self.sprint_id)
+        self.rec.ref_events(self.body, merge.changes)
+        if not merge.merged:
+            return f"main moved and conflicts with the sprint in {', '.join(merge.conflicts[:10])}"
+        await self.rec.patch(
+            {"baseCommit": main_head, "message": "main moved during the sprint: merged it in"}
+        )
+        self.status["baseCommit"] = main_head
+        self.rec.event(
+            self.body, "MainMoved", f"main moved to {main_head[:12]} during the sprint; merged it in"
+        )
+        return None
 
     async def _failed(self, engine: Any, runtime: Any, head: str, results: list[dict[str, Any]]) -> float:
         merged = self._merged_in_order()

@@ -30,6 +30,7 @@ class SprintReconciler:
         self.phase = "Pending"  # as last read from (or written to) the Sprint's status
 
     async def close(self) -> None:
+        self.ctx.sprint_phases.pop(self.key, None)
         for key in [k for k in self.ctx.runners if k.startswith(self.key + "/")]:
             self.ctx.runners.pop(key).cancel()
 
@@ -43,7 +44,7 @@ class SprintReconciler:
         new = status.get("phase")
         if new is not None and new != self.phase:
             lifecycle.event_for_move(lifecycle.SPRINT_TRANSITIONS, self.phase, new)
-            self.phase = new
+            self.phase = self.ctx.sprint_phases[self.key] = new
         await self._call(self.ctx.kube.patch_status, SPRINTS, self.namespace, self.name, status)
 
     async def patch_task(self, task: dict[str, Any], status: dict[str, Any]) -> None:
@@ -82,6 +83,8 @@ class SprintReconciler:
             return None
         status = body.get("status") or {}
         phase = self.phase = status.get("phase") or "Pending"
+        if self.ctx.sprint_phases.get(self.key) != "Initializing" or phase != "Pending":
+            self.ctx.sprint_phases[self.key] = phase
         try:
             spec = validate_sprint_spec(body.get("spec") or {})
         except InvalidInput:
@@ -195,16 +198,13 @@ class SprintReconciler:
         limit = int(
             getattr(getattr(self.ctx.settings.config, "orchestrator", None), "max_concurrent_sprints", 1)
         )
-        others = await self._call(self.ctx.kube.list_objects, SPRINTS, None, "")
-        active = [
-            s
-            for s in others
-            if (s.get("status") or {}).get("phase") in ACTIVE
-            and (s["metadata"]["namespace"], s["metadata"]["name"]) != (self.namespace, self.name)
-        ]
+        # The sprints this operator runs, as their loops last saw them. Checked and claimed with no await
+        # in between, so two sprints never take the last place at once.
+        active = sorted(k for k, p in self.ctx.sprint_phases.items() if p in ACTIVE and k != self.key)
         if len(active) >= limit:
-            names = ", ".join(f"{s['metadata']['namespace']}/{s['metadata']['name']}" for s in active)
-            return f"queued: {len(active)} sprint(s) running ({names}); max_concurrent_sprints is {limit}"
+            running = ", ".join(active)
+            return f"queued: {len(active)} sprint(s) running ({running}); max_concurrent_sprints is {limit}"
+        self.ctx.sprint_phases[self.key] = "Initializing"
         return None
 
     # --- Initializing --------------------------------------------------------------------------
