@@ -4,6 +4,7 @@ Task (the board column of each phase in brackets):
 
     Pending [ready] --start--> Ready [ready] --admit--> Running [in-progress]
     Running --container_exited--> Gating [in-progress] --gates_passed--> Merging [in-progress]
+    Running --exited_ungated--> Merging (a task with no gate to run and nothing to review)
     Merging --merged--> Completed [completed]
     Gating --gates_failed--> Review [review]      Merging --conflict--> Review (a human merges or retries)
     Review --approve--> Merging                    Review/Failed --retry--> Ready
@@ -35,7 +36,7 @@ _BUSY = {"retry": "Ready", **_ENDS}
 TASK_TRANSITIONS: Mapping[str, Mapping[str, str]] = {
     "Pending": {"start": "Ready", **_WAITING},
     "Ready": {**_WAITING},
-    "Running": {"start": "Running", "container_exited": "Gating", **_BUSY},
+    "Running": {"start": "Running", "container_exited": "Gating", "exited_ungated": "Merging", **_BUSY},
     "Gating": {"gates_passed": "Merging", "gates_failed": "Review", **_BUSY},
     "Merging": {"merged": "Completed", "conflict": "Review", **_BUSY},
     "Review": {"approve": "Merging", "retry": "Ready", **_ENDS},
@@ -45,7 +46,7 @@ TASK_TRANSITIONS: Mapping[str, Mapping[str, str]] = {
 }
 TASK_EVENTS = (
     "admit", "start", "container_exited", "gates_passed", "gates_failed", "merged", "conflict",
-    "fail", "retry", "approve", "block", "unblock", "cancel", "eject",
+    "fail", "retry", "approve", "block", "unblock", "cancel", "eject", "exited_ungated",
 )  # fmt: skip
 
 SPRINT_TRANSITIONS: Mapping[str, Mapping[str, str]] = {

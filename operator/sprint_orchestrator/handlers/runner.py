@@ -254,14 +254,18 @@ class TaskRunner:
             )
             head = commit.commit or await asyncio.to_thread(engine.head, ws.branch)
             changed = head is not None and head != ws.base_commit
+            review_scope = bool(commit.out_of_scope) and self.spec.policy.out_of_scope_changes == "review"
+            # No gate to run and nothing to review: straight into the merge queue (one write fewer).
+            ungated = not self.definition.test_requirements and not review_scope
             await self.patch(
                 {
                     **common,
-                    "phase": "Gating",
+                    "phase": "Merging" if ungated else "Gating",
                     "commit": head or ws.base_commit,
                     "changedFiles": list(commit.changed_files)[:500],
                     "outOfScope": list(commit.out_of_scope)[:500],
                     "noChanges": not changed,
+                    **({"gates": [], "gatedAt": now_iso()} if ungated else {}),
                 }
             )
         await asyncio.to_thread(runtime.remove, handle.name)
