@@ -23,6 +23,8 @@ from _e2e import SPRINTCTL, apply, get_json, sprint_status, suspended_sprint, ta
 from _rbac import AuditedCluster, Call, audited_calls, sa_kubeconfig, unused_rules, violations
 from conftest import CRDS, kubectl
 from localcluster import BIN, LocalCluster, free_port
+from test_lifecycle_e2e import config as lifecycle_config
+from test_lifecycle_e2e import example, seed_repository
 
 REPO = Path(__file__).resolve().parent.parent
 CHART = REPO / "helm" / "sprint-orchestrator"
@@ -264,8 +266,31 @@ def test_the_operator_needs_exactly_its_cluster_role(audited: AuditedCluster, tm
     cyclic = suspended_sprint("cyclic", tasks=2)
     cyclic["spec"]["tasks"][0]["dependencies"] = ["t1"]
     apply(audited, "work", cyclic)
+    # A real sprint too, so the audit covers the whole lifecycle: containers, gates, merges, a conflict,
+    # a failed gate waiting in review, a human approval, bisection, main moving, Events.
+    repo = seed_repository(tmp_path, REPO / "examples" / "textstats")
+    apply(audited, "work", example("sprint-trouble.yaml", repo))
     port = free_port()
-    with operator_as(config, tmp_path, port) as log:
+    with operator_as(config, tmp_path, port, lifecycle_config(tmp_path)) as log:
+        wait_for(
+            lambda: task_status(audited, "work", "textstats-trouble", "buggy").get("phase") == "Review",
+            timeout=300,
+            what="the failed gate in review",
+        )
+        kubectl(
+            audited,
+            "annotate",
+            "stask",
+            "textstats-trouble-buggy",
+            "-n",
+            "work",
+            "sprintorchestrator.dev/approve=audit-1",
+        )
+        wait_for(
+            lambda: sprint_status(audited, "work", "textstats-trouble").get("phase") == "Partial",
+            timeout=300,
+            what="the trouble sprint to end Partial",
+        )
         tasks = wait_for(
             lambda: len(tasks_of(audited, "work", "audit")) == 2 and tasks_of(audited, "work", "audit"),
             what="2 tasks",
@@ -291,6 +316,13 @@ def test_the_operator_needs_exactly_its_cluster_role(audited: AuditedCluster, tm
     assert unused == [], "ClusterRole grants the operator never used"
 
 
+def task_status(local: LocalCluster, namespace: str, sprint: str, task: str) -> dict[str, Any]:
+    for item in tasks_of(local, namespace, sprint):
+        if item["spec"]["taskId"] == task:
+            return dict(item.get("status") or {})
+    return {}
+
+
 def _scrape(port: int, needle: str) -> str | None:
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as resp:
@@ -310,12 +342,14 @@ def _assert_json_logs(log: Path) -> None:
 class operator_as:
     """`sprintctl operator` cluster-wide (as deployed), authenticated as a ServiceAccount token."""
 
-    def __init__(self, kubeconfig: Path, tmp: Path, metrics_port: int) -> None:
+    def __init__(self, kubeconfig: Path, tmp: Path, metrics_port: int, extra: dict[str, str]) -> None:
         self.env = dict(
             os.environ,
             KUBECONFIG=str(kubeconfig),
             SPRINT_ORCHESTRATOR_STATE_DIR=str(tmp / "state"),
             SPRINT_ORCHESTRATOR_METRICS_PORT=str(metrics_port),
+            CONTAINERS_CONF=str(REPO / "hack" / "containers.conf"),
+            **extra,
         )
         self.log = tmp / "operator.log"
 
