@@ -471,7 +471,12 @@ def test_main_moving_during_the_sprint_is_merged_in_and_retested(
         hotfix = git("-C", str(other), "rev-parse", "HEAD").strip()
         status = wait_terminal(cluster, namespace, "moving")
     task = by_id(cluster, namespace, "moving")["only"]
-    assert status["phase"] == "Completed", (status.get("message"), task.get("phase"), task.get("reason"), task.get("error"))
+    assert status["phase"] == "Completed", (
+        status.get("message"),
+        task.get("phase"),
+        task.get("reason"),
+        task.get("error"),
+    )
     files = git("-C", str(repo), "ls-tree", "-r", "--name-only", "main").split()
     assert {"out/moving.txt", "hotfix.txt"} <= set(files)
     assert git("-C", str(repo), "merge-base", "--is-ancestor", hotfix, "main") == ""  # exit 0: kept
