@@ -86,6 +86,29 @@ def by_id(cluster: LocalCluster, ns: str, sprint: str) -> dict[str, dict[str, An
     return {t["spec"]["taskId"]: t.get("status") or {} for t in tasks_of(cluster, ns, sprint)}
 
 
+def events_in(cluster: LocalCluster, namespace: str) -> list[dict[str, Any]]:
+    return list(json.loads(kubectl(cluster, "get", "events", "-n", namespace, "-o", "json"))["items"])
+
+
+def task_containers(sprint: str) -> str:
+    """Ids of the task containers of a sprint that still exist (any state)."""
+    return subprocess.run(
+        [
+            "podman",
+            "ps",
+            "-a",
+            "-q",
+            "--filter",
+            f"label=sprintorchestrator.dev/sprint={sprint}",
+            "--filter",
+            "label=sprintorchestrator.dev/attempt",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+
+
 def tree_files(repo: Path, ref: str = "main") -> dict[str, str]:
     """path -> blob id on `ref`, without the sprint report (it carries timestamps)."""
     out = git("-C", str(repo), "ls-tree", "-r", ref)
@@ -116,27 +139,14 @@ def test_the_demo_sprint_runs_to_completion_and_moves_main(
     report = git("-C", str(repo), "show", "main:.sprint/reports/textstats-1.md")
     assert "| words | completed" in report
     assert status["report"]["slotUtilization"] > 0
-    events = kubectl(cluster, "get", "events", "-n", namespace, "-o", "json")
-    reasons = {e["reason"] for e in json.loads(events)["items"]}
-    assert {"TaskStarted", "TaskMerged", "MainUpdated", "Completed", "RefChanged"} <= reasons
-    ref_events = [e["message"] for e in json.loads(events)["items"] if e["reason"] == "RefChanged"]
+    events = events_in(cluster, namespace)
+    assert {"TaskStarted", "TaskMerged", "MainUpdated", "Completed", "RefChanged"} <= {
+        e["reason"] for e in events
+    }
+    ref_events = [e["message"] for e in events if e["reason"] == "RefChanged"]
     assert any(m.startswith("refs/heads/main:") for m in ref_events)
     assert sum(m.startswith("refs/heads/sprint/textstats-1:") for m in ref_events) >= 6
-    leftovers = subprocess.run(
-        [
-            "podman",
-            "ps",
-            "-a",
-            "-q",
-            "--filter",
-            "label=sprintorchestrator.dev/sprint=textstats-1",
-            "--filter",
-            "label=sprintorchestrator.dev/attempt",
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
+    leftovers = task_containers("textstats-1")
     assert leftovers.strip() == ""
 
 
@@ -246,21 +256,7 @@ def test_an_operator_killed_30_times_loses_no_work_and_leaves_nothing_behind(
         merges = git("-C", str(repo), "log", "--merges", "--format=%s", "main").splitlines()
         merged = [line for line in merges if line.startswith("Merge task ")]
         assert len(merged) == len(set(merged)) == 10, merges  # every task merged exactly once
-        left = subprocess.run(
-            [
-                "podman",
-                "ps",
-                "-a",
-                "-q",
-                "--filter",
-                f"label=sprintorchestrator.dev/sprint={name}",
-                "--filter",
-                "label=sprintorchestrator.dev/attempt",
-            ],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
+        left = task_containers(name)
         assert left.strip() == "", "containers left behind"
         clone = tmp / "trees" / "repo.git"
         worktrees = git("--git-dir", str(clone), "worktree", "list", "--porcelain")
@@ -329,23 +325,9 @@ def test_cancel_stops_the_containers_and_leaves_main_alone(
     assert status["phase"] == "Failed" and "cancel" in status["message"]
     assert by_id(cluster, namespace, "slow")["only"]["reason"] == "Cancelled"
     assert git("-C", str(repo), "rev-parse", "main").strip() == before
-    left = subprocess.run(
-        [
-            "podman",
-            "ps",
-            "-a",
-            "-q",
-            "--filter",
-            "label=sprintorchestrator.dev/sprint=slow",
-            "--filter",
-            "label=sprintorchestrator.dev/attempt",
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
+    left = task_containers("slow")
     assert left.strip() == ""
-    events = json.loads(kubectl(cluster, "get", "events", "-n", namespace, "-o", "json"))["items"]
+    events = events_in(cluster, namespace)
     assert any(e["reason"] == "CancelRequested" for e in events)
 
 
@@ -376,7 +358,7 @@ def test_retry_runs_a_task_in_review_again_as_a_new_attempt(
             timeout=120,
         )
     assert again["column"] == "review"  # a test failure is never retried into a pass
-    events = json.loads(kubectl(cluster, "get", "events", "-n", namespace, "-o", "json"))["items"]
+    events = events_in(cluster, namespace)
     assert any(e["reason"] == "RetryRequested" for e in events)
 
 
@@ -480,7 +462,7 @@ def test_main_moving_during_the_sprint_is_merged_in_and_retested(
     files = git("-C", str(repo), "ls-tree", "-r", "--name-only", "main").split()
     assert {"out/moving.txt", "hotfix.txt"} <= set(files)
     assert git("-C", str(repo), "merge-base", "--is-ancestor", hotfix, "main") == ""  # exit 0: kept
-    events = json.loads(kubectl(cluster, "get", "events", "-n", namespace, "-o", "json"))["items"]
+    events = events_in(cluster, namespace)
     assert any(e["reason"] == "MainMoved" for e in events)
 
 
