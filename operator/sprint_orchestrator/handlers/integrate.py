@@ -13,7 +13,7 @@ import json
 import logging
 from typing import Any
 
-from .. import report
+from .. import lifecycle, report
 from ..kube import now_iso
 from ..model import SprintSpec
 from ..runtime import Limits
@@ -31,7 +31,7 @@ class Integrator:
         self.branch = f"sprint/{self.sprint_id}"
 
     async def run(self) -> float:
-        if not any((t.get("status") or {}).get("phase") == "Completed" for t in self.tasks):
+        if self._outcome() == "Failed":
             return await self._end("Failed", "no task completed; main was not changed", [])
         engine = await self.rec.engine(self.spec)
         runtime = await self.rec.ctx.get_runtime()
@@ -98,8 +98,7 @@ class Integrator:
         if main.main_moved and not main.moved:  # moved between our test run and the swap: again
             conflict = await self._merge_main(engine, main.main_commit)
             return await self._end("Failed", conflict, results) if conflict else 0.0
-        failed = [t for t in self.tasks if (t.get("status") or {}).get("phase") in ("Failed", "Blocked")]
-        phase = "Partial" if failed else "Completed"
+        phase = self._outcome()
         self.rec.event(
             self.body,
             "MainUpdated",
@@ -112,6 +111,10 @@ class Integrator:
             mainCommit=main.main_commit,
             integratedCommit=head,
         )
+
+    def _outcome(self) -> str:
+        """Completed, Partial or Failed, as the lifecycle's pure rule says for the tasks' phases."""
+        return lifecycle.sprint_outcome((t.get("status") or {}).get("phase") or "Pending" for t in self.tasks)
 
     async def _merge_main(self, engine: Any, main_head: str) -> str | None:
         """Main moved since the sprint started: merge it into the sprint branch (the tests then run on
