@@ -9,7 +9,7 @@ export DEBIAN_FRONTEND=noninteractive
 
 step() { printf '\n==> %s\n' "$*" >&2; }
 
-apt_packages=(git podman runc debootstrap uidmap chromium prometheus lua5.4 nodejs npm)
+apt_packages=(git podman runc conmon catatonit debootstrap uidmap chromium prometheus lua5.4 nodejs npm)
 missing=()
 for p in "${apt_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
