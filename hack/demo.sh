@@ -12,11 +12,31 @@ export CONTAINERS_CONF="$repo/hack/containers.conf"
 export KUBECONFIG="$demo/cluster/kubeconfig"
 sprint="${SPRINT:-examples/sprint.yaml}"
 
-stop() {
-  if [ -f "$demo/operator.pid" ]; then kill "$(cat "$demo/operator.pid")" 2>/dev/null || true; rm -f "$demo/operator.pid"; fi
-  "$here/cluster" down --state-dir "$demo/cluster" >/dev/null 2>&1 || true
+# Stop what the demo started, by the PIDs it recorded and the paths it owns (never a broad kill):
+# the operator's process group (setsid made it the leader: its children go with it), then anything
+# still running with a path under .demo/ in its command line (the operator's podman service), then
+# the control plane. Waits for each to exit, and says so if something survives.
+stop_pid_group() {
+  local pid=$1 i
+  kill -0 "$pid" 2>/dev/null || return 0
+  kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
+  for i in $(seq 100); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
+  kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
 }
-if [ "${1:-}" = "--down" ]; then stop; rm -rf "$demo"; echo "demo stopped"; exit 0; fi
+demo_processes() { pgrep -f -- "$demo/" 2>/dev/null | grep -vx "$$" || true; }
+stop() {
+  if [ -f "$demo/operator.pid" ]; then stop_pid_group "$(cat "$demo/operator.pid")"; rm -f "$demo/operator.pid"; fi
+  local pid
+  for pid in $(demo_processes); do stop_pid_group "$pid"; done
+  "$here/cluster" down --state-dir "$demo/cluster" >/dev/null 2>&1 || true
+  local left
+  left=$(demo_processes)
+  if [ -n "$left" ]; then
+    echo "demo: still running after stop: $(ps -o pid=,args= -p $(echo $left | tr ' ' ,) 2>/dev/null)" >&2
+    return 1
+  fi
+}
+if [ "${1:-}" = "--down" ]; then stop; rm -rf "$demo"; echo "demo stopped (nothing it started is running)"; exit 0; fi
 
 bash "$here/setup.sh"
 stop
@@ -55,8 +75,11 @@ containers:
 YAML
 
 echo "==> the operator (log: .demo/operator.log)" >&2
-(cd "$repo" && SPRINT_ORCHESTRATOR_CONFIG="$demo/config.yaml" SPRINT_ORCHESTRATOR_STATE_DIR="$demo/state" \
-  nohup sprintctl operator --log-format json > "$demo/operator.log" 2>&1 & echo $! > "$demo/operator.pid")
+# setsid: the operator leads its own process group; $! is its own PID (exec, no wrapping shell).
+cd "$repo"
+SPRINT_ORCHESTRATOR_CONFIG="$demo/config.yaml" SPRINT_ORCHESTRATOR_STATE_DIR="$demo/state" \
+  setsid sprintctl operator --log-format json > "$demo/operator.log" 2>&1 < /dev/null &
+echo $! > "$demo/operator.pid"
 
 name=$(python3 -c "import sys,yaml; print(yaml.safe_load(open(sys.argv[1]))['metadata']['name'])" "$repo/$sprint")
 echo "==> kubectl apply -f $sprint" >&2

@@ -105,6 +105,7 @@ def suspended_sprint(name: str, tasks: int = 3, **spec: Any) -> dict[str, Any]:
         "spec": {
             "displayName": f"Sprint {name}",
             "suspend": True,
+            "team": {"type": "demo"},
             "maxParallelTasks": 2,
             "tasks": [
                 {

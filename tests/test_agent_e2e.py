@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from _e2e import apply, operator_process, start_operator, stop_operator, wait_for
+from _e2e import apply, operator_process, sprint_status, start_operator, stop_operator, wait_for
 from _proxy import REAL_KEY, expected_usage
 from _standin_anthropic import AnthropicStandIn, OpenAIStandIn, StandIn
 from conftest import REPO
@@ -210,18 +210,26 @@ def test_a_spent_token_budget_fails_the_task_with_budget_exceeded(
 def test_codex_runs_a_sprint_task_through_the_metering_proxy(
     cluster: LocalCluster, namespace: str, tmp_path: Path, agent_image: str
 ) -> None:
-    """The OpenAI stand-in only answers (Codex writes nothing): the task completes with no changes."""
+    """The OpenAI stand-in only answers (Codex writes nothing): the task is metered exactly and, having
+    changed nothing, waits in Review (NoChanges) instead of passing as done."""
     repo = seed_repository(tmp_path, files={"README.md": "# target\n"})
     log = tmp_path / "op.log"
     with ThreadedStandIn(OpenAIStandIn()) as standin:
         env = {**config(tmp_path), "SPRINT_ORCHESTRATOR_OPENAI_URL": standin.url, "OPENAI_API_KEY": REAL_KEY}
         with operator_process(cluster, namespace, tmp_path / "state", log, **env):
             apply(cluster, namespace, agent_sprint(repo, agent_image, team="codex"))
-            status = wait_terminal(cluster, namespace, SPRINT, timeout=900)
+            task = wait_for(
+                lambda: (
+                    (t := by_id(cluster, namespace, SPRINT).get("greet", {})).get("phase") == "Review" and t
+                ),
+                timeout=900,
+                what="the Codex task to wait in review",
+            )
+            status = sprint_status(cluster, namespace, SPRINT)
         served = list(standin.served)
         seen_keys = list(standin.seen_keys)
-    task = by_id(cluster, namespace, SPRINT)["greet"]
-    assert status["phase"] == "Completed", (status.get("message"), task, log.read_text()[-4000:])
+    assert (task["reason"], task["noChanges"]) == ("NoChanges", True), task
+    assert status["phase"] == "Running", status  # waits for a human: nothing is reported as done
     expected = expected_usage(served)
     assert served and task["tokens"]["source"] == "proxy"
     assert (task["tokens"]["actual"], task["tokens"]["output"]) == (

@@ -273,7 +273,9 @@ def test_column_counts_and_progress() -> None:
     ("phases", "settled", "outcome", "event"),
     [
         (["Completed", "Completed"], True, "Completed", "integration_passed"),
-        (["Completed", "Review", "Blocked"], True, "Partial", "integration_passed_partial"),
+        (["Completed", "Blocked", "Failed"], True, "Partial", "integration_passed_partial"),
+        (["Completed", "Review", "Blocked"], False, "Partial", "integration_passed_partial"),
+        ([], False, "Failed", "failed"),
         (["Failed", "Blocked"], True, "Failed", "failed"),
         (["Completed", "Running"], False, "Partial", "integration_passed_partial"),
     ],

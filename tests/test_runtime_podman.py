@@ -416,14 +416,15 @@ def test_the_demo_team_implements_a_task_and_reports_usage(
 
 
 @pytest.mark.podman
-def test_the_demo_team_has_nothing_to_do_without_a_recipe(
+def test_the_demo_team_writes_a_note_for_a_task_without_a_recipe(
     runtime: PodmanRuntime, sprint: str, tmp_path: Path
 ) -> None:
     workspace = demo_run(runtime, sprint, tmp_path, TaskDefinition(id="unknown", title="Nothing"))
     results = collect_results(workspace, tmp_path / "artifacts")
-    assert "nothing to do" in results.summary
+    assert "notes/unknown.md" in results.summary
+    assert (workspace / "notes/unknown.md").read_text() == "# unknown\n\nNothing\n"
     assert sorted(p.name for p in workspace.iterdir()) == sorted(
-        [*os.listdir(REPO / "examples/textstats"), "TASK.md", ".sprint", "RESULTS.md"]
+        [*os.listdir(REPO / "examples/textstats"), "TASK.md", ".sprint", "RESULTS.md", "notes"]
     )
 
 

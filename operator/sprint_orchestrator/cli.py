@@ -30,6 +30,7 @@ COMMANDS: dict[str, str] = {
     "validate": "validate",
     "import": "import_",
     "usage": "usage",
+    "doctor": "doctor",
 }
 
 

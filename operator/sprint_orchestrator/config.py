@@ -1,7 +1,8 @@
 """The operator configuration: the PRD's environment configuration YAML, validated.
 
     orchestrator: {max_concurrent_sprints: 1, max_parallel_tasks_per_sprint: 5,
-                   default_task_timeout: 3600s, default_token_budget: 1000000}
+                   default_task_timeout: 3600s, default_token_budget: 1000000,
+                   default_team: claude-code}
     git: {repository_url: '${REPO_URL}', main_branch: main, working_trees_path: /tmp/orchestrator/trees}
     containers: {runtime: podman, base_image: 'claude-code:dangerous-mode', network_mode: none,
                  cleanup_on_completion: true}
@@ -58,6 +59,8 @@ class OrchestratorSection(Section):
     max_parallel_tasks_per_sprint: int = Field(default=5, ge=1, le=50)
     default_task_timeout: Seconds = 3600
     default_token_budget: int = Field(default=1_000_000, ge=0)
+    # The team of a Sprint that names none: a real agent CLI. demo (the stand-in) only when configured.
+    default_team: Literal["claude-code", "codex", "gemini", "demo"] = "claude-code"
 
 
 class GitSection(Section):

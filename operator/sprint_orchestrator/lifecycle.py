@@ -5,6 +5,7 @@ Task (the board column of each phase in brackets):
     Pending [ready] --start--> Ready [ready] --admit--> Running [in-progress]
     Running --container_exited--> Gating [in-progress] --gates_passed--> Merging [in-progress]
     Running --exited_ungated--> Merging (a task with no gate to run and nothing to review)
+    Running --no_changes--> Review (the team changed nothing and the task does not allowNoChanges)
     Merging --merged--> Completed [completed]
     Gating --gates_failed--> Review [review]      Merging --conflict--> Review (a human merges or retries)
     Review --approve--> Merging                    Review/Failed --retry--> Ready
@@ -36,7 +37,13 @@ _BUSY = {"retry": "Ready", **_ENDS}
 TASK_TRANSITIONS: Mapping[str, Mapping[str, str]] = {
     "Pending": {"start": "Ready", **_WAITING},
     "Ready": {**_WAITING},
-    "Running": {"start": "Running", "container_exited": "Gating", "exited_ungated": "Merging", **_BUSY},
+    "Running": {
+        "start": "Running",
+        "container_exited": "Gating",
+        "exited_ungated": "Merging",
+        "no_changes": "Review",
+        **_BUSY,
+    },
     "Gating": {"gates_passed": "Merging", "gates_failed": "Review", **_BUSY},
     "Merging": {"merged": "Completed", "conflict": "Review", **_BUSY},
     "Review": {"approve": "Merging", "retry": "Ready", **_ENDS},
@@ -46,7 +53,7 @@ TASK_TRANSITIONS: Mapping[str, Mapping[str, str]] = {
 }
 TASK_EVENTS = (
     "admit", "start", "container_exited", "gates_passed", "gates_failed", "merged", "conflict",
-    "fail", "retry", "approve", "block", "unblock", "cancel", "eject", "exited_ungated",
+    "fail", "retry", "approve", "block", "unblock", "cancel", "eject", "exited_ungated", "no_changes",
 )  # fmt: skip
 
 SPRINT_TRANSITIONS: Mapping[str, Mapping[str, str]] = {
@@ -82,8 +89,9 @@ COLUMN_OF_PHASE: Mapping[str, str] = {
     "Failed": "failed",
 }
 COLUMNS = ("ready", "in-progress", "review", "completed", "failed")
-# A sprint integrates once no task can make progress without a human: these phases.
-SETTLED = frozenset({"Completed", "Failed", "Review", "Blocked"})
+# A sprint integrates once every task is in one of these phases. Review is not one: a task there waits
+# for a human (approve or retry), and the sprint waits with it (Argo CD shows it Suspended).
+SETTLED = frozenset({"Completed", "Failed", "Blocked"})
 TERMINAL_SPRINT_PHASES = frozenset(p for p, events in SPRINT_TRANSITIONS.items() if not events)
 
 
@@ -127,20 +135,34 @@ def progress(task_phases: Iterable[str]) -> str:
 
 
 def all_settled(task_phases: Iterable[str]) -> bool:
-    return all(phase in SETTLED for phase in task_phases)
+    """True when the sprint may integrate: at least one task, and every task settled."""
+    phases = list(task_phases)
+    return bool(phases) and all(phase in SETTLED for phase in phases)
 
 
-def sprint_outcome(task_phases: Iterable[str]) -> str:
-    """The sprint's phase if integration passes: Completed (every task), Partial (some), Failed (none)."""
+def waits_for_human(task_phases: Iterable[str]) -> bool:
+    """True when nothing can move until a human acts: some task in Review, every other one settled."""
+    phases = list(task_phases)
+    return "Review" in phases and all(phase in SETTLED or phase == "Review" for phase in phases)
+
+
+def sprint_outcome(task_phases: Iterable[str], changed_any: bool = True) -> str:
+    """The sprint's phase if integration passes: Completed (every task), Partial (some), Failed (none).
+
+    A sprint in which no completed task changed anything (`changed_any` False) is Failed: "nothing
+    happened" is never reported as success.
+    """
     phases = list(task_phases)
     done = sum(1 for phase in phases if phase == "Completed")
+    if not changed_any:
+        return "Failed"
     if phases and done == len(phases):
         return "Completed"
     return "Partial" if done else "Failed"
 
 
-def integration_passed_event(task_phases: Iterable[str]) -> str:
+def integration_passed_event(task_phases: Iterable[str], changed_any: bool = True) -> str:
     """The Sprint event for a passing integration run: integration_passed(_partial), or failed."""
     return {"Completed": "integration_passed", "Partial": "integration_passed_partial"}.get(
-        sprint_outcome(task_phases), "failed"
+        sprint_outcome(task_phases, changed_any), "failed"
     )

@@ -47,7 +47,7 @@ DEPENDENCIES_MAX = 20
 
 # CEL rules of the CRD mirroring the cross-field checks (a cycle check is beyond CEL: pydantic only).
 COMMAND_RULE: JsonDict = {
-    "rule": "self.type != 'command' || (has(self.command) && size(self.command) > 0)",
+    "rule": "!has(self.type) || self.type != 'command' || (has(self.command) && size(self.command) > 0)",
     "message": "command is required when type is 'command'",
 }
 SELF_DEPENDENCY_RULE: JsonDict = {
@@ -166,7 +166,11 @@ class ContainerConfig(CamelModel):
 class TeamConfig(CamelModel):
     model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": [COMMAND_RULE]})
 
-    type: TeamType = TeamType.DEMO
+    type: TeamType | None = Field(
+        default=None,
+        description="The agent CLI; unset means the operator's default team (orchestrator.default_team, "
+        "claude-code unless configured). demo is a deterministic stand-in for tests and the demo.",
+    )
     command: list[Text] | None = Field(default=None, max_length=LIST_MAX)
     model: str | None = Field(default=None, max_length=255)
     recipes: str | None = Field(default=None, max_length=TEXT_MAX, description="Demo team: recipes dir.")
@@ -200,6 +204,10 @@ class TaskFields(CamelModel):
         default_factory=list, max_length=DEPENDENCIES_MAX, json_schema_extra={"x-kubernetes-list-type": "set"}
     )
     test_requirements: TextList = Field(default_factory=list, description="Shell commands run as gates.")
+    allow_no_changes: bool = Field(
+        default=False,
+        description="A task whose team changed nothing goes to Review (NoChanges) unless this is true.",
+    )
 
 
 class _TaskId(CamelModel):
@@ -248,6 +256,13 @@ class SprintSpec(CamelModel):
         if problems:
             raise PydanticCustomError("consistency", "\n".join(problems))
         return self
+
+    def with_default_team(self, team_type: str) -> SprintSpec:
+        """This spec with team.type set to the operator's default when the author left it unset."""
+        if self.team.type is not None:
+            return self
+        team = self.team.model_copy(update={"type": team_type})
+        return self.model_copy(update={"team": team})
 
     def resolved_id(self, sprint_name: str) -> str:
         """The sprint id: spec.sprintId, or the Sprint's metadata.name."""

@@ -37,6 +37,7 @@ TASK = {
     "estimated_tokens": "estimatedTokens",
     "files_to_modify": "filesToModify",
     "test_requirements": "testRequirements",
+    "allow_no_changes": "allowNoChanges",
 }
 
 
@@ -129,7 +130,7 @@ def manifest_from_prd(
 ) -> dict[str, Any]:
     """A full Sprint manifest; metadata.name is derived from sprint_id ("Sprint_7" -> "sprint-7").
 
-    `overrides` (camelCase spec keys, e.g. {"team": {"type": "demo", "recipes": "..."}}) are merged on
+    `overrides` (camelCase spec keys, e.g. {"team": {"type": "codex"}}) are merged on
     top, for what the PRD format cannot say.
     """
     spec = {**sprint_from_prd(data), **(overrides or {})}

@@ -21,7 +21,12 @@ HELP = "Turn a PRD sprint definition (JSON) into a Sprint manifest (YAML) for ku
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("file", type=Path, metavar="FILE", help="the sprint definition (PRD JSON)")
     parser.add_argument("-n", "--namespace", help="set metadata.namespace")
-    parser.add_argument("--team", choices=[t.value for t in TeamType], help="spec.team.type (default demo)")
+    parser.add_argument(
+        "--team",
+        choices=[t.value for t in TeamType],
+        help="spec.team.type (default: unset, so the operator's default team runs it: claude-code unless "
+        "configured; demo is the deterministic stand-in for tests)",
+    )
     parser.add_argument("--model", help="spec.team.model")
     parser.add_argument("--recipes", help="spec.team.recipes (demo team: one folder per task id)")
 

@@ -7,6 +7,7 @@ import sys
 import time
 from typing import Any
 
+from .. import lifecycle
 from ..kube import Kube
 from ._resources import add_target, connect, get_sprint
 
@@ -48,8 +49,7 @@ def waiting_for_review(tasks: list[dict[str, Any]]) -> list[str]:
     """Task ids in review when nothing else can move: the sprint waits for a human."""
     phases = {t["spec"]["taskId"]: (t.get("status") or {}).get("phase") or "Pending" for t in tasks}
     review = sorted(k for k, v in phases.items() if v == "Review")
-    settled = all(v in ("Completed", "Failed", "Blocked", "Review") for v in phases.values())
-    return review if review and settled else []
+    return review if lifecycle.waits_for_human(phases.values()) else []
 
 
 def _snapshot(kube: Kube, args: argparse.Namespace) -> tuple[dict[str, Any], list[dict[str, Any]]]:

@@ -69,6 +69,12 @@ class OperatorContext:
 
     # --- adapters, created on first use ---------------------------------------------------------
 
+    @property
+    def default_team(self) -> str:
+        """orchestrator.default_team of the configuration: the team of a Sprint that names none."""
+        orchestrator = getattr(self.settings.config, "orchestrator", None)
+        return str(getattr(orchestrator, "default_team", None) or "claude-code")
+
     async def get_runtime(self) -> Any:
         async with self._runtime_lock:
             if self.runtime is None:

@@ -6,10 +6,10 @@ import datetime as dt
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from .. import lifecycle
 from ..model import SprintSpec
 from ..plan import TaskView
 
-COLUMNS = ("ready", "in-progress", "review", "completed", "failed")
 COLUMN_KEYS = {
     "ready": "ready",
     "in-progress": "inProgress",
@@ -17,7 +17,6 @@ COLUMN_KEYS = {
     "completed": "completed",
     "failed": "failed",
 }
-SETTLED = frozenset({"Completed", "Failed", "Blocked"})
 
 
 def _status(task: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -45,8 +44,8 @@ def _parse(stamp: str) -> dt.datetime:
 
 
 def settled(tasks: Sequence[Mapping[str, Any]]) -> bool:
-    """True when no task can make progress without a human: all completed, failed or blocked."""
-    return bool(tasks) and all((_status(t).get("phase") or "Pending") in SETTLED for t in tasks)
+    """The lifecycle's rule (lifecycle.all_settled) applied to the Tasks' phases."""
+    return lifecycle.all_settled((_status(t).get("phase") or "Pending") for t in tasks)
 
 
 def _add(into: dict[str, int], more: Mapping[str, Any] | None) -> None:
@@ -59,7 +58,7 @@ def sprint_counts(
     spec: SprintSpec, tasks: Sequence[Mapping[str, Any]], budget: int, current: Mapping[str, Any]
 ) -> dict[str, Any]:
     """The Sprint status fields derived from its Tasks; only those that differ from `current`."""
-    columns = dict.fromkeys(COLUMN_KEYS.values(), 0)
+    columns = {COLUMN_KEYS[column]: 0 for column in lifecycle.COLUMNS}
     used = estimated = 0
     by_category: dict[str, int] = {}
     by_model: dict[str, int] = {}

@@ -18,7 +18,7 @@ from ..kube import now_iso
 from ..model import SprintSpec
 from ..runtime import Limits
 from .conditions import set_condition
-from .runner import run_gates
+from .gating import run_gates
 
 log = logging.getLogger("sprint_orchestrator.operator")
 
@@ -32,7 +32,8 @@ class Integrator:
 
     async def run(self) -> float:
         if self._outcome() == "Failed":
-            return await self._end("Failed", "no task completed; main was not changed", [])
+            why = "no task changed anything" if self._completed() else "no task completed"
+            return await self._end("Failed", f"{why}; main was not changed", [])
         engine = await self.rec.engine(self.spec)
         runtime = await self.rec.ctx.get_runtime()
         main_head = str(await asyncio.to_thread(engine.refresh_main))
@@ -112,9 +113,13 @@ class Integrator:
             integratedCommit=head,
         )
 
+    def _completed(self) -> list[dict[str, Any]]:
+        return [t["status"] for t in self.tasks if (t.get("status") or {}).get("phase") == "Completed"]
+
     def _outcome(self) -> str:
         """Completed, Partial or Failed, as the lifecycle's pure rule says for the tasks' phases."""
-        return lifecycle.sprint_outcome((t.get("status") or {}).get("phase") or "Pending" for t in self.tasks)
+        phases = ((t.get("status") or {}).get("phase") or "Pending" for t in self.tasks)
+        return lifecycle.sprint_outcome(phases, any(not s.get("noChanges") for s in self._completed()))
 
     async def _merge_main(self, engine: Any, main_head: str) -> str | None:
         """Main moved since the sprint started: merge it into the sprint branch (the tests then run on

@@ -30,11 +30,10 @@ from typing import Any
 from ..errors import InvalidInput
 from ..proxy import CONTAINER_SOCKET_DIR, TaskBudget, TaskKey
 from ..runtime import Mount
+from ..teams.keys import missing_key_message
 from ..usage import ModelUsage, TokenUsage
 from ..usage.record import with_counts
 from . import tokens
-
-API_KEY_VARIABLES = {"anthropic": "ANTHROPIC_API_KEY", "openai": "OPENAI_API_KEY"}
 
 
 def task_budget(estimated: int | None, factor: float) -> TaskBudget:
@@ -77,15 +76,6 @@ def status_tokens(
     if metered is None:
         return tokens.task_tokens(agent, estimated, partial)
     return proxy_tokens(metered.usage(), None if partial else agent, estimated, partial)
-
-
-def missing_key_message(provider: str, team_type: str) -> str:
-    variable = API_KEY_VARIABLES.get(provider, f"{provider.upper()}_API_KEY")
-    return (
-        f"spec.team.type {team_type!r} reaches the {provider} API through the operator's metering proxy, "
-        f"but the operator has no {provider} key: set {variable} in the operator's environment "
-        "(the key stays in the operator; it never enters a task container)"
-    )
 
 
 @dataclass

@@ -14,6 +14,7 @@ from .. import ANNOTATION_CANCEL, LABEL_SPRINT, LABEL_TASK, lifecycle, plan
 from ..errors import ImageBuildFailed, InvalidInput, OrchestratorError
 from ..kube import SPRINTS, TASKS, now_iso
 from ..model import SprintSpec, task_resource_name, validate_sprint_spec
+from ..teams import missing_key
 from . import actions, counts
 from .conditions import set_condition
 from .context import OperatorContext
@@ -86,7 +87,7 @@ class SprintReconciler:
         if self.ctx.sprint_phases.get(self.key) != "Initializing" or phase != "Pending":
             self.ctx.sprint_phases[self.key] = phase
         try:
-            spec = validate_sprint_spec(body.get("spec") or {})
+            spec = validate_sprint_spec(body.get("spec") or {}).with_default_team(self.ctx.default_team)
         except InvalidInput:
             return 30.0  # check_spec has set Ready=False/InvalidSpec; wait for a spec change
         tasks = await self._ensure_tasks(body, spec)
@@ -213,6 +214,9 @@ class SprintReconciler:
         self, body: dict[str, Any], spec: SprintSpec, tasks: list[dict[str, Any]]
     ) -> float:
         sprint_id = spec.resolved_id(self.name)
+        missing = missing_key(str(spec.team.type), self.ctx.settings.api_keys)
+        if missing:  # fail before any branch or image exists: the agent could not do a thing
+            return await self._fail_init(body, "MissingApiKey", missing)
         try:
             engine = await self.engine(spec)
             refs = await self._call(engine.create_sprint, sprint_id)

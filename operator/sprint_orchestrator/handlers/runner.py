@@ -10,8 +10,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import shutil
-import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +21,7 @@ from ..runtime import Limits, TaskRunSpec
 from ..teams import TEAMS, collect_results, write_task_files
 from ..validators import quantity_bytes
 from . import metering, tokens
+from .gating import run_gates
 from .merging import merge_one
 
 LIVE_USAGE_SECONDS = 2.0
@@ -254,6 +253,10 @@ class TaskRunner:
             )
             head = commit.commit or await asyncio.to_thread(engine.head, ws.branch)
             changed = head is not None and head != ws.base_commit
+            if not changed and not self.definition.allow_no_changes:
+                await self._no_changes(common, head or ws.base_commit)
+                await asyncio.to_thread(runtime.remove, handle.name)
+                return
             review_scope = bool(commit.out_of_scope) and self.spec.policy.out_of_scope_changes == "review"
             # No gate to run and nothing to review: straight into the merge queue (one write fewer).
             ungated = not self.definition.test_requirements and not review_scope
@@ -269,6 +272,26 @@ class TaskRunner:
                 }
             )
         await asyncio.to_thread(runtime.remove, handle.name)
+
+    async def _no_changes(self, common: dict[str, Any], commit: str) -> None:
+        """The team exited cleanly but changed nothing: never a silent success. A human decides
+        (approve: completed with nothing merged; retry: another attempt); allowNoChanges skips this."""
+        why = "the task team changed no file (set allowNoChanges: true if that is a valid outcome)"
+        await self.patch(
+            {
+                **common,
+                "phase": "Review",
+                "column": "review",
+                "commit": commit,
+                "changedFiles": [],
+                "outOfScope": [],
+                "noChanges": True,
+                "reason": "NoChanges",
+                "error": why,
+                "recoveryAction": "sprintctl approve or sprintctl retry",
+            }
+        )
+        self.rec.event(self.body, "TaskNeedsReview", f"task {self.task_id}: {why}", warn=True)
 
     async def _container_failed(self, common: dict[str, Any], outcome: Any) -> None:
         health = str(outcome.health)
@@ -372,58 +395,6 @@ class TaskRunner:
             }
         )
         self.rec.event(self.body, "TaskNeedsReview", f"task {self.task_id}: {why}", warn=True)
-
-
-def run_gates(
-    engine: Any,
-    runtime: Any,
-    image: str,
-    commit: str,
-    sprint_head: str,
-    commands: list[str],
-    files_to_modify: list[str],
-    limits: Limits,
-    timeout_s: float,
-) -> list[dict[str, Any]]:
-    """Run each gate command in a fresh container on the task's committed tree.
-
-    Test files come from the sprint branch (trusted) unless the task was asked to modify them:
-    every path that differs between the task commit and the sprint head, is not in filesToModify,
-    and looks like a test is taken from the sprint head.
-    """
-    results: list[dict[str, Any]] = []
-    if not commands:
-        return results
-    with tempfile.TemporaryDirectory(prefix="sprint-gate-") as tmp:
-        tree = Path(tmp) / "tree"
-        overlay = trusted_overlay(engine, commit, sprint_head, files_to_modify)
-        engine.export_tree(commit, tree, overlay)
-        for index, command in enumerate(commands):
-            started = time.monotonic()
-            outcome = runtime.run_oneshot(image, ["/bin/sh", "-c", command], tree, timeout_s, limits)
-            results.append(
-                {
-                    "name": f"test-{index + 1}",
-                    "command": command,
-                    "exitCode": -1 if outcome.exit_code is None else int(outcome.exit_code),
-                    "durationSeconds": round(time.monotonic() - started, 3),
-                    "passed": outcome.exit_code == 0,
-                    "logTail": outcome.log_tail[-2000:],
-                }
-            )
-        shutil.rmtree(tree, ignore_errors=True)
-    return results
-
-
-def trusted_overlay(engine: Any, commit: str, sprint_head: str, files_to_modify: list[str]) -> dict[str, str]:
-    allowed = set(files_to_modify)
-    overlay: dict[str, str] = {}
-    for path in engine.changed_paths(sprint_head, commit):
-        name = path.rsplit("/", 1)[-1]
-        is_test = path.startswith("tests/") or name.startswith("test_") or name.endswith("_test.py")
-        if is_test and path not in allowed:
-            overlay[path] = sprint_head
-    return overlay
 
 
 def keep_orchestrator_files(workspace: Path, artifacts: Path) -> None:

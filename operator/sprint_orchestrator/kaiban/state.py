@@ -64,7 +64,7 @@ def agent(sprint: Body, task: Body) -> dict[str, Any]:
     team = (sprint.get("spec") or {}).get("team") or {}
     status = parse_task_status(task.get("status"))
     models = list((status.tokens.by_model or {}) if status.tokens else {})
-    kind = str(team.get("type") or "demo")
+    kind = str(team.get("type") or "default")  # unset: the operator's default team
     return {
         "id": f"agent-{task_id(task)}",
         "name": status.container_name or f"{kind}-{task_id(task)}",

@@ -50,6 +50,7 @@ def _teams() -> dict[str, TeamAdapter]:
 
 TEAMS: dict[str, TeamAdapter] = _teams()
 
+from .keys import missing_key  # noqa: E402
 from .results import TaskResults, collect_results  # noqa: E402
 from .taskmd import render_task_md, task_id_of, write_task_files  # noqa: E402
 
@@ -59,6 +60,7 @@ __all__ = [
     "TeamAdapter",
     "TeamLaunch",
     "collect_results",
+    "missing_key",
     "render_task_md",
     "task_id_of",
     "write_task_files",

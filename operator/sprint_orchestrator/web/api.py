@@ -28,7 +28,7 @@ PRD_EXAMPLE = {
     "sprint_name": "Word counts",
     "tasks": [{"task_id": "t1", "title": "Count words", "priority": "high", "estimated_tokens": 20000}],
     "max_parallel_tasks": 2,
-    "orchestrator": {"team": {"type": "demo"}},
+    "orchestrator": {"team": {"type": "claude-code", "model": "claude-sonnet-4-5"}},
 }
 
 
@@ -42,7 +42,8 @@ async def create_sprint(
 ) -> JSONResponse:
     """The planning system's sprint JSON becomes a Sprint resource, suspended until
     `PUT /api/sprints/{id}/start`. An optional `orchestrator` key holds Sprint spec fields the PRD
-    format has no place for (camelCase, e.g. {"team": {"type": "demo"}})."""
+    format has no place for (camelCase, e.g. {"team": {"type": "codex"}}); without a team the
+    operator's default team runs it (claude-code unless configured)."""
     extra = definition.pop("orchestrator", None) or {}
     try:
         if not isinstance(extra, dict):

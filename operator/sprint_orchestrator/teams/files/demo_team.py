@@ -1,11 +1,12 @@
 """The deterministic demo task team (stdlib only; runs in the base image).
 
 Reads /workspace/.sprint/task.json, copies the recipe files of its task from /opt/demo-recipes/<id>/
-into /workspace, runs the task's test commands, writes /workspace/RESULTS.md and the token usage of
-its five "agents" to /artifacts/usage.jsonl. Token counts are derived from the sizes of what it read
-and wrote, so the same task always reports the same usage. Test failures are reported, not raised:
-it exits 0 and the operator's quality gates decide. SPRINT_DEMO_SLEEP=N makes it sleep N seconds
-first (tests use it to keep a task running).
+into /workspace (a task without a recipe gets a note, notes/<id>.md, so every demo task makes a real
+change for the operator to commit, gate and merge), runs the task's test commands, writes
+/workspace/RESULTS.md and the token usage of its five "agents" to /artifacts/usage.jsonl. Token
+counts are derived from the sizes of what it read and wrote, so the same task always reports the
+same usage. Test failures are reported, not raised: it exits 0 and the operator's quality gates
+decide. SPRINT_DEMO_SLEEP=N makes it sleep N seconds first (tests use it to keep a task running).
 """
 
 from __future__ import annotations
@@ -44,6 +45,16 @@ def copy_recipe(recipe: Path) -> list[tuple[str, int]]:
         shutil.copyfile(src, dst)
         written.append((rel.as_posix(), src.stat().st_size))
     return written
+
+
+def write_note(task: dict[str, Any]) -> list[tuple[str, int]]:
+    """No recipe: write notes/<id>.md with the task's title (its id is a safe path component)."""
+    task_id = str(task.get("id") or "task")
+    text = f"# {task_id}\n\n{task.get('title', '')}\n"
+    dst = WORKSPACE / "notes" / f"{task_id}.md"
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    dst.write_text(text, encoding="utf-8")
+    return [(f"notes/{task_id}.md", len(text.encode()))]
 
 
 def run_tests(commands: list[str]) -> list[dict[str, Any]]:
@@ -92,9 +103,6 @@ def usage_lines(task_md: int, written: list[tuple[str, int]], tests: list[str]) 
 
 def results_md(task: dict[str, Any], written: list[tuple[str, int]], tests: list[dict[str, Any]]) -> str:
     lines = [f"# Results: {task.get('id')} — {task.get('title', '')}", ""]
-    if not written:
-        lines += ["Status: nothing to do (no recipe for this task); no files were changed.", ""]
-        return "\n".join(lines)
     failed = [t for t in tests if t["exit_code"] != 0]
     lines += [f"Status: {'tests failed' if failed else 'done'}", "", "## Files written", ""]
     lines += [f"- `{path}` ({size} bytes)" for path, size in written]
@@ -117,8 +125,9 @@ def main() -> int:
     task_md = WORKSPACE / "TASK.md"
     task_md_size = task_md.stat().st_size if task_md.is_file() else 0
     recipe = RECIPES / str(task.get("id", ""))
-    written = copy_recipe(recipe) if task.get("id") and recipe.is_dir() else []
-    commands = list(task.get("test_requirements") or []) if written else []
+    has_recipe = bool(task.get("id")) and recipe.is_dir()
+    written = copy_recipe(recipe) if has_recipe else write_note(task)
+    commands = list(task.get("test_requirements") or []) if has_recipe else []
     tests = run_tests(commands)
     (WORKSPACE / "RESULTS.md").write_text(results_md(task, written, tests), encoding="utf-8")
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
