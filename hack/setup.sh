@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install everything the project needs on a fresh machine of this kind, idempotently:
-# Debian packages, the Python virtualenv, the local control plane, the Podman base image.
-# Each step is skipped when it is already up to date.
+# Debian packages (hack/apt-packages.txt), the Python virtualenv, the local control plane, the Podman
+# base image, then a smoke check of what it set up (hack/smoke-check.sh). Each step is skipped when it
+# is already up to date. `--packages-only`: the Debian packages alone (hack/fresh-check.sh uses it).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/.." && pwd)
@@ -9,7 +10,7 @@ export DEBIAN_FRONTEND=noninteractive
 
 step() { printf '\n==> %s\n' "$*" >&2; }
 
-apt_packages=(git podman runc conmon catatonit debootstrap uidmap chromium prometheus lua5.4 nodejs npm)
+mapfile -t apt_packages < <(sed -e 's/#.*//' -e '/^[[:space:]]*$/d' "$here/apt-packages.txt" | awk '{print $1}')
 missing=()
 for p in "${apt_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -28,6 +29,7 @@ if [ "${#filtered[@]}" -gt 0 ]; then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${filtered[@]}" >/dev/null
 fi
+if [ "${1:-}" = "--packages-only" ]; then exit 0; fi
 
 step "Python virtualenv (.venv)"
 stamp=$(cat "$repo/pyproject.toml" | sha256sum | cut -c1-16)
@@ -52,3 +54,6 @@ for extra in "$here"/setup.d/*.sh; do
   step "$(basename "$extra")"
   bash "$extra"
 done
+
+step "smoke check (a hardened task container, the control plane, Chromium)"
+bash "$here/smoke-check.sh"

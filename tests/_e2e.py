@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from _oplog import watch
 from conftest import REPO, kubectl
 from localcluster import LocalCluster
 
@@ -77,6 +78,7 @@ def operator_process(
 def start_operator(
     local: LocalCluster, namespace: str, state_dir: Path, log: Path, **extra: str
 ) -> subprocess.Popen[bytes]:
+    watch(log)  # the test fails if this operator logs an unexpected error
     with open(log, "ab") as out:
         return subprocess.Popen(
             [SPRINTCTL, "operator", "--namespace", namespace, "--log-format", "json"],

@@ -14,6 +14,7 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "hack"))
 
+from _oplog import _operator_logs_are_clean  # noqa: E402, F401  (an autouse fixture)
 from localcluster import BIN, LocalCluster  # noqa: E402
 
 CRDS = REPO / "crds"

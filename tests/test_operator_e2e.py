@@ -10,6 +10,7 @@ import yaml
 from kopf.testing import KopfRunner
 
 from _e2e import apply, get_json, sprint_status, suspended_sprint, tasks_of, wait_for
+from _oplog import unexpected_errors
 from conftest import kubectl
 from localcluster import LocalCluster
 
@@ -27,6 +28,7 @@ def operator(
         yield runner
     assert runner.exit_code == 0, runner.output
     assert runner.exception is None
+    assert not unexpected_errors(runner.output), unexpected_errors(runner.output)
 
 
 def test_applying_a_sprint_creates_its_tasks_with_owner_and_labels(
