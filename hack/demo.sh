@@ -49,13 +49,7 @@ kubectl apply --server-side -f "$repo/crds" >/dev/null
 kubectl wait --for=condition=Established crd/sprints.sprintorchestrator.dev crd/tasks.sprintorchestrator.dev --timeout=60s >/dev/null
 
 echo "==> the target repository (examples/textstats, pushed to a fresh bare repository)" >&2
-cp -r "$repo/examples/textstats" "$demo/seed"
-git -C "$demo/seed" init -q -b main
-git -C "$demo/seed" add -A
-git -C "$demo/seed" -c user.name=Demo -c user.email=demo@example.com commit -qm "textstats: initial commit"
-git init -q --bare -b main "$demo/textstats.git"
-git -C "$demo/seed" push -q "$demo/textstats.git" main
-rm -rf "$demo/seed"
+bash "$here/example-repo.sh" "$demo/textstats.git" >/dev/null
 
 cat > "$demo/config.yaml" <<YAML
 orchestrator:
@@ -68,8 +62,7 @@ git:
   main_branch: main
   working_trees_path: '$demo/trees'
 containers:
-  runtime: podman
-  base_image: localhost/sprint-orchestrator/base:bookworm
+  runtime: podman  # base_image unset: the base image for the demo team, the agent image for agent CLIs
   network_mode: none
   cleanup_on_completion: true
 YAML

@@ -83,8 +83,8 @@ def test_defaults_and_embedded_variables_expand(tmp_path: Path) -> None:
     ("text", "expected"),
     [
         (
-            "containers: {base_image: '${IMAGE}'}",
-            "containers.base_image: environment variable IMAGE is not set",
+            "containers: {network_mode: '${NET}'}",
+            "containers.network_mode: environment variable NET is not set",
         ),
         ("git: {repository_url: 'x/${R}'}", "git.repository_url: environment variable R is not set"),
         (

@@ -4,7 +4,7 @@
                    default_task_timeout: 3600s, default_token_budget: 1000000,
                    default_team: claude-code}
     git: {repository_url: '${REPO_URL}', main_branch: main, working_trees_path: /tmp/orchestrator/trees}
-    containers: {runtime: podman, base_image: 'claude-code:dangerous-mode', network_mode: none,
+    containers: {runtime: podman, base_image: 'localhost/sprint-orchestrator/agent:bookworm', network_mode: none,
                  cleanup_on_completion: true}
     kaiban: {api_url: '${KAIBAN_API_URL}', board_template: sprint-template, webhook_url: '${WEBHOOK_URL}'}
 
@@ -71,7 +71,8 @@ class GitSection(Section):
 
 class ContainersSection(Section):
     runtime: Literal["podman", "pods"] = "podman"
-    base_image: str = Field(default="claude-code:dangerous-mode", min_length=1)
+    # Unset: the agent image (hack/agent-image.sh) for agent teams, the base image for the others.
+    base_image: str | None = Field(default=None, min_length=1)
     network_mode: str = Field(default="none", min_length=1)
     cleanup_on_completion: bool = True
 

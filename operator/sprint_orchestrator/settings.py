@@ -26,6 +26,7 @@ class Settings:
     metrics_port: int = 0
     health_port: int = 0
     base_image: str = "localhost/sprint-orchestrator/base:bookworm"
+    agent_image: str = "localhost/sprint-orchestrator/agent:bookworm"  # hack/agent-image.sh
     api_keys: Mapping[str, str] = field(default_factory=dict, repr=False)
     llm_upstreams: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_LLM_UPSTREAMS))
     env: Mapping[str, str] = field(default_factory=dict, repr=False)
@@ -65,6 +66,7 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
         metrics_port=int(get("METRICS_PORT", "0") or 0),
         health_port=int(get("HEALTH_PORT", "0") or 0),
         base_image=get("BASE_IMAGE", Settings.base_image) or Settings.base_image,
+        agent_image=get("AGENT_IMAGE", Settings.agent_image) or Settings.agent_image,
         api_keys={
             provider: env[var]
             for provider, var in (("anthropic", "ANTHROPIC_API_KEY"), ("openai", "OPENAI_API_KEY"))

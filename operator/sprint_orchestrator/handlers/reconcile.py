@@ -15,6 +15,7 @@ from ..errors import ImageBuildFailed, InvalidInput, OrchestratorError
 from ..kube import SPRINTS, TASKS, now_iso
 from ..model import SprintSpec, task_resource_name, validate_sprint_spec
 from ..teams import missing_key
+from ..teams.keys import PROVIDER_OF_TEAM
 from . import actions, counts
 from .conditions import set_condition
 from .context import OperatorContext
@@ -252,7 +253,7 @@ class SprintReconciler:
 
     def _build_image(self, runtime: Any, spec: SprintSpec, sprint_id: str) -> str:
         container = spec.container
-        base = (container.base_image if container else None) or self.default_base_image()
+        base = (container.base_image if container else None) or self.default_base_image(spec.team.type)
         result = runtime.ensure_sprint_image(
             base,
             list(container.dependencies) if container else [],
@@ -261,12 +262,16 @@ class SprintReconciler:
         )
         return str(result.tag)
 
-    def default_base_image(self) -> str:
+    def default_base_image(self, team_type: str | None = None) -> str:
+        """containers.base_image of a configuration file; else the agent image (the CLIs and the proxy's
+        forwarder, hack/agent-image.sh) for an agent team, the base image for the rest."""
         if self.ctx.settings.config_path is not None:
             containers = getattr(self.ctx.settings.config, "containers", None)
             image = getattr(containers, "base_image", None)
             if image:
                 return str(image)
+        if team_type in PROVIDER_OF_TEAM:
+            return self.ctx.settings.agent_image
         return self.ctx.settings.base_image
 
     async def _fail_init(self, body: dict[str, Any], reason: str, message: str) -> float:

@@ -116,7 +116,8 @@ class PodmanRuntime:
             base_id = self.client.images.get(base_image).id
         except podman.errors.ImageNotFound:
             raise ImageBuildFailed(
-                f"container.baseImage: image {base_image!r} not found; build it (hack/base-image.sh) first"
+                f"container.baseImage: image {base_image!r} not found; build it first (hack/base-image.sh; "
+                "hack/agent-image.sh for the agent CLIs)"
             ) from None
         tag = images.sprint_image_tag(base_id, dependencies, environment)
         if self.client.images.exists(tag):
