@@ -168,6 +168,7 @@ def test_the_drill_down_and_the_report_show_gates_and_tokens(
         page.wait_for_selector("body[data-ready='1']")
         assert page.get_attribute('#by-category .bar[data-label="implementation"]', "data-value") == "1200"
         assert page.get_attribute('#gates .bar[data-label="pytest"]', "data-value") == "1"
+        assert "Outcomes: 1 completed, 1 pending ·" in page.text_content("#summary")
         shot(page, "report")
 
 
@@ -211,6 +212,12 @@ def test_the_real_kaiban_board_renders_the_sprint_cards_and_follows_them(
             timeout=10_000,
         )
         shot(page, "kaiban-board")
+        broken = page.evaluate(
+            "[...document.images].filter(i => !i.complete || i.naturalWidth === 0 "
+            "|| !i.src.startsWith(location.origin)).map(i => i.src)"
+        )
+        assert page.evaluate("document.images.length") > 0
+    assert broken == [], f"images that did not load from the dashboard: {broken}"
     assert errors == []
 
 

@@ -4,7 +4,7 @@
                    default_task_timeout: 3600s, default_token_budget: 1000000,
                    default_team: claude-code}
     git: {repository_url: '${REPO_URL}', main_branch: main, working_trees_path: /tmp/orchestrator/trees}
-    containers: {runtime: podman, base_image: 'localhost/sprint-orchestrator/agent:bookworm', network_mode: none,
+    containers: {runtime: podman, base_image: null (the agent image for agent teams), network_mode: none,
                  cleanup_on_completion: true}
     kaiban: {api_url: '${KAIBAN_API_URL}', board_template: sprint-template, webhook_url: '${WEBHOOK_URL}'}
 

@@ -1,7 +1,8 @@
 """PURE: the sprint report (JSON data and Markdown) from a Sprint and its Tasks.
 
 Resource utilization = busy slot-seconds / (slots x wall time): how full the parallel slots were
-while the sprint ran. Example: 2 slots, 10 s wall time, tasks busy for 6 s and 8 s -> 14/20 = 0.7.
+while the sprint ran, the wall time counted from the first task's admission (not from the sprint's
+branch and image set-up). Example: 2 slots, 10 s wall time, tasks busy for 6 s and 8 s -> 14/20 = 0.7.
 """
 
 from __future__ import annotations
@@ -17,10 +18,12 @@ def _when(stamp: str | None) -> dt.datetime | None:
 
 def build(sprint: Mapping[str, Any], tasks: Sequence[Mapping[str, Any]], now: dt.datetime) -> dict[str, Any]:
     spec, status = sprint.get("spec") or {}, sprint.get("status") or {}
-    started = _when(status.get("startedAt")) or now
-    wall = max((now - started).total_seconds(), 1e-9)
     slots = int(spec.get("maxParallelTasks") or 5)
     rows = [_row(t) for t in sorted(tasks, key=lambda t: t["spec"]["taskId"])]
+    # The slots' window opens at the first admission: branch and image set-up is not slot time.
+    admitted = [when for r in rows if (when := _when(r["start"])) is not None]
+    started = min(admitted) if admitted else (_when(status.get("startedAt")) or now)
+    wall = max((now - started).total_seconds(), 1e-9)
     busy = sum(r["durationSeconds"] or 0.0 for r in rows)
     estimated = sum(r["tokensEstimated"] or 0 for r in rows)
     actual = sum(r["tokensActual"] or 0 for r in rows)

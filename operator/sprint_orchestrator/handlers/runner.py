@@ -40,6 +40,11 @@ class TaskRunner:
         self.budget_stop: str | None = None
 
     @property
+    def team_type(self) -> str:
+        """The sprint's team (the loop resolved an unset one to the operator's default already)."""
+        return str(self.spec.team.type or self.ctx.default_team)
+
+    @property
     def status(self) -> dict[str, Any]:
         return self.task.get("status") or {}
 
@@ -75,7 +80,7 @@ class TaskRunner:
         runtime = await self.ctx.get_runtime()
         artifacts = self.ctx.artifacts_for(self.rec.namespace, self.rec.name, self.task_id, attempt)
         artifacts.mkdir(parents=True, exist_ok=True)
-        launch = TEAMS[self.spec.team.type](self.definition, self.spec.team)
+        launch = TEAMS[self.team_type](self.definition, self.spec.team)
         siblings: list[dict[str, Any]] = []
         if self.definition.dependencies or launch.proxy:  # spare the API a list when nothing needs it
             siblings = await asyncio.to_thread(self.ctx.kube.tasks_of, self.rec.namespace, self.rec.name)
@@ -109,7 +114,7 @@ class TaskRunner:
             metering.spent_outside_proxy(siblings, self.task_id),
         )
         key = (self.sprint_id, self.task_id, attempt)
-        return await metering.open_attempt(self.ctx, provider, self.spec.team.type, key, budgets)
+        return await metering.open_attempt(self.ctx, provider, self.team_type, key, budgets)
 
     async def _run_container(
         self, engine: Any, ws: Any, runtime: Any, artifacts: Path, launch: Any, attempt: int, metered: Any

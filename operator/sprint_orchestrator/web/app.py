@@ -14,13 +14,14 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI, Request
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from .. import __version__
 from ..errors import InvalidInput, OrchestratorError
 from ..kube import KubeError
 from . import api, files, live
+from .avatars import avatar_svg
 from .context import Dashboard, problems_detail
 from .hub import Listener
 from .watcher import Watcher
@@ -83,6 +84,11 @@ def _pages(app: FastAPI) -> None:
     async def healthz(request: Request) -> JSONResponse:
         synced = request.app.state.dashboard.hub.synced.is_set()
         return JSONResponse({"synced": synced}, status_code=200 if synced else 503)
+
+    @app.get("/avatars/{name}", include_in_schema=False)
+    async def avatar(name: str) -> Response:
+        headers = {"Cache-Control": "public, max-age=86400", "X-Content-Type-Options": "nosniff"}
+        return Response(avatar_svg(name), media_type="image/svg+xml", headers=headers)
 
     for prefix, page in PAGES.items():
         app.add_api_route(f"/{prefix}/{{sprint_id}}", _page(page), include_in_schema=False)

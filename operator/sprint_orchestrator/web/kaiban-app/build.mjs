@@ -16,6 +16,21 @@ const nodeBuiltins = {
   },
 };
 
+// kaiban-board draws agents with <img src="https://robohash.org/NAME">: point those at the dashboard's
+// own /avatars/NAME (web/avatars.py), so the page loads no image from the network.
+const AVATAR_SERVICE = "https://robohash.org/";
+const localAvatars = {
+  name: "local-avatars",
+  setup(build) {
+    build.onLoad({ filter: /kaiban-board[\\/]dist[\\/]index\.js$/ }, async (args) => {
+      const fs = await import("node:fs/promises");
+      const source = await fs.readFile(args.path, "utf8");
+      if (!source.includes(AVATAR_SERVICE)) throw new Error(`kaiban-board no longer uses ${AVATAR_SERVICE}: update build.mjs`);
+      return { contents: source.replaceAll(AVATAR_SERVICE, "/avatars/"), loader: "jsx" };
+    });
+  },
+};
+
 await esbuild.build({
   entryPoints: [path.join(here, "main.jsx")],
   bundle: true,
@@ -32,5 +47,5 @@ await esbuild.build({
     global: "globalThis",
   },
   loader: { ".js": "jsx", ".css": "css", ".png": "dataurl", ".svg": "dataurl", ".woff": "dataurl", ".woff2": "dataurl" },
-  plugins: [nodeBuiltins],
+  plugins: [nodeBuiltins, localAvatars],
 });

@@ -32,7 +32,7 @@ function line(id, points) {
 fetch(`/api/reports/${encodeURIComponent(key)}`).then((r) => r.json()).then(({ report, charts }) => {
   document.getElementById("title").textContent = `Report: Sprint ${report.sprintId}: ${report.name}`;
   document.getElementById("board-link").href = `/board/${encodeURIComponent(key)}`;
-  document.getElementById("summary").innerHTML = `Outcomes: ${esc(JSON.stringify(report.outcomes))} · wall ${report.wallSeconds}s · slot utilization ${(report.slotUtilization * 100).toFixed(0)}%`;
+  document.getElementById("summary").innerHTML = `Outcomes: ${esc(outcomeWords(report.outcomes))} · wall ${report.wallSeconds}s · slot utilization ${(report.slotUtilization * 100).toFixed(0)}%`;
   line("velocity", charts.velocity);
   bars("by-category", Object.entries(charts.tokens_by_category));
   bars("by-model", Object.entries(charts.tokens_by_model));
@@ -40,3 +40,9 @@ fetch(`/api/reports/${encodeURIComponent(key)}`).then((r) => r.json()).then(({ r
   bars("efficiency", charts.efficiency.filter((e) => e.ratio != null).map((e) => [e.task_id, e.ratio]), (v) => v.toFixed(2));
   document.body.dataset.ready = "1";
 });
+
+// {"completed": 6, "failed": 1} -> "6 completed, 1 failed" (largest first).
+function outcomeWords(outcomes) {
+  const entries = Object.entries(outcomes || {}).sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]));
+  return entries.length ? entries.map(([name, count]) => `${count} ${name}`).join(", ") : "no tasks";
+}
