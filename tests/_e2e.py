@@ -116,6 +116,7 @@ def suspended_sprint(name: str, tasks: int = 3, **spec: Any) -> dict[str, Any]:
                     "priority": "high" if i == 0 else "medium",
                     "estimatedTokens": 1000 * (i + 1),
                     "dependencies": [f"t{i - 1}"] if i else [],
+                    "filesToModify": [f"notes/t{i}.md"],  # what the demo team writes without a recipe
                 }
                 for i in range(tasks)
             ],

@@ -47,3 +47,10 @@ def test_an_allowed_error_is_not_reported() -> None:
 def test_kopf_plain_format_errors_count() -> None:
     text = "[2026-12-06 15:00:00,123] kopf.objects [ERROR   ] Handler 'x' failed with an exception.\n"
     assert len(unexpected_errors(text + "[2026-12-06 15:00:00,200] kopf [INFO    ] ok\n")) == 1
+
+
+def test_kopf_retrying_a_starting_crd_storage_is_expected_but_other_retries_are_not() -> None:
+    msg = "Request attempt #1/9 failed; will retry: GET https://x/tasks -> APITooManyRequestsError("
+    starting = msg + "'storage is (re)initializing', {}, status=429)"
+    assert unexpected_errors(line(message=starting, severity="error")) == []
+    assert unexpected_errors(line(message=msg + "'boom', {}, status=500)", severity="error"))
