@@ -132,6 +132,9 @@ def page_card(task: Body, now: dt.datetime) -> dict[str, Any]:
         "gates": [g.dump() for g in status.gates or []],
         "conflicts": list(status.conflicts or []),
         "out_of_scope": list(status.out_of_scope or []),
+        "protected_paths": list(status.protected_paths or []),
+        "protected_diff": status.protected_diff or "",
+        "audit": [a.dump() for a in status.audit or []],
         "log_path": status.log_path,
         "artifacts_path": status.artifacts_path,
     }

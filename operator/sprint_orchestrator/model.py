@@ -125,6 +125,7 @@ Quantity = Annotated[
     Field(json_schema_extra={"pattern": QUANTITY_PATTERN, "maxLength": 32}),
 ]
 Text = Annotated[str, Field(max_length=TEXT_MAX)]
+Glob = Annotated[str, Field(min_length=1, max_length=256, pattern=r"^[^\x00-\x1f\x7f]+$")]
 TextList = Annotated[list[Text], Field(max_length=LIST_MAX)]
 
 
@@ -184,7 +185,11 @@ class TeamConfig(CamelModel):
 
 
 class SprintPolicy(CamelModel):
-    out_of_scope_changes: OutOfScopePolicy = OutOfScopePolicy.WARN
+    out_of_scope_changes: OutOfScopePolicy = Field(
+        default=OutOfScopePolicy.REVIEW,
+        description="review (default): a task that changed files outside filesToModify waits for a human; "
+        "warn: it merges with a warning. Protected paths always need a human.",
+    )
     on_integration_failure: IntegrationFailurePolicy = IntegrationFailurePolicy.BISECT
     max_attempts: int = Field(default=3, ge=1, le=10)
     token_budget_factor: float = Field(default=2.0, ge=1)
@@ -249,6 +254,12 @@ class SprintSpec(CamelModel):
     token_budget: int | None = Field(default=None, ge=0)
     after: str | None = Field(default=None, max_length=253, min_length=1)
     policy: SprintPolicy = Field(default_factory=SprintPolicy)
+    protected_paths: list[Glob] = Field(
+        default_factory=list,
+        max_length=LIST_MAX,
+        description="More globs a task may change only with a human's approval (besides test, build, CI "
+        "and dependency files). No '/': a file name anywhere; with '/': the whole path, '*' crossing '/'.",
+    )
 
     @model_validator(mode="after")
     def _check_graph(self) -> SprintSpec:

@@ -177,6 +177,14 @@ class TaskLimits(StatusModel):
     timeout_seconds: float | None = None
 
 
+class AuditEntry(StatusModel):
+    """A line of the task's audit trail: something a reviewer must know about what the team did."""
+
+    time: DateTime
+    event: str = Field(description="e.g. ProtectedPathsChanged, OutOfScopeChanges")
+    detail: str = Field(max_length=2000)
+
+
 class TaskStatus(StatusModel):
     observed_generation: int | None = None
     conditions: Conditions | None = None
@@ -198,6 +206,13 @@ class TaskStatus(StatusModel):
     gates: list[GateResult] | None = None
     changed_files: Ids | None = None
     out_of_scope: Ids | None = None
+    protected_paths: Ids | None = Field(
+        default=None, description="Protected paths the task changed: merging them needs a human."
+    )
+    protected_diff: str | None = Field(
+        default=None, max_length=20_000, description="The diff of those paths (task data, shown escaped)."
+    )
+    audit: list[AuditEntry] | None = Field(default=None, max_length=50)
     commit: str | None = None
     merge_commit: str | None = None
     conflicts: Ids | None = None

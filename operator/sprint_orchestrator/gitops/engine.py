@@ -27,7 +27,15 @@ from .results import (
     TaskWorkspace,
 )
 from .tasks import WorkspacePolicy
-from .trees import changed_paths, entry_at, export_paths, prepare_parent, remove_path, write_entry
+from .trees import (
+    changed_paths,
+    diff_text,
+    entry_at,
+    export_paths,
+    prepare_parent,
+    remove_path,
+    write_entry,
+)
 from .validate import check_branch_name, check_repo_path
 
 DEFAULT_COMMITTER = ("Sprint Orchestrator", "sprint-orchestrator@localhost")
@@ -181,6 +189,16 @@ class GitEngine:
         return changed_paths(
             self._core.repo(), self._core.commit(a, "commit").tree, self._core.commit(b, "commit").tree
         )
+
+    def diff_text(self, a: str, b: str, paths: Sequence[str], limit: int = 16_000) -> str:
+        """The unified diff of `paths` from commit a to commit b, cut at `limit` characters."""
+        tree_a, tree_b = self._core.commit(a, "commit").tree, self._core.commit(b, "commit").tree
+        return diff_text(tree_a, tree_b, [check_repo_path(p, "path") for p in paths], limit)
+
+    def existing_paths(self, commit: str, paths: Sequence[str]) -> list[str]:
+        """Those of `paths` that exist (as a file or symlink) at `commit`."""
+        tree = self._core.commit(commit, "commit").tree
+        return [p for p in paths if entry_at(tree, check_repo_path(p, "path")) is not None]
 
     def is_ancestor(self, ancestor: str, descendant: str) -> bool:
         repo = self._core.repo()

@@ -10,7 +10,7 @@ import os
 import re
 import shutil
 import stat
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from pathlib import Path
 
 import pygit2
@@ -184,6 +184,27 @@ def changed_paths(repo: pygit2.Repository, old: pygit2.Tree, new: pygit2.Tree) -
         paths.add(delta.old_file.path)
         paths.add(delta.new_file.path)
     return sorted(paths)
+
+
+def diff_text(old: pygit2.Tree, new: pygit2.Tree, paths: Collection[str], limit: int) -> str:
+    """The unified diff of `paths` between two trees, at most `limit` characters (binary files are
+    named, not shown); the text is data from a task: show it escaped, never run it."""
+    wanted = set(paths)
+    parts: list[str] = []
+    size = 0
+    for patch in old.diff_to_tree(new):
+        if patch is None:
+            continue
+        delta = patch.delta
+        if delta.old_file.path not in wanted and delta.new_file.path not in wanted:
+            continue
+        text = f"Binary file {delta.new_file.path} differs\n" if delta.is_binary else (patch.text or "")
+        if size + len(text) > limit:
+            parts.append(text[: max(limit - size, 0)] + "\n[diff truncated]\n")
+            break
+        parts.append(text)
+        size += len(text)
+    return "".join(parts)
 
 
 def is_regular_or_link(mode: int) -> bool:

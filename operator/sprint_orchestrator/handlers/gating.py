@@ -1,44 +1,57 @@
-"""Quality gates: the sprint's trusted test commands, each in a fresh container on a task's committed tree.
+"""Quality gates: the sprint's trusted test commands, each in a fresh container, on a trusted tree.
 
-The gate never runs what the task may have rewritten to pass: test files come from the sprint branch
-unless the task was asked to modify them (DESIGN.md §9).
+A gate never runs what the task could have rewritten to pass it (DESIGN.md §9): the tree is the sprint
+branch's head, with only the files the task was asked to modify (`filesToModify`) taken from its
+commit. A root `pytest.py`, a `conftest.py`, runner options or a `sitecustomize.py` the team wrote
+outside its declared files never reach the gate; inside them, protected paths (protected.py) send the
+task to a human before it merges. Integration tests run the sprint head as it is.
 """
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import tempfile
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from .. import protected
+from ..kube import now_iso
 from ..runtime import Limits
+
+
+def gate_overlay(engine: Any, base: str, commit: str, files_to_modify: list[str]) -> dict[str, str]:
+    """The task's declared files that it changed (from `base`, where it started, to its `commit`): each
+    comes from the commit, deleted when the commit deleted it. Nothing else of the task's reaches a gate."""
+    declared = set(files_to_modify)
+    return {path: commit for path in engine.changed_paths(base, commit) if path in declared}
+
+
+def protected_changes(engine: Any, base: str, changed: list[str], extra: list[str]) -> list[str]:
+    """The changed paths (declared or not) that need a human's approval before the task merges."""
+    existed = set(engine.existing_paths(base, changed)) if changed else set()
+    return protected.protected_changes(changed, existed, extra)
 
 
 def run_gates(
     engine: Any,
     runtime: Any,
     image: str,
-    commit: str,
-    sprint_head: str,
+    tree_commit: str,
+    overlay: Mapping[str, str],
     commands: list[str],
-    files_to_modify: list[str],
     limits: Limits,
     timeout_s: float,
 ) -> list[dict[str, Any]]:
-    """Run each gate command in a fresh container on the task's committed tree.
-
-    Test files come from the sprint branch (trusted) unless the task was asked to modify them:
-    every path that differs between the task commit and the sprint head, is not in filesToModify,
-    and looks like a test is taken from the sprint head.
-    """
+    """Run each command in a fresh container on `tree_commit` with `overlay` paths from other commits."""
     results: list[dict[str, Any]] = []
     if not commands:
         return results
     with tempfile.TemporaryDirectory(prefix="sprint-gate-") as tmp:
         tree = Path(tmp) / "tree"
-        overlay = trusted_overlay(engine, commit, sprint_head, files_to_modify)
-        engine.export_tree(commit, tree, overlay)
+        engine.export_tree(tree_commit, tree, dict(overlay))
         for index, command in enumerate(commands):
             started = time.monotonic()
             outcome = runtime.run_oneshot(image, ["/bin/sh", "-c", command], tree, timeout_s, limits)
@@ -56,12 +69,52 @@ def run_gates(
     return results
 
 
-def trusted_overlay(engine: Any, commit: str, sprint_head: str, files_to_modify: list[str]) -> dict[str, str]:
-    allowed = set(files_to_modify)
-    overlay: dict[str, str] = {}
-    for path in engine.changed_paths(sprint_head, commit):
-        name = path.rsplit("/", 1)[-1]
-        is_test = path.startswith("tests/") or name.startswith("test_") or name.endswith("_test.py")
-        if is_test and path not in allowed:
-            overlay[path] = sprint_head
-    return overlay
+def verdict(
+    results: list[dict[str, Any]], out_of_scope: list[str], scope_policy: str, protected_paths: list[str]
+) -> tuple[str, str]:
+    """("", "") when the task may merge, else (reason, why) for Review. Gate failures come first; then
+    protected paths (whatever the policy); then out-of-scope changes under the `review` policy."""
+    failed = next((r["command"] for r in results if not r["passed"]), None)
+    if failed is not None:
+        return "GateFailed", f"gate failed: {failed}"
+    if protected_paths:
+        return "ProtectedPaths", f"changes protected paths: {', '.join(protected_paths[:10])}"
+    if out_of_scope and scope_policy == "review":
+        return "OutOfScope", f"changes outside filesToModify: {', '.join(out_of_scope[:10])}"
+    return "", ""
+
+
+async def gate_task(runner: Any) -> None:
+    """The Gating phase of a task: run its gates on the trusted tree, then Merging or Review."""
+    status, definition, spec = runner.status, runner.definition, runner.spec
+    engine = await runner.rec.engine(spec)
+    runtime = await runner.ctx.get_runtime()
+    commit = str(status["commit"])
+    image = str((runner.body.get("status") or {}).get("image") or runner.rec.default_base_image())
+    sprint_head = str(await asyncio.to_thread(engine.head, f"sprint/{runner.sprint_id}"))
+    base = str(status.get("baseCommit") or sprint_head)
+    overlay = await asyncio.to_thread(gate_overlay, engine, base, commit, list(definition.files_to_modify))
+    limits, timeout_s = runner.limits()
+    commands = list(definition.test_requirements)
+    args = (engine, runtime, image, sprint_head, overlay, commands, limits, timeout_s)
+    results = await asyncio.to_thread(run_gates, *args)
+    out_of_scope = list(status.get("outOfScope") or [])
+    reason, why = verdict(
+        results, out_of_scope, str(spec.policy.out_of_scope_changes), list(status.get("protectedPaths") or [])
+    )
+    if not reason:
+        await runner.patch(
+            {"phase": "Merging", "gates": results, "gatedAt": now_iso(), "reason": "", "error": ""}
+        )
+        return
+    await runner.patch(
+        {
+            "phase": "Review",
+            "column": "review",
+            "gates": results,
+            "reason": reason,
+            "error": why,
+            "recoveryAction": "sprintctl approve or sprintctl retry",
+        }
+    )
+    runner.rec.event(runner.body, "TaskNeedsReview", f"task {runner.task_id}: {why}", warn=True)

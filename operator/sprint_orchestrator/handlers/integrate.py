@@ -84,9 +84,8 @@ class Integrator:
             runtime,
             image,
             commit,
-            commit,
+            {},
             list(self.spec.integration_tests),
-            [],
             Limits(pids=1024),
             1800.0,
         )

@@ -21,7 +21,7 @@ from ..runtime import Limits, TaskRunSpec
 from ..teams import TEAMS, collect_results, write_task_files
 from ..validators import quantity_bytes
 from . import metering, tokens
-from .gating import run_gates
+from .gating import gate_task, protected_changes
 from .merging import merge_one
 
 LIVE_USAGE_SECONDS = 2.0
@@ -119,7 +119,7 @@ class TaskRunner:
     async def _run_container(
         self, engine: Any, ws: Any, runtime: Any, artifacts: Path, launch: Any, attempt: int, metered: Any
     ) -> None:
-        limits, timeout_s = self._limits()
+        limits, timeout_s = self.limits()
         mounts = (*launch.mounts, metered.mount) if metered is not None else tuple(launch.mounts)
         run_spec = TaskRunSpec(
             sprint_id=self.sprint_id,
@@ -166,7 +166,7 @@ class TaskRunner:
         own = (self.status.get("tokens") or {}).get("actual") or 0
         return max(int(sprint_tokens.get("used") or 0) - int(own), 0)
 
-    def _limits(self) -> tuple[Limits, float]:
+    def limits(self) -> tuple[Limits, float]:
         """The configured limits, raised by earlier retries (status.limits) where they were."""
         configured = self.spec.container.resource_limits if self.spec.container else None
         orchestrator = getattr(self.ctx.settings.config, "orchestrator", None)
@@ -263,11 +263,13 @@ class TaskRunner:
                 await asyncio.to_thread(runtime.remove, handle.name)
                 return
             review_scope = bool(commit.out_of_scope) and self.spec.policy.out_of_scope_changes == "review"
+            scrutiny = await self._scrutinize(engine, ws.base_commit, head, commit)
             # No gate to run and nothing to review: straight into the merge queue (one write fewer).
-            ungated = not self.definition.test_requirements and not review_scope
+            ungated = not self.definition.test_requirements and not review_scope and not scrutiny
             await self.patch(
                 {
                     **common,
+                    **scrutiny,
                     "phase": "Merging" if ungated else "Gating",
                     "commit": head or ws.base_commit,
                     "changedFiles": list(commit.changed_files)[:500],
@@ -277,6 +279,23 @@ class TaskRunner:
                 }
             )
         await asyncio.to_thread(runtime.remove, handle.name)
+
+    async def _scrutinize(self, engine: Any, base: str, head: str | None, commit: Any) -> dict[str, Any]:
+        """Protected paths the task changed, with their diff, and audit lines (and Events) for them and
+        for out-of-scope changes: {} when there is nothing a reviewer must see."""
+        changed = list(commit.changed_files)
+        extra = list(self.spec.protected_paths)
+        guarded = await asyncio.to_thread(protected_changes, engine, base, changed, extra)
+        audit: list[dict[str, str]] = list(self.status.get("audit") or [])[-40:]
+        for event, paths in (("ProtectedPathsChanged", guarded), ("OutOfScopeChanges", commit.out_of_scope)):
+            if paths:
+                detail = f"attempt {self.status.get('attempt') or 1}: {', '.join(list(paths)[:20])}"[:2000]
+                audit.append({"time": now_iso(), "event": event, "detail": detail})
+                self.rec.event(self.body, event, f"task {self.task_id}: {detail}", warn=True)
+        if not guarded and not commit.out_of_scope:
+            return {}
+        diff = await asyncio.to_thread(engine.diff_text, base, head, guarded) if guarded and head else ""
+        return {"protectedPaths": guarded[:500], "protectedDiff": diff[:20_000], "audit": audit}
 
     async def _no_changes(self, common: dict[str, Any], commit: str) -> None:
         """The team exited cleanly but changed nothing: never a silent success. A human decides
@@ -310,7 +329,7 @@ class TaskRunner:
 
     async def _retry_or_fail(self, common: dict[str, Any], kind: str, message: str) -> None:
         attempt = int(self.status.get("attempt") or 1)
-        limits, timeout_s = self._limits()
+        limits, timeout_s = self.limits()
         decision = retry.decide_retry(kind, attempt, self.spec.policy.max_attempts, limits, 5.0, timeout_s)
         if not decision.retry:
             await self._fail(common, kind, f"{message}; {decision.reason}", retryable=True)
@@ -358,48 +377,7 @@ class TaskRunner:
     # --- Gating --------------------------------------------------------------------------------
 
     async def _gate(self) -> None:
-        engine = await self.rec.engine(self.spec)
-        runtime = await self.ctx.get_runtime()
-        commit = str(self.status["commit"])
-        image = str((self.body.get("status") or {}).get("image") or self.rec.default_base_image())
-        sprint_head = await asyncio.to_thread(engine.head, f"sprint/{self.sprint_id}")
-        limits, timeout_s = self._limits()
-        results = await asyncio.to_thread(
-            run_gates,
-            engine,
-            runtime,
-            image,
-            commit,
-            str(sprint_head),
-            list(self.definition.test_requirements),
-            list(self.definition.files_to_modify),
-            limits,
-            timeout_s,
-        )
-        out_of_scope = list(self.status.get("outOfScope") or [])
-        passed = all(r["passed"] for r in results)
-        scope_review = bool(out_of_scope) and self.spec.policy.out_of_scope_changes == "review"
-        if passed and not scope_review:
-            await self.patch(
-                {"phase": "Merging", "gates": results, "gatedAt": now_iso(), "reason": "", "error": ""}
-            )
-            return
-        why = (
-            f"gate failed: {next(r['command'] for r in results if not r['passed'])}"
-            if not passed
-            else f"changes outside filesToModify: {', '.join(out_of_scope[:10])}"
-        )
-        await self.patch(
-            {
-                "phase": "Review",
-                "column": "review",
-                "gates": results,
-                "reason": "GateFailed",
-                "error": why,
-                "recoveryAction": "sprintctl approve or sprintctl retry",
-            }
-        )
-        self.rec.event(self.body, "TaskNeedsReview", f"task {self.task_id}: {why}", warn=True)
+        await gate_task(self)
 
 
 def keep_orchestrator_files(workspace: Path, artifacts: Path) -> None:

@@ -115,6 +115,11 @@ async function openDrill(name) {
   $("drill-tokens").innerHTML = rows.filter((r) => r[1] != null).map((r) => `<tr><th>${esc(r[0])}</th><td>${esc(r[1])}</td></tr>`).join("");
   $("drill-gates").innerHTML = card.gates.length ? "<tr><th>gate</th><th>result</th><th>exit</th><th>seconds</th></tr>" + card.gates.map((g) => `<tr><td>${esc(g.name)}</td><td class="${g.passed ? "pass" : "fail"}">${g.passed ? "passed" : "failed"}</td><td>${esc(g.exitCode)}</td><td>${esc(g.durationSeconds)}</td></tr>`).join("") : "<tr><td>no gate run yet</td></tr>";
   $("drill-results").textContent = card.results.summary || "(no RESULTS.md yet)";
+  // Protected and out-of-scope changes: text written by the agent, so textContent only.
+  const audit = card.audit || [];
+  $("drill-scrutiny").hidden = !audit.length && !(card.protected_paths || []).length;
+  $("drill-audit").innerHTML = audit.map((a) => `<li><b>${esc(a.event)}</b> ${esc(a.detail)}</li>`).join("");
+  $("drill-protected-diff").textContent = card.protected_diff || "";
   const artifacts = await fetch(`/api/tasks/${encodeURIComponent(name)}/artifacts`).then((r) => (r.ok ? r.json() : { files: [] }));
   $("drill-artifacts").innerHTML = artifacts.files.map((f) => `<li><a href="/api/tasks/${encodeURIComponent(name)}/artifacts/${f.path.split("/").map(encodeURIComponent).join("/")}" target="_blank">${esc(f.path)}</a> (${f.size} B)</li>`).join("") || "<li>none</li>";
   $("drill-log").textContent = "";
