@@ -167,6 +167,7 @@ def demo_sprint(tmp: Path, repo_root: Path) -> dict[str, Any]:
 def operator_config(tmp: Path) -> dict[str, str]:
     path = tmp / "config.yaml"
     path.write_text(
+        f"orchestrator: {{allowed_host_paths: ['{tmp}']}}\n"
         f"git: {{working_trees_path: '{tmp / 'trees'}'}}\n"
         "containers: {base_image: localhost/sprint-orchestrator/base:bookworm}\n"
     )

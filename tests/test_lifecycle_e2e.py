@@ -65,7 +65,8 @@ def example(name: str, repo: Path) -> dict[str, Any]:
 def config(tmp: Path, concurrent_sprints: int = 20) -> dict[str, str]:
     path = tmp / "config.yaml"
     path.write_text(
-        f"orchestrator: {{max_concurrent_sprints: {concurrent_sprints}, max_parallel_tasks_per_sprint: 10}}\n"
+        f"orchestrator: {{max_concurrent_sprints: {concurrent_sprints}, max_parallel_tasks_per_sprint: 10, "
+        f"allowed_host_paths: ['{tmp}']}}\n"
         f"git: {{working_trees_path: '{tmp / 'trees'}'}}\n"
         "containers: {base_image: localhost/sprint-orchestrator/base:bookworm}\n"
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -145,3 +146,29 @@ def test_applying_the_same_manifest_twice_changes_nothing(
     after = get_json(cluster, "sprint", "eta", "-n", namespace)
     assert after["metadata"]["generation"] == before["metadata"]["generation"]
     assert not any(k.startswith("kopf.zalando.org") for k in (after["metadata"].get("annotations") or {}))
+
+
+def test_a_sprint_naming_host_paths_outside_the_allowed_roots_is_refused(
+    cluster: LocalCluster, namespace: str, operator: KopfRunner
+) -> None:
+    """A namespace editor may not mount /etc into task containers or clone /root/secret.git."""
+    manifest = suspended_sprint("hosty", tasks=1, suspend=False)
+    manifest["spec"]["team"] = {"type": "demo", "recipes": "/etc"}
+    manifest["spec"]["repository"] = {"url": "/root/secret.git"}
+    apply(cluster, namespace, manifest)
+
+    def refused() -> dict[str, Any] | None:
+        ready = [
+            c
+            for c in sprint_status(cluster, namespace, "hosty").get("conditions") or []
+            if c["type"] == "Ready"
+        ]
+        return ready[0] if ready and ready[0]["reason"] == "InvalidSpec" else None
+
+    condition = wait_for(refused, what="InvalidSpec")
+    assert "spec.team.recipes: '/etc' is outside" in condition["message"]
+    assert "spec.repository.url: '/root/secret.git' is outside" in condition["message"]
+    assert tasks_of(cluster, namespace, "hosty") == [] or all(
+        not (t.get("status") or {}).get("containerId") for t in tasks_of(cluster, namespace, "hosty")
+    )
+    assert sprint_status(cluster, namespace, "hosty").get("phase") in (None, "Pending")

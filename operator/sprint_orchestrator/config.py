@@ -61,6 +61,9 @@ class OrchestratorSection(Section):
     default_token_budget: int = Field(default=1_000_000, ge=0)
     # The team of a Sprint that names none: a real agent CLI. demo (the stand-in) only when configured.
     default_team: Literal["claude-code", "codex", "gemini", "demo"] = "claude-code"
+    # Roots under which a Sprint may name host paths (team.recipes, a local repository.url); the
+    # project's examples are always allowed. Empty: nothing else.
+    allowed_host_paths: list[str] = Field(default_factory=list, max_length=100)
 
 
 class GitSection(Section):

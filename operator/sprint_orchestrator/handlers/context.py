@@ -9,8 +9,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import OrchestratorError
+from ..errors import InvalidInput, OrchestratorError
+from ..hostpaths import default_roots, host_path_problems
 from ..kube import Kube
+from ..model import SprintSpec, validate_sprint_spec
 from ..settings import Settings
 
 log = logging.getLogger("sprint_orchestrator.operator")
@@ -74,6 +76,17 @@ class OperatorContext:
         """orchestrator.default_team of the configuration: the team of a Sprint that names none."""
         orchestrator = getattr(self.settings.config, "orchestrator", None)
         return str(getattr(orchestrator, "default_team", None) or "claude-code")
+
+    def accept_spec(self, spec: Any) -> SprintSpec:
+        """The Sprint spec as the operator runs it: validated, host paths inside the allowed roots, an
+        unset team resolved to the default. InvalidInput names every problem."""
+        valid = validate_sprint_spec(dict(spec or {}))
+        orchestrator = getattr(self.settings.config, "orchestrator", None)
+        roots = default_roots(list(getattr(orchestrator, "allowed_host_paths", None) or []))
+        problems = host_path_problems(valid, roots)
+        if problems:
+            raise InvalidInput("spec: host paths outside the allowed roots", problems)
+        return valid.with_default_team(self.default_team)
 
     async def get_runtime(self) -> Any:
         async with self._runtime_lock:

@@ -13,7 +13,7 @@ from typing import Any, cast
 from .. import ANNOTATION_CANCEL, LABEL_SPRINT, LABEL_TASK, lifecycle, plan
 from ..errors import ImageBuildFailed, InvalidInput, OrchestratorError
 from ..kube import SPRINTS, TASKS, now_iso
-from ..model import SprintSpec, task_resource_name, validate_sprint_spec
+from ..model import SprintSpec, task_resource_name
 from ..teams import missing_key
 from ..teams.keys import PROVIDER_OF_TEAM
 from . import actions, counts
@@ -88,7 +88,7 @@ class SprintReconciler:
         if self.ctx.sprint_phases.get(self.key) != "Initializing" or phase != "Pending":
             self.ctx.sprint_phases[self.key] = phase
         try:
-            spec = validate_sprint_spec(body.get("spec") or {}).with_default_team(self.ctx.default_team)
+            spec = self.ctx.accept_spec(body.get("spec"))
         except InvalidInput:
             return 30.0  # check_spec has set Ready=False/InvalidSpec; wait for a spec change
         tasks = await self._ensure_tasks(body, spec)

@@ -15,7 +15,6 @@ import kopf
 from .. import GROUP, VERSION
 from ..errors import InvalidInput
 from ..kube import SPRINTS, now_iso
-from ..model import validate_sprint_spec
 from .conditions import set_condition
 from .context import OperatorContext
 from .reconcile import SprintReconciler
@@ -45,7 +44,7 @@ async def check_spec(
     ctx = _ctx(memo)
     generation = int(meta.get("generation") or 0)
     try:
-        validate_sprint_spec(dict(spec))
+        ctx.accept_spec(spec)
         ready, reason, message = True, "Accepted", "the sprint spec is valid"
     except InvalidInput as exc:
         ready, reason, message = False, "InvalidSpec", "; ".join(exc.problems)[:4000]
