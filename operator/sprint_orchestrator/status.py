@@ -166,6 +166,7 @@ class Results(StatusModel):
     summary: str | None = Field(default=None, description="The first ~2 KiB of RESULTS.md.")
     present: bool | None = None
     artifacts: Ids | None = None
+    problems: Ids | None = Field(default=None, description="What could not be read, and why.")
 
 
 class TaskLimits(StatusModel):

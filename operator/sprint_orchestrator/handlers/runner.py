@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ from ..kube import now_iso
 from ..model import SprintSpec
 from ..runtime import Limits, TaskRunSpec
 from ..teams import TEAMS, collect_results, write_task_files
+from ..teams.results import keep_orchestrator_files
 from ..validators import quantity_bytes
 from . import metering, tokens
 from .gating import gate_task, protected_changes
@@ -27,7 +27,6 @@ from .merging import merge_one
 LIVE_USAGE_SECONDS = 2.0
 TEAM_NAME = "Sprint Orchestrator task team"
 TEAM_EMAIL = "task-team@sprintorchestrator.dev"
-ORCHESTRATOR_FILES = ("TASK.md", "RESULTS.md", ".sprint")
 
 
 class TaskRunner:
@@ -234,6 +233,7 @@ class TaskRunner:
                 "summary": results.summary[:2048],
                 "present": results.present,
                 "artifacts": list(results.artifacts)[:100],
+                "problems": list(results.problems),
             },
             "logPath": str(outcome.log_path or ""),
         }
@@ -378,21 +378,6 @@ class TaskRunner:
 
     async def _gate(self) -> None:
         await gate_task(self)
-
-
-def keep_orchestrator_files(workspace: Path, artifacts: Path) -> None:
-    """Move TASK.md, RESULTS.md and .sprint/ out of the workspace into the artifacts before the commit,
-    so they never reach the task branch (parallel tasks would all conflict on them)."""
-    for name in ORCHESTRATOR_FILES:
-        source = workspace / name
-        if source.is_symlink() or source.is_file():
-            target = artifacts / name
-            if not target.exists():
-                shutil.move(str(source), str(target))
-            else:
-                source.unlink()
-        elif source.is_dir():
-            shutil.rmtree(source, ignore_errors=True)
 
 
 async def _first_of(waiter: asyncio.Future[Any], event: asyncio.Event) -> None:

@@ -7,13 +7,20 @@ stdout in the format its adapter declared; `usage_text=None` means the run repor
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import shutil
+from dataclasses import dataclass, field
 from pathlib import Path
+
+from .safefiles import TooLarge, read_capped, regular_files
+from .taskmd import TASK_JSON
 
 RESULTS_MD = "RESULTS.md"
 USAGE_JSONL = "usage.jsonl"
 SUMMARY_MAX = 2048
+USAGE_MAX = 64 << 20  # an agent transcript of a long session is a few MB; more is not usage
 _ARTIFACTS_MAX = 200
+# What the orchestrator put in (TASK.md, .sprint/task.json) or takes out (RESULTS.md) of a workspace.
+ORCHESTRATOR_FILES = ("TASK.md", RESULTS_MD, TASK_JSON)
 
 
 @dataclass(frozen=True)
@@ -23,6 +30,7 @@ class TaskResults:
     artifacts: tuple[str, ...]
     usage_text: str | None
     usage_format: str | None
+    problems: tuple[str, ...] = field(default_factory=tuple)
 
 
 def collect_results(
@@ -31,26 +39,31 @@ def collect_results(
     stdout_path: Path | None = None,
     usage_format: str = "auto",
 ) -> TaskResults:
-    """Read what the team left: RESULTS.md (workspace root, else artifacts), artifact names, usage."""
-    results = _first_file(workspace / RESULTS_MD, artifacts / RESULTS_MD)
-    text = results.read_text(encoding="utf-8", errors="replace") if results else ""
-    usage_text, fmt = _usage(artifacts, stdout_path, usage_format)
-    return TaskResults(_summary(text), results is not None, _artifact_names(artifacts), usage_text, fmt)
+    """Read what the team left: RESULTS.md (workspace root, else artifacts), artifact names, usage.
+    Nothing is followed through a symlink, read from a FIFO or device, or read past its cap."""
+    data = read_capped(workspace / RESULTS_MD, 4 * SUMMARY_MAX, truncate=True)
+    if data is None:
+        data = read_capped(artifacts / RESULTS_MD, 4 * SUMMARY_MAX, truncate=True)
+    text = data.decode("utf-8", errors="replace") if data is not None else ""
+    problems: list[str] = []
+    usage_text, fmt = _usage(artifacts, stdout_path, usage_format, problems)
+    names = _artifact_names(artifacts)
+    return TaskResults(_summary(text), data is not None, names, usage_text, fmt, tuple(problems))
 
 
-def _usage(artifacts: Path, stdout_path: Path | None, usage_format: str) -> tuple[str | None, str | None]:
-    usage = artifacts / USAGE_JSONL
-    if usage.is_file() and not usage.is_symlink():
-        return usage.read_text(encoding="utf-8", errors="replace"), "usage-jsonl"
-    if stdout_path is not None and stdout_path.is_file():
-        text = stdout_path.read_text(encoding="utf-8", errors="replace")
-        return (text, usage_format) if text.strip() else (None, None)
-    return None, None
-
-
-def _first_file(*paths: Path) -> Path | None:
-    # The team is untrusted: a symlink could point at any file of the operator's host.
-    return next((p for p in paths if p.is_file() and not p.is_symlink()), None)
+def _usage(
+    artifacts: Path, stdout_path: Path | None, usage_format: str, problems: list[str]
+) -> tuple[str | None, str | None]:
+    try:
+        usage = read_capped(artifacts / USAGE_JSONL, USAGE_MAX)
+        if usage is not None:
+            return usage.decode("utf-8", errors="replace"), "usage-jsonl"
+        out = read_capped(stdout_path, USAGE_MAX) if stdout_path is not None else None
+    except TooLarge as exc:
+        problems.append(f"token usage not read: {exc}")
+        return None, None
+    text = out.decode("utf-8", errors="replace") if out is not None else ""
+    return (text, usage_format) if text.strip() else (None, None)
 
 
 def _summary(text: str) -> str:
@@ -60,9 +73,29 @@ def _summary(text: str) -> str:
 
 
 def _artifact_names(artifacts: Path) -> tuple[str, ...]:
-    if not artifacts.is_dir():
+    if not artifacts.is_dir() or artifacts.is_symlink():
         return ()
-    names = sorted(
-        str(p.relative_to(artifacts)) for p in artifacts.rglob("*") if p.is_file() and not p.is_symlink()
-    )
-    return tuple(names[:_ARTIFACTS_MAX])
+    return tuple(sorted(str(p.relative_to(artifacts)) for p in regular_files(artifacts, _ARTIFACTS_MAX)))
+
+
+def keep_orchestrator_files(workspace: Path, artifacts: Path) -> None:
+    """Move TASK.md, RESULTS.md and .sprint/task.json out of the workspace into the artifacts before the
+    commit, so they never reach the task branch (parallel tasks would all conflict on them). Only those
+    files: anything else under .sprint/ (earlier sprint reports) stays, and a change to it is the task's.
+    A symlink is removed, never followed."""
+    for name in ORCHESTRATOR_FILES:
+        source = workspace / name
+        if not (source.is_symlink() or source.exists()):
+            continue
+        target = artifacts / name
+        if source.is_symlink() or not source.is_file() or target.exists():
+            if source.is_dir() and not source.is_symlink():
+                shutil.rmtree(source, ignore_errors=True)
+            else:
+                source.unlink()
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(str(source), str(target))
+    sprint_dir = workspace / ".sprint"
+    if sprint_dir.is_dir() and not sprint_dir.is_symlink() and not any(sprint_dir.iterdir()):
+        sprint_dir.rmdir()  # the directory held only our task.json
