@@ -30,11 +30,10 @@ from typing import Any
 from ..errors import InvalidInput
 from ..proxy import CONTAINER_SOCKET_DIR, TaskBudget, TaskKey
 from ..runtime import Mount
+from ..settings import API_KEY_VARIABLES
 from ..usage import ModelUsage, TokenUsage
 from ..usage.record import with_counts
 from . import tokens
-
-API_KEY_VARIABLES = {"anthropic": "ANTHROPIC_API_KEY", "openai": "OPENAI_API_KEY"}
 
 
 def task_budget(estimated: int | None, factor: float) -> TaskBudget:
