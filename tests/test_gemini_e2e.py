@@ -85,6 +85,29 @@ def test_the_gemini_cli_runs_a_sprint_task_through_the_metering_proxy(
         assert REAL_KEY not in path.read_text(errors="replace"), path
 
 
+def test_a_spent_token_budget_stops_the_gemini_cli_and_fails_the_task_with_budget_exceeded(
+    cluster: LocalCluster, namespace: str, tmp_path: Path, agent_image: str
+) -> None:
+    repo = seed_repository(tmp_path, files={"README.md": "# target\n"})
+    log = tmp_path / "op.log"
+    with ThreadedStandIn(GeminiStandIn()) as standin:
+        env = {**config(tmp_path), "SPRINT_ORCHESTRATOR_GEMINI_URL": standin.url, "GEMINI_API_KEY": REAL_KEY}
+        with operator_process(cluster, namespace, tmp_path / "state", log, **env):
+            apply(cluster, namespace, gemini_sprint(repo, agent_image, estimated=100, factor=1.5))
+            wait_terminal(cluster, namespace, SPRINT, timeout=900)
+        served = list(standin.served)
+    task = by_id(cluster, namespace, SPRINT)["greet"]
+    assert (task["phase"], task["reason"], task["attempt"]) == ("Failed", "BudgetExceeded", 1), task
+    assert "task budget: 150" in task["error"]
+    assert len(served) == 1  # the first response spent the budget; the next request was refused
+    assert (task["tokens"]["source"], task["tokens"]["actual"]) == (
+        "proxy",
+        expected_usage(served).total_tokens,
+    )
+    assert "OUTPUT.md" not in git("-C", str(repo), "ls-tree", "-r", "--name-only", "main").split()
+    assert REAL_KEY not in log.read_text()
+
+
 def test_without_a_gemini_key_the_task_fails_at_once_naming_the_variable(
     cluster: LocalCluster, namespace: str, tmp_path: Path, agent_image: str
 ) -> None:
