@@ -85,7 +85,7 @@ class StandIn:
             await self._runner.cleanup()
 
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
-        self.seen_keys.append(request.headers.get("x-api-key") or request.headers.get("Authorization", ""))
+        self.seen_keys.append(self.key_of(request))
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
         try:
@@ -98,6 +98,10 @@ class StandIn:
             return await self.answer(request, body)
         finally:
             self.in_flight -= 1
+
+    def key_of(self, request: web.Request) -> str:
+        """The credential the request carried (the proxy must have put the real key in)."""
+        return request.headers.get("x-api-key") or request.headers.get("Authorization", "")
 
     def next_usage(self, model: str) -> Served:
         n = next(self._ids)

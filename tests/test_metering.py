@@ -64,6 +64,16 @@ def test_the_upstream_urls_come_from_the_environment_with_the_providers_as_defau
     assert REAL_KEY not in repr(settings)
 
 
+def test_the_gemini_key_and_url_come_from_gemini_api_key_and_the_gemini_url_setting() -> None:
+    env = {"GEMINI_API_KEY": REAL_KEY, "SPRINT_ORCHESTRATOR_GEMINI_URL": "http://127.0.0.1:9/g"}
+    settings = from_env(env)
+    assert (
+        settings.api_keys == {"gemini": REAL_KEY}
+        and settings.llm_upstreams["gemini"] == "http://127.0.0.1:9/g"
+    )
+    assert "GEMINI_API_KEY" in metering.missing_key_message("gemini", "gemini")
+
+
 @pytest.fixture
 async def standin() -> Any:
     server = AnthropicStandIn()

@@ -92,6 +92,8 @@ def test_the_demo_adapter_refuses_a_missing_recipes_directory(tmp_path: Path) ->
         ("claude-code", "claude", ["--output-format", "stream-json", "--verbose"], "claude-stream-json",
          "anthropic"),
         ("codex", "codex", ["exec", "--json", "model_provider=sprint-proxy"], "codex-json", "openai"),
+        ("gemini", "gemini", ["-p", "--output-format", "stream-json", "--yolo"], "gemini-stream-json",
+         "gemini"),
     ],
 )  # fmt: skip
 def test_agent_cli_adapters_run_under_the_forwarder_with_no_key(
@@ -110,14 +112,11 @@ def test_agent_cli_adapters_run_under_the_forwarder_with_no_key(
     assert launch.environment["ANTHROPIC_BASE_URL"].startswith("http://127.0.0.1:")
 
 
-def test_the_gemini_adapter_still_takes_its_key_as_a_mounted_secret() -> None:
-    launch = TEAMS["gemini"](REPORT, TeamConfig(type="gemini", model="m-1"))
-    command = list(launch.command)
-    assert command[:3] == ["sh", "/opt/sprint-team/with-secrets.sh", "gemini"]
-    assert "--output-format" in command and command[command.index("--model") + 1] == "m-1"
-    assert (launch.usage_format, tuple(launch.secrets), launch.proxy) == (
-        "gemini-stream-json", ("GEMINI_API_KEY",), "")  # fmt: skip
-    assert not any("KEY" in key for key in launch.environment)
+def test_the_gemini_cli_is_pointed_at_the_proxys_gemini_route_in_a_trusted_workspace() -> None:
+    env = TEAMS["gemini"](REPORT, TeamConfig(type="gemini")).environment
+    port = env["SPRINT_LLM_PORT"]
+    assert env["GOOGLE_GEMINI_BASE_URL"] == f"http://127.0.0.1:{port}/gemini"
+    assert env["GEMINI_API_KEY"] == PLACEHOLDER_KEY and env["GEMINI_CLI_TRUST_WORKSPACE"] == "true"
 
 
 def test_the_command_adapter_runs_the_configured_program() -> None:

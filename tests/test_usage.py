@@ -84,6 +84,16 @@ CASES: list[tuple[str, str, dict[str, Any]]] = [
         counts(904, 4096, 0, 900, 640), {"gpt-5-2025-08-07": counts(904, 4096, 0, 900, 640)})),
     ("openai_responses.json", "openai-responses-json", record(
         counts(36, 0, 0, 87, 0), {"gpt-5-2025-08-07": counts(36, 0, 0, 87, 0)})),
+    # Gemini API: cached inside prompt, thoughts beside candidates (added to output), the tool-use prompt
+    # is input; the chunk with finishReason holds the totals; proto3 JSON leaves zero counts out
+    ("gemini_api.sse", "gemini-api-sse", record(
+        counts(3808, 8192, 0, 1003, 946), {"gemini-2.5-pro": counts(3808, 8192, 0, 1003, 946)})),
+    ("gemini_api_cut.sse", "gemini-api-sse", record(
+        counts(3808, 8192, 0, None), {"gemini-2.5-pro": counts(3808, 8192, 0, None)}, partial=True)),
+    ("gemini_api.json", "gemini-api-json", record(
+        counts(1584, 0, 0, 310, 0), {"gemini-2.5-flash": counts(1584, 0, 0, 310, 0)})),
+    ("gemini_api_blocked.json", "gemini-api-json", record(
+        counts(9, 0, 0, 0, 0), {"gemini-2.5-flash": counts(9, 0, 0, 0, 0)})),
     ("team.jsonl", "usage-jsonl", record(
         counts(5600, 65000, 7800, 3900, cost="0.1717"),
         {"claude-opus-4-8": counts(1200, 5000, 800, 300, cost="0.0412"),
@@ -111,7 +121,14 @@ def test_auto_detects_the_format_from_the_content(name: str, fmt: str) -> None:
 def test_every_contract_format_has_a_parser_and_transcripts() -> None:
     contract = {"claude-json", "claude-stream-json", "codex-json", "gemini-json", "gemini-stream-json",
                 "anthropic-sse", "openai-chat-sse", "usage-jsonl"}  # fmt: skip
-    proxy = {"anthropic-json", "openai-chat-json", "openai-responses-sse", "openai-responses-json"}
+    proxy = {
+        "anthropic-json",
+        "openai-chat-json",
+        "openai-responses-sse",
+        "openai-responses-json",
+        "gemini-api-sse",
+        "gemini-api-json",
+    }
     assert set(USAGE_PARSERS) == contract | proxy
     assert FORMATS[0] == "auto"
     assert {fmt for _, fmt, _ in CASES} == contract | proxy
@@ -213,6 +230,14 @@ def test_integral_exponent_counts_are_accepted_exactly() -> None:
             "exceeds",
         ),
         ("{}", "no-such-format", "unknown format"),
+        ('{"hello": "world"}', "gemini-api-json", "Gemini API"),
+        ('{"usageMetadata":{"promptTokenCount":"12"}}', "gemini-api-json", "promptTokenCount"),
+        (
+            '{"usageMetadata":{"promptTokenCount":5,"cachedContentTokenCount":9}}',
+            "gemini-api-json",
+            "exceeds",
+        ),
+        ('data: {"candidates":{"index":0}}\n\n', "gemini-api-sse", "candidates must be an array"),
     ],
 )
 def test_bad_input_raises_one_line_naming_the_problem(text: str, fmt: str, needle: str) -> None:
@@ -222,3 +247,13 @@ def test_bad_input_raises_one_line_naming_the_problem(text: str, fmt: str, needl
     assert needle in message
     assert "\n" not in message
     assert isinstance(caught.value, InvalidInput)
+
+
+def test_a_gemini_api_error_answers_with_no_usage_and_a_stream_with_none_is_unknown() -> None:
+    error = (
+        '{"error": {"code": 429, "message": "Resource has been exhausted", "status": "RESOURCE_EXHAUSTED"}}'
+    )
+    assert parse(error, "gemini-api-json") == parse('data: {"candidates": []}\n\n', "gemini-api-sse")
+    assert parse(error, "gemini-api-json").to_json() == record(UNKNOWN, partial=True)
+    midway = read("gemini_api_cut.sse") + "data: " + error + "\r\n\r\n"  # an error event ends the stream
+    assert parse(midway, "gemini-api-sse") == parse(read("gemini_api_cut.sse"), "gemini-api-sse")

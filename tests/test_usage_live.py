@@ -27,9 +27,12 @@ STREAMS = [
     ("anthropic_cut.sse", "anthropic-sse"),
     ("openai_chat.sse", "openai-chat-sse"),
     ("openai_responses.sse", "openai-responses-sse"),
+    ("gemini_api.sse", "gemini-api-sse"),
+    ("gemini_api_cut.sse", "gemini-api-sse"),
     ("team.jsonl", "usage-jsonl"),
     ("claude_result.json", "claude-json"),
     ("gemini.json", "gemini-json"),
+    ("gemini_api.json", "gemini-api-json"),
 ]
 
 

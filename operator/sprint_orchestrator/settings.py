@@ -14,7 +14,12 @@ from pathlib import Path
 from typing import Any
 
 ENV_PREFIX = "SPRINT_ORCHESTRATOR_"
-DEFAULT_LLM_UPSTREAMS = {"anthropic": "https://api.anthropic.com", "openai": "https://api.openai.com"}
+DEFAULT_LLM_UPSTREAMS = {
+    "anthropic": "https://api.anthropic.com",
+    "openai": "https://api.openai.com",
+    "gemini": "https://generativelanguage.googleapis.com",
+}
+API_KEY_VARIABLES = {"anthropic": "ANTHROPIC_API_KEY", "openai": "OPENAI_API_KEY", "gemini": "GEMINI_API_KEY"}
 
 
 @dataclass(frozen=True)
@@ -67,11 +72,7 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
         health_port=int(get("HEALTH_PORT", "0") or 0),
         base_image=get("BASE_IMAGE", Settings.base_image) or Settings.base_image,
         agent_image=get("AGENT_IMAGE", Settings.agent_image) or Settings.agent_image,
-        api_keys={
-            provider: env[var]
-            for provider, var in (("anthropic", "ANTHROPIC_API_KEY"), ("openai", "OPENAI_API_KEY"))
-            if env.get(var)
-        },
+        api_keys={provider: env[var] for provider, var in API_KEY_VARIABLES.items() if env.get(var)},
         llm_upstreams={
             provider: get(f"{provider.upper()}_URL", default) or default
             for provider, default in DEFAULT_LLM_UPSTREAMS.items()

@@ -50,6 +50,8 @@ def agent_environment(port: int = CONTAINER_PORT) -> dict[str, str]:
         "ANTHROPIC_API_KEY": PLACEHOLDER_KEY,
         "OPENAI_BASE_URL": f"{base}/openai/v1",
         "OPENAI_API_KEY": PLACEHOLDER_KEY,
+        "GOOGLE_GEMINI_BASE_URL": f"{base}/gemini",
+        "GEMINI_API_KEY": PLACEHOLDER_KEY,
         "SPRINT_LLM_PORT": str(port),
         "SPRINT_LLM_SOCKET": f"{CONTAINER_SOCKET_DIR}/{SOCKET_NAME}",
         "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",

@@ -6,9 +6,13 @@ is not a rate limit, which is what a spent budget needs. The shapes:
     Anthropic: {"type": "error", "error": {"type": "invalid_request_error", "message": "..."}}
     OpenAI:    {"error": {"message": "...", "type": "insufficient_quota", "param": null,
                           "code": "insufficient_quota"}}
+    Google:    {"error": {"code": 429, "message": "...", "status": "RESOURCE_EXHAUSTED",
+                          "details": [{"@type": "type.googleapis.com/google.rpc.ErrorInfo", ...}]}}
 
 A spent budget mirrors how each provider reports exhausted credit: Anthropic answers 400
-`invalid_request_error`; OpenAI answers 429 with code `insufficient_quota`, which clients do not retry.
+`invalid_request_error`; OpenAI answers 429 with code `insufficient_quota`, which clients do not retry;
+Google answers 429 RESOURCE_EXHAUSTED, and the message says the capacity is exhausted, which is what
+the Gemini CLI (0.61) reads as a terminal quota error instead of retrying for minutes.
 """
 
 from __future__ import annotations
@@ -25,13 +29,30 @@ class Refusal(Enum):
     SOCKET_CLOSED = "socket_closed"
 
 
-# refusal -> provider -> (HTTP status, provider error type)
+# refusal -> provider -> (HTTP status, provider error type; Google's: the google.rpc.Code name)
 _TABLE: dict[Refusal, dict[str, tuple[int, str]]] = {
-    Refusal.BUDGET: {"anthropic": (400, "invalid_request_error"), "openai": (429, "insufficient_quota")},
-    Refusal.UNKNOWN_ROUTE: {"anthropic": (404, "not_found_error"), "openai": (404, "invalid_request_error")},
-    Refusal.UPSTREAM_UNREACHABLE: {"anthropic": (502, "api_error"), "openai": (502, "server_error")},
-    Refusal.SOCKET_CLOSED: {"anthropic": (403, "permission_error"), "openai": (403, "invalid_request_error")},
+    Refusal.BUDGET: {
+        "anthropic": (400, "invalid_request_error"),
+        "openai": (429, "insufficient_quota"),
+        "gemini": (429, "RESOURCE_EXHAUSTED"),
+    },
+    Refusal.UNKNOWN_ROUTE: {
+        "anthropic": (404, "not_found_error"),
+        "openai": (404, "invalid_request_error"),
+        "gemini": (404, "NOT_FOUND"),
+    },
+    Refusal.UPSTREAM_UNREACHABLE: {
+        "anthropic": (502, "api_error"),
+        "openai": (502, "server_error"),
+        "gemini": (503, "UNAVAILABLE"),
+    },
+    Refusal.SOCKET_CLOSED: {
+        "anthropic": (403, "permission_error"),
+        "openai": (403, "invalid_request_error"),
+        "gemini": (403, "PERMISSION_DENIED"),
+    },
 }
+_GOOGLE_ERROR_DOMAIN = "sprintorchestrator.dev"
 
 
 @dataclass(frozen=True)
@@ -43,14 +64,30 @@ class Reply:
 
 def error_reply(provider: str, refusal: Refusal, message: str) -> Reply:
     """The error response for `refusal`, in `provider`'s format (Anthropic's for an unknown provider)."""
-    family = "openai" if provider == "openai" else "anthropic"
+    family = provider if provider in ("openai", "gemini") else "anthropic"
     status, kind = _TABLE[refusal][family]
-    if family == "anthropic":
-        payload: dict[str, object] = {"type": "error", "error": {"type": kind, "message": message}}
+    payload: dict[str, object]
+    if family == "gemini":
+        payload = _google_error(status, kind, refusal, message)
+    elif family == "anthropic":
+        payload = {"type": "error", "error": {"type": kind, "message": message}}
     else:
         code = kind if refusal is Refusal.BUDGET else refusal.value
         payload = {"error": {"message": message, "type": kind, "param": None, "code": code}}
     return Reply(status, json.dumps(payload).encode())
+
+
+def _google_error(status: int, kind: str, refusal: Refusal, message: str) -> dict[str, object]:
+    """google.rpc.Status as JSON, with an ErrorInfo naming the refusal (e.g. TOKEN_BUDGET_SPENT)."""
+    if refusal is Refusal.BUDGET:
+        message = f"{message}. You have exhausted your capacity: retrying will not help"
+    reason = "TOKEN_BUDGET_SPENT" if refusal is Refusal.BUDGET else refusal.value.upper()
+    info = {
+        "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+        "reason": reason,
+        "domain": _GOOGLE_ERROR_DOMAIN,
+    }
+    return {"error": {"code": status, "message": message, "status": kind, "details": [info]}}
 
 
 def provider_of(path: str) -> str:

@@ -1,11 +1,16 @@
 """PURE: how a request that arrived on a task socket maps to an upstream model API, and back.
 
 The in-container forwarder relays raw bytes, so the agent CLI's request reaches the proxy as it was sent.
-The first path segment names the provider (the agent is pointed at `http://127.0.0.1:PORT/anthropic`
-or `.../openai/v1`); the rest is the provider's own path. Example:
+The first path segment names the provider (the agent is pointed at `http://127.0.0.1:PORT/anthropic`,
+`.../openai/v1` or `.../gemini`); the rest is the provider's own path. Example:
 
     POST /anthropic/v1/messages?beta=true  ->  Route("anthropic", "{upstream}/v1/messages?beta=true",
                                                      metered=True)
+
+The Gemini route forwards only the three model calls an agent needs, each POST:
+`/v1beta/models/{model}:generateContent`, `:streamGenerateContent?alt=sse` and `:countTokens`
+(also under /v1 and /v1alpha). Anything else has no route; the only query parameter relayed is the
+stream's `alt=sse` (a `key` parameter, the API's other way to pass a key, is dropped).
 
 Headers are rewritten here too: the placeholder key the agent holds is dropped and the real key is set,
 so the secret exists only in the proxy's memory and the outgoing request.
@@ -14,11 +19,17 @@ so the secret exists only in the proxy's memory and the outgoing request.
 from __future__ import annotations
 
 import random
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from urllib.parse import parse_qsl
 
-PROVIDERS = ("anthropic", "openai")
-DEFAULT_UPSTREAMS = {"anthropic": "https://api.anthropic.com", "openai": "https://api.openai.com"}
+PROVIDERS = ("anthropic", "openai", "gemini")
+DEFAULT_UPSTREAMS = {
+    "anthropic": "https://api.anthropic.com",
+    "openai": "https://api.openai.com",
+    "gemini": "https://generativelanguage.googleapis.com",
+}
 
 # provider -> path (without query) -> (usage format for JSON bodies, usage format for SSE bodies)
 METERED_PATHS: dict[str, dict[str, tuple[str, str]]] = {
@@ -28,6 +39,20 @@ METERED_PATHS: dict[str, dict[str, tuple[str, str]]] = {
         "/v1/responses": ("openai-responses-json", "openai-responses-sse"),
     },
 }
+
+_GEMINI_PATH = re.compile(
+    r"/(?:v1|v1beta|v1alpha)/models/[A-Za-z0-9][A-Za-z0-9._-]{0,127}"
+    r":(generateContent|streamGenerateContent|countTokens)"
+)
+# Gemini method -> (the only query it may carry, its usage formats)
+_GEMINI_METHODS: dict[str, tuple[list[tuple[str, str]], tuple[str | None, str | None]]] = {
+    "generateContent": ([], ("gemini-api-json", "gemini-api-sse")),
+    "streamGenerateContent": ([("alt", "sse")], ("gemini-api-json", "gemini-api-sse")),
+    "countTokens": ([], (None, None)),
+}
+GEMINI_ROUTES = (
+    "POST /gemini/v1beta/models/{model}:generateContent, :streamGenerateContent?alt=sse, :countTokens"
+)
 
 # Never forwarded in either direction: hop-by-hop headers (RFC 9110 §7.6.1), framing the proxy redoes,
 # and every header that can carry a credential.
@@ -47,9 +72,14 @@ _HOP_BY_HOP = frozenset(
         "content-encoding",
     }
 )
-_CREDENTIALS = frozenset({"authorization", "x-api-key", "api-key", "cookie", "set-cookie"})
+_CREDENTIALS = frozenset({"authorization", "x-api-key", "api-key", "x-goog-api-key", "cookie", "set-cookie"})
 
-RETRYABLE_STATUSES = frozenset({429, 529})
+# Busy answers worth a retry: rate limited, or overloaded (Anthropic's 529, Google's 503 UNAVAILABLE).
+RETRYABLE_STATUSES: dict[str, frozenset[int]] = {
+    "anthropic": frozenset({429, 529}),
+    "openai": frozenset({429, 529}),
+    "gemini": frozenset({429, 503}),
+}
 
 
 @dataclass(frozen=True)
@@ -72,16 +102,31 @@ class Route:
         return self.json_format
 
 
-def resolve(path: str, query: str, upstreams: Mapping[str, str]) -> Route | None:
-    """Map `/provider/rest?query` to its upstream; None when the provider is unknown or not configured."""
+def resolve(path: str, query: str, upstreams: Mapping[str, str], method: str = "POST") -> Route | None:
+    """Map `METHOD /provider/rest?query` to its upstream; None when the provider is unknown or not
+    configured, or the request is not one the provider's route forwards."""
     provider, _, rest = path.lstrip("/").partition("/")
     base = upstreams.get(provider)
     if provider not in PROVIDERS or base is None:
         return None
     rest = "/" + rest
+    if provider == "gemini":
+        return _gemini(method, rest, query, base)
     url = base.rstrip("/") + rest + (f"?{query}" if query else "")
     formats = METERED_PATHS[provider].get(rest.rstrip("/"), (None, None))
     return Route(provider, url, formats[0], formats[1])
+
+
+def _gemini(method: str, rest: str, query: str, base: str) -> Route | None:
+    match = _GEMINI_PATH.fullmatch(rest)
+    if method.upper() != "POST" or match is None:
+        return None
+    allowed, (json_format, sse_format) = _GEMINI_METHODS[match.group(1)]
+    params = [(k, v) for k, v in parse_qsl(query, keep_blank_values=True) if k != "key"]
+    if params != allowed:
+        return None
+    url = base.rstrip("/") + rest + "".join(f"?{k}={v}" for k, v in params)
+    return Route("gemini", url, json_format, sse_format)
 
 
 def upstream_headers(incoming: Iterable[tuple[str, str]], provider: str, secret: str) -> dict[str, str]:
@@ -90,6 +135,8 @@ def upstream_headers(incoming: Iterable[tuple[str, str]], provider: str, secret:
     headers["Accept-Encoding"] = "identity"  # the proxy reads every byte it meters
     if provider == "anthropic":
         headers["x-api-key"] = secret
+    elif provider == "gemini":
+        headers["x-goog-api-key"] = secret
     else:
         headers["Authorization"] = f"Bearer {secret}"
     return headers
@@ -100,10 +147,14 @@ def downstream_headers(upstream: Iterable[tuple[str, str]]) -> dict[str, str]:
     return {k: v for k, v in upstream if k.lower() not in _HOP_BY_HOP | _CREDENTIALS}
 
 
+def is_retryable(provider: str, status: int) -> bool:
+    return status in RETRYABLE_STATUSES.get(provider, frozenset())
+
+
 def retry_delay(
     status: int, headers: Mapping[str, str], attempt: int, *, base: float = 0.5, cap: float = 60.0
 ) -> float:
-    """Seconds to wait before retrying a rate-limited (429) or overloaded (529) response.
+    """Seconds to wait before retrying a rate-limited (429) or overloaded (529, 503) response.
 
     The provider's `retry-after-ms` / `retry-after` wins when present (capped); otherwise exponential
     backoff with jitter: attempt 0 -> 0.5 s .. 0.75 s, attempt 1 -> 1 s .. 1.5 s, and so on.

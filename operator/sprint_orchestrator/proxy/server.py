@@ -164,13 +164,9 @@ class MeteringProxy:
         provider = provider_of(request.path)
         if key is None:
             return _send(error_reply(provider, Refusal.SOCKET_CLOSED, "this task's model access is closed"))
-        route = routing.resolve(request.path, request.query_string, self._upstreams)
+        route = routing.resolve(request.path, request.query_string, self._upstreams, request.method)
         if route is None:
-            message = (
-                f"no model API is configured for path {request.path!r}; point the agent at "
-                f"/{'/, /'.join(sorted(self._upstreams))}/ on the forwarder (e.g. ANTHROPIC_BASE_URL)"
-            )
-            return _send(error_reply(provider, Refusal.UNKNOWN_ROUTE, message))
+            return _send(error_reply(provider, Refusal.UNKNOWN_ROUTE, self._no_route(request)))
         if route.metered and (reason := self.ledger.refusal(key)) is not None:
             log.warning("refused %s %s for %s: %s", request.method, request.path, key, reason)
             return _send(error_reply(route.provider, Refusal.BUDGET, reason))
@@ -185,6 +181,17 @@ class MeteringProxy:
             time.perf_counter() - started,
         )  # fmt: skip
         return response
+
+    def _no_route(self, request: web.Request) -> str:
+        if provider_of(request.path) == "gemini" and "gemini" in self._upstreams:
+            return (
+                f"{request.method} {request.path!r} is not a Gemini API request the proxy forwards; "
+                f"it forwards only {routing.GEMINI_ROUTES}"
+            )
+        return (
+            f"no model API is configured for path {request.path!r}; point the agent at "
+            f"/{'/, /'.join(sorted(self._upstreams))}/ on the forwarder (e.g. ANTHROPIC_BASE_URL)"
+        )
 
     async def _forward(
         self, request: web.Request, key: TaskKey, route: routing.Route, body: bytes, headers: dict[str, str]
@@ -203,7 +210,7 @@ class MeteringProxy:
                         return _send(error_reply(route.provider, Refusal.UPSTREAM_UNREACHABLE, message))
                     delay = self._backoff(0, {}, attempt)
                 else:
-                    if upstream.status not in routing.RETRYABLE_STATUSES or last:
+                    if not routing.is_retryable(route.provider, upstream.status) or last:
                         async with upstream:
                             return await self._relay(request, key, route, upstream)
                     delay = self._backoff(upstream.status, upstream.headers, attempt)

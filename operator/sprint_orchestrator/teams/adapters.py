@@ -2,10 +2,9 @@
 
 Each adapter is pure: it returns a `TeamLaunch` (command, non-secret environment, read-only mounts,
 the secrets it needs, where its token usage comes from and which model API it reaches through the
-metering proxy). No API key ever enters a container: Claude Code and Codex run under the in-image
-forwarder (`proxy.forwarder_command`), pointed at it by `proxy.agent_environment()` with a placeholder
-key; the operator's proxy puts the real key in. Gemini has no proxy route yet and still gets its key
-through `with-secrets.sh` (files under /run/secrets, never in the container config).
+metering proxy). No API key ever enters a container: Claude Code, Codex and the Gemini CLI run under
+the in-image forwarder (`proxy.forwarder_command`), pointed at it by `proxy.agent_environment()` with a
+placeholder key; the operator's proxy puts the real key in.
 """
 
 from __future__ import annotations
@@ -22,7 +21,6 @@ from .taskmd import task_id_of
 FILES = Path(__file__).resolve().parent / "files"
 TEAM_DIR = "/opt/sprint-team"
 RECIPES_DIR = "/opt/demo-recipes"
-WITH_SECRETS = ["sh", f"{TEAM_DIR}/with-secrets.sh"]
 PROMPT = (
     "Read TASK.md in the current directory and carry out the task it describes. Change only files in "
     "this directory. When you are done, write RESULTS.md here summarizing what you changed and how you "
@@ -74,9 +72,12 @@ def codex(task: TaskFields, team: TeamConfig) -> TeamLaunch:
 
 
 def gemini(task: TaskFields, team: TeamConfig) -> TeamLaunch:
-    cmd = [*WITH_SECRETS, "gemini", "-p", PROMPT, "--output-format", "stream-json", "--yolo", *_model(team)]
-    env = {"SPRINT_TASK_ID": task_id_of(task)}
-    return TeamLaunch(tuple(cmd), env, (_TEAM_FILES,), "gemini-stream-json", "stdout", ("GEMINI_API_KEY",))
+    """The Gemini CLI through the metering proxy: GOOGLE_GEMINI_BASE_URL with the placeholder key (the
+    image's system settings select API-key auth and turn telemetry and update checks off). The task
+    workspace is trusted explicitly: in an untrusted folder the CLI drops --yolo back to asking."""
+    cli = ["gemini", "-p", PROMPT, "--output-format", "stream-json", "--yolo", *_model(team)]
+    env = {"SPRINT_TASK_ID": task_id_of(task), **agent_environment(), "GEMINI_CLI_TRUST_WORKSPACE": "true"}
+    return TeamLaunch(tuple(forwarder_command(cli)), env, (), "gemini-stream-json", "stdout", proxy="gemini")
 
 
 def _model(team: TeamConfig) -> list[str]:

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from ..settings import API_KEY_VARIABLES
+
 PROVIDER_OF_TEAM = {"claude-code": "anthropic", "codex": "openai", "gemini": "gemini"}
-API_KEY_VARIABLES = {"anthropic": "ANTHROPIC_API_KEY", "openai": "OPENAI_API_KEY", "gemini": "GEMINI_API_KEY"}
 SECRET_NAME = "sprint-orchestrator-llm"
 
 

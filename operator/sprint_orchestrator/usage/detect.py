@@ -53,6 +53,8 @@ def _classify_document(document: Any) -> str | None:
         return "openai-chat-json" if shape == "chat.completion" else "openai-responses-json"
     if kind == "error" or (kind == "message" and isinstance(document.get("content"), list)):
         return "anthropic-json"
+    if kind is None and ("candidates" in document or "usageMetadata" in document):
+        return "gemini-api-json"
     if kind is None and ("stats" in document or "response" in document or "error" in document):
         return "gemini-json"
     if kind == "result" and "stats" not in document:
@@ -70,6 +72,8 @@ def _classify_event(data: Any) -> str | None:
         return "openai-responses-sse"
     if data.get("object") == "chat.completion.chunk" or "choices" in data:
         return "openai-chat-sse"
+    if kind is None and ("candidates" in data or "usageMetadata" in data):
+        return "gemini-api-sse"
     return None
 
 

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..errors import UsageParseError
-from . import anthropic, claude, codex, gemini, jsonl, openai
+from . import anthropic, claude, codex, gemini, gemini_api, jsonl, openai
 from .fields import load_json
 from .record import TokenUsage
 from .stream import StreamFormat, read_whole
@@ -19,6 +19,7 @@ STREAMS: dict[str, StreamFormat] = {
     "anthropic-sse": anthropic.SSE,
     "openai-chat-sse": openai.CHAT_SSE,
     "openai-responses-sse": openai.RESPONSES_SSE,
+    "gemini-api-sse": gemini_api.SSE,
     "usage-jsonl": jsonl.USAGE_JSONL,
 }
 
@@ -29,6 +30,7 @@ DOCUMENTS: dict[str, Callable[[Any], TokenUsage]] = {
     "anthropic-json": anthropic.parse_json,
     "openai-chat-json": openai.parse_chat_json,
     "openai-responses-json": openai.parse_responses_json,
+    "gemini-api-json": gemini_api.parse_json,
 }
 
 _ORDER = (
@@ -44,6 +46,8 @@ _ORDER = (
     "openai-chat-json",
     "openai-responses-sse",
     "openai-responses-json",
+    "gemini-api-sse",
+    "gemini-api-json",
 )
 
 
