@@ -27,7 +27,8 @@ UPSTREAMS = {"anthropic": "https://anthropic.example/", "openai": "https://opena
          "openai-chat-json", "openai-chat-sse"),
         ("/openai/v1/responses", "", "https://openai.example/v1/responses",
          "openai-responses-json", "openai-responses-sse"),
-        ("/openai/v1/models", "", "https://openai.example/v1/models", None, None),
+        ("/openai/v1/responses/input_tokens", "", "https://openai.example/v1/responses/input_tokens",
+         None, None),
     ],
 )  # fmt: skip
 def test_a_provider_prefixed_path_maps_to_its_upstream_and_usage_format(
@@ -38,6 +39,39 @@ def test_a_provider_prefixed_path_maps_to_its_upstream_and_usage_format(
     assert (route.url, route.json_format, route.sse_format) == (url, json_format, sse_format)
     assert route.usage_format("text/event-stream; charset=utf-8") == sse_format
     assert route.usage_format("application/json") == json_format
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [("GET", "/openai/v1/models"), ("GET", "/anthropic/v1/models"), ("GET", "/anthropic/v1/models/claude-x")],
+)
+def test_the_model_list_is_relayed_unmetered(method: str, path: str) -> None:
+    route = resolve(path, "", UPSTREAMS, method)
+    assert route is not None and not route.metered
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("POST", "/openai/v1/batches"),
+        ("POST", "/openai/v1/files"),
+        ("POST", "/openai/v1/fine_tuning/jobs"),
+        ("GET", "/openai/v1/organization/users"),
+        ("POST", "/anthropic/v1/messages/batches"),
+        ("POST", "/anthropic/v1/files"),
+        ("GET", "/anthropic/v1/organizations/me"),
+        ("DELETE", "/openai/v1/models/ft-x"),
+        ("GET", "/anthropic/v1/messages"),
+        ("POST", "/anthropic//v1/messages"),
+        ("POST", "/anthropic/v1/./messages"),
+        ("POST", "/anthropic/v1/x/../messages"),
+        ("POST", "/anthropic/v1/%6Dessages"),
+        ("POST", "/openai/v1/chat%2Fcompletions"),
+        ("POST", "/anthropic/v1/messages/"),
+    ],
+)
+def test_everything_else_is_refused_batches_files_admin_and_path_tricks(method: str, path: str) -> None:
+    assert resolve(path, "", UPSTREAMS, method) is None
 
 
 @pytest.mark.parametrize("path", ["/v1/messages", "/gemini/v1/models", "/", "/x/anthropic/v1/messages"])

@@ -209,8 +209,10 @@ class TaskFields(CamelModel):
         default_factory=list, max_length=DEPENDENCIES_MAX, json_schema_extra={"x-kubernetes-list-type": "set"}
     )
     test_requirements: TextList = Field(default_factory=list, description="Shell commands run as gates.")
-    allow_no_changes: bool = Field(
-        default=False,
+    # No CRD default (None means false): a defaulted field inside a list item makes every client-side
+    # `kubectl apply` of an unchanged manifest rewrite the whole list.
+    allow_no_changes: bool | None = Field(
+        default=None,
         description="A task whose team changed nothing goes to Review (NoChanges) unless this is true.",
     )
 

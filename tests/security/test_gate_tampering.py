@@ -129,7 +129,7 @@ def test_a_protected_file_in_scope_runs_but_cannot_merge_without_a_human(attacke
 
 def test_the_honest_task_passes_the_same_gate_and_merges(attacked: dict[str, Any]) -> None:
     task = attacked["tasks"]["honest"]
-    assert (task["phase"], task["reason"]) == ("Completed", "Merged"), task
+    assert (task["phase"], task["reason"]) == ("Completed", "Merged"), task.get("gates")
     assert [g["passed"] for g in task["gates"]] == [True]
 
 

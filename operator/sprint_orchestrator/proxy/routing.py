@@ -7,7 +7,9 @@ The first path segment names the provider (the agent is pointed at `http://127.0
     POST /anthropic/v1/messages?beta=true  ->  Route("anthropic", "{upstream}/v1/messages?beta=true",
                                                      metered=True)
 
-The Gemini route forwards only the three model calls an agent needs, each POST:
+Each provider forwards an allowlist: its metered endpoints (POST), token counting and the model list;
+batches, files, fine-tuning and admin endpoints have no route, and neither has a path with encoded
+bytes, empty or dot segments. The Gemini route forwards only the three model calls an agent needs, each POST:
 `/v1beta/models/{model}:generateContent`, `:streamGenerateContent?alt=sse` and `:countTokens`
 (also under /v1 and /v1alpha). Anything else has no route; the only query parameter relayed is the
 stream's `alt=sse` (a `key` parameter, the API's other way to pass a key, is dropped).
@@ -102,19 +104,40 @@ class Route:
         return self.json_format
 
 
+# provider -> the (method, path) pairs it forwards besides its metered POSTs: token counting and the
+# model list the CLIs ask for. Nothing else (batches, files, fine-tuning, admin, organization) passes.
+UNMETERED_ROUTES: dict[str, frozenset[tuple[str, str]]] = {
+    "anthropic": frozenset({("POST", "/v1/messages/count_tokens"), ("GET", "/v1/models")}),
+    "openai": frozenset({("POST", "/v1/responses/input_tokens"), ("GET", "/v1/models")}),
+}
+_MODEL_INFO = re.compile(r"/v1/models/[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
+# Path tricks a gateway might normalize differently than we compare: encoded bytes, empty or dot
+# segments, backslashes, control characters.
+_TRICKY_PATH = re.compile(r"%|//|/\.{1,2}(?:/|$)|\\|[\x00-\x20\x7f]")
+
+
 def resolve(path: str, query: str, upstreams: Mapping[str, str], method: str = "POST") -> Route | None:
     """Map `METHOD /provider/rest?query` to its upstream; None when the provider is unknown or not
-    configured, or the request is not one the provider's route forwards."""
+    configured, or the request is not one the provider's route forwards (an allowlist, per provider)."""
     provider, _, rest = path.lstrip("/").partition("/")
     base = upstreams.get(provider)
-    if provider not in PROVIDERS or base is None:
+    if provider not in PROVIDERS or base is None or _TRICKY_PATH.search(path):
         return None
     rest = "/" + rest
     if provider == "gemini":
         return _gemini(method, rest, query, base)
+    verb = method.upper()
+    formats = METERED_PATHS[provider].get(rest)
+    allowed = (
+        (verb == "POST" and formats is not None)
+        or (verb, rest) in UNMETERED_ROUTES[provider]
+        or (verb == "GET" and _MODEL_INFO.fullmatch(rest) is not None)
+    )
+    if not allowed:
+        return None
     url = base.rstrip("/") + rest + (f"?{query}" if query else "")
-    formats = METERED_PATHS[provider].get(rest.rstrip("/"), (None, None))
-    return Route(provider, url, formats[0], formats[1])
+    json_format, sse_format = formats or (None, None)
+    return Route(provider, url, json_format, sse_format)
 
 
 def _gemini(method: str, rest: str, query: str, base: str) -> Route | None:

@@ -164,8 +164,11 @@ class MeteringProxy:
         provider = provider_of(request.path)
         if key is None:
             return _send(error_reply(provider, Refusal.SOCKET_CLOSED, "this task's model access is closed"))
-        route = routing.resolve(request.path, request.query_string, self._upstreams, request.method)
+        route = routing.resolve(
+            request.raw_path.split("?", 1)[0], request.query_string, self._upstreams, request.method
+        )
         if route is None:
+            log.warning("refused %s %r for %s: no route", request.method, request.raw_path[:300], key)
             return _send(error_reply(provider, Refusal.UNKNOWN_ROUTE, self._no_route(request)))
         if route.metered and (reason := self.ledger.refusal(key)) is not None:
             log.warning("refused %s %s for %s: %s", request.method, request.path, key, reason)
@@ -187,6 +190,11 @@ class MeteringProxy:
             return (
                 f"{request.method} {request.path!r} is not a Gemini API request the proxy forwards; "
                 f"it forwards only {routing.GEMINI_ROUTES}"
+            )
+        if provider_of(request.path) in self._upstreams:
+            return (
+                f"{request.method} {request.path!r} is not a model API request the proxy forwards (it "
+                "forwards the messages/chat/responses endpoints, token counting and the model list)"
             )
         return (
             f"no model API is configured for path {request.path!r}; point the agent at "

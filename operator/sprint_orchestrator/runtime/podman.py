@@ -263,7 +263,7 @@ class PodmanRuntime:
         # podman-py encodes a list of label filters in a way Podman 4 ignores: filter on one label here
         # and check the rest below.
         wanted = f"{LABEL_SPRINT}={sprint_id}" if sprint_id else f"{LABEL_ROLE}=task"
-        found = self.client.containers.list(all=True, filters={"label": wanted}, sparse=False)
+        found = self._list({"label": wanted})
         infos = (
             containers.info(c.attrs, c.labels or {}, c.name)
             for c in found
@@ -271,11 +271,17 @@ class PodmanRuntime:
         )
         return sorted(infos, key=lambda i: i.name)
 
+    def _list(self, filters: dict[str, str], tries: int = 5) -> list[Any]:
+        """Containers with their inspect data. A full listing inspects each container, so one removed in
+        between (a runner finishing) fails the whole call with NotFound: list again."""
+        for _ in range(tries - 1):
+            with contextlib.suppress(podman.errors.NotFound):
+                return list(self.client.containers.list(all=True, filters=filters, sparse=False))
+        return list(self.client.containers.list(all=True, filters=filters, sparse=False))
+
     def prune_oneshots(self) -> list[str]:
         """Remove finished one-shot (gate) containers an interrupted operator left behind."""
-        found = self.client.containers.list(
-            all=True, filters={"label": f"{LABEL_ROLE}=oneshot"}, sparse=False
-        )
+        found = self._list({"label": f"{LABEL_ROLE}=oneshot"})
         stale = [c.name for c in found if c.status not in ("running", "paused")]
         for name in stale:
             self.remove(name)
