@@ -65,7 +65,7 @@ def operator_env(local: LocalCluster, state_dir: Path, **extra: str) -> dict[str
 
 @contextmanager
 def operator_process(
-    local: LocalCluster, namespace: str, state_dir: Path, log: Path, **extra: str
+    local: LocalCluster, namespace: str | list[str], state_dir: Path, log: Path, **extra: str
 ) -> Iterator[subprocess.Popen[bytes]]:
     """`sprintctl operator --namespace NS` as a real process (so tests can SIGKILL it)."""
     proc = start_operator(local, namespace, state_dir, log, **extra)
@@ -76,12 +76,13 @@ def operator_process(
 
 
 def start_operator(
-    local: LocalCluster, namespace: str, state_dir: Path, log: Path, **extra: str
+    local: LocalCluster, namespace: str | list[str], state_dir: Path, log: Path, **extra: str
 ) -> subprocess.Popen[bytes]:
     watch(log)  # the test fails if this operator logs an unexpected error
+    watched = [namespace] if isinstance(namespace, str) else namespace
     with open(log, "ab") as out:
         return subprocess.Popen(
-            [SPRINTCTL, "operator", "--namespace", namespace, "--log-format", "json"],
+            [SPRINTCTL, "operator", *(f"--namespace={ns}" for ns in watched), "--log-format", "json"],
             env=operator_env(local, state_dir, **extra),
             stdout=out,
             stderr=subprocess.STDOUT,

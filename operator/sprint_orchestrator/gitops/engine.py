@@ -6,6 +6,8 @@ and returns a frozen result whose `changes` list the ref moves it made (also log
 
 from __future__ import annotations
 
+import hashlib
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -71,6 +73,17 @@ class GitEngine:
             engine.last_recovery = engine.recover()
             fetch_main(core, origin)
         return engine
+
+    @staticmethod
+    def root_for(trees_dir: str | Path, url_or_path: str) -> Path:
+        """Where the clone and trees of one repository live under the operator's trees directory: a
+        directory per repository, so one operator serves any number of them without mixing clones.
+
+        ("/var/trees", "https://git.example/team/app.git") -> /var/trees/app-<8 hex of sha256(url)>
+        """
+        name = re.sub(r"[^a-z0-9-]+", "-", url_or_path.rstrip("/").rsplit("/", 1)[-1].lower())
+        name = name.removesuffix("-git").strip("-")[:40] or "repo"
+        return Path(trees_dir) / f"{name}-{hashlib.sha256(url_or_path.encode()).hexdigest()[:8]}"
 
     @property
     def gitdir(self) -> Path:

@@ -119,9 +119,8 @@ class OperatorContext:
         if key not in self.engines:
             from ..gitops import GitEngine
 
-            self.engines[key] = await asyncio.to_thread(
-                GitEngine.open, url, self.settings.trees_dir, main_branch
-            )
+            root = GitEngine.root_for(self.settings.trees_dir, url)  # one clone per repository
+            self.engines[key] = await asyncio.to_thread(GitEngine.open, url, root, main_branch)
         return self.engines[key]
 
     # --- wake-ups: a Task change wakes its Sprint's loop at once --------------------------------
