@@ -256,3 +256,16 @@ def test_the_board_follows_a_real_demo_sprint_to_completion(
             timeout=30_000,
         )
         shot(page, "demo-kaiban-board")
+
+
+def test_the_api_docs_render_from_this_origin_alone(
+    cluster: LocalCluster, namespace: str, tmp_path: Path, page: Any
+) -> None:
+    requests: list[str] = []
+    page.on("request", lambda request: requests.append(request.url))
+    with dashboard(cluster.kubeconfig, namespace, tmp_path) as base:
+        page.goto(f"{base}/docs")
+        page.wait_for_selector("text=Sprint Orchestrator dashboard", timeout=30_000)
+        page.wait_for_selector("text=/api/sprints", timeout=10_000)
+        shot(page, "api-docs")
+    assert requests and all(url.startswith(base) for url in requests), requests

@@ -221,3 +221,28 @@ def test_logs_and_artifacts_are_served_only_from_the_state_dir(
         assert httpx.get(f"{url}/api/tasks/files-1:t0/artifacts/RESULTS.md").text == "# done\n"
         assert httpx.get(f"{url}/api/tasks/files-1:t0/artifacts/..%2Ft0.log").status_code == 404
         assert httpx.get(f"{url}/api/tasks/files-1:t1/logs").status_code == 404
+
+
+def test_an_agent_written_page_is_a_download_that_cannot_run(
+    cluster: LocalCluster, kube: Kube, ns: str, tmp_path: Path
+) -> None:
+    create_sprint_with_tasks(kube, ns, sprint_body("files-2", tasks=1))
+    (tmp_path / "art").mkdir()
+    (tmp_path / "art" / "x.html").write_text("<script>fetch('/api/sprints', {method: 'POST'})</script>")
+    set_status(kube, ns, "files-2", "t0", {"artifactsPath": str(tmp_path / "art")})
+    with dashboard(cluster.kubeconfig, ns, tmp_path) as url:
+        response = httpx.get(f"{url}/api/tasks/files-2:t0/artifacts/x.html")
+    assert response.headers["content-disposition"] == 'attachment; filename="x.html"'
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert response.headers["content-security-policy"] == "default-src 'none'; sandbox"
+
+
+def test_pages_carry_a_strict_policy_and_the_api_docs_need_no_cdn(base: str) -> None:
+    for page in ("/", "/board/x", "/report/x", "/kaiban/x", "/docs"):
+        response = httpx.get(f"{base}{page}")
+        assert response.status_code == 200, page
+        csp = response.headers["content-security-policy"]
+        assert "script-src 'self';" in csp and "frame-ancestors 'none'" in csp, page
+        assert "<script>" not in response.text and "https://" not in response.text, page
+    assert httpx.get(f"{base}/static/swagger/swagger-ui-bundle.js").status_code == 200
+    assert httpx.get(f"{base}/redoc").status_code == 404

@@ -16,6 +16,7 @@ from pathlib import Path
 from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
+from swagger_ui_bundle import swagger_ui_path
 
 from .. import __version__
 from ..errors import InvalidInput, OrchestratorError
@@ -23,6 +24,7 @@ from ..kube import KubeError
 from . import api, files, live
 from .avatars import avatar_svg
 from .context import Dashboard, problems_detail
+from .headers import security_headers
 from .hub import Listener
 from .watcher import Watcher
 
@@ -48,7 +50,10 @@ def create_app(dash: Dashboard, listeners: Sequence[Listener] = (), watch: bool 
         version=__version__,
         description="The PRD's REST API, the Kaiban board data and live updates of Sprints and Tasks.",
         lifespan=lifespan,
+        docs_url=None,  # FastAPI's pages load Swagger UI from a CDN: ours come with the Python package
+        redoc_url=None,
     )
+    app.middleware("http")(security_headers)
     app.state.dashboard = dash
     app.include_router(api.router)
     app.include_router(files.router)
@@ -74,7 +79,12 @@ def _errors(app: FastAPI) -> None:
 
 
 def _pages(app: FastAPI) -> None:
+    app.mount("/static/swagger", StaticFiles(directory=str(swagger_ui_path)), name="swagger")
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> FileResponse:
+        return FileResponse(STATIC / "docs.html")
 
     @app.get("/", include_in_schema=False)
     async def index() -> FileResponse:
