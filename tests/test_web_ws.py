@@ -73,3 +73,18 @@ async def test_task_log_is_streamed_as_it_grows(
                 with log.open("a") as out:
                     out.write("more\n")
                 assert await socket.recv() == "more\n"
+
+
+async def test_a_websocket_from_another_site_is_refused_one_from_the_board_is_not(
+    cluster: LocalCluster, namespace: str, tmp_path: Path
+) -> None:
+    kube = Kube.from_kubeconfig(str(cluster.kubeconfig))
+    create_sprint_with_tasks(kube, namespace, sprint_body("ws-origin", tasks=1))
+    with dashboard(cluster.kubeconfig, namespace, tmp_path) as base:
+        url = base.replace("http", "ws") + "/ws/sprints/ws-origin"
+        with pytest.raises(websockets.InvalidStatus) as refused:
+            async with websockets.connect(url, origin=websockets.Origin("http://evil.example")):
+                pass
+        assert refused.value.response.status_code == 403
+        async with websockets.connect(url, origin=websockets.Origin(base)) as socket:
+            assert (await next_board(socket, lambda m: True))["type"] == "board"

@@ -295,7 +295,7 @@ class Metrics:
         return generate_latest(self.registry)
 
 
-def start_metrics_server(port: int, metrics: Metrics, addr: str = "0.0.0.0") -> Callable[[], None]:
+def start_metrics_server(port: int, metrics: Metrics, addr: str = "127.0.0.1") -> Callable[[], None]:
     """Serve /metrics on `port` in a daemon thread; returns a function that stops the server."""
     server, thread = start_http_server(port, addr=addr, registry=metrics.registry)
 

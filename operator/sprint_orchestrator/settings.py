@@ -29,6 +29,7 @@ class Settings:
     namespaces: tuple[str, ...] = ()
     podman_url: str | None = None
     metrics_port: int = 0
+    metrics_address: str = "127.0.0.1"  # 0.0.0.0 only where asked (in a Pod: the manifests set it)
     health_port: int = 0
     base_image: str = "localhost/sprint-orchestrator/base:bookworm"
     agent_image: str = "localhost/sprint-orchestrator/agent:bookworm"  # hack/agent-image.sh
@@ -69,6 +70,7 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
         namespaces=tuple(n for n in (get("NAMESPACES", "") or "").split(",") if n),
         podman_url=get("PODMAN_URL"),
         metrics_port=int(get("METRICS_PORT", "0") or 0),
+        metrics_address=get("METRICS_ADDRESS", "127.0.0.1") or "127.0.0.1",
         health_port=int(get("HEALTH_PORT", "0") or 0),
         base_image=get("BASE_IMAGE", Settings.base_image) or Settings.base_image,
         agent_image=get("AGENT_IMAGE", Settings.agent_image) or Settings.agent_image,

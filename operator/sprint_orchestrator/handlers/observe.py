@@ -60,8 +60,9 @@ def start_metrics(memo: kopf.Memo, **_: Any) -> None:
     settings = getattr(memo.get("context"), "settings", None) or from_env()
     port = int(settings.metrics_port)
     if port > 0:
-        memo["metrics_stop"] = start_metrics_server(port, metrics)
-        log.info("metrics server started", extra={"port": port})
+        address = str(getattr(settings, "metrics_address", "127.0.0.1"))
+        memo["metrics_stop"] = start_metrics_server(port, metrics, address)
+        log.info("metrics server started", extra={"port": port, "address": address})
 
 
 @kopf.on.cleanup()

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import time
 from typing import Any
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter, HTTPException, WebSocket, WebSocketDisconnect
 
@@ -43,10 +44,28 @@ def message(dash: Dashboard, name: str, changed: set[str]) -> dict[str, Any]:
     }
 
 
+def cross_origin(socket: WebSocket) -> bool:
+    """A browser always sends Origin on a WebSocket: one from another site must not read our pushes
+    (cross-site WebSocket hijacking). Clients that send none (sprintctl, curl) are not browsers."""
+    origin = socket.headers.get("origin")
+    if origin is None:
+        return False
+    return urlsplit(origin).netloc.lower() != (socket.headers.get("host") or "").lower()
+
+
+async def _accept(socket: WebSocket) -> bool:
+    if cross_origin(socket):
+        await socket.close(code=1008, reason="cross-origin WebSocket refused")
+        return False
+    await socket.accept()
+    return True
+
+
 @router.websocket("/ws/sprints/{sprint_id}")
 async def sprint_updates(socket: WebSocket, sprint_id: str) -> None:
     dash = _dash(socket)
-    await socket.accept()
+    if not await _accept(socket):
+        return
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(dash.hub.synced.wait(), SYNC_SECONDS)
     sprint = dash.hub.sprint(sprint_id)
@@ -89,7 +108,8 @@ async def _until_closed(socket: WebSocket) -> None:
 @router.websocket("/ws/tasks/{task_id}/logs")
 async def task_logs(socket: WebSocket, task_id: str) -> None:
     dash = _dash(socket)
-    await socket.accept()
+    if not await _accept(socket):
+        return
     closed = asyncio.ensure_future(_until_closed(socket))
     try:
         await _stream_log(socket, dash, task_id, closed)
