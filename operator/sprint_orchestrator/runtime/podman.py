@@ -46,6 +46,7 @@ from . import (
     service,
     task_labels,
 )
+from .runcver import runc_problem
 
 STOP_GRACE_S = 5
 _POLL = "20ms"  # the API's default 250 ms polling would triple the cost of a short task
@@ -80,7 +81,8 @@ class PodmanRuntime:
     def check(self) -> list[str]:
         """Problems with this Podman, each saying how to fix it; [] when a hardened container runs."""
         try:
-            name = self.client.info()["host"]["ociRuntime"]["name"]  # type: ignore[no-untyped-call]
+            oci = self.client.info()["host"]["ociRuntime"]  # type: ignore[no-untyped-call]
+            name = oci["name"]
         except (podman.errors.APIError, OSError) as exc:
             return [
                 f"the Podman API at {self.service.url} does not answer ({exc}); run hack/setup-podman.sh."
@@ -89,6 +91,9 @@ class PodmanRuntime:
             return [
                 f"Podman uses the OCI runtime {name!r}; set CONTAINERS_CONF to hack/containers.conf (runc)."
             ]
+        vulnerable = runc_problem(str(oci.get("version") or ""))
+        if vulnerable:
+            return [vulnerable]
         if not self.client.images.exists(self.base_image):
             return [f"the base image {self.base_image} is missing; build it with hack/base-image.sh."]
         result = self.run_oneshot(self.base_image, ["true"], None, 60, Limits(memory_bytes=64 << 20, pids=64))
