@@ -19,7 +19,15 @@ from . import ContainerInfo, Health, Limits, Mount, TaskRunSpec, task_labels
 
 LOG_MAX_BYTES = 16 * 1024 * 1024
 # The API ignores read_write_tmpfs: a writable /tmp (HOME) must be mounted explicitly (agent CLIs write there)
-TMP = {"type": "tmpfs", "source": "tmpfs", "target": "/tmp", "read_only": False, "mode": "1777"}
+TMP_SIZE = "512m"  # a cap on what a team can write to /tmp (its pages count against its memory too)
+TMP = {
+    "type": "tmpfs",
+    "source": "tmpfs",
+    "target": "/tmp",
+    "read_only": False,
+    "mode": "1777",
+    "size": TMP_SIZE,
+}
 
 
 def hardened(
