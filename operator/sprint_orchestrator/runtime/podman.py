@@ -317,10 +317,8 @@ class PodmanRuntime:
         ownership.hand_over(mounts, user)
         kwargs = containers.hardened(image, command, name, limits, self._log(name), user)
         kwargs["labels"] = {LABEL_ROLE: "oneshot"}
-        kwargs["mounts"] = [
-            *([containers.bind(Mount(workdir_mount, "/workspace", read_only=False))] if workdir_mount else []),
-            containers.TMP,  # a gate's test runner writes caches there: writable, size-capped
-        ]
+        work = [containers.bind(Mount(workdir_mount, "/workspace", read_only=False))] if workdir_mount else []
+        kwargs["mounts"] = [*work, containers.TMP]  # a test runner writes caches to /tmp: size-capped
         begin = time.perf_counter()
         try:
             container = self.client.containers.create(**kwargs)
