@@ -429,26 +429,22 @@ def test_the_demo_team_writes_a_note_for_a_task_without_a_recipe(
 
 
 @pytest.mark.podman
-def test_finished_gate_containers_left_behind_are_pruned(runtime: PodmanRuntime) -> None:
-    name = f"so-oneshot-leftover-{uuid.uuid4().hex[:8]}"
-    subprocess.run(
-        [
-            "podman",
-            "create",
-            "--name",
-            name,
-            "--label",
-            "sprintorchestrator.dev/role=oneshot",
-            runtime.base_image,
-            "true",
-        ],
-        check=True,
-        capture_output=True,
-    )
+def test_finished_gate_containers_left_behind_are_pruned_but_never_another_operators(
+    runtime: PodmanRuntime,
+) -> None:
+    ours, theirs = (f"so-oneshot-{who}-{uuid.uuid4().hex[:8]}" for who in ("ours", "theirs"))
+    for name, owner in ((ours, runtime.owner), (theirs, "another-operator")):
+        subprocess.run(
+            ["podman", "create", "--name", name, "--label", "sprintorchestrator.dev/role=oneshot",
+             "--label", f"sprintorchestrator.dev/owner={owner}", runtime.base_image, "true"],
+            check=True,
+            capture_output=True,
+        )  # fmt: skip
     try:
-        assert name in runtime.prune_oneshots()
-        assert runtime.status(name) is None
-        exists = subprocess.run(["podman", "container", "exists", name], check=False)
-        assert exists.returncode == 1
+        pruned = runtime.prune_oneshots()
+        assert ours in pruned and theirs not in pruned
+        assert subprocess.run(["podman", "container", "exists", ours], check=False).returncode == 1
+        assert subprocess.run(["podman", "container", "exists", theirs], check=False).returncode == 0
     finally:
-        subprocess.run(["podman", "rm", "-f", name], check=False, capture_output=True)
+        for name in (ours, theirs):
+            subprocess.run(["podman", "rm", "-f", name], check=False, capture_output=True)

@@ -9,6 +9,7 @@ twin. conmon streams their output to a size-capped k8s-file log under the state 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import re
 import shutil
 import tempfile
@@ -49,6 +50,7 @@ from . import (
 from .runcver import runc_problem
 
 STOP_GRACE_S = 5
+LABEL_OWNER = "sprintorchestrator.dev/owner"
 _POLL = "20ms"  # the API's default 250 ms polling would triple the cost of a short task
 _CHECK_TIMEOUT_S = 30
 _REPO_CONF = Path(__file__).resolve().parents[3] / "hack" / "containers.conf"
@@ -59,6 +61,9 @@ class PodmanRuntime:
         self.client = client
         self.service = proc
         self.log_dir = state_dir / "logs"
+        # Which operator a one-shot (gate) container belongs to: its state directory. Another operator
+        # on the same Podman (another tenant, a test run beside this one) must never prune ours.
+        self.owner = hashlib.sha256(str(state_dir.resolve()).encode()).hexdigest()[:16]
         self.secrets_dir = state_dir / "secrets"
         self.base_image = Settings.base_image
         self._timed_out: set[str] = set()
@@ -285,9 +290,14 @@ class PodmanRuntime:
         return list(self.client.containers.list(all=True, filters=filters, sparse=False))
 
     def prune_oneshots(self) -> list[str]:
-        """Remove finished one-shot (gate) containers an interrupted operator left behind."""
-        found = self._list({"label": f"{LABEL_ROLE}=oneshot"})
-        stale = [c.name for c in found if c.status not in ("running", "paused")]
+        """Remove finished one-shot (gate) containers that this operator (its state directory), interrupted,
+        left behind; never another operator's."""
+        found = self._list({"label": f"{LABEL_OWNER}={self.owner}"})
+        stale = [
+            c.name
+            for c in found
+            if (c.labels or {}).get(LABEL_ROLE) == "oneshot" and c.status not in ("running", "paused")
+        ]
         for name in stale:
             self.remove(name)
         return stale
@@ -316,7 +326,7 @@ class PodmanRuntime:
         mounts = [workdir_mount] if workdir_mount else []
         ownership.hand_over(mounts, user)
         kwargs = containers.hardened(image, command, name, limits, self._log(name), user)
-        kwargs["labels"] = {LABEL_ROLE: "oneshot"}
+        kwargs["labels"] = {LABEL_ROLE: "oneshot", LABEL_OWNER: self.owner}
         work = [containers.bind(Mount(workdir_mount, "/workspace", read_only=False))] if workdir_mount else []
         kwargs["mounts"] = [*work, containers.TMP]  # a test runner writes caches to /tmp: size-capped
         begin = time.perf_counter()
