@@ -338,12 +338,15 @@ def test_workspace_symlinks_are_committed_as_links_never_followed(engine: GitEng
     secret = tmp_path / "secret.txt"
     secret.write_text("TOP SECRET")
     engine.create_sprint("s1")
-    ws = engine.create_task("s1", "t1", 1, ["src/link"])
-    os.symlink(secret, ws.workspace / "src" / "link")
-    result = engine.commit_task(ws, "s1", "t1", ["src/link"], *TEAM)
-    assert engine.file_at(str(result.commit), "src/link") == str(secret).encode()
+    ws = engine.create_task("s1", "t1", 1, ["src/link", "src/host"])
+    os.symlink("util.py", ws.workspace / "src" / "link")
+    os.symlink(secret, ws.workspace / "src" / "host")
+    result = engine.commit_task(ws, "s1", "t1", ["src/link", "src/host"], *TEAM)
+    assert engine.file_at(str(result.commit), "src/link") == b"util.py"
     mode = git(engine.gitdir, "ls-tree", str(result.commit), "src/link").split()[0]
     assert mode == "120000"
+    assert engine.file_at(str(result.commit), "src/host") is None  # refused, and never read
+    assert [r.split(":")[0] for r in result.refused] == ["src/host"]
 
 
 def test_a_git_directory_made_by_the_team_is_not_committed(engine: GitEngine) -> None:
@@ -378,3 +381,20 @@ def test_workspace_of_another_task_is_refused(engine: GitEngine) -> None:
     elsewhere = TaskWorkspace(**{**ws.__dict__, "workspace": ws.workspace.parent})
     with pytest.raises(InvalidInput, match="is not the prepared workspace"):
         engine.commit_task(elsewhere, "s1", "t1", ["src/app.py"], *TEAM)
+
+
+def test_symlinks_out_of_the_repository_and_huge_files_are_refused_at_commit(
+    engine: GitEngine, tmp_path: Path
+) -> None:
+    engine.create_sprint("s1")
+    ws = engine.create_task("s1", "t1", 1, ["src/app.py"])
+    (ws.workspace / "src/passwd").symlink_to("/etc/passwd")
+    (ws.workspace / "src/up").symlink_to("../../outside")
+    (ws.workspace / "src/ok").symlink_to("util.py")
+    with (ws.workspace / "src/app.py").open("wb") as out:
+        out.truncate(65 << 20)  # over the limit: the tracked file keeps its old content
+    result = engine.commit_task(ws, "s1", "t1", ["src/app.py"], *TEAM)
+    assert sorted(r.split(":")[0] for r in result.refused) == ["src/app.py", "src/passwd", "src/up"]
+    assert result.changed_files == ["src/ok"]
+    assert git(engine.gitdir, "show", f"{result.commit}:src/app.py") == FILES["src/app.py"].strip()
+    assert "absolute path '/etc/passwd'" in next(r for r in result.refused if r.startswith("src/passwd"))

@@ -214,6 +214,9 @@ class TaskStatus(StatusModel):
         default=None, max_length=20_000, description="The diff of those paths (task data, shown escaped)."
     )
     audit: list[AuditEntry] | None = Field(default=None, max_length=50)
+    refused_files: Ids | None = Field(
+        default=None, description="Files left out of the commit: symlinks out of the repository, huge files."
+    )
     commit: str | None = None
     merge_commit: str | None = None
     conflicts: Ids | None = None

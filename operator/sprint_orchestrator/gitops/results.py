@@ -62,6 +62,7 @@ class CommitResult:
     out_of_scope: list[str]
     no_changes: bool
     changes: tuple[RefChange, ...] = ()
+    refused: tuple[str, ...] = ()  # "path: why" for files the commit left out (symlinks out, too large)
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,9 @@ Like `git add -A` in a worktree: .gitignore is honoured for untracked files, tra
 taken, and a missing tracked file is a deletion -- but only inside `scope` (the files a sparse workspace
 was given), so files a sparse workspace never held are not deleted. Symlinks are stored as links and
 never followed; `.git` entries, sockets and devices are skipped.
+
+What a hostile team could plant is refused (left out, the tree keeps what it had there) and named in
+`refused`: a symlink whose target is absolute or leaves the repository, and a file over `max_bytes`.
 """
 
 from __future__ import annotations
@@ -17,11 +20,19 @@ import pygit2
 
 from .trees import BLOB, COMMIT, EXEC, LINK
 
+MAX_FILE_BYTES = 64 << 20
+
 
 def snapshot(
-    repo: pygit2.Repository, base_tree: pygit2.Tree, directory: Path, scope: Collection[str] | None
+    repo: pygit2.Repository,
+    base_tree: pygit2.Tree,
+    directory: Path,
+    scope: Collection[str] | None,
+    refused: list[str] | None = None,
+    max_bytes: int = MAX_FILE_BYTES,
 ) -> pygit2.Oid:
-    """Return the id of the tree `base_tree` becomes with `directory`'s content."""
+    """Return the id of the tree `base_tree` becomes with `directory`'s content; paths it would not
+    take are appended to `refused` as "path: why"."""
     index = pygit2.Index()
     index.read_tree(base_tree)
     tracked = {entry.path: entry for entry in index}
@@ -33,6 +44,11 @@ def snapshot(
         if rel not in tracked and ignored(rel):
             continue
         seen.add(rel)
+        problem = refusal(directory, rel, st, max_bytes)
+        if problem:
+            if refused is not None:
+                refused.append(f"{rel}: {problem}")
+            continue
         entry = _entry(repo, directory, rel, st)
         old = tracked.get(rel)
         if old is None or old.id != entry.id or old.mode != entry.mode:
@@ -44,6 +60,21 @@ def snapshot(
     for entry in additions:
         index.add(entry)
     return index.write_tree(repo)
+
+
+def refusal(directory: Path, rel: str, st: os.stat_result, max_bytes: int) -> str | None:
+    """Why the file at `rel` must not be committed, or None."""
+    if stat.S_ISLNK(st.st_mode):
+        target = os.readlink(directory / rel)
+        if os.path.isabs(target):
+            return f"a symlink to the absolute path {target[:200]!r}"
+        resolved = os.path.normpath(os.path.join(os.path.dirname(rel), target))
+        if resolved == ".." or resolved.startswith("../"):
+            return f"a symlink that leaves the repository ({target[:200]!r})"
+        return None
+    if st.st_size > max_bytes:
+        return f"{st.st_size} bytes, over the limit of {max_bytes}"
+    return None
 
 
 def _ignore_checker(repo: pygit2.Repository, directory: Path) -> Callable[[str], bool]:

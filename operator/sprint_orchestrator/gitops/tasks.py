@@ -220,9 +220,10 @@ def commit_task(
     repo = core.repo()
     base = core.commit(head, "task head").tree
     scope = None if data["paths"] is None else {*data["paths"], *files}
-    tree_id = snapshot(repo, base, ws.workspace, scope)
+    refused: list[str] = []
+    tree_id = snapshot(repo, base, ws.workspace, scope, refused)
     if tree_id == base.id:
-        return CommitResult(None, [], [], True)
+        return CommitResult(None, [], [], True, refused=tuple(refused))
     changed = changed_paths(repo, base, repo[tree_id])  # type: ignore[arg-type]
     message = (
         f"Task {task} of sprint {sprint} (attempt {ws.attempt})\n\n"
@@ -234,7 +235,8 @@ def commit_task(
         change = core.set_ref(ref, commit, head, "commit task workspace", sprint, task)
         if ws.worktree is not None and ws.worktree.exists():
             worktrees.resync(ws.worktree)  # under the lock: recover() must not see its index.lock as stale
-    return CommitResult(commit, changed, [p for p in changed if p not in set(files)], False, (change,))
+    out_of_scope = [p for p in changed if p not in set(files)]
+    return CommitResult(commit, changed, out_of_scope, False, (change,), tuple(refused))
 
 
 _BAD_IDENTITY = re.compile(r"[<>\x00-\x1f\x7f]")

@@ -287,15 +287,25 @@ class TaskRunner:
         extra = list(self.spec.protected_paths)
         guarded = await asyncio.to_thread(protected_changes, engine, base, changed, extra)
         audit: list[dict[str, str]] = list(self.status.get("audit") or [])[-40:]
-        for event, paths in (("ProtectedPathsChanged", guarded), ("OutOfScopeChanges", commit.out_of_scope)):
+        findings = (
+            ("ProtectedPathsChanged", guarded),
+            ("OutOfScopeChanges", commit.out_of_scope),
+            ("FilesRefused", commit.refused),
+        )
+        for event, paths in findings:
             if paths:
                 detail = f"attempt {self.status.get('attempt') or 1}: {', '.join(list(paths)[:20])}"[:2000]
                 audit.append({"time": now_iso(), "event": event, "detail": detail})
                 self.rec.event(self.body, event, f"task {self.task_id}: {detail}", warn=True)
-        if not guarded and not commit.out_of_scope:
+        if not guarded and not commit.out_of_scope and not commit.refused:
             return {}
         diff = await asyncio.to_thread(engine.diff_text, base, head, guarded) if guarded and head else ""
-        return {"protectedPaths": guarded[:500], "protectedDiff": diff[:20_000], "audit": audit}
+        return {
+            "protectedPaths": guarded[:500],
+            "protectedDiff": diff[:20_000],
+            "refusedFiles": list(commit.refused)[:100],
+            "audit": audit,
+        }
 
     async def _no_changes(self, common: dict[str, Any], commit: str) -> None:
         """The team exited cleanly but changed nothing: never a silent success. A human decides
