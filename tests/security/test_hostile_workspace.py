@@ -1,0 +1,157 @@
+"""A hostile team attacks the operator through what it leaves behind and through the resources it
+uses, in real containers on the real control plane: each attack fails or stays inside its own task, and
+an honest task beside them completes and merges.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from _hostile import command_task, hostile_sprint, phases, plant
+
+from _e2e import apply, start_operator, stop_operator, wait_for
+from _oplog import assert_clean_log
+from conftest import kubectl
+from localcluster import LocalCluster
+from test_lifecycle_e2e import config, git, seed_repository
+
+pytestmark = [pytest.mark.cluster, pytest.mark.podman]
+SPRINT = "hostile-ws"
+PY = "python3 -c"
+SCRIPTS = {
+    "symlink-escape": "ln -s /etc/passwd out.txt; ln -s ../../../../../root up.txt; echo ok > RESULTS.md",
+    "huge-file": "head -c 70000000 /dev/zero > out.txt",
+    "fifo-results": "mkfifo RESULTS.md; mkfifo /artifacts/usage.jsonl; echo x > out.txt",
+    "results-symlink": "ln -s /etc/shadow RESULTS.md; echo x > out.txt",
+    "huge-usage": "truncate -s 200M /artifacts/usage.jsonl; echo x > out.txt",
+    "fork-bomb": (
+        f"{PY} 'import os,time\nn=0\ntry:\n  while True:\n    if os.fork()==0:\n"
+        "      time.sleep(30); os._exit(0)\n    n+=1\nexcept OSError as e:\n"
+        '  print("forks",n,e); raise SystemExit(3)\''
+    ),
+    "memory-balloon": f"{PY} 'b=[]\nwhile True: b.append(bytearray(64<<20))'",
+    "stdout-flood": "head -c 300000000 /dev/zero | tr '\\000' A; echo x > out.txt",
+    "tmp-fill": 'head -c 900000000 /dev/zero > /tmp/fill; echo "tmp: $?" > out.txt',
+    "network": "ls /sys/class/net > out.txt",
+    "honest": "echo 'all good' > out.txt",
+}
+
+
+@pytest.fixture(scope="module")
+def attacked(cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    tmp = tmp_path_factory.mktemp("hostile-ws")
+    namespace = f"t-{uuid.uuid4().hex[:10]}"
+    kubectl(cluster, "create", "namespace", namespace)
+    repo = seed_repository(tmp, files={"README.md": "# target\n"})
+    tasks = [command_task(tid, SCRIPTS[tid], ["out.txt"], "test -f out.txt") for tid in SCRIPTS]
+    manifest = hostile_sprint(SPRINT, repo, tasks, SCRIPTS)
+    manifest["spec"]["container"]["resourceLimits"] = {"memory": "1Gi", "pids": 128, "timeoutSeconds": 300}
+    manifest["spec"]["policy"] = {"maxAttempts": 1, "outOfScopeChanges": "warn"}
+    env = {**config(tmp), **plant(tmp / "home")}
+    log = tmp / "op.log"
+    proc = start_operator(cluster, namespace, tmp / "state", log, **env)
+    try:
+        apply(cluster, namespace, manifest)
+        settled = ("Review", "Completed", "Failed")
+        result = wait_for(
+            lambda: (
+                (p := phases(cluster, namespace, SPRINT))
+                and len(p) == len(SCRIPTS)
+                and all(s.get("phase") in settled for s in p.values())
+                and p
+            ),
+            timeout=900,
+            what="every hostile task to settle",
+        )
+        operator_alive = proc.poll() is None
+    finally:
+        stop_operator(proc)
+    yield {"tasks": result, "tmp": tmp, "log": log, "alive": operator_alive, "repo": repo}
+    kubectl(cluster, "delete", "namespace", namespace, "--wait=false", check=False)
+
+
+def sprint_files(attacked: dict[str, Any]) -> dict[str, str]:
+    for head in attacked["tmp"].joinpath("trees").rglob("HEAD"):
+        gitdir = head.parent
+        if (gitdir / "objects").is_dir() and (gitdir / "refs").is_dir():
+            listing = git("--git-dir", str(gitdir), "ls-tree", "-r", f"sprint/{SPRINT}")
+            return {line.split("\t")[1]: line.split()[0] for line in listing.splitlines()}
+    raise AssertionError("no clone under trees/")
+
+
+def test_the_operator_survived_every_attack_and_the_honest_task_merged(attacked: dict[str, Any]) -> None:
+    assert attacked["alive"]
+    honest = attacked["tasks"]["honest"]
+    assert (honest["phase"], honest["reason"]) == ("Completed", "Merged"), honest
+
+
+def test_symlinks_out_of_the_repository_are_refused_at_commit(attacked: dict[str, Any]) -> None:
+    task = attacked["tasks"]["symlink-escape"]
+    refused = sorted(r.split(":")[0] for r in task["refusedFiles"])
+    assert refused == ["out.txt", "up.txt"], task
+    assert any(a["event"] == "FilesRefused" for a in task["audit"])
+
+
+def test_a_huge_file_is_refused_at_commit(attacked: dict[str, Any]) -> None:
+    task = attacked["tasks"]["huge-file"]
+    assert [r.split(":")[0] for r in task["refusedFiles"]] == ["out.txt"], task
+    assert "over the limit" in task["refusedFiles"][0]
+
+
+def test_a_fifo_as_results_or_usage_does_not_hang_the_operator(attacked: dict[str, Any]) -> None:
+    task = attacked["tasks"]["fifo-results"]
+    assert task["phase"] in ("Completed", "Review") and task["results"]["present"] is False, task
+
+
+def test_a_results_symlink_to_a_host_file_is_not_followed(attacked: dict[str, Any]) -> None:
+    task = attacked["tasks"]["results-symlink"]
+    assert task["results"]["present"] is False and "root:" not in (task["results"].get("summary") or "")
+
+
+def test_an_oversized_usage_file_is_named_not_loaded(attacked: dict[str, Any]) -> None:
+    task = attacked["tasks"]["huge-usage"]
+    assert any("usage.jsonl" in p and "over the limit" in p for p in task["results"]["problems"]), task
+
+
+def test_a_fork_bomb_hits_the_pids_limit_and_fails_only_its_task(attacked: dict[str, Any]) -> None:
+    task = attacked["tasks"]["fork-bomb"]
+    assert (task["phase"], task["exitCode"]) == ("Failed", 3), task
+
+
+def test_a_memory_balloon_is_killed_and_fails_only_its_task(attacked: dict[str, Any]) -> None:
+    task = attacked["tasks"]["memory-balloon"]
+    assert task["phase"] == "Failed" and task["exitCode"] == 137, task
+
+
+def test_a_flood_of_output_is_capped(attacked: dict[str, Any]) -> None:
+    task = attacked["tasks"]["stdout-flood"]
+    assert task["phase"] == "Completed", task
+    assert Path(task["logPath"]).stat().st_size < 40 << 20  # 300 MB written, the log capped
+
+
+def test_tmp_is_size_capped(attacked: dict[str, Any]) -> None:
+    files = sprint_files(attacked)
+    assert "out.txt" in files
+    task = attacked["tasks"]["tmp-fill"]
+    assert task["phase"] == "Completed", task
+
+
+def test_a_task_container_has_no_network_but_loopback(attacked: dict[str, Any]) -> None:
+    task = attacked["tasks"]["network"]
+    assert task["phase"] == "Completed", task
+    commit = task["commit"]
+    text = subprocess.run(
+        ["git", "--git-dir", str(next(h.parent for h in attacked["tmp"].joinpath("trees").rglob("HEAD")
+                                       if (h.parent / "objects").is_dir())), "show", f"{commit}:out.txt"],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    assert text.split() == ["lo"]
+
+
+def test_the_operator_logged_no_unexpected_error_under_attack(attacked: dict[str, Any]) -> None:
+    assert_clean_log(attacked["log"])
