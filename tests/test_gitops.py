@@ -398,3 +398,10 @@ def test_symlinks_out_of_the_repository_and_huge_files_are_refused_at_commit(
     assert result.changed_files == ["src/ok"]
     assert git(engine.gitdir, "show", f"{result.commit}:src/app.py") == FILES["src/app.py"].strip()
     assert "absolute path '/etc/passwd'" in next(r for r in result.refused if r.startswith("src/passwd"))
+
+
+def test_a_sprint_id_belongs_to_the_sprint_that_created_it(engine: GitEngine) -> None:
+    first = engine.create_sprint("s1", "team-a/sprint")
+    assert engine.create_sprint("s1", "team-a/sprint").branch == first.branch  # idempotent for its owner
+    with pytest.raises(InvalidInput, match="already used in this repository by the Sprint team-a/sprint"):
+        engine.create_sprint("s1", "team-b/sprint")

@@ -24,21 +24,21 @@ pytestmark = [pytest.mark.cluster, pytest.mark.podman]
 SPRINT = "hostile-ws"
 PY = "python3 -c"
 SCRIPTS = {
-    "symlink-escape": "ln -s /etc/passwd out.txt; ln -s ../../../../../root up.txt; echo ok > RESULTS.md",
-    "huge-file": "head -c 70000000 /dev/zero > out.txt",
-    "fifo-results": "mkfifo RESULTS.md; mkfifo /artifacts/usage.jsonl; echo x > out.txt",
-    "results-symlink": "ln -s /etc/shadow RESULTS.md; echo x > out.txt",
-    "huge-usage": "truncate -s 200M /artifacts/usage.jsonl; echo x > out.txt",
+    "symlink-escape": "ln -s /etc/passwd OUT; ln -s ../../../../../root up.txt; echo ok > RESULTS.md",
+    "huge-file": "head -c 70000000 /dev/zero > OUT",
+    "fifo-results": "mkfifo RESULTS.md; mkfifo /artifacts/usage.jsonl; echo x > OUT",
+    "results-symlink": "ln -s /etc/shadow RESULTS.md; echo x > OUT",
+    "huge-usage": "truncate -s 200M /artifacts/usage.jsonl; echo x > OUT",
     "fork-bomb": (
         f"{PY} 'import os,time\nn=0\ntry:\n  while True:\n    if os.fork()==0:\n"
         "      time.sleep(30); os._exit(0)\n    n+=1\nexcept OSError as e:\n"
         '  print("forks",n,e); raise SystemExit(3)\''
     ),
     "memory-balloon": f"{PY} 'b=[]\nwhile True: b.append(bytearray(64<<20))'",
-    "stdout-flood": "head -c 300000000 /dev/zero | tr '\\000' A; echo x > out.txt",
-    "tmp-fill": 'head -c 900000000 /dev/zero > /tmp/fill; echo "tmp: $?" > out.txt',
-    "network": "ls /sys/class/net > out.txt",
-    "honest": "echo 'all good' > out.txt",
+    "stdout-flood": "head -c 300000000 /dev/zero | tr '\\000' A; echo x > OUT",
+    "tmp-fill": 'head -c 900000000 /dev/zero > /tmp/fill; echo "tmp: $?" > OUT',
+    "network": "ls /sys/class/net > OUT",
+    "honest": "echo 'all good' > OUT",
 }
 
 
@@ -48,8 +48,9 @@ def attacked(cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory) ->
     namespace = f"t-{uuid.uuid4().hex[:10]}"
     kubectl(cluster, "create", "namespace", namespace)
     repo = seed_repository(tmp, files={"README.md": "# target\n"})
-    tasks = [command_task(tid, SCRIPTS[tid], ["out.txt"], "test -f out.txt") for tid in SCRIPTS]
-    manifest = hostile_sprint(SPRINT, repo, tasks, SCRIPTS)
+    scripts = {tid: script.replace("OUT", f"out-{tid}.txt") for tid, script in SCRIPTS.items()}
+    tasks = [command_task(tid, scripts[tid], [f"out-{tid}.txt"], "true") for tid in SCRIPTS]
+    manifest = hostile_sprint(SPRINT, repo, tasks, scripts)
     manifest["spec"]["container"]["resourceLimits"] = {"memory": "1Gi", "pids": 128, "timeoutSeconds": 300}
     manifest["spec"]["policy"] = {"maxAttempts": 1, "outOfScopeChanges": "warn"}
     env = {**config(tmp), **plant(tmp / "home")}
@@ -93,13 +94,13 @@ def test_the_operator_survived_every_attack_and_the_honest_task_merged(attacked:
 def test_symlinks_out_of_the_repository_are_refused_at_commit(attacked: dict[str, Any]) -> None:
     task = attacked["tasks"]["symlink-escape"]
     refused = sorted(r.split(":")[0] for r in task["refusedFiles"])
-    assert refused == ["out.txt", "up.txt"], task
+    assert refused == ["out-symlink-escape.txt", "up.txt"], task
     assert any(a["event"] == "FilesRefused" for a in task["audit"])
 
 
 def test_a_huge_file_is_refused_at_commit(attacked: dict[str, Any]) -> None:
     task = attacked["tasks"]["huge-file"]
-    assert [r.split(":")[0] for r in task["refusedFiles"]] == ["out.txt"], task
+    assert [r.split(":")[0] for r in task["refusedFiles"]] == ["out-huge-file.txt"], task
     assert "over the limit" in task["refusedFiles"][0]
 
 
@@ -130,24 +131,23 @@ def test_a_memory_balloon_is_killed_and_fails_only_its_task(attacked: dict[str, 
 
 def test_a_flood_of_output_is_capped(attacked: dict[str, Any]) -> None:
     task = attacked["tasks"]["stdout-flood"]
-    assert task["phase"] == "Completed", task
+    assert (task["phase"], task.get("reason")) == ("Completed", "Merged"), task
     assert Path(task["logPath"]).stat().st_size < 40 << 20  # 300 MB written, the log capped
 
 
 def test_tmp_is_size_capped(attacked: dict[str, Any]) -> None:
-    files = sprint_files(attacked)
-    assert "out.txt" in files
     task = attacked["tasks"]["tmp-fill"]
-    assert task["phase"] == "Completed", task
+    assert (task["phase"], task.get("reason")) == ("Completed", "Merged"), task
+    assert "out-tmp-fill.txt" in sprint_files(attacked)
 
 
 def test_a_task_container_has_no_network_but_loopback(attacked: dict[str, Any]) -> None:
     task = attacked["tasks"]["network"]
-    assert task["phase"] == "Completed", task
+    assert (task["phase"], task.get("reason")) == ("Completed", "Merged"), task
     commit = task["commit"]
     text = subprocess.run(
         ["git", "--git-dir", str(next(h.parent for h in attacked["tmp"].joinpath("trees").rglob("HEAD")
-                                       if (h.parent / "objects").is_dir())), "show", f"{commit}:out.txt"],
+                                       if (h.parent / "objects").is_dir())), "show", f"{commit}:out-network.txt"],
         capture_output=True, text=True, check=True,
     ).stdout  # fmt: skip
     assert text.split() == ["lo"]

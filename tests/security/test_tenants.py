@@ -56,3 +56,24 @@ def test_two_tenants_with_the_same_sprint_share_nothing(
     assert readmes == ["# tenant 0", "# tenant 1"]  # each main moved in its own repository
     clones = sorted(p.name for p in (tmp_path / "trees").iterdir())
     assert len(clones) == 2 and clones[0] != clones[1]
+
+
+def test_a_second_tenant_cannot_take_over_a_sprint_id_in_the_same_repository(
+    cluster: LocalCluster, two_namespaces: list[str], tmp_path: Path
+) -> None:
+    repo = seed_repository(tmp_path, files={"README.md": "# shared\n"})
+    first, second = two_namespaces
+    env = config(tmp_path)
+    with operator_process(cluster, two_namespaces, tmp_path / "state", tmp_path / "op.log", **env):
+        for namespace in two_namespaces:
+            manifest = suspended_sprint("same", tasks=1, suspend=namespace == second, sprintId="same-id")
+            manifest["spec"]["repository"] = {"url": str(repo), "mainBranch": "main"}
+            apply(cluster, namespace, manifest)
+        wait_for(lambda: sprint_status(cluster, first, "same").get("phase") in TERMINAL, timeout=300)
+        start = '{"spec":{"suspend":false}}'
+        kubectl(cluster, "patch", "sprint", "same", "-n", second, "--type=merge", "-p", start)
+        status = wait_for(
+            lambda: (s := sprint_status(cluster, second, "same")).get("phase") in TERMINAL and s, timeout=120
+        )
+    assert sprint_status(cluster, first, "same")["phase"] == "Completed"
+    assert status["phase"] == "Failed" and f"by the Sprint {first}/same" in status["message"], status

@@ -43,6 +43,10 @@ class Layout:
     def journal(self) -> Path:
         return self.root / "journal"
 
+    def sprint_owner(self, sprint: str) -> Path:
+        """Who created the sprint branch (a Sprint resource's namespace/name): one owner per sprint id."""
+        return self.root / "owners" / sprint
+
     def sprint_worktree(self, sprint: str) -> Path:
         return self.root / "sprints" / sprint
 

@@ -103,10 +103,12 @@ class GitEngine:
             fetch_main(self._core, self._origin)
         return self._core.require_head(f"refs/heads/{self.main_branch}", "the main branch")
 
-    def create_sprint(self, sprint_id: str) -> SprintRefs:
+    def create_sprint(self, sprint_id: str, owner: str = "") -> SprintRefs:
+        """The sprint branch and worktree (idempotent); `owner` (namespace/name) claims the sprint id in
+        this repository, so another Sprint with the same sprintId is refused instead of sharing it."""
         with self._core.lock.held():
             fetch_main(self._core, self._origin)
-            return tasks.create_sprint(self._core, sprint_id)
+            return tasks.create_sprint(self._core, sprint_id, owner)
 
     def create_task(
         self,

@@ -43,10 +43,12 @@ class WorkspacePolicy:
     context_globs: tuple[str, ...] = ()
 
 
-def create_sprint(core: Core, sprint: str) -> SprintRefs:
+def create_sprint(core: Core, sprint: str, owner: str = "") -> SprintRefs:
     check_ref_component(sprint, "sprint_id")
     ref = f"refs/heads/{sprint_branch(sprint)}"
     with core.lock.held():
+        if owner:
+            _claim(core, sprint, owner)
         main_head = core.require_head(f"refs/heads/{core.main_branch}", "the main branch")
         changes = []
         if core.head(ref) is None:
@@ -57,6 +59,23 @@ def create_sprint(core: Core, sprint: str) -> SprintRefs:
         head = core.require_head(ref, "sprint branch")
         base = str(core.repo().merge_base(head, main_head))
     return SprintRefs(sprint_branch(sprint), path, base, tuple(changes))
+
+
+def _claim(core: Core, sprint: str, owner: str) -> None:
+    """The first owner of a sprint id in this repository keeps it: a Sprint in another namespace with the
+    same sprintId must not take over its branch, worktree or merges."""
+    path = core.layout.sprint_owner(sprint)
+    current = path.read_text().strip() if path.is_file() else ""
+    if current and current != owner:
+        raise InvalidInput(
+            f"spec.sprintId {sprint!r} is already used in this repository by the Sprint {current}; "
+            "choose another sprintId"
+        )
+    if not current:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(owner + "\n")
+        tmp.replace(path)
 
 
 def create_task(

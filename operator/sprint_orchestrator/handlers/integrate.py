@@ -16,7 +16,7 @@ from typing import Any
 from .. import lifecycle, report
 from ..kube import now_iso
 from ..model import SprintSpec
-from ..runtime import Limits
+from ..runtime import Limits, tenant_of
 from .conditions import set_condition
 from .gating import run_gates
 
@@ -242,7 +242,9 @@ class Integrator:
                     engine.cleanup_task(self.sprint_id, task["spec"]["taskId"], attempt)
                 except Exception:
                     log.warning("cleanup of task %s failed", task["spec"]["taskId"], exc_info=True)
-        for container in runtime.find_task_containers(self.sprint_id):
+        for container in runtime.find_task_containers(
+            self.sprint_id, tenant_of(self.rec.namespace, self.rec.name)
+        ):
             runtime.remove(container.name)
 
 

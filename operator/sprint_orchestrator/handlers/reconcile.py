@@ -220,7 +220,7 @@ class SprintReconciler:
             return await self._fail_init(body, "MissingApiKey", missing)
         try:
             engine = await self.engine(spec)
-            refs = await self._call(engine.create_sprint, sprint_id)
+            refs = await self._call(engine.create_sprint, sprint_id, f"{self.namespace}/{self.name}")
             self.ref_events(body, refs.changes)
             runtime = await self.ctx.get_runtime()
             image = await self._call(self._build_image, runtime, spec, sprint_id)

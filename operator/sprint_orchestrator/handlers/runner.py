@@ -16,7 +16,7 @@ from .. import retry
 from ..errors import InvalidInput, OrchestratorError
 from ..kube import now_iso
 from ..model import SprintSpec
-from ..runtime import Limits, TaskRunSpec
+from ..runtime import Limits, TaskRunSpec, tenant_of
 from ..teams import TEAMS, collect_results, write_task_files
 from ..teams.results import keep_orchestrator_files
 from ..validators import quantity_bytes
@@ -35,6 +35,7 @@ class TaskRunner:
         self.ctx = rec.ctx
         self.task_id: str = task["spec"]["taskId"]
         self.sprint_id = spec.resolved_id(rec.name)
+        self.tenant = tenant_of(rec.namespace, rec.name)  # this Sprint resource, whatever its sprintId
         self.definition = spec.task(self.task_id)
         self.budget_stop: str | None = None
 
@@ -112,7 +113,7 @@ class TaskRunner:
             sprint_tokens,
             metering.spent_outside_proxy(siblings, self.task_id),
         )
-        key = (self.sprint_id, self.task_id, attempt)
+        key = (f"{self.sprint_id}-{self.tenant}", self.task_id, attempt)  # budgets are per Sprint resource
         return await metering.open_attempt(self.ctx, provider, self.team_type, key, budgets)
 
     async def _run_container(
@@ -122,6 +123,7 @@ class TaskRunner:
         mounts = (*launch.mounts, metered.mount) if metered is not None else tuple(launch.mounts)
         run_spec = TaskRunSpec(
             sprint_id=self.sprint_id,
+            tenant=self.tenant,
             task_id=self.task_id,
             attempt=attempt,
             image=str((self.body.get("status") or {}).get("image") or self.rec.default_base_image()),
@@ -258,12 +260,12 @@ class TaskRunner:
             )
             head = commit.commit or await asyncio.to_thread(engine.head, ws.branch)
             changed = head is not None and head != ws.base_commit
+            scrutiny = await self._scrutinize(engine, ws.base_commit, head, commit)
             if not changed and not self.definition.allow_no_changes:
-                await self._no_changes(common, head or ws.base_commit)
+                await self._no_changes({**common, **scrutiny}, head or ws.base_commit)
                 await asyncio.to_thread(runtime.remove, handle.name)
                 return
             review_scope = bool(commit.out_of_scope) and self.spec.policy.out_of_scope_changes == "review"
-            scrutiny = await self._scrutinize(engine, ws.base_commit, head, commit)
             # No gate to run and nothing to review: straight into the merge queue (one write fewer).
             ungated = not self.definition.test_requirements and not review_scope and not scrutiny
             await self.patch(

@@ -11,6 +11,7 @@ imported only when it is used.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
 
 Health = ContainerHealth
 LABEL_ROLE = "sprintorchestrator.dev/role"
+LABEL_TENANT = "sprintorchestrator.dev/tenant"
 AGENT_USER = "1000:1000"  # the `agent` user of the base image
 _NAME_MAX = 63
 
@@ -67,6 +69,7 @@ class TaskRunSpec:
     network: str = "none"
     user: str | None = AGENT_USER
     secrets: Mapping[str, str] = field(default_factory=dict, repr=False)
+    tenant: str = ""  # tenant_of(namespace, Sprint name): two Sprints with one sprintId never share
 
 
 @dataclass(frozen=True)
@@ -153,7 +156,7 @@ class Runtime(Protocol):
 
     def status(self, name: str) -> ContainerInfo | None: ...
 
-    def find_task_containers(self, sprint_id: str | None = None) -> list[ContainerInfo]: ...
+    def find_task_containers(self, sprint_id: str | None = None, tenant: str = "") -> list[ContainerInfo]: ...
 
     def remove(self, handle_or_name: RunHandle | str) -> None: ...
 
@@ -169,19 +172,26 @@ class Runtime(Protocol):
     def close(self) -> None: ...
 
 
-def container_name(sprint_id: str, task_id: str, attempt: int) -> str:
-    """Deterministic container name: so-{sprint}-{task}-{attempt}, sanitized to [a-z0-9-], <= 63 chars.
+def tenant_of(namespace: str, sprint_name: str) -> str:
+    """The tenant key of a Sprint resource: 10 hex digits of sha256("namespace/name")."""
+    return hashlib.sha256(f"{namespace}/{sprint_name}".encode()).hexdigest()[:10]
 
-    ("textstats-1", "words", 2) -> "so-textstats-1-words-2". Ids are already validated as safe; the
-    sanitizing only keeps the name valid if that ever changes (collisions are resolved by labels).
+
+def container_name(sprint_id: str, task_id: str, attempt: int, tenant: str = "") -> str:
+    """Deterministic container name: so-{sprint}-{task}-{attempt}[-{tenant}], [a-z0-9-], <= 63 chars.
+
+    ("textstats-1", "words", 2) -> "so-textstats-1-words-2"; with a tenant key the same sprint id in two
+    namespaces gets two names. Ids are already validated as safe; the sanitizing only keeps the name
+    valid if that ever changes (collisions are resolved by labels).
     """
     body = re.sub(r"[^a-z0-9-]+", "-", f"{sprint_id}-{task_id}".lower()).strip("-")
-    suffix = f"-{attempt}"
+    suffix = f"-{attempt}" + (f"-{tenant[:10]}" if tenant else "")
     return "so-" + body[: _NAME_MAX - 3 - len(suffix)].rstrip("-") + suffix
 
 
-def task_labels(sprint_id: str, task_id: str, attempt: int) -> dict[str, str]:
-    return {LABEL_SPRINT: sprint_id, LABEL_TASK: task_id, LABEL_ATTEMPT: str(attempt), LABEL_ROLE: "task"}
+def task_labels(sprint_id: str, task_id: str, attempt: int, tenant: str = "") -> dict[str, str]:
+    labels = {LABEL_SPRINT: sprint_id, LABEL_TASK: task_id, LABEL_ATTEMPT: str(attempt), LABEL_ROLE: "task"}
+    return {**labels, LABEL_TENANT: tenant} if tenant else labels
 
 
 def _podman(settings: Settings) -> Runtime:

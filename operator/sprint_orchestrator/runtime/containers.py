@@ -67,7 +67,7 @@ def task_kwargs(
     spec: TaskRunSpec, name: str, user: str | None, log: Path, secrets: Path | None
 ) -> dict[str, Any]:
     kwargs = hardened(spec.image, spec.command, name, spec.limits, log, user)
-    kwargs["labels"] = task_labels(spec.sprint_id, spec.task_id, spec.attempt)
+    kwargs["labels"] = task_labels(spec.sprint_id, spec.task_id, spec.attempt, spec.tenant)
     kwargs["environment"] = {**spec.environment, "HOME": "/tmp"}
     kwargs["network_mode"] = spec.network
     mounts = [Mount(spec.workspace, "/workspace", False), Mount(spec.artifacts, "/artifacts", False)]

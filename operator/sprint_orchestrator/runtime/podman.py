@@ -29,6 +29,7 @@ from ..settings import Settings
 from . import (
     AGENT_USER,
     LABEL_ROLE,
+    LABEL_TENANT,
     ContainerInfo,
     Health,
     ImageResult,
@@ -163,7 +164,7 @@ class PodmanRuntime:
 
     def start_task(self, spec: TaskRunSpec) -> RunHandle:
         """Start the container of this task attempt; adopt it if it already exists."""
-        name = container_name(spec.sprint_id, spec.task_id, spec.attempt)
+        name = container_name(spec.sprint_id, spec.task_id, spec.attempt, spec.tenant)
         self._removed.discard(name)
         existing = self._get(name)
         if existing is None:
@@ -269,7 +270,7 @@ class PodmanRuntime:
         container = self._get(name)
         return None if container is None else containers.info(container.attrs, container.labels or {}, name)
 
-    def find_task_containers(self, sprint_id: str | None = None) -> list[ContainerInfo]:
+    def find_task_containers(self, sprint_id: str | None = None, tenant: str = "") -> list[ContainerInfo]:
         # podman-py encodes a list of label filters in a way Podman 4 ignores: filter on one label here
         # and check the rest below.
         wanted = f"{LABEL_SPRINT}={sprint_id}" if sprint_id else f"{LABEL_ROLE}=task"
@@ -278,6 +279,7 @@ class PodmanRuntime:
             containers.info(c.attrs, c.labels or {}, c.name)
             for c in found
             if (c.labels or {}).get(LABEL_ROLE) == "task"
+            and (not tenant or (c.labels or {}).get(LABEL_TENANT) == tenant)
         )
         return sorted(infos, key=lambda i: i.name)
 
@@ -403,7 +405,7 @@ def _writable_sources(attrs: Mapping[str, Any]) -> list[Path]:
 
 def _check_labels(container: Any, spec: TaskRunSpec, name: str) -> None:
     labels = container.labels or {}
-    if labels != {**labels, **task_labels(spec.sprint_id, spec.task_id, spec.attempt)}:
+    if labels != {**labels, **task_labels(spec.sprint_id, spec.task_id, spec.attempt, spec.tenant)}:
         raise TaskStartFailed(
             f"container {name} exists but is not sprint {spec.sprint_id!r} task {spec.task_id!r} attempt "
             f"{spec.attempt}; remove it (podman rm -f {name})"
