@@ -5,7 +5,6 @@ an honest task beside them completes and merges.
 
 from __future__ import annotations
 
-import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -144,12 +143,10 @@ def test_tmp_is_size_capped(attacked: dict[str, Any]) -> None:
 def test_a_task_container_has_no_network_but_loopback(attacked: dict[str, Any]) -> None:
     task = attacked["tasks"]["network"]
     assert (task["phase"], task.get("reason")) == ("Completed", "Merged"), task
-    commit = task["commit"]
-    text = subprocess.run(
-        ["git", "--git-dir", str(next(h.parent for h in attacked["tmp"].joinpath("trees").rglob("HEAD")
-                                       if (h.parent / "objects").is_dir())), "show", f"{commit}:out-network.txt"],
-        capture_output=True, text=True, check=True,
-    ).stdout  # fmt: skip
+    gitdir = next(
+        h.parent for h in attacked["tmp"].joinpath("trees").rglob("HEAD") if (h.parent / "objects").is_dir()
+    )
+    text = git("--git-dir", str(gitdir), "show", f"{task['commit']}:out-network.txt")
     assert text.split() == ["lo"]
 
 
