@@ -130,19 +130,19 @@ def test_a_memory_balloon_is_killed_and_fails_only_its_task(attacked: dict[str, 
 
 def test_a_flood_of_output_is_capped(attacked: dict[str, Any]) -> None:
     task = attacked["tasks"]["stdout-flood"]
-    assert (task["phase"], task.get("reason")) == ("Completed", "Merged"), task
+    assert (task["phase"], task.get("reason")) == ("Completed", "Merged"), (task.get("gates"), task)
     assert Path(task["logPath"]).stat().st_size < 40 << 20  # 300 MB written, the log capped
 
 
 def test_tmp_is_size_capped(attacked: dict[str, Any]) -> None:
     task = attacked["tasks"]["tmp-fill"]
-    assert (task["phase"], task.get("reason")) == ("Completed", "Merged"), task
+    assert (task["phase"], task.get("reason")) == ("Completed", "Merged"), (task.get("gates"), task)
     assert "out-tmp-fill.txt" in sprint_files(attacked)
 
 
 def test_a_task_container_has_no_network_but_loopback(attacked: dict[str, Any]) -> None:
     task = attacked["tasks"]["network"]
-    assert (task["phase"], task.get("reason")) == ("Completed", "Merged"), task
+    assert (task["phase"], task.get("reason")) == ("Completed", "Merged"), (task.get("gates"), task)
     gitdir = next(
         h.parent for h in attacked["tmp"].joinpath("trees").rglob("HEAD") if (h.parent / "objects").is_dir()
     )

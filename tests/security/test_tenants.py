@@ -53,7 +53,7 @@ def test_two_tenants_with_the_same_sprint_share_nothing(
         files = git("-C", str(repo), "ls-tree", "-r", "--name-only", "main").split()
         assert {"notes/t0.md", "notes/t1.md", ".sprint/reports/same-id.md"} <= set(files)
     readmes = [git("-C", str(repo), "show", "main:README.md") for repo in repos]
-    assert readmes == ["# tenant 0", "# tenant 1"]  # each main moved in its own repository
+    assert readmes == ["# tenant 0\n", "# tenant 1\n"]  # each main moved in its own repository
     clones = sorted(p.name for p in (tmp_path / "trees").iterdir())
     assert len(clones) == 2 and clones[0] != clones[1]
 
