@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import json
 import subprocess
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -112,3 +115,45 @@ def phases(cluster: LocalCluster, namespace: str, sprint: str) -> dict[str, dict
         )
     )
     return {t["spec"]["taskId"]: t.get("status") or {} for t in out["items"]}
+
+
+@contextmanager
+def attack(
+    cluster: LocalCluster, tmp: Path, manifest: dict[str, Any], timeout: float = 900
+) -> Iterator[dict[str, Any]]:
+    """Run one hostile Sprint with its own operator (canaries planted) in a fresh namespace until every
+    task settled; yield what the tests look at, then remove the namespace."""
+    from _e2e import apply, start_operator, stop_operator, wait_for
+    from test_lifecycle_e2e import config
+
+    namespace = f"t-{uuid.uuid4().hex[:10]}"
+    kubectl(cluster, "create", "namespace", namespace)
+    sprint, count = manifest["metadata"]["name"], len(manifest["spec"]["tasks"])
+    log = tmp / "op.log"
+    proc = start_operator(cluster, namespace, tmp / "state", log, **config(tmp), **plant(tmp / "home"))
+    try:
+        apply(cluster, namespace, manifest)
+        settled = ("Review", "Completed", "Failed")
+        tasks = wait_for(
+            lambda: (
+                (p := phases(cluster, namespace, sprint))
+                and len(p) == count
+                and all(s.get("phase") in settled for s in p.values())
+                and p
+            ),
+            timeout=timeout,
+            what="every hostile task to settle",
+        )
+        alive = proc.poll() is None
+    finally:
+        stop_operator(proc)
+    yield {"tasks": tasks, "namespace": namespace, "tmp": tmp, "log": log, "alive": alive}
+    kubectl(cluster, "delete", "namespace", namespace, "--wait=false", check=False)
+
+
+def operator_clone(tmp: Path) -> Path:
+    """The git directory of the operator's clone of the target repository (under tmp/trees/)."""
+    for head in tmp.joinpath("trees").rglob("HEAD"):
+        if (head.parent / "objects").is_dir() and (head.parent / "refs").is_dir():
+            return head.parent
+    raise AssertionError(f"no clone of the target repository under {tmp / 'trees'}")

@@ -10,19 +10,17 @@ pass. One task snoops for the operator's secrets (canaries) and writes whatever 
 from __future__ import annotations
 
 import subprocess
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from _hostile import CANARIES, command_task, everything_visible, hostile_sprint, leaks, phases, plant
+from _hostile import CANARIES, attack, command_task, everything_visible, hostile_sprint, leaks, operator_clone
 
-from _e2e import apply, start_operator, stop_operator, wait_for
 from _oplog import assert_clean_log
 from conftest import kubectl
 from localcluster import LocalCluster
-from test_lifecycle_e2e import config, git, seed_repository
+from test_lifecycle_e2e import git, seed_repository
 
 pytestmark = [pytest.mark.cluster, pytest.mark.podman]
 SPRINT = "hostile-gate"
@@ -55,8 +53,6 @@ CHEATS = ("shadow-pytest", "conftest-hook", "ini-collect-only", "setup-cfg", "re
 @pytest.fixture(scope="module")
 def attacked(cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     tmp = tmp_path_factory.mktemp("hostile-gate")
-    namespace = f"t-{uuid.uuid4().hex[:10]}"
-    kubectl(cluster, "create", "namespace", namespace)
     repo = seed_repository(
         tmp,
         files={
@@ -67,44 +63,18 @@ def attacked(cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory) ->
             ),
         },
     )
-    tasks = [
-        command_task(
-            tid,
-            SCRIPTS[tid],
-            ["src/app.py", "conftest.py"] if tid == "declared-conftest" else ["src/app.py"],
-            GATE,
-        )
-        for tid in SCRIPTS
-    ]
-    env = {**config(tmp), **plant(tmp / "home")}
-    log = tmp / "op.log"
-    proc = start_operator(cluster, namespace, tmp / "state", log, **env)
-    try:
-        apply(cluster, namespace, hostile_sprint(SPRINT, repo, tasks, SCRIPTS))
-        settled = ("Review", "Completed", "Failed")
-        result = wait_for(
-            lambda: (
-                (p := phases(cluster, namespace, SPRINT))
-                and len(p) == len(SCRIPTS)
-                and all(s.get("phase") in settled for s in p.values())
-                and p
-            ),
-            timeout=600,
-            what="every hostile task to settle",
-        )
-    finally:
-        stop_operator(proc)
-    yield {"tasks": result, "namespace": namespace, "repo": repo, "tmp": tmp, "log": log}
-    kubectl(cluster, "delete", "namespace", namespace, "--wait=false", check=False)
+    declared = {
+        tid: ["src/app.py", *(["conftest.py"] if tid == "declared-conftest" else [])] for tid in SCRIPTS
+    }
+    tasks = [command_task(tid, SCRIPTS[tid], declared[tid], GATE) for tid in SCRIPTS]
+    with attack(cluster, tmp, hostile_sprint(SPRINT, repo, tasks, SCRIPTS), timeout=600) as result:
+        yield {**result, "repo": repo}
 
 
 def sprint_tree(attacked: dict[str, Any]) -> list[str]:
-    """The files on the sprint branch, read from the operator's clone (a bare repository under trees/)."""
-    for head in attacked["tmp"].joinpath("trees").rglob("HEAD"):
-        gitdir = head.parent
-        if (gitdir / "objects").is_dir() and (gitdir / "refs").is_dir():
-            return git("--git-dir", str(gitdir), "ls-tree", "-r", "--name-only", f"sprint/{SPRINT}").split()
-    raise AssertionError("no clone of the target repository under trees/")
+    """The files on the sprint branch, read from the operator's clone."""
+    gitdir = operator_clone(attacked["tmp"])
+    return git("--git-dir", str(gitdir), "ls-tree", "-r", "--name-only", f"sprint/{SPRINT}").split()
 
 
 @pytest.mark.parametrize("trick", CHEATS)

@@ -5,19 +5,16 @@ an honest task beside them completes and merges.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from _hostile import command_task, hostile_sprint, phases, plant
+from _hostile import attack, command_task, hostile_sprint, operator_clone
 
-from _e2e import apply, start_operator, stop_operator, wait_for
 from _oplog import assert_clean_log
-from conftest import kubectl
 from localcluster import LocalCluster
-from test_lifecycle_e2e import config, git, seed_repository
+from test_lifecycle_e2e import git, seed_repository
 
 pytestmark = [pytest.mark.cluster, pytest.mark.podman]
 SPRINT = "hostile-ws"
@@ -44,44 +41,19 @@ SCRIPTS = {
 @pytest.fixture(scope="module")
 def attacked(cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     tmp = tmp_path_factory.mktemp("hostile-ws")
-    namespace = f"t-{uuid.uuid4().hex[:10]}"
-    kubectl(cluster, "create", "namespace", namespace)
     repo = seed_repository(tmp, files={"README.md": "# target\n"})
     scripts = {tid: script.replace("OUT", f"out-{tid}.txt") for tid, script in SCRIPTS.items()}
     tasks = [command_task(tid, scripts[tid], [f"out-{tid}.txt"], "true") for tid in SCRIPTS]
     manifest = hostile_sprint(SPRINT, repo, tasks, scripts)
     manifest["spec"]["container"]["resourceLimits"] = {"memory": "1Gi", "pids": 128, "timeoutSeconds": 300}
     manifest["spec"]["policy"] = {"maxAttempts": 1, "outOfScopeChanges": "warn"}
-    env = {**config(tmp), **plant(tmp / "home")}
-    log = tmp / "op.log"
-    proc = start_operator(cluster, namespace, tmp / "state", log, **env)
-    try:
-        apply(cluster, namespace, manifest)
-        settled = ("Review", "Completed", "Failed")
-        result = wait_for(
-            lambda: (
-                (p := phases(cluster, namespace, SPRINT))
-                and len(p) == len(SCRIPTS)
-                and all(s.get("phase") in settled for s in p.values())
-                and p
-            ),
-            timeout=900,
-            what="every hostile task to settle",
-        )
-        operator_alive = proc.poll() is None
-    finally:
-        stop_operator(proc)
-    yield {"tasks": result, "tmp": tmp, "log": log, "alive": operator_alive, "repo": repo}
-    kubectl(cluster, "delete", "namespace", namespace, "--wait=false", check=False)
+    with attack(cluster, tmp, manifest) as result:
+        yield {**result, "repo": repo}
 
 
 def sprint_files(attacked: dict[str, Any]) -> dict[str, str]:
-    for head in attacked["tmp"].joinpath("trees").rglob("HEAD"):
-        gitdir = head.parent
-        if (gitdir / "objects").is_dir() and (gitdir / "refs").is_dir():
-            listing = git("--git-dir", str(gitdir), "ls-tree", "-r", f"sprint/{SPRINT}")
-            return {line.split("\t")[1]: line.split()[0] for line in listing.splitlines()}
-    raise AssertionError("no clone under trees/")
+    listing = git("--git-dir", str(operator_clone(attacked["tmp"])), "ls-tree", "-r", f"sprint/{SPRINT}")
+    return {line.split("\t")[1]: line.split()[0] for line in listing.splitlines()}
 
 
 def test_the_operator_survived_every_attack_and_the_honest_task_merged(attacked: dict[str, Any]) -> None:
@@ -143,10 +115,7 @@ def test_tmp_is_size_capped(attacked: dict[str, Any]) -> None:
 def test_a_task_container_has_no_network_but_loopback(attacked: dict[str, Any]) -> None:
     task = attacked["tasks"]["network"]
     assert (task["phase"], task.get("reason")) == ("Completed", "Merged"), (task.get("gates"), task)
-    gitdir = next(
-        h.parent for h in attacked["tmp"].joinpath("trees").rglob("HEAD") if (h.parent / "objects").is_dir()
-    )
-    text = git("--git-dir", str(gitdir), "show", f"{task['commit']}:out-network.txt")
+    text = git("--git-dir", str(operator_clone(attacked["tmp"])), "show", f"{task['commit']}:out-network.txt")
     assert text.split() == ["lo"]
 
 
