@@ -16,11 +16,16 @@ Example: decide_retry("oom-killed", 1, 3, Limits(memory_bytes=512 MiB), 10)
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from typing import Any
 
+from . import quantities
+from .model import ResourceLimits
 from .runtime import Limits
 
 RETRYABLE = ("timed-out", "oom-killed", "error")
+DEFAULT_PIDS = 512
 DEFAULT_MEMORY_BYTES = 1 << 30  # "more memory" for a task that had no explicit limit
 
 
@@ -87,3 +92,37 @@ def _raise_limits(
 
 def _stop(limits: Limits, timeout_s: float, reason: str) -> RetryDecision:
     return RetryDecision(False, limits, timeout_s, 0.0, reason)
+
+
+def effective_limits(
+    configured: ResourceLimits | None, raised: Mapping[str, Any], default_timeout_s: float
+) -> tuple[Limits, float]:
+    """The limits and timeout of the next attempt: the spec's (normalized when it was validated; unset
+    or `{}` means no memory or CPU limit, DEFAULT_PIDS processes and the operator's default timeout),
+    raised to the last attempt's status.limits where a retry raised them (never lowered below the
+    spec, which may have been raised since)."""
+    spec = configured or ResourceLimits()
+    nano = spec.nano_cpus
+    limits = Limits(
+        cpus=nano / quantities.NANO if nano else None,
+        memory_bytes=spec.memory_bytes,
+        pids=spec.pids or DEFAULT_PIDS,
+    )
+    memory = int(raised.get("memoryBytes") or 0)
+    if memory > (limits.memory_bytes or 0):
+        limits = replace(limits, memory_bytes=memory)
+    timeout = float(spec.timeout_seconds or default_timeout_s)
+    return limits, max(float(raised.get("timeoutSeconds") or 0), timeout)
+
+
+def limits_status(limits: Limits, timeout_s: float) -> dict[str, Any]:
+    """status.limits of an attempt: normalized numbers, and the canonical spellings shown on boards."""
+    memory = limits.memory_bytes
+    return {
+        "cpus": limits.cpus,
+        "nanoCpus": round(limits.cpus * quantities.NANO) if limits.cpus else None,
+        "memory": quantities.format_bytes(memory) if memory else None,
+        "memoryBytes": memory,
+        "pids": limits.pids,
+        "timeoutSeconds": timeout_s,
+    }

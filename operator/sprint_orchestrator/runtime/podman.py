@@ -37,6 +37,7 @@ from . import (
     RunHandle,
     RunOutcome,
     TaskRunSpec,
+    cgroups,
     container_name,
     containers,
     exits,
@@ -50,6 +51,7 @@ from . import (
 STOP_GRACE_S = 5
 _POLL = "20ms"  # the API's default 250 ms polling would triple the cost of a short task
 _CHECK_TIMEOUT_S = 30
+_OOM_SETTLE_S = 2.0  # after a failed exit: how long to let the memory cgroup's removal be seen
 _REPO_CONF = Path(__file__).resolve().parents[3] / "hack" / "containers.conf"
 
 
@@ -62,6 +64,7 @@ class PodmanRuntime:
         self.base_image = Settings.base_image
         self._timed_out: set[str] = set()
         self._removed: set[str] = set()  # removed by us, maybe while a wait() was under way
+        self._oom_watches: dict[str, cgroups.OomWatch] = {}
 
     # -- connecting --------------------------------------------------------------------------------
 
@@ -173,9 +176,11 @@ class PodmanRuntime:
         return self._run(existing, spec, name)
 
     def _run(self, container: Any, spec: TaskRunSpec, name: str) -> RunHandle:
-        adopted = container.status not in ("created", "configured")
+        adopted = container.status not in ("created", "configured", "initialized")
         if not adopted:
             try:
+                if spec.limits.memory_bytes:
+                    self._watch_memory(container, name)
                 container.start()
             except podman.errors.APIError as exc:
                 raise TaskStartFailed(f"cannot start container {name}: {exc.explanation or exc}") from None
@@ -184,6 +189,17 @@ class PodmanRuntime:
         return RunHandle(
             name, container.id, spec.sprint_id, spec.task_id, spec.attempt, self._log(name), started, adopted
         )
+
+    def _watch_memory(self, container: Any, name: str) -> None:
+        """Create the container's process and cgroup (`init`), watch the cgroup's OOM notifications,
+        so `start` runs the program under a watch that cannot miss an early OOM."""
+        if container.status != "initialized":
+            container.init()
+            container.reload()
+        pid = int(container.attrs.get("State", {}).get("Pid") or 0)
+        watch = cgroups.OomWatch.start(pid) if pid else None
+        if watch is not None:
+            self._oom_watches[name] = watch
 
     def wait(self, handle: RunHandle, timeout_s: float) -> RunOutcome:
         """Wait until the container ends or `timeout_s` after its start has passed (then stop it)."""
@@ -227,12 +243,21 @@ class PodmanRuntime:
         started = containers.parse_time(state.get("StartedAt"))
         finished = containers.parse_time(state.get("FinishedAt"))
         ran_s = (finished - started).total_seconds() if started and finished else 0.0
+        watch = self._oom_watches.pop(handle.name, None)
+        cgroup_oom = watch.result(settle_s=_OOM_SETTLE_S if code else 0.0) if watch else None
+        if watch is not None:
+            watch.close()
         facts = exits.ExitFacts(
             exit_code=code,
             oom_flag=bool(state.get("OOMKilled")),
             stopped_for_timeout=handle.name in self._timed_out or (code in (137, 143) and ran_s >= timeout_s),
             memory_limited=bool(container.attrs.get("HostConfig", {}).get("Memory")),
-            kernel_oom=exits.kernel_reports_oom(container.id) if code == exits.SIGKILL_EXIT else False,
+            kernel_oom=(
+                exits.kernel_reports_oom(container.id)
+                if code == exits.SIGKILL_EXIT and not cgroup_oom
+                else False
+            ),
+            cgroup_oom=cgroup_oom,
         )
         health, reason = exits.classify(facts)
         ownership.take_back(writable)
@@ -288,6 +313,9 @@ class PodmanRuntime:
             container.remove(force=True, v=True)
         shutil.rmtree(self.secrets_dir / name, ignore_errors=True)
         self._timed_out.discard(name)
+        watch = self._oom_watches.pop(name, None)
+        if watch is not None:
+            watch.close()
 
     # -- one-shot containers (quality gates, checks) -----------------------------------------------
 
