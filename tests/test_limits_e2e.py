@@ -1,0 +1,116 @@
+"""The PRD's failure scenarios through the operator: the real control plane, the operator as a real
+process, real Podman containers. A task that runs out of memory is retried with more memory, one that
+runs past its timeout with a longer timeout; once the attempts are used up it ends Failed, with the
+reason. Each scenario is tied to state (the memory limit, the attempt number), not to speed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from _e2e import apply, operator_process
+from localcluster import LocalCluster
+from test_lifecycle_e2e import by_id, config, events_in, seed_repository, wait_terminal
+
+pytestmark = [pytest.mark.cluster, pytest.mark.podman]
+MiB = 1 << 20
+
+# One command for every task of a sprint; what it does depends on the task ($SPRINT_TASK_ID):
+#   hog      allocates 100 MiB: killed under 64 MiB, fine under 128 MiB
+#   slow     sleeps past any timeout on its first attempt, finishes at once on the next
+#   glutton  allocates 1 GiB: killed under any limit the retries reach
+#   sleeper  sleeps past any timeout on every attempt
+TEAM_SCRIPT = """
+set -e
+mkdir -p out
+case "$SPRINT_TASK_ID" in
+  hog) python3 -c "b'x' * (100 << 20)" ;;
+  slow) if [ "$SPRINT_TASK_ATTEMPT" = 1 ]; then sleep 600; fi ;;
+  glutton) python3 -c "b'x' * (1 << 30)" ;;
+  sleeper) sleep 600 ;;
+esac
+echo "$SPRINT_TASK_ID attempt $SPRINT_TASK_ATTEMPT" > "out/$SPRINT_TASK_ID.txt"
+echo "done" > RESULTS.md
+"""
+
+
+def sprint(name: str, repo: Path, task_ids: list[str], **spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "sprintorchestrator.dev/v1alpha1",
+        "kind": "Sprint",
+        "metadata": {"name": name},
+        "spec": {
+            "repository": {"url": str(repo)},
+            "team": {"type": "command", "command": ["sh", "-c", TEAM_SCRIPT]},
+            # Podman/Docker's notation for 64 MiB; the timeout leaves the quick tasks ample time
+            "container": {"resourceLimits": {"memory": "64m", "cpus": "500m", "timeoutSeconds": 5}},
+            "tasks": [{"id": t, "title": t, "filesToModify": [f"out/{t}.txt"]} for t in task_ids],
+            "maxParallelTasks": 2,
+            **spec,
+        },
+    }
+
+
+def retry_events(cluster: LocalCluster, namespace: str, task: str) -> list[str]:
+    return [
+        e["message"]
+        for e in events_in(cluster, namespace)
+        if e["reason"] == "TaskRetry" and e["message"].startswith(f"task {task}:")
+    ]
+
+
+def test_an_oom_kill_gets_more_memory_and_a_timeout_a_longer_timeout_then_both_succeed(
+    cluster: LocalCluster, namespace: str, tmp_path: Path
+) -> None:
+    repo = seed_repository(tmp_path, files={"README.md": "x\n"})
+    with operator_process(cluster, namespace, tmp_path / "state", tmp_path / "op.log", **config(tmp_path)):
+        apply(cluster, namespace, sprint("recover", repo, ["hog", "slow"]))
+        status = wait_terminal(cluster, namespace, "recover", timeout=300)
+    tasks = by_id(cluster, namespace, "recover")
+    assert status["phase"] == "Completed", (status, tasks)
+
+    hog = tasks["hog"]
+    assert (hog["phase"], hog["attempt"]) == ("Completed", 2)
+    assert hog["limits"]["memory"] == "128Mi" and hog["limits"]["memoryBytes"] == 128 * MiB
+    assert hog["limits"]["cpus"] == 0.5 and hog["limits"]["nanoCpus"] == 500_000_000
+    [oom] = retry_events(cluster, namespace, "hog")
+    assert "ran out of memory (64Mi; out of memory: the container's memory cgroup counted an OOM" in oom
+    assert "attempt 2 with memory 134217728 bytes" in oom
+
+    slow = tasks["slow"]
+    assert (slow["phase"], slow["attempt"]) == ("Completed", 2)
+    assert slow["limits"]["timeoutSeconds"] == 10 and slow["limits"]["memory"] == "64Mi"
+    [timeout] = retry_events(cluster, namespace, "slow")
+    assert "ran past its time limit (5s)" in timeout and "attempt 2 with timeout 10s" in timeout
+
+
+def test_capped_attempts_end_failed_with_the_reason(
+    cluster: LocalCluster, namespace: str, tmp_path: Path
+) -> None:
+    repo = seed_repository(tmp_path, files={"README.md": "x\n"})
+    with operator_process(cluster, namespace, tmp_path / "state", tmp_path / "op.log", **config(tmp_path)):
+        apply(cluster, namespace, sprint("capped", repo, ["glutton", "sleeper"], policy={"maxAttempts": 2}))
+        status = wait_terminal(cluster, namespace, "capped", timeout=300)
+    tasks = by_id(cluster, namespace, "capped")
+    assert status["phase"] == "Failed", (status, tasks)
+
+    glutton = tasks["glutton"]
+    assert (glutton["phase"], glutton["reason"], glutton["attempt"]) == ("Failed", "OOMKilled", 2)
+    assert glutton["containerHealth"] == "oom-killed"
+    assert glutton["limits"]["memory"] == "128Mi"  # the second attempt had more memory, and still ran out
+    assert "ran out of memory (128Mi" in glutton["error"]
+    assert "no attempts left (2 of 2 used)" in glutton["error"]
+
+    sleeper = tasks["sleeper"]
+    assert (sleeper["phase"], sleeper["reason"], sleeper["attempt"]) == ("Failed", "Timeout", 2)
+    assert sleeper["containerHealth"] == "timed-out"
+    assert sleeper["limits"]["timeoutSeconds"] == 10
+    assert "ran past its time limit (10s)" in sleeper["error"]
+    assert "no attempts left (2 of 2 used)" in sleeper["error"]
+    assert (
+        len(retry_events(cluster, namespace, "glutton"))
+        == len(retry_events(cluster, namespace, "sleeper"))
+        == 1
+    )
