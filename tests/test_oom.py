@@ -44,6 +44,15 @@ def test_the_memory_cgroup_of_a_process_comes_from_proc(tmp_path: Path) -> None:
     assert cgroups.memory_cgroup(43, proc, root) is None
 
 
+def test_a_containers_cgroup_is_found_where_podmans_managers_put_it(tmp_path: Path) -> None:
+    assert cgroups.container_cgroup("abc", tmp_path) is None
+    for relative in ("libpod_parent/libpod-abc", "machine.slice/libpod-def.scope"):
+        (tmp_path / relative).mkdir(parents=True)
+        (tmp_path / relative / "memory.oom_control").write_text("oom_kill 0\n")
+    assert cgroups.container_cgroup("abc", tmp_path) == tmp_path / "libpod_parent" / "libpod-abc"
+    assert cgroups.container_cgroup("def", tmp_path) == tmp_path / "machine.slice" / "libpod-def.scope"
+
+
 # -- real containers -------------------------------------------------------------------------------
 
 

@@ -37,6 +37,15 @@ def memory_cgroup(pid: int, proc: Path = Path("/proc"), root: Path = MEMORY_ROOT
     return None
 
 
+def container_cgroup(container_id: str, root: Path = MEMORY_ROOT) -> Path | None:
+    """Where Podman's cgroupfs and systemd managers put a container's memory cgroup, if it is there."""
+    for relative in (f"libpod_parent/libpod-{container_id}", f"machine.slice/libpod-{container_id}.scope"):
+        directory = root / relative
+        if (directory / "memory.oom_control").is_file():
+            return directory
+    return None
+
+
 class OomWatch:
     """Counts the OOM notifications of one memory cgroup until it is removed."""
 
@@ -62,9 +71,8 @@ class OomWatch:
         self._thread.start()
 
     @classmethod
-    def start(cls, pid: int) -> OomWatch | None:
-        """Watch the memory cgroup of `pid` (a container's init, before its program starts)."""
-        directory = memory_cgroup(pid)
+    def start(cls, directory: Path | None) -> OomWatch | None:
+        """Watch a memory cgroup (a container's, between `init` and `start`); None if it cannot be."""
         if directory is None:
             return None
         try:

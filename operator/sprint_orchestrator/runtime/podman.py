@@ -195,9 +195,12 @@ class PodmanRuntime:
         so `start` runs the program under a watch that cannot miss an early OOM."""
         if container.status != "initialized":
             container.init()
+        directory = cgroups.container_cgroup(container.id)
+        if directory is None:  # another cgroup manager or parent: ask where the init process is
             container.reload()
-        pid = int(container.attrs.get("State", {}).get("Pid") or 0)
-        watch = cgroups.OomWatch.start(pid) if pid else None
+            pid = int(container.attrs.get("State", {}).get("Pid") or 0)
+            directory = cgroups.memory_cgroup(pid) if pid else None
+        watch = cgroups.OomWatch.start(directory)
         if watch is not None:
             self._oom_watches[name] = watch
 
