@@ -88,15 +88,15 @@ CPUS_SCHEMA: JsonDict = {
     "x-kubernetes-preserve-unknown-fields": True,
     "pattern": CPUS_PATTERN,
     "maxLength": 16,
-    "minimum": 0,  # the apiserver compares an integer with an integral minimum (0.01 -> 0)
+    "minimum": 0,  # exclusive: a minimum of 0.01 let the integer 0 through the apiserver
     "exclusiveMinimum": True,
     "maximum": CPUS_MAX,
     "description": "CPUs: a number (1.5) or a string ('1.5', or Kubernetes millicores '500m').",
 }
 
 
-def _fail(field: str, value: Any, why: str) -> PydanticCustomError:
-    return PydanticCustomError("invalid", "{value} " + why, {"value": repr(value), "field": field})
+def _fail(value: Any, why: str) -> PydanticCustomError:
+    return PydanticCustomError("invalid", "{value} " + why, {"value": repr(value)})
 
 
 def _split(text: str) -> tuple[Decimal, str]:
@@ -110,22 +110,22 @@ def _split(text: str) -> tuple[Decimal, str]:
 def memory_bytes(value: Any) -> int:
     """Bytes of a memory size: 536870912, "512Mi", "512m", "0.5g" -> 536870912; raises PydanticCustomError."""
     if isinstance(value, bool) or not isinstance(value, int | str):
-        raise _fail("memory", value, f"is not a memory size: write {MEMORY_FORMS}")
+        raise _fail(value, f"is not a memory size: write {MEMORY_FORMS}")
     if isinstance(value, int):
         number, suffix = Decimal(value), ""
     else:
         try:
             number, suffix = _split(value)
         except (ValueError, InvalidOperation):
-            raise _fail("memory", value, f"is not a memory size: write {MEMORY_FORMS}") from None
+            raise _fail(value, f"is not a memory size: write {MEMORY_FORMS}") from None
     if isinstance(value, str) and re.fullmatch(AMBIGUOUS_PATTERN, value):
         raise _ambiguous(value, number, suffix)
     size = int(number * 1024 ** _power(suffix))
     if size < MEMORY_MIN:
         hint = f"; write {value}Mi or {value}m for {value} MiB" if suffix == "" else ""
-        raise _fail("memory", value, f"is {size} bytes, less than 4Mi, too little for a container{hint}")
+        raise _fail(value, f"is {size} bytes, less than 4Mi, too little for a container{hint}")
     if size > MEMORY_MAX:
-        raise _fail("memory", value, "is more than 1Pi")
+        raise _fail(value, "is more than 1Pi")
     return size
 
 
@@ -142,7 +142,6 @@ def _ambiguous(value: Any, number: Decimal, suffix: str) -> PydanticCustomError:
     k8s = f"{number}{suffix.upper()}i"
     docker = f" or {number}{_DOCKER_SPELLING[suffix]} (Podman/Docker)" if suffix in _DOCKER_SPELLING else ""
     return _fail(
-        "memory",
         value,
         f"is ambiguous: Kubernetes reads it as {decimal} bytes, Podman/Docker as {binary}; write {k8s} "
         f"(Kubernetes){docker} for {binary} bytes, or {decimal} for exactly that many",
@@ -152,7 +151,7 @@ def _ambiguous(value: Any, number: Decimal, suffix: str) -> PydanticCustomError:
 def nano_cpus(value: Any) -> int:
     """Nano-CPUs of a CPU count: 1.5, "1.5", "1500m" -> 1500000000; raises PydanticCustomError."""
     if isinstance(value, bool) or not isinstance(value, int | float | str):
-        raise _fail("cpus", value, f"is not a CPU count: write {CPUS_FORMS}")
+        raise _fail(value, f"is not a CPU count: write {CPUS_FORMS}")
     try:
         if isinstance(value, str):
             if not re.fullmatch(CPUS_PATTERN, value):
@@ -162,11 +161,11 @@ def nano_cpus(value: Any) -> int:
         else:
             nano = int(Decimal(str(value)) * NANO)
     except (ValueError, OverflowError, InvalidOperation):
-        raise _fail("cpus", value, f"is not a CPU count: write {CPUS_FORMS}") from None
+        raise _fail(value, f"is not a CPU count: write {CPUS_FORMS}") from None
     if nano < CPUS_MIN_NANO:
-        raise _fail("cpus", value, "is less than 0.01 CPU (10m), the smallest limit a container can have")
+        raise _fail(value, "is less than 0.01 CPU (10m), the smallest limit a container can have")
     if nano > CPUS_MAX * NANO:
-        raise _fail("cpus", value, f"is more than {CPUS_MAX} CPUs")
+        raise _fail(value, f"is more than {CPUS_MAX} CPUs")
     return nano
 
 
