@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from _e2e import apply, operator_process
+from _e2e import apply, operator_process, sprint_status, tasks_of, wait_for
 from localcluster import LocalCluster
 from test_lifecycle_e2e import by_id, config, events_in, seed_repository, wait_terminal
 
@@ -114,3 +114,29 @@ def test_capped_attempts_end_failed_with_the_reason(
         == len(retry_events(cluster, namespace, "sleeper"))
         == 1
     )
+
+
+def test_a_limit_only_the_operator_refuses_is_reported_with_the_cycle_in_the_invalid_spec_condition(
+    cluster: LocalCluster, namespace: str, tmp_path: Path
+) -> None:
+    repo = seed_repository(tmp_path, files={"README.md": "x\n"})
+    manifest = sprint("tiny", repo, ["a", "b"])
+    manifest["spec"]["container"]["resourceLimits"]["cpus"] = "0.001"  # the CRD's pattern cannot see 10m
+    manifest["spec"]["tasks"][0]["dependencies"] = ["b"]
+    manifest["spec"]["tasks"][1]["dependencies"] = ["a"]  # a cycle: beyond CEL, the operator's to find
+    with operator_process(cluster, namespace, tmp_path / "state", tmp_path / "op.log", **config(tmp_path)):
+        apply(cluster, namespace, manifest)
+        ready = wait_for(
+            lambda: next(
+                (c for c in sprint_status(cluster, namespace, "tiny").get("conditions") or []
+                 if c["type"] == "Ready" and c["status"] == "False"),
+                None,
+            ),
+            what="Ready=False",
+        )  # fmt: skip
+    assert ready["reason"] == "InvalidSpec"
+    assert ready["message"] == (
+        "spec.container.resourceLimits.cpus: '0.001' is less than 0.01 CPU (10m), the smallest limit a "
+        "container can have; spec.tasks: dependency cycle a -> b -> a"
+    )
+    assert tasks_of(cluster, namespace, "tiny") == []
