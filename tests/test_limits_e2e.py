@@ -36,7 +36,11 @@ echo "done" > RESULTS.md
 """
 
 
-def sprint(name: str, repo: Path, task_ids: list[str], **spec: Any) -> dict[str, Any]:
+MEMORY_BOUND = {"memory": "64m", "cpus": "500m", "timeoutSeconds": 600}  # Podman/Docker's 64 MiB
+TIME_BOUND = {"memory": "64Mi", "timeoutSeconds": 3}  # the quick tasks' memory is never the limit
+
+
+def sprint(name: str, repo: Path, task_ids: list[str], limits: dict[str, Any], **spec: Any) -> dict[str, Any]:
     return {
         "apiVersion": "sprintorchestrator.dev/v1alpha1",
         "kind": "Sprint",
@@ -44,8 +48,7 @@ def sprint(name: str, repo: Path, task_ids: list[str], **spec: Any) -> dict[str,
         "spec": {
             "repository": {"url": str(repo)},
             "team": {"type": "command", "command": ["sh", "-c", TEAM_SCRIPT]},
-            # Podman/Docker's notation for 64 MiB; the timeout leaves the quick tasks ample time
-            "container": {"resourceLimits": {"memory": "64m", "cpus": "500m", "timeoutSeconds": 5}},
+            "container": {"resourceLimits": limits},
             "tasks": [{"id": t, "title": t, "filesToModify": [f"out/{t}.txt"]} for t in task_ids],
             "maxParallelTasks": 2,
             **spec,
@@ -66,10 +69,11 @@ def test_an_oom_kill_gets_more_memory_and_a_timeout_a_longer_timeout_then_both_s
 ) -> None:
     repo = seed_repository(tmp_path, files={"README.md": "x\n"})
     with operator_process(cluster, namespace, tmp_path / "state", tmp_path / "op.log", **config(tmp_path)):
-        apply(cluster, namespace, sprint("recover", repo, ["hog", "slow"]))
-        status = wait_terminal(cluster, namespace, "recover", timeout=300)
-    tasks = by_id(cluster, namespace, "recover")
-    assert status["phase"] == "Completed", (status, tasks)
+        apply(cluster, namespace, sprint("recover-oom", repo, ["hog"], MEMORY_BOUND))
+        apply(cluster, namespace, sprint("recover-time", repo, ["slow"], TIME_BOUND))
+        statuses = [wait_terminal(cluster, namespace, f"recover-{s}", timeout=300) for s in ("oom", "time")]
+    tasks = {**by_id(cluster, namespace, "recover-oom"), **by_id(cluster, namespace, "recover-time")}
+    assert [s["phase"] for s in statuses] == ["Completed", "Completed"], (statuses, tasks)
 
     hog = tasks["hog"]
     assert (hog["phase"], hog["attempt"]) == ("Completed", 2)
@@ -81,9 +85,9 @@ def test_an_oom_kill_gets_more_memory_and_a_timeout_a_longer_timeout_then_both_s
 
     slow = tasks["slow"]
     assert (slow["phase"], slow["attempt"]) == ("Completed", 2)
-    assert slow["limits"]["timeoutSeconds"] == 10 and slow["limits"]["memory"] == "64Mi"
+    assert slow["limits"]["timeoutSeconds"] == 6 and slow["limits"]["memory"] == "64Mi"
     [timeout] = retry_events(cluster, namespace, "slow")
-    assert "ran past its time limit (5s)" in timeout and "attempt 2 with timeout 10s" in timeout
+    assert "ran past its time limit (3s)" in timeout and "attempt 2 with timeout 6s" in timeout
 
 
 def test_capped_attempts_end_failed_with_the_reason(
@@ -91,10 +95,12 @@ def test_capped_attempts_end_failed_with_the_reason(
 ) -> None:
     repo = seed_repository(tmp_path, files={"README.md": "x\n"})
     with operator_process(cluster, namespace, tmp_path / "state", tmp_path / "op.log", **config(tmp_path)):
-        apply(cluster, namespace, sprint("capped", repo, ["glutton", "sleeper"], policy={"maxAttempts": 2}))
-        status = wait_terminal(cluster, namespace, "capped", timeout=300)
-    tasks = by_id(cluster, namespace, "capped")
-    assert status["phase"] == "Failed", (status, tasks)
+        policy = {"maxAttempts": 2}
+        apply(cluster, namespace, sprint("capped-oom", repo, ["glutton"], MEMORY_BOUND, policy=policy))
+        apply(cluster, namespace, sprint("capped-time", repo, ["sleeper"], TIME_BOUND, policy=policy))
+        statuses = [wait_terminal(cluster, namespace, f"capped-{s}", timeout=300) for s in ("oom", "time")]
+    tasks = {**by_id(cluster, namespace, "capped-oom"), **by_id(cluster, namespace, "capped-time")}
+    assert [s["phase"] for s in statuses] == ["Failed", "Failed"], (statuses, tasks)
 
     glutton = tasks["glutton"]
     assert (glutton["phase"], glutton["reason"], glutton["attempt"]) == ("Failed", "OOMKilled", 2)
@@ -106,8 +112,8 @@ def test_capped_attempts_end_failed_with_the_reason(
     sleeper = tasks["sleeper"]
     assert (sleeper["phase"], sleeper["reason"], sleeper["attempt"]) == ("Failed", "Timeout", 2)
     assert sleeper["containerHealth"] == "timed-out"
-    assert sleeper["limits"]["timeoutSeconds"] == 10
-    assert "ran past its time limit (10s)" in sleeper["error"]
+    assert sleeper["limits"]["timeoutSeconds"] == 6
+    assert "ran past its time limit (6s)" in sleeper["error"]
     assert "no attempts left (2 of 2 used)" in sleeper["error"]
     assert (
         len(retry_events(cluster, namespace, "glutton"))
@@ -120,8 +126,11 @@ def test_a_limit_only_the_operator_refuses_is_reported_with_the_cycle_in_the_inv
     cluster: LocalCluster, namespace: str, tmp_path: Path
 ) -> None:
     repo = seed_repository(tmp_path, files={"README.md": "x\n"})
-    manifest = sprint("tiny", repo, ["a", "b"])
-    manifest["spec"]["container"]["resourceLimits"]["cpus"] = "0.001"  # the CRD's pattern cannot see 10m
+    manifest = sprint("tiny", repo, ["a", "b"], dict(MEMORY_BOUND))
+    manifest["spec"]["container"]["resourceLimits"] = {
+        **MEMORY_BOUND,
+        "cpus": "0.001",
+    }  # the CRD's pattern cannot see 10m
     manifest["spec"]["tasks"][0]["dependencies"] = ["b"]
     manifest["spec"]["tasks"][1]["dependencies"] = ["a"]  # a cycle: beyond CEL, the operator's to find
     with operator_process(cluster, namespace, tmp_path / "state", tmp_path / "op.log", **config(tmp_path)):
