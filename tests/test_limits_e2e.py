@@ -81,7 +81,7 @@ def test_an_oom_kill_gets_more_memory_and_a_timeout_a_longer_timeout_then_both_s
     assert hog["limits"]["cpus"] == 0.5 and hog["limits"]["nanoCpus"] == 500_000_000
     [oom] = retry_events(cluster, namespace, "hog")
     assert "ran out of memory (64Mi; out of memory: the container's memory cgroup counted an OOM" in oom
-    assert "attempt 2 with memory 134217728 bytes" in oom
+    assert "attempt 2 with memory 128Mi" in oom
 
     slow = tasks["slow"]
     assert (slow["phase"], slow["attempt"]) == ("Completed", 2)

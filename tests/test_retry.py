@@ -26,6 +26,7 @@ def test_a_timeout_is_retried_with_a_longer_limit() -> None:
 def test_an_oom_kill_is_retried_with_more_memory() -> None:
     decision = decide_retry("oom-killed", 2, 3, LIMITS, 10, timeout_s=600)
     assert decision.retry and decision.new_limits.memory_bytes == 1024 * MiB
+    assert decision.reason == "oom-killed: attempt 3 with memory 1Gi"
     assert (decision.new_timeout_s, decision.delay_s, decision.new_limits.cpus) == (600, 20, 1.0)
 
 

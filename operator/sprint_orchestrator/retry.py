@@ -11,7 +11,8 @@ Every retry waits base_backoff_s * 2**(attempt-1), capped at max_backoff_s, and 
 When a limit is already at its cap, retrying would repeat the same failure, so it is not retried.
 
 Example: decide_retry("oom-killed", 1, 3, Limits(memory_bytes=512 MiB), 10)
-         -> RetryDecision(retry=True, new_limits=Limits(memory_bytes=1 GiB), delay_s=10, …)
+         -> RetryDecision(retry=True, new_limits=Limits(memory_bytes=1 GiB), delay_s=10,
+                          reason="oom-killed: attempt 2 with memory 1Gi")
 """
 
 from __future__ import annotations
@@ -85,7 +86,7 @@ def _raise_limits(
         more = min(
             int(current * policy.memory_factor) if current else DEFAULT_MEMORY_BYTES, policy.max_memory_bytes
         )
-        change = f"with memory {more} bytes" if more > current else None
+        change = f"with memory {quantities.format_bytes(more)}" if more > current else None
         return replace(limits, memory_bytes=more), timeout_s, change
     return limits, timeout_s, "unchanged"
 
