@@ -111,3 +111,31 @@ class OomWatch:
                 self._stop = True
                 with contextlib.suppress(OSError):
                     os.eventfd_write(self._event, 1)
+
+
+class Watches:
+    """The OOM watches of the containers a runtime started, by container name (thread-safe enough:
+    single dict operations under the GIL)."""
+
+    def __init__(self) -> None:
+        self._by_name: dict[str, OomWatch] = {}
+
+    def add(self, name: str, directory: Path | None) -> None:
+        watch = OomWatch.start(directory)
+        if watch is not None:
+            self._by_name[name] = watch
+
+    def verdict(self, name: str, settle_s: float) -> bool | None:
+        """Whether the named container had an OOM (None: it was not watched); ends its watch."""
+        watch = self._by_name.pop(name, None)
+        if watch is None:
+            return None
+        try:
+            return watch.result(settle_s)
+        finally:
+            watch.close()
+
+    def drop(self, name: str) -> None:
+        watch = self._by_name.pop(name, None)
+        if watch is not None:
+            watch.close()

@@ -64,7 +64,7 @@ class PodmanRuntime:
         self.base_image = Settings.base_image
         self._timed_out: set[str] = set()
         self._removed: set[str] = set()  # removed by us, maybe while a wait() was under way
-        self._oom_watches: dict[str, cgroups.OomWatch] = {}
+        self._oom = cgroups.Watches()
 
     # -- connecting --------------------------------------------------------------------------------
 
@@ -183,6 +183,7 @@ class PodmanRuntime:
                     self._watch_memory(container, name)
                 container.start()
             except podman.errors.APIError as exc:
+                self._oom.drop(name)
                 raise TaskStartFailed(f"cannot start container {name}: {exc.explanation or exc}") from None
             container.reload()
         started = containers.parse_time(container.attrs.get("State", {}).get("StartedAt"))
@@ -200,9 +201,7 @@ class PodmanRuntime:
             container.reload()
             pid = int(container.attrs.get("State", {}).get("Pid") or 0)
             directory = cgroups.memory_cgroup(pid) if pid else None
-        watch = cgroups.OomWatch.start(directory)
-        if watch is not None:
-            self._oom_watches[name] = watch
+        self._oom.add(name, directory)
 
     def wait(self, handle: RunHandle, timeout_s: float) -> RunOutcome:
         """Wait until the container ends or `timeout_s` after its start has passed (then stop it)."""
@@ -246,10 +245,7 @@ class PodmanRuntime:
         started = containers.parse_time(state.get("StartedAt"))
         finished = containers.parse_time(state.get("FinishedAt"))
         ran_s = (finished - started).total_seconds() if started and finished else 0.0
-        watch = self._oom_watches.pop(handle.name, None)
-        cgroup_oom = watch.result(settle_s=_OOM_SETTLE_S if code else 0.0) if watch else None
-        if watch is not None:
-            watch.close()
+        cgroup_oom = self._oom.verdict(handle.name, settle_s=_OOM_SETTLE_S if code else 0.0)
         facts = exits.ExitFacts(
             exit_code=code,
             oom_flag=bool(state.get("OOMKilled")),
@@ -316,9 +312,7 @@ class PodmanRuntime:
             container.remove(force=True, v=True)
         shutil.rmtree(self.secrets_dir / name, ignore_errors=True)
         self._timed_out.discard(name)
-        watch = self._oom_watches.pop(name, None)
-        if watch is not None:
-            watch.close()
+        self._oom.drop(name)
 
     # -- one-shot containers (quality gates, checks) -----------------------------------------------
 
