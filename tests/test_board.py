@@ -86,9 +86,11 @@ def test_page_card_carries_error_countdown_gates_and_attempt() -> None:
         "nextRetryAt": "2026-01-01T12:00:40Z",
         "containerHealth": "timed-out",
         "gates": [{"name": "pytest", "passed": False, "exitCode": 1}],
+        "limits": {"memory": "128Mi", "memoryBytes": 128 << 20, "cpus": 1.5, "timeoutSeconds": 120.0},
     }
     card = board.page_card(task_body(sprint, "t0", status), NOW)
     assert (card["attempt"], card["max_attempts"], card["retry_in_seconds"]) == (2, 3, 30.0)
+    assert card["limits"] == "memory 128Mi, 1.5 CPUs, timeout 120s"
     assert card["error"] == "timed out after 60 s"
     assert card["container_health"] == "timed-out"
     assert card["gates"] == [{"name": "pytest", "passed": False, "exitCode": 1}]

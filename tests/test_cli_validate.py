@@ -42,10 +42,12 @@ def test_an_invalid_manifest_prints_one_line_per_problem(
     path.write_text(yaml.safe_dump(manifest))
     code, out, err = run("validate", str(path), capsys=capsys)
     assert code == 1 and out == []
-    assert len(err) == 3
+    assert len(err) == 4
     assert err[0].startswith(f"{path}: spec.tasks[1].id: 'a..b' is not safe as a git ref component")
     assert err[1].startswith(f"{path}: spec.tasks[2].priority: Input should be 'high', 'medium' or 'low'")
     assert err[2].startswith(f"{path}: spec.maxParallelTasks: Input should be greater than or equal to 1")
+    # the renamed task leaves a dependency pointing nowhere: reported in the same round
+    assert err[3] == f"{path}: spec.tasks[3].dependencies[1]: 'lines' is not the id of a task in this sprint"
 
 
 def test_a_cycle_in_a_prd_file_is_printed(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

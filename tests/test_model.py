@@ -28,7 +28,6 @@ from sprint_orchestrator.validators import (
     check_safe_id,
     key_path,
     path_problem,
-    quantity_bytes,
 )
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "sprint.yaml"
@@ -125,9 +124,14 @@ def test_snake_case_input_is_accepted_and_defaults_apply() -> None:
         (spec(task("a"), policy={"maxAttempts": 11}), "spec.policy.maxAttempts: Input should be less than"),
         (
             spec(task("a"), container={"resourceLimits": {"memory": "lots"}}),
-            "spec.container.resourceLimits.memory: 'lots' is not a memory quantity like 512Mi or 2Gi",
+            "spec.container.resourceLimits.memory: 'lots' is not a memory size: write a Kubernetes quantity "
+            "(512Mi, 2Gi) or a Podman/Docker size (512m, 2g)",
         ),
         (spec(task("a"), container={"resourceLimits": {"memory": "1Ki"}}), "spec.container.resourceLimits.m"),
+        (
+            spec(task("a"), container={"resourceLimits": {"memory": "1G"}}),
+            "spec.container.resourceLimits.memory: '1G' is ambiguous",
+        ),
         (spec(task("a"), container={"resourceLimits": {"cpus": 0}}), "spec.container.resourceLimits.cpus: "),
         (spec(task("a"), container={"resourceLimits": {"pids": 8}}), "spec.container.resourceLimits.pids: "),
         (
@@ -150,6 +154,35 @@ def test_every_problem_is_reported_on_its_own_line() -> None:
     found = problems(spec(task("a..b"), {"id": "c"}, task("d", priority="x"), maxParallelTasks=0))
     assert len(found) == 4
     assert all(line.startswith("spec.") and "\n" not in line for line in found)
+
+
+def test_a_field_error_does_not_hide_the_cross_task_problems() -> None:
+    found = problems(
+        spec(
+            task("a", "b"),
+            task("b", "a", "zz"),
+            task("a"),
+            task("c", priority="urgent"),
+            container={"resourceLimits": {"memory": "lots"}},
+        )
+    )
+    assert [line.split(":")[0] for line in found] == [
+        "spec.container.resourceLimits.memory",
+        "spec.tasks[3].priority",
+        "spec.tasks[2].id",
+        "spec.tasks[1].dependencies[1]",
+        "spec.tasks",
+    ]
+    assert found[-1] == "spec.tasks: dependency cycle a -> b -> a"
+
+
+def test_a_cycle_is_reported_beside_a_duplicate_and_a_self_dependency() -> None:
+    found = problems(spec(task("a", "b"), task("b", "a", "b"), task("b")))
+    assert found == [
+        "spec.tasks[2].id: duplicate task id 'b' (also tasks[1])",
+        "spec.tasks[1].dependencies[1]: task 'b' cannot depend on itself",
+        "spec.tasks: dependency cycle a -> b -> a",
+    ]
 
 
 def test_a_second_cycle_is_found_among_acyclic_tasks() -> None:
@@ -218,14 +251,6 @@ def test_id_check_accepts_exactly_the_crd_pattern_without_dotdot_or_lock(value: 
     except ValueError:
         accepted = False
     assert accepted == crd_accepts
-
-
-@pytest.mark.parametrize(
-    ("quantity", "expected"),
-    [("512Mi", 512 * 2**20), ("2Gi", 2 * 2**30), ("1.5G", 1_500_000_000), ("1000", 1000), ("64k", 64_000)],
-)
-def test_quantity_bytes(quantity: str, expected: int) -> None:
-    assert quantity_bytes(quantity) == expected
 
 
 def test_key_path_quotes_keys_that_are_not_identifiers() -> None:

@@ -26,6 +26,7 @@ def test_a_timeout_is_retried_with_a_longer_limit() -> None:
 def test_an_oom_kill_is_retried_with_more_memory() -> None:
     decision = decide_retry("oom-killed", 2, 3, LIMITS, 10, timeout_s=600)
     assert decision.retry and decision.new_limits.memory_bytes == 1024 * MiB
+    assert decision.reason == "oom-killed: attempt 3 with memory 1Gi"
     assert (decision.new_timeout_s, decision.delay_s, decision.new_limits.cpus) == (600, 20, 1.0)
 
 
@@ -83,3 +84,16 @@ def test_backoff_doubles_and_every_value_respects_its_cap(
         assert decision.new_limits.memory_bytes >= memory and decision.new_timeout_s >= timeout
     else:
         assert kind != "error"  # infrastructure errors are retried while attempts remain
+
+
+def test_the_operators_default_limits_fill_what_the_spec_leaves_unset() -> None:
+    from sprint_orchestrator.config import config_from_mapping
+    from sprint_orchestrator.model import ResourceLimits
+    from sprint_orchestrator.retry import effective_limits, operator_defaults
+
+    config = config_from_mapping({"containers": {"default_memory": "1g", "default_cpus": "500m"}}, {})
+    defaults = operator_defaults(config)
+    limits, timeout = effective_limits(ResourceLimits(pids=64), {}, 60.0, defaults)
+    assert (limits.memory_bytes, limits.cpus, limits.pids, timeout) == (1 << 30, 0.5, 64, 60.0)
+    unset, _ = effective_limits(None, {}, 60.0, operator_defaults(config_from_mapping({}, {})))
+    assert (unset.memory_bytes, unset.cpus, unset.pids) == (4 << 30, 2.0, 512)  # always limited

@@ -95,6 +95,22 @@ def test_an_invalid_sprint_definition_is_422_naming_the_field(
     assert path in [problem["path"] for problem in response.json()["detail"]]
 
 
+def test_the_422_lists_a_field_error_and_the_cross_task_problems_together(base: str) -> None:
+    body = prd("bad-4", container_config={"resource_limits": {"memory": "4G"}})
+    body["tasks"][0]["dependencies"] = ["docs"]  # count <-> docs
+    body["tasks"].append({"task_id": "docs", "title": "Document again"})
+    response = httpx.post(f"{base}/api/sprints", json=body, headers=AUTH)
+    assert response.status_code == 422, response.text
+    detail = response.json()["detail"]
+    assert [problem["path"] for problem in detail] == [
+        "container_config.resource_limits.memory",
+        "tasks[2].task_id",
+        "tasks",
+    ]
+    assert "write 4Gi (Kubernetes) or 4g (Podman/Docker)" in detail[0]["msg"]
+    assert detail[2]["msg"] == "dependency cycle count -> docs -> count"
+
+
 def test_a_body_that_is_not_an_object_is_422(base: str) -> None:
     response = httpx.post(
         f"{base}/api/sprints", content=b"[1, 2]", headers={**AUTH, "content-type": "application/json"}

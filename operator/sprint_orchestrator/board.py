@@ -137,7 +137,20 @@ def page_card(task: Body, now: dt.datetime) -> dict[str, Any]:
         "audit": [a.dump() for a in status.audit or []],
         "log_path": status.log_path,
         "artifacts_path": status.artifacts_path,
+        "limits": limits_text(status.limits.dump() if status.limits else {}),
     }
+
+
+def limits_text(limits: dict[str, Any]) -> str:
+    """The normalized limits of the current attempt: "memory 128Mi, 1.5 CPUs, timeout 600s"."""
+    parts = []
+    if limits.get("memory"):
+        parts.append(f"memory {limits['memory']}")
+    if limits.get("cpus"):
+        parts.append(f"{limits['cpus']:g} CPUs")
+    if limits.get("timeoutSeconds"):
+        parts.append(f"timeout {limits['timeoutSeconds']:g}s")
+    return ", ".join(parts)
 
 
 def _pending(task: Body, key: str, handled: str | None) -> bool:

@@ -23,6 +23,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
+from . import quantities
 from .errors import InvalidInput
 from .sourcefile import load_yaml
 from .validators import describe_errors
@@ -76,6 +77,10 @@ class ContainersSection(Section):
     runtime: Literal["podman", "pods"] = "podman"
     # Unset: the agent image (hack/agent-image.sh) for agent teams, the base image for the others.
     base_image: str | None = Field(default=None, min_length=1)
+    # Limits of every task, gate and integration container whose Sprint sets none (both notations).
+    default_memory: Annotated[int, BeforeValidator(quantities.memory_bytes)] = 4 << 30
+    default_cpus: Annotated[int, BeforeValidator(quantities.nano_cpus)] = 2 * quantities.NANO
+    default_pids: int = Field(default=512, ge=16, le=1_000_000)
     network_mode: str = Field(default="none", min_length=1)
     cleanup_on_completion: bool = True
 

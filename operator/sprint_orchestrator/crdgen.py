@@ -1,9 +1,10 @@
 """Generate the Sprint and Task CustomResourceDefinitions from the pydantic models.
 
 Pydantic emits JSON Schema 2020-12 with `$defs`; a CRD needs a *structural* OpenAPI v3 schema:
-every node typed, no `$ref`, no `anyOf` of a type and null, `exclusiveMinimum` as a boolean,
-no `additionalProperties: false`. `structural()` converts one into the other and refuses anything
-it cannot express, so a model change that would make an unstructural CRD fails here, loudly.
+every node typed (or int-or-string, or preserving unknown fields), no `$ref`, no `anyOf` of a type
+and null, `exclusiveMinimum` as a boolean, no `additionalProperties: false`. `structural()` converts
+one into the other and refuses anything it cannot express, so a model change that would make an
+unstructural CRD fails here, loudly.
 """
 
 from __future__ import annotations
@@ -64,7 +65,8 @@ def structural(node: dict[str, Any], defs: dict[str, Any], *, status: bool) -> d
             out["minimum"], out["exclusiveMinimum"] = value, True
         else:
             out[key] = value
-    if "type" not in out and not out.get("x-kubernetes-preserve-unknown-fields"):
+    untyped = ("x-kubernetes-preserve-unknown-fields", "x-kubernetes-int-or-string")
+    if "type" not in out and not any(out.get(key) for key in untyped):
         raise SchemaError(f"schema node without a type: {node}")
     return out
 
@@ -75,7 +77,7 @@ def _inline(node: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
     if "$ref" in node:
         target = defs[node["$ref"].rsplit("/", 1)[-1]]
         return _inline({**target, **extra}, defs)
-    if "anyOf" in node:
+    if "anyOf" in node and not node.get("x-kubernetes-int-or-string"):  # int-or-string keeps its anyOf
         options = [o for o in node["anyOf"] if o != {"type": "null"}]
         if len(options) != 1:
             raise SchemaError(f"a union of several types is not structural: {node['anyOf']}")

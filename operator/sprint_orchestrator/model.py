@@ -12,15 +12,26 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Sequence
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    WithJsonSchema,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
 from pydantic.config import JsonDict
 from pydantic_core import PydanticCustomError
 
-from . import plan
+from . import plan, quantities
 from .errors import InvalidInput
 from .validators import (
     DEPENDENCY_PATTERN,
@@ -28,10 +39,8 @@ from .validators import (
     ID_PATTERN,
     ID_RULES,
     PATH_PATTERN,
-    QUANTITY_PATTERN,
     check_dependency,
     check_path,
-    check_quantity,
     check_safe_id,
     describe_errors,
 )
@@ -119,11 +128,20 @@ Dependency = Annotated[
     AfterValidator(check_dependency),
     Field(json_schema_extra={"pattern": DEPENDENCY_PATTERN, "maxLength": 256}),
 ]
-Quantity = Annotated[
-    str,
-    AfterValidator(check_quantity),
-    Field(json_schema_extra={"pattern": QUANTITY_PATTERN, "maxLength": 32}),
-]
+
+
+def _check_memory(value: Any) -> Any:
+    quantities.memory_bytes(value)
+    return value
+
+
+def _check_cpus(value: Any) -> Any:
+    quantities.nano_cpus(value)
+    return value
+
+
+MemorySize = Annotated[int | str, BeforeValidator(_check_memory), WithJsonSchema(quantities.MEMORY_SCHEMA)]
+CpuCount = Annotated[int | float | str, BeforeValidator(_check_cpus), WithJsonSchema(quantities.CPUS_SCHEMA)]
 Text = Annotated[str, Field(max_length=TEXT_MAX)]
 Glob = Annotated[str, Field(min_length=1, max_length=256, pattern=r"^[^\x00-\x1f\x7f]+$")]
 TextList = Annotated[list[Text], Field(max_length=LIST_MAX)]
@@ -135,12 +153,31 @@ class RepositoryRef(CamelModel):
 
 
 class ResourceLimits(CamelModel):
-    """Limits of one task container; unset means the runtime's default."""
+    """Limits of one task container; unset (or an empty object) means the defaults."""
 
-    cpus: float | None = Field(default=None, gt=0, le=256)
-    memory: Quantity | None = Field(default=None, description="A Kubernetes quantity, e.g. 512Mi or 2Gi.")
+    # `memory` and `cpus` keep the user's notation (quantities.py); `memory_bytes` and `nano_cpus` are
+    # their normalized values, computed once when the model is validated.
+
+    cpus: CpuCount | None = None
+    memory: MemorySize | None = None
     pids: int | None = Field(default=None, ge=16, le=1_000_000)
     timeout_seconds: int | None = Field(default=None, ge=1, le=7 * 24 * 3600)
+    _memory_bytes: int | None = PrivateAttr(default=None)
+    _nano_cpus: int | None = PrivateAttr(default=None)
+
+    @model_validator(mode="after")
+    def _normalize(self) -> ResourceLimits:
+        self._memory_bytes = None if self.memory is None else quantities.memory_bytes(self.memory)
+        self._nano_cpus = None if self.cpus is None else quantities.nano_cpus(self.cpus)
+        return self
+
+    @property
+    def memory_bytes(self) -> int | None:
+        return self._memory_bytes
+
+    @property
+    def nano_cpus(self) -> int | None:
+        return self._nano_cpus
 
 
 class ContainerConfig(CamelModel):
@@ -288,15 +325,37 @@ class SprintSpec(CamelModel):
         raise InvalidInput(f"spec.tasks: no task with id {task_id!r}")
 
 
-def graph_problems(tasks: list[TaskDefinition]) -> list[str]:
-    """Cross-task problems (duplicates, unknown or self dependencies, cycles), each with its path."""
+def graph_problems(tasks: Sequence[plan.Node]) -> list[str]:
+    """Cross-task problems (duplicates, unknown or self dependencies, cycles), each with its path.
+
+    Every kind is reported at once: a cycle is looked for among the first task of each id, without
+    self-dependencies (they are reported on their own).
+    """
+    return _graph_problems(list(enumerate(tasks)))
+
+
+def raw_graph_problems(tasks: Any) -> list[str]:
+    """graph_problems of an unvalidated task list, on whatever parsed: used when a field error keeps
+    pydantic from reaching the cross-task check, so one round reports both kinds."""
+    if not isinstance(tasks, list):
+        return []
+    nodes: list[tuple[int, plan.Node]] = []
+    for i, task in enumerate(tasks):
+        if isinstance(task, dict) and isinstance(task.get("id"), str):
+            deps = task.get("dependencies")
+            names = tuple(d for d in deps if isinstance(d, str)) if isinstance(deps, list) else ()
+            nodes.append((i, plan.TaskView(id=task["id"], dependencies=names)))
+    return _graph_problems(nodes)
+
+
+def _graph_problems(tasks: list[tuple[int, plan.Node]]) -> list[str]:
     problems: list[str] = []
     first: dict[str, int] = {}
-    for i, task in enumerate(tasks):
+    for i, task in tasks:
         if task.id in first:
             problems.append(f"tasks[{i}].id: duplicate task id {task.id!r} (also tasks[{first[task.id]}])")
         first.setdefault(task.id, i)
-    for i, task in enumerate(tasks):
+    for i, task in tasks:
         seen: set[str] = set()
         for j, dep in enumerate(task.dependencies):
             where = f"tasks[{i}].dependencies[{j}]"
@@ -307,11 +366,24 @@ def graph_problems(tasks: list[TaskDefinition]) -> list[str]:
             elif dep in seen:
                 problems.append(f"{where}: {dep!r} is listed twice")
             seen.add(dep)
-    if not problems:
-        cycle = plan.find_cycle(tasks)
-        if cycle:
-            problems.append("tasks: dependency cycle " + " -> ".join(cycle))
+    unique = [
+        plan.TaskView(id=task.id, dependencies=tuple(d for d in task.dependencies if d != task.id))
+        for i, task in tasks
+        if first[task.id] == i
+    ]
+    cycle = plan.find_cycle(unique)
+    if cycle:
+        problems.append("tasks: dependency cycle " + " -> ".join(cycle))
     return problems
+
+
+def spec_problems(exc: ValidationError, spec: dict[str, Any], path: str) -> list[str]:
+    """Every problem of a spec that failed validation: the field errors, and the cross-task problems
+    of the raw task list when a field error kept the model's own cross-task check from running."""
+    lines = describe_errors(exc, path)
+    prefix = f"{path}." if path else ""
+    lines += [prefix + line for line in raw_graph_problems(spec.get("tasks")) if prefix + line not in lines]
+    return lines
 
 
 def validate_sprint_spec(spec: Any, path: str = "spec") -> SprintSpec:
@@ -321,7 +393,7 @@ def validate_sprint_spec(spec: Any, path: str = "spec") -> SprintSpec:
     try:
         return SprintSpec.model_validate(spec)
     except ValidationError as exc:
-        raise InvalidInput(f"{path}: invalid Sprint spec", describe_errors(exc, path)) from None
+        raise InvalidInput(f"{path}: invalid Sprint spec", spec_problems(exc, spec, path)) from None
 
 
 def validate_task_spec(spec: Any, path: str = "spec") -> TaskSpec:

@@ -13,8 +13,8 @@ from pydantic import ValidationError
 
 from .errors import InvalidInput
 from .manifest import dns_name, sprint_manifest
-from .model import SprintSpec, validate_sprint_spec
-from .validators import describe_error, key_path
+from .model import SprintSpec, spec_problems, validate_sprint_spec
+from .validators import key_path
 
 # PRD key -> Sprint spec key, per level. Keys not listed are the same in both (description, title...).
 TOP = {
@@ -98,12 +98,11 @@ def _parse_path(text: str) -> tuple[int | str, ...]:
     return tuple(parts)
 
 
-def _prd_problems(exc: ValidationError) -> list[str]:
+def _prd_problems(exc: ValidationError, spec: dict[str, Any]) -> list[str]:
     lines = []
-    for error in exc.errors():
-        for line in describe_error("", error):
-            path, sep, rest = line.partition(": ")
-            lines.append(key_path("", prd_path(_parse_path(path))) + sep + rest if sep else line)
+    for line in spec_problems(exc, spec, ""):
+        path, sep, rest = line.partition(": ")
+        lines.append(key_path("", prd_path(_parse_path(path))) + sep + rest if sep else line)
     return lines
 
 
@@ -113,10 +112,11 @@ def validate_prd(data: Any) -> SprintSpec:
         raise InvalidInput(f"expected a sprint definition (a JSON object), got {type(data).__name__}")
     if "sprint_id" not in data:
         raise InvalidInput("sprint_id: required field is missing")
+    spec = map_keys(data, to_spec=True)
     try:
-        return SprintSpec.model_validate(map_keys(data, to_spec=True))
+        return SprintSpec.model_validate(spec)
     except ValidationError as exc:
-        raise InvalidInput("invalid sprint definition", _prd_problems(exc)) from None
+        raise InvalidInput("invalid sprint definition", _prd_problems(exc, spec)) from None
 
 
 def sprint_from_prd(data: Any) -> dict[str, Any]:

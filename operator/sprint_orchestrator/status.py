@@ -170,9 +170,12 @@ class Results(StatusModel):
 
 
 class TaskLimits(StatusModel):
-    """Limits raised by the retry policy (a timeout or an out-of-memory kill) for the next attempt."""
+    """The limits of the current attempt, normalized (as raised by the retry policy after a timeout or
+    an out-of-memory kill): `memory` and `cpus` are the canonical spellings of `memoryBytes`, `nanoCpus`."""
 
     cpus: float | None = None
+    nano_cpus: int | None = None
+    memory: str | None = Field(default=None, max_length=32, description="e.g. 512Mi.")
     memory_bytes: int | None = None
     pids: int | None = None
     timeout_seconds: float | None = None

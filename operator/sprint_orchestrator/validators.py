@@ -2,7 +2,7 @@
 
 Each rule exists twice, on purpose: as a Python check with a message a user can act on, and as a
 pattern or CEL rule in the generated CRD (RE2 syntax: no look-arounds), so the apiserver rejects the
-same inputs. `tests/test_model.py` checks that both agree.
+same inputs. `tests/test_model.py` checks that both agree. Memory sizes and CPU counts: quantities.py.
 """
 
 from __future__ import annotations
@@ -25,16 +25,11 @@ _NAME_CHAR = r"[^/\\\x00-\x1f\x7f]"
 _SEGMENT = rf"(?:[^./\\\x00-\x1f\x7f]{_NAME_CHAR}*|\.[^./\\\x00-\x1f\x7f]{_NAME_CHAR}*|\.\.{_NAME_CHAR}+)"
 PATH_PATTERN = rf"^{_SEGMENT}(?:/{_SEGMENT})*$"
 DEPENDENCY_PATTERN = r"^((apt|pip):)?[A-Za-z0-9][A-Za-z0-9._+=<>!~,\[\]-]*$"
-QUANTITY_PATTERN = r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?$"
 ENV_NAME_RULE: JsonDict = {
     "rule": "self.all(k, k.matches('^[A-Za-z_][A-Za-z0-9_]*$'))",
     "message": "environment variable names must match [A-Za-z_][A-Za-z0-9_]*",
 }
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-_UNITS = {
-    "": 1, "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15, "E": 10**18,
-    "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60,
-}  # fmt: skip
 
 
 def _fail(template: str, value: str, **extra: str) -> PydanticCustomError:
@@ -81,23 +76,6 @@ def check_path(value: str) -> str:
 def check_dependency(value: str) -> str:
     if not re.fullmatch(DEPENDENCY_PATTERN, value):
         raise _fail("{value} is not 'apt:NAME', 'pip:SPEC' or a package name (no spaces)", value)
-    return value
-
-
-def quantity_bytes(value: str) -> int:
-    """Bytes of a Kubernetes memory quantity: "512Mi" -> 536870912, "1.5G" -> 1500000000."""
-    match = re.fullmatch(QUANTITY_PATTERN, value)
-    if not match:
-        raise ValueError(f"{value!r} is not a quantity like 512Mi or 2Gi")
-    number = value[: len(value) - len(match.group(2) or "")]
-    return int(float(number) * _UNITS[match.group(2) or ""])
-
-
-def check_quantity(value: str) -> str:
-    if not re.fullmatch(QUANTITY_PATTERN, value):
-        raise _fail("{value} is not a memory quantity like 512Mi or 2Gi", value)
-    if quantity_bytes(value) < 4 * 2**20:
-        raise _fail("{value} is less than 4Mi, too little for a container", value)
     return value
 
 

@@ -13,7 +13,7 @@ import json
 import logging
 from typing import Any
 
-from .. import lifecycle, report
+from .. import lifecycle, report, retry
 from ..kube import now_iso
 from ..model import SprintSpec
 from ..runtime import Limits, tenant_of
@@ -86,9 +86,15 @@ class Integrator:
             commit,
             {},
             list(self.spec.integration_tests),
-            Limits(pids=1024),
+            self._limits(),
             1800.0,
         )
+
+    def _limits(self) -> Limits:
+        """The integration tests' container: the sprint's limits, else the operator's defaults."""
+        configured = self.spec.container.resource_limits if self.spec.container else None
+        defaults = retry.operator_defaults(self.rec.ctx.settings.config)
+        return retry.effective_limits(configured, {}, 1800.0, defaults)[0]
 
     async def _to_main(self, engine: Any, head: str, results: list[dict[str, Any]]) -> float:
         main = await asyncio.to_thread(

@@ -12,19 +12,20 @@ import datetime as dt
 from pathlib import Path
 from typing import Any
 
-from .. import retry
+from .. import quantities, retry
 from ..errors import InvalidInput, OrchestratorError
 from ..kube import now_iso
 from ..model import SprintSpec
 from ..runtime import Limits, TaskRunSpec, tenant_of
 from ..teams import TEAMS, collect_results, write_task_files
 from ..teams.results import keep_orchestrator_files
-from ..validators import quantity_bytes
 from . import metering, tokens
 from .gating import gate_task, protected_changes
 from .merging import merge_one
 
 LIVE_USAGE_SECONDS = 2.0
+# status.reason of a container that failed, by retry kind (Failed when the attempts are used up)
+REASONS = {"timed-out": "Timeout", "oom-killed": "OOMKilled", "error": "Error"}
 TEAM_NAME = "Sprint Orchestrator task team"
 TEAM_EMAIL = "task-team@sprintorchestrator.dev"
 
@@ -131,7 +132,7 @@ class TaskRunner:
             workspace=Path(ws.workspace),
             artifacts=artifacts,
             extra_mounts=mounts,
-            environment=dict(launch.environment),
+            environment={**launch.environment, "SPRINT_TASK_ATTEMPT": str(attempt)},
             limits=limits,
             timeout_s=timeout_s,
         )
@@ -145,6 +146,7 @@ class TaskRunner:
                 "containerName": handle.name,
                 "containerHealth": "running",
                 "artifactsPath": str(artifacts),
+                "limits": retry.limits_status(limits, timeout_s),
             }
         )
         self.ctx.wake(self.rec.key)
@@ -172,16 +174,8 @@ class TaskRunner:
         configured = self.spec.container.resource_limits if self.spec.container else None
         orchestrator = getattr(self.ctx.settings.config, "orchestrator", None)
         default: float = getattr(orchestrator, "default_task_timeout", None) or 3600
-        timeout = float((configured.timeout_seconds if configured else None) or default)
-        limits = Limits(
-            cpus=configured.cpus if configured else None,
-            memory_bytes=quantity_bytes(configured.memory) if (configured and configured.memory) else None,
-            pids=(configured.pids if configured and configured.pids else 512),
-        )
-        raised = self.status.get("limits") or {}
-        if raised.get("memoryBytes"):
-            limits = Limits(limits.cpus, int(raised["memoryBytes"]), limits.pids)
-        return limits, float(raised.get("timeoutSeconds") or timeout)
+        defaults = retry.operator_defaults(self.ctx.settings.config)
+        return retry.effective_limits(configured, self.status.get("limits") or {}, float(default), defaults)
 
     async def _live_usage(
         self, waiter: asyncio.Future[Any], artifacts: Path, runtime: Any, handle: Any, metered: Any
@@ -332,9 +326,11 @@ class TaskRunner:
     async def _container_failed(self, common: dict[str, Any], outcome: Any) -> None:
         health = str(outcome.health)
         kind = health if health in ("timed-out", "oom-killed") else "error"
+        limits, timeout_s = self.limits()
+        memory = quantities.format_bytes(limits.memory_bytes) if limits.memory_bytes else "no limit"
         message = {
-            "timed-out": "the container ran past its time limit",
-            "oom-killed": "the container ran out of memory",
+            "timed-out": f"the container ran past its time limit ({timeout_s:g}s)",
+            "oom-killed": f"the container ran out of memory ({memory}; {outcome.reason})",
             "error": f"the task team exited with code {outcome.exit_code} ({outcome.reason or health})",
         }[kind]
         await self._retry_or_fail(common, kind, message)
@@ -344,7 +340,7 @@ class TaskRunner:
         limits, timeout_s = self.limits()
         decision = retry.decide_retry(kind, attempt, self.spec.policy.max_attempts, limits, 5.0, timeout_s)
         if not decision.retry:
-            await self._fail(common, kind, f"{message}; {decision.reason}", retryable=True)
+            await self._fail(common, REASONS[kind], f"{message}; {decision.reason}", retryable=True)
             return
         retry_at = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=decision.delay_s)
         await self.patch(
@@ -353,12 +349,9 @@ class TaskRunner:
                 "phase": "Ready",
                 "column": "ready",
                 "error": message,
-                "reason": kind,
+                "reason": REASONS[kind],
                 "recoveryAction": decision.reason,
-                "limits": {
-                    "memoryBytes": decision.new_limits.memory_bytes,
-                    "timeoutSeconds": decision.new_timeout_s,
-                },
+                "limits": retry.limits_status(decision.new_limits, decision.new_timeout_s),
                 "nextRetryAt": retry_at.replace(microsecond=0).isoformat().replace("+00:00", "Z"),
             }
         )

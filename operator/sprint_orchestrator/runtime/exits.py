@@ -2,7 +2,8 @@
 
 Podman's `State.OOMKilled` is always false on hosts like ours (conmon drops an `oom` file in its own
 working directory instead, and no `oom` event is emitted), so a kill by the memory cgroup is detected
-from the kernel log: the OOM killer writes a line naming the cgroup it acted on,
+first from the container's memory cgroup itself (cgroups.OomWatch: its OOM notifications, counted
+while it lives), and then from the kernel log: the OOM killer writes a line naming the cgroup,
 
     oom-kill:constraint=CONSTRAINT_MEMCG,…,oom_memcg=/libpod_parent/libpod-<container id>,…
 
@@ -31,15 +32,19 @@ class ExitFacts:
     stopped_for_timeout: bool
     memory_limited: bool
     kernel_oom: bool | None  # None: the kernel log could not be read
+    cgroup_oom: bool | None = None  # the memory cgroup's OOM count; None: not watched (adopted, no limit)
 
 
 def classify(facts: ExitFacts) -> tuple[ContainerHealth, str]:
     """The health of an ended container and a reason a user can read."""
     if facts.stopped_for_timeout:
         return ContainerHealth.TIMED_OUT, "stopped after exceeding its wall-clock timeout"
+    if facts.cgroup_oom and facts.exit_code != 0:  # the agent or one of its processes was OOM-killed
+        return ContainerHealth.OOM_KILLED, "out of memory: the container's memory cgroup counted an OOM kill"
     if facts.oom_flag or facts.kernel_oom:
         return ContainerHealth.OOM_KILLED, "killed by the kernel for exceeding its memory limit"
-    if facts.kernel_oom is None and facts.exit_code == SIGKILL_EXIT and facts.memory_limited:
+    unknown = facts.kernel_oom is None and facts.cgroup_oom is None
+    if unknown and facts.exit_code == SIGKILL_EXIT and facts.memory_limited:
         return (
             ContainerHealth.OOM_KILLED,
             "killed by SIGKILL with a memory limit set (inferred: kernel log unreadable)",

@@ -39,6 +39,7 @@ from . import (
     RunHandle,
     RunOutcome,
     TaskRunSpec,
+    cgroups,
     container_name,
     containers,
     exits,
@@ -54,6 +55,7 @@ STOP_GRACE_S = 5
 LABEL_OWNER = "sprintorchestrator.dev/owner"
 _POLL = "20ms"  # the API's default 250 ms polling would triple the cost of a short task
 _CHECK_TIMEOUT_S = 30
+_OOM_SETTLE_S = 2.0  # after a failed exit: how long to let the memory cgroup's removal be seen
 _REPO_CONF = Path(__file__).resolve().parents[3] / "hack" / "containers.conf"
 
 
@@ -69,6 +71,7 @@ class PodmanRuntime:
         self.base_image = Settings.base_image
         self._timed_out: set[str] = set()
         self._removed: set[str] = set()  # removed by us, maybe while a wait() was under way
+        self._oom = cgroups.Watches()
 
     # -- connecting --------------------------------------------------------------------------------
 
@@ -185,17 +188,32 @@ class PodmanRuntime:
         return self._run(existing, spec, name)
 
     def _run(self, container: Any, spec: TaskRunSpec, name: str) -> RunHandle:
-        adopted = container.status not in ("created", "configured")
+        adopted = container.status not in ("created", "configured", "initialized")
         if not adopted:
             try:
+                if spec.limits.memory_bytes:
+                    self._watch_memory(container, name)
                 container.start()
             except podman.errors.APIError as exc:
+                self._oom.drop(name)
                 raise TaskStartFailed(f"cannot start container {name}: {exc.explanation or exc}") from None
             container.reload()
         started = containers.parse_time(container.attrs.get("State", {}).get("StartedAt"))
         return RunHandle(
             name, container.id, spec.sprint_id, spec.task_id, spec.attempt, self._log(name), started, adopted
         )
+
+    def _watch_memory(self, container: Any, name: str) -> None:
+        """Create the container's process and cgroup (`init`), watch the cgroup's OOM notifications,
+        so `start` runs the program under a watch that cannot miss an early OOM."""
+        if container.status != "initialized":
+            container.init()
+        directory = cgroups.container_cgroup(container.id)
+        if directory is None:  # another cgroup manager or parent: ask where the init process is
+            container.reload()
+            pid = int(container.attrs.get("State", {}).get("Pid") or 0)
+            directory = cgroups.memory_cgroup(pid) if pid else None
+        self._oom.add(name, directory)
 
     def wait(self, handle: RunHandle, timeout_s: float) -> RunOutcome:
         """Wait until the container ends or `timeout_s` after its start has passed (then stop it)."""
@@ -239,12 +257,18 @@ class PodmanRuntime:
         started = containers.parse_time(state.get("StartedAt"))
         finished = containers.parse_time(state.get("FinishedAt"))
         ran_s = (finished - started).total_seconds() if started and finished else 0.0
+        cgroup_oom = self._oom.verdict(handle.name, settle_s=_OOM_SETTLE_S if code else 0.0)
         facts = exits.ExitFacts(
             exit_code=code,
             oom_flag=bool(state.get("OOMKilled")),
             stopped_for_timeout=handle.name in self._timed_out or (code in (137, 143) and ran_s >= timeout_s),
             memory_limited=bool(container.attrs.get("HostConfig", {}).get("Memory")),
-            kernel_oom=exits.kernel_reports_oom(container.id) if code == exits.SIGKILL_EXIT else False,
+            kernel_oom=(
+                exits.kernel_reports_oom(container.id)
+                if code == exits.SIGKILL_EXIT and not cgroup_oom
+                else False
+            ),
+            cgroup_oom=cgroup_oom,
         )
         health, reason = exits.classify(facts)
         ownership.take_back(writable)
@@ -312,6 +336,7 @@ class PodmanRuntime:
             container.remove(force=True, v=True)
         shutil.rmtree(self.secrets_dir / name, ignore_errors=True)
         self._timed_out.discard(name)
+        self._oom.drop(name)
 
     # -- one-shot containers (quality gates, checks) -----------------------------------------------
 

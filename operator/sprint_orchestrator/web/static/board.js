@@ -107,7 +107,7 @@ async function openDrill(name) {
   const card = state.cards.find((c) => c.name === name);
   if (!card) return;
   $("drill-title").textContent = `${card.task_id}: ${card.title}`;
-  $("drill-meta").innerHTML = `<p>${esc(card.description)}</p><p>Column <b>${esc(card.column)}</b>, phase ${esc(card.phase)}, attempt ${card.attempt}, container ${esc(card.custom_fields.container_id || "–")} (${esc(card.container_health)})${card.error ? `<br><span class="fail">${esc(card.error)}</span>` : ""}${card.recovery_action ? `<br>Recovery: ${esc(card.recovery_action)}` : ""}</p>`;
+  $("drill-meta").innerHTML = `<p>${esc(card.description)}</p><p>Column <b>${esc(card.column)}</b>, phase ${esc(card.phase)}, attempt ${card.attempt}${card.limits ? ` (${esc(card.limits)})` : ""}, container ${esc(card.custom_fields.container_id || "–")} (${esc(card.container_health)})${card.error ? `<br><span class="fail">${esc(card.error)}</span>` : ""}${card.recovery_action ? `<br>Recovery: ${esc(card.recovery_action)}` : ""}</p>`;
   const t = card.tokens || {};
   const rows = [["estimated", t.estimated], ["actual", t.actual], ["input", t.input], ["output", t.output], ["cache read", t.cacheRead], ["cache creation", t.cacheCreation], ["cost (USD)", t.costUsd], ["efficiency", t.efficiency]]
     .concat(Object.entries(t.byCategory || {}).map(([k, v]) => [`category ${k}`, v]))
