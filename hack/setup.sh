@@ -9,7 +9,8 @@ export DEBIAN_FRONTEND=noninteractive
 
 step() { printf '\n==> %s\n' "$*" >&2; }
 
-apt_packages=(git podman runc conmon catatonit debootstrap uidmap chromium prometheus lua5.4 nodejs npm)
+apt_packages=(git podman runc conmon catatonit debootstrap uidmap chromium prometheus lua5.4 nodejs npm
+  containerd containernetworking-plugins iptables nftables conntrack busybox-static iproute2 util-linux)
 missing=()
 for p in "${apt_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -41,7 +42,7 @@ fi
 step "Podman (runc, containers.conf)"
 bash "$here/setup-podman.sh"
 
-step "local Kubernetes control plane (etcd, kube-apiserver, kube-controller-manager, kubectl)"
+step "local Kubernetes (etcd, kube-apiserver, kube-controller-manager, kubectl, kube-scheduler, kubelet)"
 bash "$here/build-control-plane.sh" >/dev/null
 
 step "Podman base image"
