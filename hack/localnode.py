@@ -13,6 +13,7 @@ import ctypes
 import hashlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -53,9 +54,13 @@ class Node:
 
     @property
     def run_dir(self) -> Path:
-        """containerd's sockets: a short path of their own (a unix socket path has at most 107 bytes,
-        the node directory can be deeper), unique by the cluster's slot."""
+        """containerd's sockets and kubelet's root (it holds sockets too): a short path of their own (a
+        unix socket path has at most 107 bytes, the node directory can be deeper), unique by slot."""
         return RUN_ROOT / f"{self.slot.index}-{self.name}"
+
+    @property
+    def kubelet_root(self) -> Path:
+        return self.run_dir / "kubelet"
 
     @property
     def sock(self) -> Path:
@@ -72,7 +77,7 @@ class Node:
         d = self.dir
         for sub in ("containerd", "cni/net.d", "cni/ipam", "certs.d", "kubelet", "pod-logs", "pki"):
             (d / sub).mkdir(parents=True, exist_ok=True)
-        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.kubelet_root.mkdir(parents=True, exist_ok=True)
         node_pki = d / "pki"
         for name in ("ca.crt", "ca.key"):
             (node_pki / name).write_bytes((pki / name).read_bytes())
@@ -209,7 +214,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
         return [
             f"--config={self.dir / 'kubelet' / 'config.yaml'}",
             f"--kubeconfig={self.dir / 'kubelet.kubeconfig'}",
-            f"--root-dir={self.dir / 'kubelet'}",
+            f"--root-dir={self.kubelet_root}",
             f"--cert-dir={self.dir / 'pki'}",
             f"--hostname-override={self.name}",
             f"--node-ip={self.ip}",
@@ -300,14 +305,11 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
                         (Path("/run/containerd/s") / digest).unlink()
 
     def unmount_all(self) -> list[str]:
-        return unmount_under(self.dir)
+        return unmount_under(self.dir) + unmount_under(self.run_dir)
 
     def remove_run_dir(self) -> None:
-        for path in (self.sock, self.sock.with_name(self.sock.name + ".ttrpc")):
-            with contextlib.suppress(FileNotFoundError):
-                path.unlink()
-        with contextlib.suppress(OSError):
-            self.run_dir.rmdir()
+        if not mounts_under(self.run_dir):
+            shutil.rmtree(self.run_dir, ignore_errors=True)
         with contextlib.suppress(OSError):
             RUN_ROOT.rmdir()  # only when no other cluster uses it
 

@@ -10,7 +10,7 @@ export DEBIAN_FRONTEND=noninteractive
 step() { printf '\n==> %s\n' "$*" >&2; }
 
 apt_packages=(git podman runc conmon catatonit debootstrap uidmap chromium prometheus lua5.4 nodejs npm
-  containerd containernetworking-plugins iptables nftables conntrack busybox-static iproute2 util-linux)
+  containerd containernetworking-plugins iptables ipset nftables conntrack busybox-static iproute2 util-linux)
 missing=()
 for p in "${apt_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

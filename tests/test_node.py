@@ -122,7 +122,7 @@ def test_kubectl_exec_reaches_a_running_pod_through_its_kubelet(
 
 def test_a_pod_over_its_memory_limit_ends_oomkilled(nodes: LocalCluster, image: str, ns: str) -> None:
     # The shell itself grows past the limit (a child killed alone would leave exit code 0).
-    script = "x=; while :; do x=$x$x$x$x$x$x$x$x$x$x0123456789; done"
+    script = "x=; while :; do x=$x$x$x$x$x$x$x$x$x${x}0123456789; done"
     apply(nodes, ns, pod("hog", image, script, memory="32Mi"))
     state = terminated(finished(nodes, ns, "hog", timeout=120))
     assert state is not None
@@ -335,8 +335,9 @@ def test_network_policy_denies_a_pod_egress_to_another_pod_and_to_the_host_and_a
 def test_a_pod_reaches_the_apiserver_through_the_kubernetes_service(
     nodes: LocalCluster, image: str, ns: str
 ) -> None:
+    nodes.kubectl("-n", ns, "create", "role", "pod-reader", "--verb=list", "--resource=pods")
     nodes.kubectl(
-        "-n", ns, "create", "rolebinding", "view", "--clusterrole=view", f"--serviceaccount={ns}:default"
+        "-n", ns, "create", "rolebinding", "pod-reader", "--role=pod-reader", f"--serviceaccount={ns}:default"
     )
     script = (
         "t=$(cat /var/run/secrets/kubernetes.io/serviceaccount/token); "
@@ -376,6 +377,7 @@ def test_the_teardown_leaves_no_process_mount_cgroup_or_interface_behind(
     assert f" {bridge}:" not in links
     assert Path("/proc/sys/net/ipv4/ip_forward").read_text() == before_forward
     assert not (tmp_path / "single").exists()
+    assert not node.run_dir.exists()
 
 
 def _zombie(pid: int) -> bool:
