@@ -1,5 +1,5 @@
 """A real, local Kubernetes cluster: etcd, kube-apiserver and kube-controller-manager, and on demand
-real nodes (kube-scheduler, containerd + kubelet + kube-router's firewall per node, a registry).
+real nodes (kube-scheduler, a registry; per node containerd, kubelet, kube-proxy, kube-router's firewall).
 
 Built from the upstream Go modules by hack/build-control-plane.sh and hack/build-node.sh; started here
 with generated certificates: on 127.0.0.1 without nodes, on the node bridge with them (hack/localnet.py).
@@ -55,7 +55,7 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-NODE_BINARIES = ("kubelet", "kube-scheduler")
+NODE_BINARIES = ("kubelet", "kube-scheduler", "kube-proxy")
 NODE_EXTRAS = ("pause.tar", "registry", "kube-router")
 
 
@@ -166,7 +166,7 @@ class LocalCluster:
                 pids |= nodeset.start(spawn, pki, server, self.kubectl)
                 self._save(state)
                 nodeset.wait_ready(self.kubectl, timeout)
-                pids |= nodeset.start_firewalls(spawn)
+                pids |= nodeset.start_network_agents(spawn)
                 self._save(state)
             except Exception as exc:
                 self._save(state)

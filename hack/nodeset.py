@@ -32,6 +32,7 @@ NODE_CONTROLLERS = (
     "replicaset-controller",
     "deployment-controller",
     "taint-eviction-controller",
+    "endpointslice-controller",
 )
 NETPOL_USER = "system:kube-router"
 NETPOL_RBAC = """
@@ -83,6 +84,7 @@ class NodeSet:
     def prepare_pki(self, pki: Path) -> None:
         issue(pki, "apiserver-kubelet-client", "kube-apiserver-kubelet-client", "system:masters")
         issue(pki, "kube-router", NETPOL_USER)
+        issue(pki, "kube-proxy", "system:kube-proxy")  # bound to system:node-proxier by default
 
     def apiserver_args(self, pki: Path) -> list[str]:
         return [
@@ -112,7 +114,8 @@ class NodeSet:
             "registry", [str(self.bin / "registry"), "serve", str(self._registry_config())]
         )
         kubectl("apply", "-f", "-", input=NETPOL_RBAC)
-        (self.state_dir / "kube-router.kubeconfig").write_text(kubeconfig_text(server, pki, "kube-router"))
+        for user in ("kube-router", "kube-proxy"):
+            (self.state_dir / f"{user}.kubeconfig").write_text(kubeconfig_text(server, pki, user))
         pause = (self.bin / "pause.tar").read_bytes()
         for node in self.nodes:
             node.create_cgroups()
@@ -135,12 +138,32 @@ class NodeSet:
         _wait(lambda: _tcp_open(self.slot.host_ip, REGISTRY_PORT), 30, "registry")
         return pids
 
-    def start_firewalls(self, spawn: Spawn) -> dict[str, int]:
-        """kube-router's NetworkPolicy firewall, one per node in the node's namespace (it needs the Node
-        object, so the kubelets have registered first). Bridged Pod traffic on the node must cross
-        iptables for same-node policies: switched on inside the node namespace only."""
+    def start_network_agents(self, spawn: Spawn) -> dict[str, int]:
+        """Per node, in the node's namespace: kube-proxy (iptables mode; Services' ClusterIPs) and
+        kube-router's NetworkPolicy firewall (it needs the Node object, so the kubelets have registered
+        first). Bridged Pod traffic on the node must cross iptables for same-node policies: switched on
+        inside the node namespace only. Neither touches a host-wide conntrack setting."""
         pids: dict[str, int] = {}
         for node in self.nodes:
+            pids[f"{node.name}/kube-proxy"] = spawn(
+                f"{node.name}-kube-proxy",
+                localnet.in_netns(
+                    self.slot,
+                    node.n,
+                    [
+                        str(self.bin / "kube-proxy"),
+                        f"--kubeconfig={self.state_dir / 'kube-proxy.kubeconfig'}",
+                        f"--hostname-override={node.name}",
+                        "--proxy-mode=iptables",
+                        "--conntrack-max-per-core=0",
+                        "--conntrack-tcp-timeout-established=0",
+                        "--conntrack-tcp-timeout-close-wait=0",
+                        "--metrics-bind-address=127.0.0.1:10249",
+                        "--healthz-bind-address=127.0.0.1:10256",
+                        "--v=0",
+                    ],
+                ),
+            )
             sysctl = localnet.in_netns(
                 self.slot, node.n, ["sh", "-c", "echo 1 > /proc/sys/net/bridge/bridge-nf-call-iptables"]
             )
@@ -186,7 +209,7 @@ class NodeSet:
         """Stop every node exactly; return what could not be removed (empty when the host is clean)."""
         left: list[str] = []
         for node in self.nodes:
-            for proc in ("kubelet", "kube-router"):
+            for proc in ("kubelet", "kube-router", "kube-proxy"):
                 if (pid := pids.get(f"{node.name}/{proc}")) is not None:
                     terminate(pid)
             node.kill_cgroup_processes()

@@ -385,3 +385,26 @@ def _zombie(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
     except (OSError, IndexError):
         return True
+
+
+def test_a_pod_reaches_another_pod_on_the_other_node_through_a_service_cluster_ip(
+    nodes: LocalCluster, image: str, ns: str
+) -> None:
+    serve = "while :; do echo pod-says-hi | nc -l -p 8080; done"
+    apply(nodes, ns, pod("backend", image, serve, labels={"app": "backend"}, node="node2"))
+    apply(nodes, ns, pod("client", image, "sleep 600", labels={"app": "client"}, node="node1"))
+    service = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "backend"},
+        "spec": {"selector": {"app": "backend"}, "ports": [{"port": 80, "targetPort": 8080}]},
+    }
+    apply(nodes, ns, service)
+    cluster_ip = json.loads(nodes.kubectl("-n", ns, "get", "service", "backend", "-o", "json"))["spec"][
+        "clusterIP"
+    ]
+    running(nodes, ns, "backend")
+    running(nodes, ns, "client")
+    assert wait_for(lambda: _probe(nodes, ns, "client", cluster_ip, 80), 60, "Service reachable")
+    # The Service's port is the only one translated: the ClusterIP answers nothing on 8080.
+    assert not _probe(nodes, ns, "client", cluster_ip, 8080)
