@@ -29,8 +29,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import localnet
+from localnode import NodeError
 from localpki import kubeconfig_text, write_pki
-from nodeset import NODE_CONTROLLERS, NodeSet
+from nodeset import NODE_CONTROLLERS, NodeSet, push_image
 
 HACK = Path(__file__).resolve().parent
 REPO = HACK.parent
@@ -420,7 +421,10 @@ def _zombie(pid: int) -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="hack/cluster", description=__doc__.splitlines()[0])
-    parser.add_argument("command", choices=["up", "down", "status", "build", "kubeconfig"])
+    parser.add_argument("command", choices=["up", "down", "status", "build", "kubeconfig", "push"])
+    parser.add_argument(
+        "image", nargs="?", help="push: a Podman image to push to the cluster's registry (needs --nodes up)"
+    )
     parser.add_argument("--state-dir", type=Path, default=DEFAULT_STATE)
     parser.add_argument(
         "--nodes", type=int, default=0, help=f"real nodes to start with `up` (0-{localnet.MAX_NODES})"
@@ -442,6 +446,14 @@ def main(argv: list[str] | None = None) -> int:
             print("control plane stopped")
         elif args.command == "kubeconfig":
             print(cluster.kubeconfig)
+        elif args.command == "push":
+            if not args.image or "registry" not in cluster.state():
+                raise ClusterError("push IMAGE needs an image and a cluster started with `up --nodes N`")
+            name = args.image.split("/", 1)[1] if args.image.startswith("localhost/") else args.image
+            try:
+                print(push_image(args.image, cluster.registry, name))  # the reference for Pods
+            except NodeError as exc:
+                raise ClusterError(str(exc)) from exc
         else:
             print(json.dumps(cluster.status(), indent=2))
             return 0 if cluster.status().get("running") else 3
