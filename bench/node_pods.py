@@ -97,7 +97,10 @@ def main() -> None:
             figures["rss_mb"] = {
                 name: rss_mb(pid)
                 for name, pid in sorted(pids.items())
-                if any(k in name for k in ("kubelet", "containerd", "registry", "kube-router", "scheduler"))
+                if any(
+                    k in name
+                    for k in ("kubelet", "containerd", "registry", "kube-router", "kube-proxy", "scheduler")
+                )
             }
             figures |= {
                 "pod_start_single_p50_s": round(statistics.median(single), 2),
