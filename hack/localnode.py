@@ -233,10 +233,11 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
             timeout=300,
         )
 
+    def containerd_ready(self) -> bool:
+        return self.sock.exists() and self.ctr("version").returncode == 0
+
     def import_image(self, archive: bytes) -> None:
-        result = self.ctr("images", "import", "--no-unpack=false", "-", input=archive)
-        if result.returncode != 0:
-            result = self.ctr("images", "import", "-", input=archive)
+        result = self.ctr("images", "import", "-", input=archive)
         if result.returncode != 0:
             raise NodeError(f"{self.name}: ctr images import failed: {result.stderr.decode()[-2000:]}")
 

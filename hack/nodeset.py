@@ -125,11 +125,7 @@ class NodeSet:
                 localnet.in_netns(self.slot, node.n, ["containerd", *node.containerd_args()]),
             )
         for node in self.nodes:
-            _wait(
-                lambda node=node: node.sock.exists() and node.ctr("version").returncode == 0,
-                30,
-                f"{node.name} containerd",
-            )
+            _wait(node.containerd_ready, 30, f"{node.name} containerd")
             node.import_image(pause)
             pids[f"{node.name}/kubelet"] = spawn(
                 f"{node.name}-kubelet",
