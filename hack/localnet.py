@@ -8,12 +8,16 @@ is claimed atomically by creating the bridge.
 
     slot 7:  bridge sok7 on the host with 10.250.7.254/24 (nodes, registry) and 10.96.7.1/32 (the
              apiserver, which is also the `kubernetes` Service's ClusterIP)
-             node N: netns so7nN, eth0 10.250.7.N/24, Pod CIDR 10.(200+N).7.0/24
+             node N: a network namespace kept by a bind mount on /run/sprint-orchestrator/7-nodeN/netns
+             (not iproute2's /run/netns, whose shared mount would outlive the cluster), eth0
+             10.250.7.N/24, Pod CIDR 10.(200+N).7.0/24
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import os
 import subprocess
 import zlib
 from dataclasses import dataclass
@@ -21,6 +25,7 @@ from pathlib import Path
 
 MAX_NODES = 2
 SLOTS = 250
+RUN_ROOT = Path("/run/sprint-orchestrator")
 
 
 class NetworkError(RuntimeError):
@@ -28,9 +33,13 @@ class NetworkError(RuntimeError):
 
 
 def ip(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(["ip", *args], capture_output=True, text=True, check=False)
+    return _run(["ip", *args], check=check)
+
+
+def _run(argv: list[str], check: bool = True) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(argv, capture_output=True, text=True, check=False)
     if check and result.returncode != 0:
-        raise NetworkError(f"ip {' '.join(args)}: {result.stderr.strip()}")
+        raise NetworkError(f"{' '.join(argv)}: {result.stderr.strip()}")
     return result
 
 
@@ -60,11 +69,11 @@ class Slot:
     def pod_cidr(self, n: int) -> str:
         return f"10.{200 + n}.{self.index}.0/24"
 
-    def netns(self, n: int) -> str:
-        return f"so{self.index}n{n}"
+    def run_dir(self, n: int) -> Path:
+        return RUN_ROOT / f"{self.index}-node{n}"
 
     def netns_path(self, n: int) -> Path:
-        return Path("/run/netns") / self.netns(n)
+        return self.run_dir(n) / "netns"
 
     def veth(self, n: int) -> str:
         return f"so{self.index}n{n}h"
@@ -91,27 +100,53 @@ def setup(slot: Slot, nodes: int) -> None:
     ip("addr", "add", f"{slot.api_ip}/32", "dev", slot.bridge)
     ip("link", "set", slot.bridge, "up")
     for n in range(1, nodes + 1):
-        ns = slot.netns(n)
-        ip("netns", "add", ns)
-        ip("link", "add", slot.veth(n), "type", "veth", "peer", "name", "eth0", "netns", ns)
+        path = slot.netns_path(n)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch()
+        _run(["unshare", f"--net={path}", "true"])
+        node_ip = ["nsenter", f"--net={path}", "ip"]
+        # Created inside the node's namespace, the host end is sent to this process's (the host's).
+        _run(
+            [
+                *node_ip,
+                "link",
+                "add",
+                "eth0",
+                "type",
+                "veth",
+                "peer",
+                "name",
+                slot.veth(n),
+                "netns",
+                str(os.getpid()),
+            ]
+        )
         ip("link", "set", slot.veth(n), "master", slot.bridge, "up")
-        ip("-n", ns, "link", "set", "lo", "up")
-        ip("-n", ns, "addr", "add", f"{slot.node_ip(n)}/24", "dev", "eth0")
-        ip("-n", ns, "link", "set", "eth0", "up")
-        ip("-n", ns, "route", "add", "default", "via", slot.host_ip)
+        _run([*node_ip, "link", "set", "lo", "up"])
+        _run([*node_ip, "addr", "add", f"{slot.node_ip(n)}/24", "dev", "eth0"])
+        _run([*node_ip, "link", "set", "eth0", "up"])
+        _run([*node_ip, "route", "add", "default", "via", slot.host_ip])
         # The host reaches every Pod directly (replies to Pods, tests); node to node stays on the bridge.
         ip("route", "add", slot.pod_cidr(n), "via", slot.node_ip(n), "dev", slot.bridge)
         for other in range(1, nodes + 1):
             if other != n:
-                ip("-n", ns, "route", "add", slot.pod_cidr(other), "via", slot.node_ip(other))
+                _run([*node_ip, "route", "add", slot.pod_cidr(other), "via", slot.node_ip(other)])
 
 
 def teardown(slot: Slot, nodes: int) -> None:
-    """Delete the node namespaces (their veths, bridges, nftables go with them) and the host bridge."""
+    """Release the node namespaces (their veths, bridges, iptables go with the last process) and delete
+    the host bridge."""
+    libc = ctypes.CDLL(None, use_errno=True)
     for n in range(1, nodes + 1):
-        if slot.netns_path(n).exists():
-            ip("netns", "delete", slot.netns(n), check=False)
+        path = slot.netns_path(n)
+        libc.umount2(str(path).encode(), 2)  # MNT_DETACH; fails harmlessly when not mounted
         ip("link", "delete", slot.veth(n), check=False)
+        with contextlib.suppress(OSError):
+            path.unlink()
+        with contextlib.suppress(OSError):
+            path.parent.rmdir()
+    with contextlib.suppress(OSError):
+        RUN_ROOT.rmdir()
     ip("link", "delete", slot.bridge, check=False)
 
 

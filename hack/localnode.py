@@ -20,13 +20,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from localnet import Slot
+from localnet import RUN_ROOT, Slot
 from localpki import issue, kubeconfig_text
 
 PAUSE_IMAGE = "localhost/sprint-orchestrator/pause:local"
 CNI_BIN = "/usr/lib/cni"
 KUBELET_PORT = 10250
-RUN_ROOT = Path("/run/sprint-orchestrator")
 
 
 class NodeError(RuntimeError):
@@ -56,7 +55,7 @@ class Node:
     def run_dir(self) -> Path:
         """containerd's sockets and kubelet's root (it holds sockets too): a short path of their own (a
         unix socket path has at most 107 bytes, the node directory can be deeper), unique by slot."""
-        return RUN_ROOT / f"{self.slot.index}-{self.name}"
+        return self.slot.run_dir(self.n)
 
     @property
     def kubelet_root(self) -> Path:
