@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from _node import build_busybox_image, pod, pod_json, terminated, wait_for
-from localcluster import LocalCluster
+from localcluster import BIN, LocalCluster
 from nodeset import podman_archive, push_image
 
 pytestmark = [pytest.mark.node, pytest.mark.timeout(900)]
@@ -178,8 +178,6 @@ def test_a_restricted_pod_runs_under_the_restricted_pod_security_standard(
 
 
 def _kubectl(nodes: LocalCluster) -> list[str]:
-    from localcluster import BIN
-
     return [str(BIN / "kubectl"), "--kubeconfig", str(nodes.kubeconfig)]
 
 
