@@ -196,7 +196,9 @@ class LocalCluster:
         for name in reversed(COMPONENTS):
             pid = pids.get(name)
             if isinstance(pid, int):
-                _terminate(pid)
+                # With nodes, the apiserver's graceful shutdown can wait out its own watch streams
+                # (10 s seen); its data is discarded anyway.
+                _terminate(pid, grace=3.0 if nodeset and name == "kube-apiserver" else 10.0)
         for child in self._children:
             try:
                 child.wait(timeout=10)
