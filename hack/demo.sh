@@ -3,6 +3,7 @@
 # by the demo team in real Podman containers, with live progress and the sprint report at the end.
 #   bash hack/demo.sh            # run it (installs what is missing first)
 #   bash hack/demo.sh --down     # stop the operator and the control plane, remove the demo's state
+#   NODES=2 bash hack/demo.sh    # the same cluster with real nodes (hack/cluster up --nodes 2)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/.." && pwd)
@@ -44,7 +45,7 @@ rm -rf "$demo"
 mkdir -p "$demo"
 
 echo "==> local Kubernetes control plane" >&2
-"$here/cluster" up --state-dir "$demo/cluster"
+"$here/cluster" up --state-dir "$demo/cluster" ${NODES:+--nodes "$NODES"}
 kubectl apply --server-side -f "$repo/crds" >/dev/null
 kubectl wait --for=condition=Established crd/sprints.sprintorchestrator.dev crd/tasks.sprintorchestrator.dev --timeout=60s >/dev/null
 

@@ -1,20 +1,20 @@
-"""A real, local Kubernetes control plane: etcd, kube-apiserver and kube-controller-manager.
+"""A real, local Kubernetes cluster: etcd, kube-apiserver and kube-controller-manager, and on demand
+real nodes (kube-scheduler, a registry; per node containerd, kubelet, kube-proxy, kube-router's firewall).
 
-Built from the upstream Go modules by hack/build-control-plane.sh; started here on 127.0.0.1 with
-generated certificates. One implementation serves `hack/cluster up|down|status`, the demo and the
-test suite's session fixture.
+Built from the upstream Go modules by hack/build-control-plane.sh and hack/build-node.sh; started here
+with generated certificates: on 127.0.0.1 without nodes, on the node bridge with them (hack/localnet.py).
+One implementation serves `hack/cluster up|down|status`, the demo and the test suite's fixtures.
 
-    cluster = LocalCluster(state_dir)
-    cluster.up()          # returns when /readyz answers ok; writes state_dir/kubeconfig
-    cluster.down()        # stops what it started, by PID, and removes its data
+    cluster = LocalCluster(state_dir)            # control plane only
+    cluster = LocalCluster(state_dir, nodes=2)   # plus two Ready nodes
+    cluster.up()          # returns when /readyz answers ok (and the nodes are Ready); writes kubeconfig
+    cluster.down()        # stops what it started, by PID, socket and path, and removes its data
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import datetime as dt
-import ipaddress
 import json
 import os
 import shutil
@@ -28,10 +28,10 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import NameOID
+import localnet
+from localnode import NodeError
+from localpki import kubeconfig_text, write_pki
+from nodeset import NODE_CONTROLLERS, NodeSet, push_image
 
 HACK = Path(__file__).resolve().parent
 REPO = HACK.parent
@@ -56,118 +56,24 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def ensure_binaries() -> Path:
-    """Build (or link from the cache) the control-plane binaries; fast when they are up to date."""
-    missing = [c for c in (*COMPONENTS, "kubectl") if not (BIN / c).exists()]
+NODE_BINARIES = ("kubelet", "kube-scheduler", "kube-proxy")
+NODE_EXTRAS = ("pause.tar", "registry", "kube-router")
+
+
+def ensure_binaries(nodes: bool = False) -> Path:
+    """Build (or link from the cache) the binaries; fast when they are up to date."""
+    missing = [
+        c for c in (*COMPONENTS, "kubectl", *(NODE_BINARIES if nodes else ())) if not (BIN / c).exists()
+    ]
     if missing:
         result = subprocess.run(["bash", str(HACK / "build-control-plane.sh")], check=False)
         if result.returncode != 0:
             raise ClusterError(f"building the control plane failed (exit {result.returncode}); see above")
+    if nodes and not all((BIN / c).exists() for c in NODE_EXTRAS):
+        result = subprocess.run(["bash", str(HACK / "build-node.sh")], check=False)
+        if result.returncode != 0:
+            raise ClusterError(f"building the node components failed (exit {result.returncode}); see above")
     return BIN
-
-
-# --- certificates -------------------------------------------------------------------------------
-
-
-def _key() -> rsa.RSAPrivateKey:
-    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
-
-
-def _write_key(path: Path, key: rsa.RSAPrivateKey) -> None:
-    path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.TraditionalOpenSSL,
-            serialization.NoEncryption(),
-        )
-    )
-    path.chmod(0o600)
-
-
-def _cert(
-    subject: x509.Name,
-    key: rsa.RSAPrivateKey,
-    issuer: x509.Name,
-    issuer_key: rsa.RSAPrivateKey,
-    *,
-    ca: bool = False,
-    sans: list[x509.GeneralName] | None = None,
-    server: bool = False,
-) -> x509.Certificate:
-    now = dt.datetime.now(dt.UTC)
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(issuer)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=365))
-        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
-    )
-    if sans:
-        builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
-    if not ca:
-        usage = x509.ExtendedKeyUsageOID.SERVER_AUTH if server else x509.ExtendedKeyUsageOID.CLIENT_AUTH
-        builder = builder.add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
-    return builder.sign(issuer_key, hashes.SHA256())
-
-
-def _name(cn: str, org: str | None = None) -> x509.Name:
-    attrs = [x509.NameAttribute(NameOID.COMMON_NAME, cn)]
-    if org:
-        attrs.append(x509.NameAttribute(NameOID.ORGANIZATION_NAME, org))
-    return x509.Name(attrs)
-
-
-def write_pki(pki: Path) -> None:
-    """A CA, a serving certificate for 127.0.0.1/localhost, an admin client and a service-account key."""
-    pki.mkdir(parents=True, exist_ok=True)
-    ca_key, ca_name = _key(), _name("sprint-orchestrator-local-ca")
-    ca = _cert(ca_name, ca_key, ca_name, ca_key, ca=True)
-    sans: list[x509.GeneralName] = [
-        x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
-        x509.DNSName("localhost"),
-        x509.DNSName("kubernetes.default.svc"),
-    ]
-    srv_key = _key()
-    srv = _cert(_name("kube-apiserver"), srv_key, ca_name, ca_key, sans=sans, server=True)
-    adm_key = _key()
-    adm = _cert(_name("admin", "system:masters"), adm_key, ca_name, ca_key)
-    for stem, cert, key in (("ca", ca, ca_key), ("apiserver", srv, srv_key), ("admin", adm, adm_key)):
-        (pki / f"{stem}.crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-        _write_key(pki / f"{stem}.key", key)
-    sa_key = _key()
-    _write_key(pki / "sa.key", sa_key)
-    (pki / "sa.pub").write_bytes(
-        sa_key.public_key().public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
-    )
-
-
-def kubeconfig_text(server: str, pki: Path) -> str:
-    import base64
-
-    def b64(name: str) -> str:
-        return base64.b64encode((pki / name).read_bytes()).decode()
-
-    config = {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [
-            {"name": "local", "cluster": {"server": server, "certificate-authority-data": b64("ca.crt")}}
-        ],
-        "users": [
-            {
-                "name": "admin",
-                "user": {"client-certificate-data": b64("admin.crt"), "client-key-data": b64("admin.key")},
-            }
-        ],
-        "contexts": [{"name": "local", "context": {"cluster": "local", "user": "admin"}}],
-        "current-context": "local",
-    }
-    return json.dumps(config, indent=2)
 
 
 # --- processes ----------------------------------------------------------------------------------
@@ -176,6 +82,7 @@ def kubeconfig_text(server: str, pki: Path) -> str:
 @dataclass
 class LocalCluster:
     state_dir: Path = DEFAULT_STATE
+    nodes: int = 0
     # Popen objects of the processes this instance started, kept so they are reaped on down().
     _children: list[subprocess.Popen[bytes]] = field(default_factory=list, repr=False, compare=False)
 
@@ -196,18 +103,39 @@ class LocalCluster:
     def up(self, timeout: float = 120.0) -> dict[str, object]:
         """Start the control plane (idempotent: a healthy running one is reused)."""
         current = self.state()
-        if current and self._healthy(str(current["server"])):
+        if current and current.get("nodes", 0) == self.nodes and self._healthy(str(current["server"])):
             return current
         self.down()
-        ensure_binaries()
+        if not 0 <= self.nodes <= localnet.MAX_NODES:
+            raise ClusterError(f"nodes: {self.nodes} is not between 0 and {localnet.MAX_NODES}")
+        ensure_binaries(nodes=self.nodes > 0)
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        pki = self.state_dir / "pki"
-        write_pki(pki)
         shm = Path("/dev/shm") if Path("/dev/shm").is_dir() else self.state_dir
         data = Path(os.path.realpath(shm / f"sprint-orchestrator-etcd-{os.getpid()}-{time.time_ns()}"))
-        etcd_port, peer_port, api_port = free_port(), free_port(), free_port()
-        server = f"https://127.0.0.1:{api_port}"
-        state: dict[str, object] = {"server": server, "etcd_data": str(data), "pids": {}}
+        state: dict[str, object] = {"etcd_data": str(data), "pids": {}, "nodes": self.nodes}
+        nodeset = None
+        if self.nodes:
+            try:
+                slot = localnet.claim_slot(str(self.state_dir.resolve()))
+            except localnet.NetworkError as exc:
+                raise ClusterError(str(exc)) from exc
+            state |= {"slot": slot.index, "ip_forward": localnet.read_ip_forward()}
+            self._save(state)
+            nodeset = self._nodeset(state)
+            assert nodeset is not None
+            try:
+                localnet.setup(slot, self.nodes)
+            except localnet.NetworkError as exc:
+                self.down()
+                raise ClusterError(str(exc)) from exc
+            api_host, api_port = slot.api_ip, 443
+        else:
+            api_host, api_port = "127.0.0.1", free_port()
+        pki = self.state_dir / "pki"
+        write_pki(pki, extra_ips=[api_host] if nodeset else [])
+        etcd_port, peer_port = free_port(), free_port()
+        server = f"https://{api_host}:{api_port}"
+        state["server"] = server
         self._save(state)
         logs = self.state_dir / "logs"
         logs.mkdir(exist_ok=True)
@@ -216,15 +144,41 @@ class LocalCluster:
         state["pids"] = pids
         self._save(state)
         self._wait(lambda: self._tcp_open(etcd_port), timeout, "etcd", logs)
-        pids["kube-apiserver"] = self._spawn(
-            "kube-apiserver", self._apiserver_args(pki, etcd_port, api_port), logs
-        )
+        api_args = self._apiserver_args(pki, etcd_port, api_port)
+        if nodeset:
+            nodeset.prepare_pki(pki)
+            api_args = [*_node_mode(api_args, nodeset), *nodeset.apiserver_args(pki)]
+        pids["kube-apiserver"] = self._spawn("kube-apiserver", api_args, logs)
         self._save(state)
         self._wait(lambda: self._healthy(server), timeout, "kube-apiserver", logs)
         self.kubeconfig.write_text(kubeconfig_text(server, pki))
         self.kubeconfig.chmod(0o600)
-        pids["kube-controller-manager"] = self._spawn("kube-controller-manager", self._kcm_args(pki), logs)
+        kcm_args = self._kcm_args(pki)
+        if nodeset:
+            kcm_args = [
+                a if not a.startswith("--controllers=") else f"{a},{','.join(NODE_CONTROLLERS)}"
+                for a in kcm_args
+            ]
+        pids["kube-controller-manager"] = self._spawn("kube-controller-manager", kcm_args, logs)
         self._save(state)
+        if nodeset:
+            spawn = lambda name, argv: self._spawn_argv(name, argv, logs)  # noqa: E731
+            try:
+                pids |= nodeset.start(spawn, pki, server, self.kubectl)
+                self._save(state)
+                nodeset.wait_ready(self.kubectl, timeout)
+                pids |= nodeset.start_network_agents(spawn)
+                self._save(state)
+            except Exception as exc:
+                self._save(state)
+                tails = "\n".join(
+                    f"--- {log.name}\n{log.read_text(errors='replace')[-1500:]}"
+                    for log in sorted(logs.iterdir())
+                )
+                self.down()
+                raise ClusterError(f"nodes did not come up: {exc}\n{tails}") from exc
+            state["registry"] = nodeset.registry
+            self._save(state)
         return state
 
     def down(self) -> None:
@@ -232,10 +186,19 @@ class LocalCluster:
         current = self.state()
         pids = current.get("pids", {})
         assert isinstance(pids, dict)
+        nodeset = self._nodeset(current)
+        left: list[str] = []
+        if nodeset:
+            left = nodeset.stop_nodes(pids, _terminate)
+            for name in ("registry", "kube-scheduler"):
+                if isinstance(pid := pids.get(name), int):
+                    _terminate(pid)
         for name in reversed(COMPONENTS):
             pid = pids.get(name)
             if isinstance(pid, int):
-                _terminate(pid)
+                # With nodes, the apiserver's graceful shutdown can wait out its own watch streams
+                # (10 s seen); its data is discarded anyway.
+                _terminate(pid, grace=3.0 if nodeset and name == "kube-apiserver" else 10.0)
         for child in self._children:
             try:
                 child.wait(timeout=10)
@@ -246,8 +209,41 @@ class LocalCluster:
         etcd_data = current.get("etcd_data")
         if isinstance(etcd_data, str):
             shutil.rmtree(etcd_data, ignore_errors=True)
+        if nodeset:
+            nodeset.teardown_network(str(current.get("ip_forward", "")))
+        if left:
+            raise ClusterError(f"teardown left mounts or cgroups behind: {left}")
         if self.state_dir.exists():
             shutil.rmtree(self.state_dir, ignore_errors=True)
+
+    @property
+    def registry(self) -> str:
+        """host:port of the cluster's registry (plain HTTP on the node bridge); only with nodes."""
+        return str(self.state()["registry"])
+
+    def kubectl(self, *args: str, input: str | None = None) -> str:
+        result = subprocess.run(
+            [str(BIN / "kubectl"), "--kubeconfig", str(self.kubeconfig), *args],
+            capture_output=True,
+            text=True,
+            input=input,
+            check=False,
+            timeout=120,
+        )
+        if result.returncode != 0:
+            raise ClusterError(f"kubectl {' '.join(args)}: {result.stderr.strip()}")
+        return result.stdout
+
+    def node_set(self) -> NodeSet | None:
+        """The running nodes (containerd sockets, directories), or None for a control plane only."""
+        return self._nodeset(self.state())
+
+    def _nodeset(self, state: dict[str, object]) -> NodeSet | None:
+        slot, count = state.get("slot"), state.get("nodes", 0)
+        if not isinstance(slot, int) or not isinstance(count, int) or count < 1:
+            return None
+        cluster_id = f"{slot}"
+        return NodeSet(localnet.Slot(slot), count, self.state_dir, cluster_id, BIN)
 
     def status(self) -> dict[str, object]:
         current = self.state()
@@ -276,6 +272,15 @@ class LocalCluster:
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
+        )
+        log.close()
+        self._children.append(proc)
+        return proc.pid
+
+    def _spawn_argv(self, name: str, argv: list[str], logs: Path) -> int:
+        log = open(logs / f"{name}.log", "ab")  # noqa: SIM115 - handed to the child process
+        proc = subprocess.Popen(
+            argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
         )
         log.close()
         self._children.append(proc)
@@ -359,6 +364,26 @@ class LocalCluster:
         raise ClusterError(f"{what} did not become ready within {timeout:.0f}s; log tail:\n{tail}")
 
 
+def _node_mode(args: list[str], nodeset: NodeSet) -> list[str]:
+    """The apiserver flags of a cluster with nodes: bound on the `kubernetes` Service's ClusterIP (a
+    real address on the node bridge), which Pods and kubelets reach; endpoints kept by the lease
+    reconciler; Node authorization; the `--kubelet-*` flags come from the NodeSet."""
+    slot = nodeset.slot
+    replaced = {
+        "--bind-address": slot.api_ip,
+        "--advertise-address": slot.api_ip,
+        "--service-cluster-ip-range": slot.service_cidr,
+        "--endpoint-reconciler-type": "lease",
+    }
+    out = []
+    for arg in args:
+        key = arg.split("=", 1)[0]
+        if key == "--authorization-mode":
+            continue
+        out.append(f"{key}={replaced[key]}" if key in replaced else arg)
+    return out
+
+
 def _alive(pid: object) -> bool:
     if not isinstance(pid, int):
         return False
@@ -398,17 +423,24 @@ def _zombie(pid: int) -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="hack/cluster", description=__doc__.splitlines()[0])
-    parser.add_argument("command", choices=["up", "down", "status", "build", "kubeconfig"])
+    parser.add_argument("command", choices=["up", "down", "status", "build", "kubeconfig", "push"])
+    parser.add_argument(
+        "image", nargs="?", help="push: a Podman image to push to the cluster's registry (needs --nodes up)"
+    )
     parser.add_argument("--state-dir", type=Path, default=DEFAULT_STATE)
+    parser.add_argument(
+        "--nodes", type=int, default=0, help=f"real nodes to start with `up` (0-{localnet.MAX_NODES})"
+    )
     args = parser.parse_args(argv)
-    cluster = LocalCluster(args.state_dir)
+    cluster = LocalCluster(args.state_dir, nodes=args.nodes)
     try:
         if args.command == "build":
-            print(ensure_binaries())
+            print(ensure_binaries(nodes=True))
         elif args.command == "up":
             started = time.monotonic()
             state = cluster.up()
-            print(f"control plane ready at {state['server']} in {time.monotonic() - started:.1f}s")
+            nodes = f" with {args.nodes} Ready node(s), registry {state['registry']}" if args.nodes else ""
+            print(f"control plane ready at {state['server']}{nodes} in {time.monotonic() - started:.1f}s")
             print(f"export KUBECONFIG={cluster.kubeconfig}")
             print(f"export PATH={BIN}:$PATH   # kubectl built from the same Kubernetes release")
         elif args.command == "down":
@@ -416,6 +448,14 @@ def main(argv: list[str] | None = None) -> int:
             print("control plane stopped")
         elif args.command == "kubeconfig":
             print(cluster.kubeconfig)
+        elif args.command == "push":
+            if not args.image or "registry" not in cluster.state():
+                raise ClusterError("push IMAGE needs an image and a cluster started with `up --nodes N`")
+            name = args.image.split("/", 1)[1] if args.image.startswith("localhost/") else args.image
+            try:
+                print(push_image(args.image, cluster.registry, name))  # the reference for Pods
+            except NodeError as exc:
+                raise ClusterError(str(exc)) from exc
         else:
             print(json.dumps(cluster.status(), indent=2))
             return 0 if cluster.status().get("running") else 3

@@ -43,7 +43,7 @@ fi
 step "Podman (runc, containers.conf)"
 bash "$here/setup-podman.sh"
 
-step "local Kubernetes control plane (etcd, kube-apiserver, kube-controller-manager, kubectl)"
+step "local Kubernetes (etcd, kube-apiserver, kube-controller-manager, kubectl, kube-scheduler, kubelet)"
 bash "$here/build-control-plane.sh" >/dev/null
 
 step "Podman base image"

@@ -1,0 +1,110 @@
+"""Helpers for tests on real nodes: a tiny image built with Podman, Pod manifests, waiting on Pods."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+BUSYBOX = Path("/usr/bin/busybox")
+
+
+def build_busybox_image() -> str:
+    """A FROM-scratch image holding the static busybox and its applets, built with Podman; its tag is
+    the busybox binary's digest, so it is built once per machine."""
+    digest = hashlib.sha256(BUSYBOX.read_bytes()).hexdigest()[:12]
+    ref = f"localhost/sprint-orchestrator/node-test:{digest}"
+    exists = subprocess.run(["podman", "image", "exists", ref], check=False)
+    if exists.returncode == 0:
+        return ref
+    applets = subprocess.run([str(BUSYBOX), "--list"], capture_output=True, text=True, check=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        ctx = Path(tmp)
+        (ctx / "bin").mkdir()
+        shutil.copy2(BUSYBOX, ctx / "bin" / "busybox")
+        for applet in applets.stdout.split():
+            if applet != "busybox" and "/" not in applet:
+                os.symlink("busybox", ctx / "bin" / applet)
+        (ctx / "Containerfile").write_text(
+            'FROM scratch\nCOPY bin /bin\nENV PATH=/bin\nUSER 0\nENTRYPOINT ["/bin/sh", "-c"]\n'
+        )
+        subprocess.run(
+            ["podman", "build", "-q", "-t", ref, "-f", str(ctx / "Containerfile"), str(ctx)],
+            check=True,
+            capture_output=True,
+        )
+    return ref
+
+
+def pod(
+    name: str,
+    image: str,
+    script: str,
+    *,
+    labels: dict[str, str] | None = None,
+    memory: str | None = None,
+    deadline: int | None = None,
+    security: dict[str, Any] | None = None,
+    pod_security: dict[str, Any] | None = None,
+    node: str | None = None,
+    restart: str = "Never",
+    pull: str = "Never",
+    service_account_token: bool = False,
+) -> dict[str, Any]:
+    container: dict[str, Any] = {
+        "name": "main",
+        "image": image,
+        "imagePullPolicy": pull,
+        "args": [script],
+    }
+    if memory:
+        container["resources"] = {"limits": {"memory": memory, "cpu": "500m"}}
+    if security:
+        container["securityContext"] = security
+    spec: dict[str, Any] = {
+        "restartPolicy": restart,
+        "containers": [container],
+        "terminationGracePeriodSeconds": 1,
+        "automountServiceAccountToken": service_account_token,
+    }
+    if deadline is not None:
+        spec["activeDeadlineSeconds"] = deadline
+    if pod_security:
+        spec["securityContext"] = pod_security
+    if node:
+        spec["nodeName"] = node
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "labels": labels or {"app": name}},
+        "spec": spec,
+    }
+
+
+def wait_for(check: Any, timeout: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(0.3)
+    raise AssertionError(f"{what} not reached within {timeout:.0f}s (last: {last!r})")
+
+
+def pod_json(kubectl: Any, namespace: str, name: str) -> dict[str, Any]:
+    return dict(json.loads(kubectl("-n", namespace, "get", "pod", name, "-o", "json")))
+
+
+def terminated(pod_obj: dict[str, Any]) -> dict[str, Any] | None:
+    for status in pod_obj.get("status", {}).get("containerStatuses", []):
+        state = status.get("state", {}).get("terminated")
+        if state:
+            return dict(state)
+    return None
