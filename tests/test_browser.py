@@ -144,6 +144,7 @@ def test_the_drill_down_and_the_report_show_gates_and_tokens(
         "rep-1",
         "t0",
         {
+            "phase": "Completed",
             "column": "completed",
             "completionTime": "2026-01-01T12:01:00Z",
             "startTime": "2026-01-01T12:00:00Z",
