@@ -263,10 +263,17 @@ def test_the_api_docs_render_from_this_origin_alone(
     cluster: LocalCluster, namespace: str, tmp_path: Path, page: Any
 ) -> None:
     requests: list[str] = []
+    problems: list[str] = []
     page.on("request", lambda request: requests.append(request.url))
+    page.on("console", lambda msg: problems.append(msg.text) if msg.type == "error" else None)
+    page.on("pageerror", lambda exc: problems.append(str(exc)))
     with dashboard(cluster.kubeconfig, namespace, tmp_path) as base:
         page.goto(f"{base}/docs")
-        page.wait_for_selector("text=Sprint Orchestrator dashboard", timeout=30_000)
-        page.wait_for_selector("text=/api/sprints", timeout=10_000)
+        try:
+            page.wait_for_selector("text=Sprint Orchestrator dashboard", timeout=30_000)
+        except Exception as exc:
+            shot(page, "api-docs-failed")
+            raise AssertionError(f"Swagger UI did not render: {problems}, requests: {requests}") from exc
+        page.wait_for_selector('[data-path="/api/sprints"]', timeout=10_000)
         shot(page, "api-docs")
     assert requests and all(url.startswith(base) for url in requests), requests
