@@ -141,6 +141,16 @@ class PodmanRuntime:
         self._build(tag, text)
         return ImageResult(tag, built=True)
 
+    def push_image(self, tag: str, target: str) -> None:
+        """Push a local image to a registry reference (plain HTTP allowed: the local cluster's registry)."""
+        try:
+            out = self.client.images.push(tag, destination=target, tlsVerify=False, stream=True, decode=True)
+            for chunk in out:
+                if isinstance(chunk, dict) and chunk.get("error"):
+                    raise ImageBuildFailed(f"pushing {tag} to {target} failed: {chunk['error']}", "")
+        except podman.errors.APIError as exc:
+            raise ImageBuildFailed(f"pushing {tag} to {target} failed: {exc}", "") from None
+
     def _build(self, tag: str, containerfile: str) -> None:
         with tempfile.TemporaryDirectory(prefix="sprint-image-") as ctx:
             (Path(ctx) / "Containerfile").write_text(containerfile)
