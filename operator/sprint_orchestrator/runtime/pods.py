@@ -5,8 +5,10 @@ No disk is shared with the nodes: each attempt gets a one-time token on the oper
 the result trees back (`podspec.py` says how and why). Pod I/O goes through `kube.Kube`; the sprint image
 is built with Podman as before and pushed to `containers.registry`.
 
-Not in this slice: adopting a Pod after an operator restart (its token is gone: it ends without a
-result), NetworkPolicy for `network: none`, secrets and extra (host) mounts, which are refused.
+Read-only directory mounts (the team's files, recipes) are copied in like the workspace. Not in this
+slice: adopting a Pod after an operator restart (its token is gone: it ends without a result),
+NetworkPolicy for `network: none`, secrets, writable or single-file mounts and the metering proxy's
+socket (all refused).
 """
 
 from __future__ import annotations
@@ -122,10 +124,16 @@ class PodsRuntime:
     # -- tasks -----------------------------------------------------------------------------------------
 
     def start_task(self, spec: TaskRunSpec) -> RunHandle:
-        if spec.secrets or spec.extra_mounts:
+        if spec.secrets:
             raise TaskStartFailed(
-                "the pods runtime does not yet pass secrets or extra mounts into a Pod "
-                f"(task {spec.task_id}: {len(spec.secrets)} secrets, {len(spec.extra_mounts)} mounts)"
+                f"the pods runtime does not yet pass secrets into a Pod (task {spec.task_id}: "
+                f"{', '.join(sorted(spec.secrets))})"
+            )
+        files = [m for m in spec.extra_mounts if not m.source.is_dir()]
+        if files or any(not m.read_only for m in spec.extra_mounts):
+            raise TaskStartFailed(
+                "the pods runtime copies read-only directories into a Pod, nothing else "
+                f"(task {spec.task_id}: {', '.join(str(m.source) for m in spec.extra_mounts)})"
             )
         name = container_name(spec.sprint_id, spec.task_id, spec.attempt, spec.tenant)
         labels = task_labels(spec.sprint_id, spec.task_id, spec.attempt, spec.tenant)
@@ -203,6 +211,8 @@ class PodsRuntime:
             text.write_text("".join(parts))
         elif not text.exists():
             text.write_text("")
+        # The kubelet keeps one stream: the runner's NAME.stdout (results, usage) is the whole log here.
+        text.with_suffix(".stdout").write_text(text.read_text(errors="replace"))
         return text
 
     def stop(self, handle_or_name: RunHandle | str, grace_s: float = 5) -> None:
@@ -259,6 +269,7 @@ class PodsRuntime:
             self.kube.delete_pod(self.namespace, name, grace_s=0)
         text = outcome.log_path.read_text(errors="replace")
         outcome.log_path.unlink(missing_ok=True)
+        outcome.log_path.with_suffix(".stdout").unlink(missing_ok=True)
         if outcome.reason and outcome.exit_code is None:
             text += f"\n{outcome.reason}\n"
         timed_out = outcome.health == Health.TIMED_OUT

@@ -34,20 +34,25 @@ TRANSFER_ENV = "SO_TRANSFER"
 _GET = (
     'if command -v wget >/dev/null 2>&1; then wget -q -O /tmp/.so-in.tar "$1"; else python3 -c '
     "'import sys,shutil,urllib.request as u;"
-    "shutil.copyfileobj(u.urlopen(sys.argv[1]),open(sys.argv[2],\"wb\"))'"
+    'shutil.copyfileobj(u.urlopen(sys.argv[1]),open(sys.argv[2],"wb"))\''
     ' "$1" /tmp/.so-in.tar; fi'
 )
 FETCH_SCRIPT = (
     f'set -e; so_get() {{ {_GET}; }}; so_get "${TRANSFER_ENV}/workspace"; '
-    "tar -x -f /tmp/.so-in.tar -C /workspace; rm -f /tmp/.so-in.tar"
+    "tar -x -f /tmp/.so-in.tar -C /workspace; i=0; while [ -d /so-mount/$i ]; do "
+    f'so_get "${TRANSFER_ENV}/mount/$i"; tar -x -f /tmp/.so-in.tar -C /so-mount/$i; i=$((i+1)); done; '
+    "rm -f /tmp/.so-in.tar"
 )
+# busybox wget posts a file as text (up to its first NUL byte): without python3, PUT through nc.
 _PUT = (
-    'tar -c -f /tmp/.so-$1.tar -C "$2" . && if command -v wget >/dev/null 2>&1; then '
-    'wget -q -O /dev/null --post-file=/tmp/.so-$1.tar "$so_url/result/$1"; else python3 -c '
-    '\'import os,sys,urllib.request as u;f=open(sys.argv[2],"rb");'
+    'f=/tmp/.so-$1.tar; tar -c -f $f -C "$2" . || return 1; if command -v python3 >/dev/null 2>&1; then '
+    'python3 -c \'import os,sys,urllib.request as u;f=open(sys.argv[2],"rb");'
     'u.urlopen(u.Request(sys.argv[1],data=f,method="PUT",'
     'headers={"Content-Length":str(os.fstat(f.fileno()).st_size)}))\''
-    ' "$so_url/result/$1" /tmp/.so-$1.tar; fi; rm -f /tmp/.so-$1.tar'
+    ' "$so_url/result/$1" $f || return 1; else hp=${so_url#http://}; path=/${hp#*/}/result/$1; '
+    "hp=${hp%%/*}; { printf 'PUT %s HTTP/1.0\\r\\nHost: %s\\r\\nContent-Length: %s\\r\\n\\r\\n' "
+    '"$path" "$hp" $(($(wc -c < $f))); cat $f; } | nc -w 30 "${hp%:*}" "${hp##*:}" | head -n 1 '
+    "| grep -q ' 200 ' || return 1; fi; rm -f $f"
 )
 WRAP_SCRIPT = (
     f'so_url="${TRANSFER_ENV}"; unset {TRANSFER_ENV}; "$@"; rc=$?; cd /; '
@@ -71,6 +76,7 @@ class PodRun:
     environment: Mapping[str, str]
     upload: bool  # a task (uploads its result) or a one-shot (does not)
     pull_policy: str = "IfNotPresent"
+    mounts: Sequence[str] = ()  # targets of read-only directories fetched like the workspace
 
 
 def resources(limits: Limits) -> dict[str, Any]:
@@ -96,24 +102,32 @@ def _security() -> dict[str, Any]:
 
 
 def manifest(run: PodRun) -> dict[str, Any]:
-    mounts = [{"name": "workspace", "mountPath": "/workspace"}, {"name": "tmp", "mountPath": "/tmp"}]
+    mounts: list[dict[str, Any]] = [
+        {"name": "workspace", "mountPath": "/workspace"},
+        {"name": "tmp", "mountPath": "/tmp"},
+    ]
     volumes: list[dict[str, Any]] = [
         {"name": "workspace", "emptyDir": {}},
         {"name": "tmp", "emptyDir": {"sizeLimit": TMP_LIMIT}},
     ]
     env = [{"name": k, "value": v} for k, v in sorted({**run.environment, "HOME": "/tmp"}.items())]
     transfer = {"name": TRANSFER_ENV, "value": run.transfer_url}
+    fetch_mounts = [{"name": f"mount-{i}", "mountPath": f"/so-mount/{i}"} for i in range(len(run.mounts))]
+    volumes += [{"name": f"mount-{i}", "emptyDir": {}} for i in range(len(run.mounts))]
     fetch = {
         "name": "fetch",
         "image": run.image,
         "imagePullPolicy": run.pull_policy,
         "command": ["/bin/sh", "-c", FETCH_SCRIPT],
         "env": [transfer],
-        "volumeMounts": mounts,
+        "volumeMounts": mounts + fetch_mounts,
         "resources": resources(run.limits),
         "securityContext": _security(),
     }
     command = list(run.command)
+    mounts = mounts + [
+        {"name": f"mount-{i}", "mountPath": target, "readOnly": True} for i, target in enumerate(run.mounts)
+    ]
     if run.upload:
         mounts = [*mounts, {"name": "artifacts", "mountPath": "/artifacts"}]
         volumes.append({"name": "artifacts", "emptyDir": {}})

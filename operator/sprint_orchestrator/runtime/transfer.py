@@ -5,6 +5,7 @@ the host's node-bridge address). Each attempt registers a random one-time token 
 32 bytes from `secrets`); its URLs are
 
     GET  /t/<token>/workspace          the prepared workspace as a tar stream (init container)
+    GET  /t/<token>/mount/<i>          the i-th read-only mount's directory (the team's files)
     PUT  /t/<token>/result/<name>      a result tree (`workspace`, `artifacts`) after the task ended
 
 Each URL answers once; a second request, an unknown token or name is 404. An upload is spooled to a
@@ -35,7 +36,9 @@ class Grant:
     workspace: Path
     results: dict[str, Path]
     max_bytes: int = safetar.MAX_BYTES
+    mounts: list[Path] = field(default_factory=list)
     served: bool = False
+    served_mounts: set[int] = field(default_factory=set)
     received: dict[str, str] = field(default_factory=dict)  # name -> "ok N members" or the refusal
     refused: dict[str, list[str]] = field(default_factory=dict)
 
@@ -51,10 +54,16 @@ class TransferServer:
         self.thread = threading.Thread(target=self.server.serve_forever, name="transfer", daemon=True)
         self.thread.start()
 
-    def grant(self, workspace: Path, results: dict[str, Path], max_bytes: int = safetar.MAX_BYTES) -> str:
+    def grant(
+        self,
+        workspace: Path,
+        results: dict[str, Path],
+        max_bytes: int = safetar.MAX_BYTES,
+        mounts: list[Path] | None = None,
+    ) -> str:
         token = secrets.token_urlsafe(32)
         with self.lock:
-            self.grants[token] = Grant(workspace, dict(results), max_bytes)
+            self.grants[token] = Grant(workspace, dict(results), max_bytes, list(mounts or []))
         return token
 
     def url(self, token: str) -> str:
@@ -75,6 +84,7 @@ class TransferServer:
     # -- request handling (called from the server's threads) ---------------------------------------
 
     def _route(self, method: str, path: str) -> tuple[Grant, str] | None:
+        """The grant and what is asked ("workspace", "mount/<i>" or a result name), each answered once."""
         parts = path.split("/")
         if len(parts) < 4 or parts[1] != "t":
             return None
@@ -85,6 +95,11 @@ class TransferServer:
             if method == "GET" and parts[3:] == ["workspace"] and not grant.served:
                 grant.served = True
                 return grant, "workspace"
+            if method == "GET" and len(parts) == 5 and parts[3] == "mount" and parts[4].isdigit():
+                index = int(parts[4])
+                if index < len(grant.mounts) and index not in grant.served_mounts:
+                    grant.served_mounts.add(index)
+                    return grant, f"mount/{index}"
             if method == "PUT" and len(parts) == 5 and parts[3] == "result":
                 name = parts[4]
                 if name in grant.results and name not in grant.received:
@@ -150,7 +165,9 @@ def _handler(owner: TransferServer) -> type[BaseHTTPRequestHandler]:
             self.send_response(200)
             self.send_header("Content-Type", "application/x-tar")
             self.end_headers()
-            safetar.pack(route[0].workspace, self.wfile)  # type: ignore[arg-type]
+            grant, what = route
+            source = grant.workspace if what == "workspace" else grant.mounts[int(what.split("/")[1])]
+            safetar.pack(source, self.wfile)  # type: ignore[arg-type]
 
         def do_PUT(self) -> None:
             route = owner._route("PUT", self.path)
