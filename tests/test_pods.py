@@ -224,3 +224,62 @@ def test_a_task_pod_is_admitted_in_the_restricted_namespace_with_no_token_and_gu
     assert "NoNewPrivs:\t1" in log and "CapEff:\t0000000000000000" in log
     assert "Read-only file system" in log
     assert outcome.exit_code == 1  # touch /x failed
+
+
+def test_the_operator_with_the_pods_runtime_runs_a_two_task_demo_sprint_to_completed_on_the_nodes(
+    tmp_path: Path, nodes: LocalCluster
+) -> None:
+    """The operator as a process, `containers.runtime: pods`: its sprint image is pushed to the cluster's
+    registry and both task Pods run on the nodes; their work comes back and is merged."""
+    from _e2e import apply as apply_manifest
+    from _e2e import operator_process, sprint_status, suspended_sprint
+    from conftest import CRDS
+    from test_lifecycle_e2e import git, seed_repository
+
+    node_set = nodes.node_set()
+    assert node_set is not None
+    nodes.kubectl("apply", "--server-side", "-f", str(CRDS))
+    for crd in ("sprints", "tasks"):
+        nodes.kubectl(
+            "wait", "--for=condition=Established", f"crd/{crd}.sprintorchestrator.dev", "--timeout=60s"
+        )
+    ns = f"e2e-{uuid.uuid4().hex[:6]}"
+    nodes.kubectl("create", "namespace", ns)
+    nodes.kubectl("label", "namespace", ns, "pod-security.kubernetes.io/enforce=restricted")
+    repo = seed_repository(tmp_path, files={"README.md": "# target\n"})
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        "orchestrator: {max_parallel_tasks_per_sprint: 2, default_team: demo, "
+        f"allowed_host_paths: ['{tmp_path}']}}\n"
+        f"git: {{working_trees_path: '{tmp_path / 'trees'}'}}\n"
+        "containers: {runtime: pods, base_image: localhost/sprint-orchestrator/base:bookworm, "
+        f"registry: '{nodes.registry}', transfer_address: '{node_set.slot.host_ip}', pods_namespace: {ns}, "
+        "cleanup_on_completion: false}\n"
+    )
+    manifest = suspended_sprint("podsdemo", tasks=2, repository={"url": str(repo), "mainBranch": "main"})
+    manifest["spec"]["suspend"] = False
+    with operator_process(
+        nodes, ns, tmp_path / "state", tmp_path / "operator.log", SPRINT_ORCHESTRATOR_CONFIG=str(config)
+    ):
+        apply_manifest(nodes, ns, manifest)
+        status = wait_for(
+            lambda: (
+                (s := sprint_status(nodes, ns, "podsdemo")).get("phase") in ("Completed", "Partial", "Failed")
+                and s
+            ),
+            600,
+            "the sprint ended",
+        )
+        assert status["phase"] == "Completed", (status, (tmp_path / "operator.log").read_text()[-4000:])
+        assert str(status.get("image", "")).startswith(nodes.registry), status
+        pods = json.loads(
+            nodes.kubectl("-n", ns, "get", "pods", "-l", "sprintorchestrator.dev/role=task", "-o", "json")
+        )
+        placed = {
+            p["metadata"]["labels"]["sprintorchestrator.dev/task"]: p["spec"]["nodeName"]
+            for p in pods["items"]
+        }
+        assert sorted(placed) == ["t0", "t1"]
+        assert set(placed.values()) <= {"node1", "node2"}
+    merged = git("-C", str(repo), "ls-tree", "-r", "--name-only", "main")
+    assert "notes/t0.md" in merged and "notes/t1.md" in merged

@@ -137,12 +137,12 @@ class PodsRuntime:
             )
         name = container_name(spec.sprint_id, spec.task_id, spec.attempt, spec.tenant)
         labels = task_labels(spec.sprint_id, spec.task_id, spec.attempt, spec.tenant)
-        token = self.transfer.grant(
-            spec.workspace, {"workspace": spec.workspace, "artifacts": spec.artifacts}
-        )
+        results = {"workspace": spec.workspace, "artifacts": spec.artifacts}
+        token = self.transfer.grant(spec.workspace, results, mounts=[m.source for m in spec.extra_mounts])
         run = podspec.PodRun(
             name, self.namespace, spec.image, spec.command, self.transfer.url(token), labels,
             spec.limits, spec.timeout_s, spec.environment, upload=True,
+            mounts=[m.target for m in spec.extra_mounts],
         )  # fmt: skip
         try:
             pod, created = self.kube.create_pod(self.namespace, podspec.manifest(run))
