@@ -16,11 +16,10 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .. import LABEL_ATTEMPT, LABEL_SPRINT, LABEL_TASK
+from .. import LABEL_SPRINT
 from ..errors import RuntimeUnavailable, TaskStartFailed
 from ..kube import Kube, KubeError
 from . import (
@@ -78,14 +77,28 @@ class PodsRuntime:
             )
         kube = Kube.from_kubeconfig(settings.env.get("KUBECONFIG"))
         namespace = str(getattr(section, "pods_namespace", None) or "default")
-        return cls(kube, namespace, host, settings.state_dir, getattr(section, "registry", None), settings)
+        try:
+            runtime = cls(
+                kube, namespace, host, settings.state_dir, getattr(section, "registry", None), settings
+            )
+        except OSError as exc:
+            kube.close()
+            raise RuntimeUnavailable(f"containers.transfer_address: cannot listen on {host}: {exc}") from None
+        problems = runtime.check()
+        if problems:
+            runtime.close()
+            raise RuntimeUnavailable("the pods runtime is not usable: " + " ".join(problems))
+        return runtime
 
     def check(self) -> list[str]:
+        problems = []
+        if not self.registry:
+            problems.append("containers.registry: set the registry the nodes pull sprint images from.")
         try:
             self.kube.list_pods(self.namespace, f"{LABEL_ROLE}=task")
         except KubeError as exc:
-            return [f"the Kubernetes API does not answer for namespace {self.namespace} ({exc})."]
-        return []
+            problems.append(f"containers.pods_namespace: cannot list Pods in {self.namespace} ({exc}).")
+        return problems
 
     def close(self) -> None:
         self.transfer.close()
@@ -181,7 +194,12 @@ class PodsRuntime:
             if missing:
                 exit_code, reason = None, missing
         return RunOutcome(
-            exit_code, verdict.health, _time(verdict.started_at), _time(verdict.finished_at), log_path, reason
+            exit_code,
+            verdict.health,
+            podspec.parse_time(verdict.started_at),
+            podspec.parse_time(verdict.finished_at),
+            log_path,
+            reason,
         )
 
     def _result_problem(self, name: str) -> str:
@@ -231,12 +249,14 @@ class PodsRuntime:
 
     def status(self, name: str) -> ContainerInfo | None:
         pod = self.kube.get_pod(self.namespace, name)
-        return None if pod is None else _info(pod)
+        return None if pod is None else podspec.info(pod)
 
     def find_task_containers(self, sprint_id: str | None = None, tenant: str = "") -> list[ContainerInfo]:
         selector = f"{LABEL_ROLE}=task" + (f",{LABEL_SPRINT}={sprint_id}" if sprint_id else "")
         selector += f",{LABEL_TENANT}={tenant}" if tenant else ""
-        return sorted((_info(p) for p in self.kube.list_pods(self.namespace, selector)), key=lambda i: i.name)
+        return sorted(
+            (podspec.info(p) for p in self.kube.list_pods(self.namespace, selector)), key=lambda i: i.name
+        )
 
     # -- one-shot Pods (quality gates, integration checks) ---------------------------------------------
 
@@ -278,26 +298,3 @@ class PodsRuntime:
     def _log(self, name: str) -> Path:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         return self.log_dir / f"{name}.txt"
-
-
-def _time(value: str | None) -> datetime | None:
-    if not value:
-        return None
-    return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC)
-
-
-def _info(pod: Mapping[str, Any]) -> ContainerInfo:
-    meta = pod.get("metadata") or {}
-    labels = meta.get("labels") or {}
-    verdict = podspec.verdict(pod)
-    return ContainerInfo(
-        name=str(meta.get("name")),
-        container_id=str(meta.get("uid") or ""),
-        sprint_id=str(labels.get(LABEL_SPRINT, "")),
-        task_id=str(labels.get(LABEL_TASK, "")),
-        attempt=int(labels.get(LABEL_ATTEMPT, "0") or 0),
-        health=verdict.health,
-        exit_code=verdict.exit_code,
-        started_at=_time(verdict.started_at),
-        finished_at=_time(verdict.finished_at),
-    )

@@ -21,10 +21,12 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
+from .. import LABEL_ATTEMPT, LABEL_SPRINT, LABEL_TASK
 from ..status import ContainerHealth
-from . import Limits
+from . import ContainerInfo, Limits
 
 AGENT_UID = 1000
 TMP_LIMIT = "1Gi"
@@ -213,3 +215,26 @@ def _terminated(statuses: Any, name: str) -> dict[str, Any] | None:
             state = (item.get("state") or {}).get("terminated")
             return dict(state) if state else None
     return None
+
+
+def parse_time(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC)
+
+
+def info(pod: Mapping[str, Any]) -> ContainerInfo:
+    meta = pod.get("metadata") or {}
+    labels = meta.get("labels") or {}
+    verdict_ = verdict(pod)
+    return ContainerInfo(
+        name=str(meta.get("name")),
+        container_id=str(meta.get("uid") or ""),
+        sprint_id=str(labels.get(LABEL_SPRINT, "")),
+        task_id=str(labels.get(LABEL_TASK, "")),
+        attempt=int(labels.get(LABEL_ATTEMPT, "0") or 0),
+        health=verdict_.health,
+        exit_code=verdict_.exit_code,
+        started_at=parse_time(verdict_.started_at),
+        finished_at=parse_time(verdict_.finished_at),
+    )
