@@ -83,6 +83,11 @@ class ContainersSection(Section):
     default_pids: int = Field(default=512, ge=16, le=1_000_000)
     network_mode: str = Field(default="none", min_length=1)
     cleanup_on_completion: bool = True
+    # runtime: pods. The registry the nodes pull sprint images from (host:port), the namespace of the
+    # task Pods, the address the Pods reach the operator's workspace endpoint on.
+    registry: str | None = Field(default=None, min_length=1)
+    pods_namespace: str = Field(default="default", min_length=1, max_length=63)
+    transfer_address: str | None = Field(default=None, min_length=1)
 
 
 class KaibanSection(Section):

@@ -248,3 +248,60 @@ class Kube:
         except ApiException as exc:
             if exc.status != 409:
                 raise _wrap(f"create namespace {name}", exc) from exc
+
+    # --- Pods (the pods runtime) ------------------------------------------------------------------
+
+    def _plain(self, value: object) -> dict[str, Any]:
+        return _obj(self.api_client.sanitize_for_serialization(value))  # type: ignore[no-untyped-call]
+
+    def create_pod(self, namespace: str, body: Mapping[str, Any]) -> tuple[dict[str, Any], bool]:
+        """Create a Pod; if one of that name exists, return it and False (the caller checks its labels)."""
+        name = body["metadata"]["name"]
+        try:
+            self._count("create pods")
+            created = self.core.create_namespaced_pod(namespace, dict(body))  # type: ignore[arg-type]
+            return self._plain(created), True
+        except ApiException as exc:
+            if exc.status != 409:
+                raise _wrap(f"create pod {name} in {namespace}", exc) from exc
+        existing = self.get_pod(namespace, name)
+        if existing is None:
+            raise KubeError(f"create pod {name} in {namespace}: conflict, then not found")
+        return existing, False
+
+    def get_pod(self, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            return self._plain(self.core.read_namespaced_pod(name, namespace))
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise _wrap(f"get pod {name} in {namespace}", exc) from exc
+
+    def list_pods(self, namespace: str, selector: str) -> list[dict[str, Any]]:
+        try:
+            out = self._plain(self.core.list_namespaced_pod(namespace, label_selector=selector))
+        except ApiException as exc:
+            raise _wrap(f"list pods in {namespace}", exc) from exc
+        return list(out.get("items") or [])
+
+    def delete_pod(self, namespace: str, name: str, grace_s: int | None = None) -> bool:
+        try:
+            self._count("delete pods")
+            self.core.delete_namespaced_pod(name, namespace, grace_period_seconds=grace_s)
+            return True
+        except ApiException as exc:
+            if exc.status == 404:
+                return False
+            raise _wrap(f"delete pod {name} in {namespace}", exc) from exc
+
+    def pod_log(self, namespace: str, name: str, container: str, limit_bytes: int = 4 << 20) -> str:
+        """A container's log (stdout and stderr as the kubelet keeps them); "" when there is none."""
+        try:
+            text = self.core.read_namespaced_pod_log(
+                name, namespace, container=container, limit_bytes=limit_bytes
+            )
+        except ApiException as exc:
+            if exc.status in (400, 404):  # not started, or gone
+                return ""
+            raise _wrap(f"logs of pod {name}/{container} in {namespace}", exc) from exc
+        return str(text)

@@ -91,9 +91,10 @@ class OperatorContext:
     async def get_runtime(self) -> Any:
         async with self._runtime_lock:
             if self.runtime is None:
-                from ..runtime.podman import PodmanRuntime
+                from ..runtime import RUNTIMES
 
-                self.runtime = await asyncio.to_thread(PodmanRuntime.connect, self.settings)
+                name = getattr(getattr(self.settings.config, "containers", None), "runtime", None) or "podman"
+                self.runtime = await asyncio.to_thread(RUNTIMES[name], self.settings)
             return self.runtime
 
     async def get_proxy(self) -> Any:

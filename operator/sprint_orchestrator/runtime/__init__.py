@@ -200,4 +200,10 @@ def _podman(settings: Settings) -> Runtime:
     return PodmanRuntime.connect(settings)
 
 
-RUNTIMES: dict[str, Callable[[Settings], Runtime]] = {"podman": _podman}
+def _pods(settings: Settings) -> Runtime:
+    from .pods import PodsRuntime
+
+    return PodsRuntime.connect(settings)
+
+
+RUNTIMES: dict[str, Callable[[Settings], Runtime]] = {"podman": _podman, "pods": _pods}

@@ -141,6 +141,18 @@ class PodmanRuntime:
         self._build(tag, text)
         return ImageResult(tag, built=True)
 
+    def push_image(self, tag: str, target: str) -> None:
+        """Push a local image to a registry reference (plain HTTP allowed: the local cluster's registry)."""
+        # Podman answers a push only when it is done: the API client's usual 30 s would cut a large one.
+        with PodmanClient(base_url=self.service.url, timeout=1800) as client:
+            try:
+                out = client.images.push(tag, destination=target, tlsVerify=False, stream=True, decode=True)
+                for chunk in out:
+                    if isinstance(chunk, dict) and chunk.get("error"):
+                        raise ImageBuildFailed(f"pushing {tag} to {target} failed: {chunk['error']}", "")
+            except (podman.errors.APIError, OSError) as exc:
+                raise ImageBuildFailed(f"pushing {tag} to {target} failed: {exc}", "") from None
+
     def _build(self, tag: str, containerfile: str) -> None:
         with tempfile.TemporaryDirectory(prefix="sprint-image-") as ctx:
             (Path(ctx) / "Containerfile").write_text(containerfile)

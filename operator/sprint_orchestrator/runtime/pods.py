@@ -1,0 +1,300 @@
+"""The Kubernetes runtime (`containers.runtime: pods`): tasks and gates as Pods on the cluster's nodes.
+
+No disk is shared with the nodes: each attempt gets a one-time token on the operator's transfer endpoint
+(`transfer.py`); the Pod's init container fetches the workspace through it and a task's wrapper uploads
+the result trees back (`podspec.py` says how and why). Pod I/O goes through `kube.Kube`; the sprint image
+is built with Podman as before and pushed to `containers.registry`.
+
+Read-only directory mounts (the team's files, recipes) are copied in like the workspace. Not in this
+slice: adopting a Pod after an operator restart (its token is gone: it ends without a result),
+NetworkPolicy for `network: none`, secrets, writable or single-file mounts and the metering proxy's
+socket (all refused).
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .. import LABEL_SPRINT
+from ..errors import RuntimeUnavailable, TaskStartFailed
+from ..kube import Kube, KubeError
+from . import (
+    LABEL_ROLE,
+    LABEL_TENANT,
+    ContainerInfo,
+    Health,
+    ImageResult,
+    Limits,
+    OneshotResult,
+    RunHandle,
+    RunOutcome,
+    TaskRunSpec,
+    container_name,
+    logs,
+    podspec,
+    task_labels,
+)
+from .transfer import TransferServer
+
+if TYPE_CHECKING:
+    from ..settings import Settings
+
+_POLL_S = 0.5
+_PENDING_SLACK_S = 120.0  # activeDeadlineSeconds counts from the kubelet's start: allow for scheduling
+
+
+class PodsRuntime:
+    def __init__(
+        self,
+        kube: Kube,
+        namespace: str,
+        transfer_host: str,
+        state_dir: Path,
+        registry: str | None = None,
+        settings: Settings | None = None,
+    ) -> None:
+        self.kube = kube
+        self.namespace = namespace
+        self.transfer = TransferServer(transfer_host)
+        self.log_dir = state_dir / "logs"
+        self.registry = registry
+        self.settings = settings
+        self._tokens: dict[str, str] = {}  # Pod name -> its transfer token
+        self._podman: Any = None
+
+    @classmethod
+    def connect(cls, settings: Settings) -> PodsRuntime:
+        section = getattr(settings.config, "containers", None)
+        host = getattr(section, "transfer_address", None)
+        if not host:
+            raise RuntimeUnavailable(
+                "containers.transfer_address: set the address task Pods reach the operator on "
+                "(on the local cluster, the host's node-bridge address)"
+            )
+        kube = Kube.from_kubeconfig(settings.env.get("KUBECONFIG"))
+        namespace = str(getattr(section, "pods_namespace", None) or "default")
+        try:
+            runtime = cls(
+                kube, namespace, host, settings.state_dir, getattr(section, "registry", None), settings
+            )
+        except OSError as exc:
+            kube.close()
+            raise RuntimeUnavailable(f"containers.transfer_address: cannot listen on {host}: {exc}") from None
+        problems = runtime.check()
+        if problems:
+            runtime.close()
+            raise RuntimeUnavailable("the pods runtime is not usable: " + " ".join(problems))
+        return runtime
+
+    def check(self) -> list[str]:
+        problems = []
+        if not self.registry:
+            problems.append("containers.registry: set the registry the nodes pull sprint images from.")
+        try:
+            self.kube.list_pods(self.namespace, f"{LABEL_ROLE}=task")
+        except KubeError as exc:
+            problems.append(f"containers.pods_namespace: cannot list Pods in {self.namespace} ({exc}).")
+        return problems
+
+    def close(self) -> None:
+        self.transfer.close()
+        if self._podman is not None:
+            self._podman.close()
+        self.kube.close()
+
+    def prune_oneshots(self) -> list[str]:
+        return []
+
+    # -- images --------------------------------------------------------------------------------------
+
+    def ensure_sprint_image(
+        self,
+        base_image: str,
+        dependencies: Sequence[str],
+        environment: Mapping[str, str],
+        labels: Mapping[str, str],
+    ) -> ImageResult:
+        """Build with Podman as the Podman runtime does, push to containers.registry, return that ref."""
+        if not self.registry:
+            raise RuntimeUnavailable(
+                "containers.registry: the pods runtime needs a registry its nodes pull from"
+            )
+        if self._podman is None:
+            if self.settings is None:
+                raise RuntimeUnavailable("building images needs the operator's settings (Podman)")
+            from .podman import PodmanRuntime
+
+            self._podman = PodmanRuntime.connect(self.settings, verify=False)
+        local = self._podman.ensure_sprint_image(base_image, dependencies, environment, labels)
+        target = f"{self.registry}/{local.tag.removeprefix('localhost/')}"
+        self._podman.push_image(local.tag, target)
+        return ImageResult(target, local.built)
+
+    # -- tasks -----------------------------------------------------------------------------------------
+
+    def start_task(self, spec: TaskRunSpec) -> RunHandle:
+        if spec.secrets:
+            raise TaskStartFailed(
+                f"the pods runtime does not yet pass secrets into a Pod (task {spec.task_id}: "
+                f"{', '.join(sorted(spec.secrets))})"
+            )
+        files = [m for m in spec.extra_mounts if not m.source.is_dir()]
+        if files or any(not m.read_only for m in spec.extra_mounts):
+            raise TaskStartFailed(
+                "the pods runtime copies read-only directories into a Pod, nothing else "
+                f"(task {spec.task_id}: {', '.join(str(m.source) for m in spec.extra_mounts)})"
+            )
+        name = container_name(spec.sprint_id, spec.task_id, spec.attempt, spec.tenant)
+        labels = task_labels(spec.sprint_id, spec.task_id, spec.attempt, spec.tenant)
+        results = {"workspace": spec.workspace, "artifacts": spec.artifacts}
+        token = self.transfer.grant(spec.workspace, results, mounts=[m.source for m in spec.extra_mounts])
+        run = podspec.PodRun(
+            name, self.namespace, spec.image, spec.command, self.transfer.url(token), labels,
+            spec.limits, spec.timeout_s, spec.environment, upload=True,
+            mounts=[m.target for m in spec.extra_mounts],
+        )  # fmt: skip
+        try:
+            pod, created = self.kube.create_pod(self.namespace, podspec.manifest(run))
+        except KubeError as exc:
+            self.transfer.revoke(token)
+            raise TaskStartFailed(f"cannot create Pod {name} from {spec.image}: {exc}") from None
+        if not created:
+            self.transfer.revoke(token)
+            found = (pod.get("metadata") or {}).get("labels") or {}
+            if found != {**found, **labels}:
+                raise TaskStartFailed(f"Pod {name} exists but is not this task attempt; delete it")
+        else:
+            self._tokens[name] = token
+        uid = str((pod.get("metadata") or {}).get("uid") or "")
+        return RunHandle(
+            name, uid, spec.sprint_id, spec.task_id, spec.attempt, self._log(name), None, adopted=not created
+        )
+
+    def wait(self, handle: RunHandle, timeout_s: float) -> RunOutcome:
+        """Poll the Pod until the kubelet reports it ended; past its deadline plus slack, delete it."""
+        deadline = time.monotonic() + timeout_s + _PENDING_SLACK_S
+        while True:
+            pod = self.kube.get_pod(self.namespace, handle.name)
+            verdict = podspec.verdict(pod)
+            if verdict.done:
+                break
+            if time.monotonic() > deadline:
+                self.kube.delete_pod(self.namespace, handle.name, grace_s=0)
+                verdict = podspec.PodVerdict(True, Health.TIMED_OUT, None, "the Pod never finished in time")
+                break
+            time.sleep(_POLL_S)
+        log_path = self._save_logs(handle.name, pod)
+        exit_code, reason = verdict.exit_code, verdict.reason
+        if handle.task_id and verdict.health == Health.EXITED and exit_code is not None:
+            missing = self._result_problem(handle.name)
+            if missing:
+                exit_code, reason = None, missing
+        return RunOutcome(
+            exit_code,
+            verdict.health,
+            podspec.parse_time(verdict.started_at),
+            podspec.parse_time(verdict.finished_at),
+            log_path,
+            reason,
+        )
+
+    def _result_problem(self, name: str) -> str:
+        """Why the task's result did not (safely) arrive, or ""."""
+        token = self._tokens.get(name)
+        grant = self.transfer.grant_of(token) if token else None
+        if grant is None:
+            return "the task's result cannot come back (the Pod was adopted, its token is gone)"
+        if grant.refused:
+            refused = "; ".join(p for problems in grant.refused.values() for p in problems)
+            return f"the result tree was refused: {refused}"
+        if not grant.received.get("workspace", "").startswith("ok"):
+            return "the task's workspace did not come back"
+        return ""
+
+    def refused(self, name: str) -> dict[str, list[str]]:
+        token = self._tokens.get(name)
+        grant = self.transfer.grant_of(token) if token else None
+        return dict(grant.refused) if grant else {}
+
+    def _save_logs(self, name: str, pod: dict[str, Any] | None) -> Path:
+        text = self._log(name)
+        if pod is not None:
+            parts = [self.kube.pod_log(self.namespace, name, "main")]
+            if not parts[0]:
+                parts.append(self.kube.pod_log(self.namespace, name, "fetch"))
+            text.write_text("".join(parts))
+        elif not text.exists():
+            text.write_text("")
+        # The kubelet keeps one stream: the runner's NAME.stdout (results, usage) is the whole log here.
+        text.with_suffix(".stdout").write_text(text.read_text(errors="replace"))
+        return text
+
+    def stop(self, handle_or_name: RunHandle | str, grace_s: float = 5) -> None:
+        name = handle_or_name if isinstance(handle_or_name, str) else handle_or_name.name
+        self.kube.delete_pod(self.namespace, name, grace_s=int(grace_s))
+
+    def remove(self, handle_or_name: RunHandle | str) -> None:
+        name = handle_or_name if isinstance(handle_or_name, str) else handle_or_name.name
+        self.kube.delete_pod(self.namespace, name, grace_s=0)
+        token = self._tokens.pop(name, None)
+        if token:
+            self.transfer.revoke(token)
+
+    def read_output(self, handle: RunHandle, streams: tuple[str, ...] = ("stdout",)) -> str:
+        return self.kube.pod_log(self.namespace, handle.name, "main")
+
+    def status(self, name: str) -> ContainerInfo | None:
+        pod = self.kube.get_pod(self.namespace, name)
+        return None if pod is None else podspec.info(pod)
+
+    def find_task_containers(self, sprint_id: str | None = None, tenant: str = "") -> list[ContainerInfo]:
+        selector = f"{LABEL_ROLE}=task" + (f",{LABEL_SPRINT}={sprint_id}" if sprint_id else "")
+        selector += f",{LABEL_TENANT}={tenant}" if tenant else ""
+        return sorted(
+            (podspec.info(p) for p in self.kube.list_pods(self.namespace, selector)), key=lambda i: i.name
+        )
+
+    # -- one-shot Pods (quality gates, integration checks) ---------------------------------------------
+
+    def run_oneshot(
+        self,
+        image: str,
+        command: Sequence[str],
+        workdir_mount: Path | None,
+        timeout_s: float,
+        limits: Limits,
+    ) -> OneshotResult:
+        """Run `command` on a copy of `workdir_mount` in a Pod; nothing comes back but its exit and logs."""
+        name = f"so-oneshot-{uuid.uuid4().hex[:12]}"
+        source = workdir_mount if workdir_mount is not None else self.log_dir / "empty"
+        source.mkdir(parents=True, exist_ok=True)
+        token = self.transfer.grant(source, {})
+        run = podspec.PodRun(
+            name, self.namespace, image, command, self.transfer.url(token), {LABEL_ROLE: "oneshot"},
+            limits, timeout_s, {}, upload=False,
+        )  # fmt: skip
+        begin = time.perf_counter()
+        try:
+            self.kube.create_pod(self.namespace, podspec.manifest(run))
+            handle = RunHandle(name, "", "", "", 0, self._log(name), None)
+            outcome = self.wait(handle, timeout_s)
+        except KubeError as exc:
+            return OneshotResult(None, time.perf_counter() - begin, f"the Pod failed to run: {exc}")
+        finally:
+            self.transfer.revoke(token)
+            self.kube.delete_pod(self.namespace, name, grace_s=0)
+        text = outcome.log_path.read_text(errors="replace")
+        outcome.log_path.unlink(missing_ok=True)
+        outcome.log_path.with_suffix(".stdout").unlink(missing_ok=True)
+        if outcome.reason and outcome.exit_code is None:
+            text += f"\n{outcome.reason}\n"
+        timed_out = outcome.health == Health.TIMED_OUT
+        return OneshotResult(outcome.exit_code, time.perf_counter() - begin, logs.tail(text), timed_out)
+
+    def _log(self, name: str) -> Path:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        return self.log_dir / f"{name}.txt"

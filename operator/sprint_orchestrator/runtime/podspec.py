@@ -1,0 +1,240 @@
+"""Pod manifests for task and one-shot runs, and the verdict on a finished Pod: pure functions.
+
+A Pod has no disk shared with the operator. Its init container `fetch` downloads the prepared workspace
+(a tar stream from the operator's transfer endpoint, `transfer.py`) into an emptyDir mounted at
+/workspace. A task's main container runs the task's command under a small shell wrapper that, once the
+command has exited, tars /workspace and /artifacts and PUTs them to the endpoint, then exits with the
+command's exit code. Why a wrapper and not a sidecar: the upload must happen after the agent is done and
+before the Pod ends; the wrapper is one process in the same container with no extra image, no shared
+"done" file and no native-sidecar feature gate. It gives the Pod nothing it could abuse: the agent can
+kill or mimic the wrapper, but all that reaches the operator is one tar stream of its own workspace,
+which the operator checks member by member (`safetar`). One-shot (gate) Pods only fetch.
+
+Every container runs at the restricted Pod Security level: a non-root UID, no privilege escalation, all
+capabilities dropped, the RuntimeDefault seccomp profile, a read-only root with an emptyDir /tmp. No
+service-account token, no service links, restartPolicy Never, activeDeadlineSeconds from the timeout,
+requests equal to limits.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from .. import LABEL_ATTEMPT, LABEL_SPRINT, LABEL_TASK
+from ..status import ContainerHealth
+from . import ContainerInfo, Limits
+
+AGENT_UID = 1000
+TMP_LIMIT = "1Gi"
+TRANSFER_ENV = "SO_TRANSFER"
+
+# Works with busybox (wget) and with the Debian base image (python3, no wget).
+_GET = (
+    'if command -v wget >/dev/null 2>&1; then wget -q -O /tmp/.so-in.tar "$1"; else python3 -c '
+    "'import sys,shutil,urllib.request as u;"
+    'shutil.copyfileobj(u.urlopen(sys.argv[1]),open(sys.argv[2],"wb"))\''
+    ' "$1" /tmp/.so-in.tar; fi'
+)
+FETCH_SCRIPT = (
+    f'set -e; so_get() {{ {_GET}; }}; so_get "${TRANSFER_ENV}/workspace"; '
+    "tar -x -f /tmp/.so-in.tar -C /workspace; i=0; while [ -d /so-mount/$i ]; do "
+    f'so_get "${TRANSFER_ENV}/mount/$i"; tar -x -f /tmp/.so-in.tar -C /so-mount/$i; i=$((i+1)); done; '
+    "rm -f /tmp/.so-in.tar"
+)
+# busybox wget posts a file as text (up to its first NUL byte): without python3, PUT through nc.
+_PUT = (
+    'f=/tmp/.so-$1.tar; tar -c -f $f -C "$2" . || return 1; if command -v python3 >/dev/null 2>&1; then '
+    'python3 -c \'import os,sys,urllib.request as u;f=open(sys.argv[2],"rb");'
+    'u.urlopen(u.Request(sys.argv[1],data=f,method="PUT",'
+    'headers={"Content-Length":str(os.fstat(f.fileno()).st_size)}))\''
+    ' "$so_url/result/$1" $f || return 1; else hp=${so_url#http://}; path=/${hp#*/}/result/$1; '
+    "hp=${hp%%/*}; { printf 'PUT %s HTTP/1.0\\r\\nHost: %s\\r\\nContent-Length: %s\\r\\n\\r\\n' "
+    '"$path" "$hp" $(($(wc -c < $f))); cat $f; } | nc -w 30 "${hp%:*}" "${hp##*:}" | head -n 1 '
+    "| grep -q ' 200 ' || return 1; fi; rm -f $f"
+)
+WRAP_SCRIPT = (
+    f'so_url="${TRANSFER_ENV}"; unset {TRANSFER_ENV}; "$@"; rc=$?; cd /; '
+    f"so_put() {{ {_PUT}; }}; "
+    'so_put workspace /workspace || echo "sprint-orchestrator: the workspace upload failed" >&2; '
+    'so_put artifacts /artifacts || echo "sprint-orchestrator: the artifacts upload failed" >&2; '
+    "exit $rc"
+)
+
+
+@dataclass(frozen=True)
+class PodRun:
+    name: str
+    namespace: str
+    image: str
+    command: Sequence[str]
+    transfer_url: str
+    labels: Mapping[str, str]
+    limits: Limits
+    timeout_s: float
+    environment: Mapping[str, str]
+    upload: bool  # a task (uploads its result) or a one-shot (does not)
+    pull_policy: str = "IfNotPresent"
+    mounts: Sequence[str] = ()  # targets of read-only directories fetched like the workspace
+
+
+def resources(limits: Limits) -> dict[str, Any]:
+    """requests = limits (Guaranteed QoS); None means no limit of that kind."""
+    values: dict[str, str] = {}
+    if limits.memory_bytes:
+        values["memory"] = str(limits.memory_bytes)
+    if limits.cpus:
+        values["cpu"] = f"{max(1, math.ceil(limits.cpus * 1000))}m"
+    return {"limits": dict(values), "requests": dict(values)} if values else {}
+
+
+def _security() -> dict[str, Any]:
+    return {
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "capabilities": {"drop": ["ALL"]},
+        "runAsNonRoot": True,
+        "runAsUser": AGENT_UID,
+        "runAsGroup": AGENT_UID,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def manifest(run: PodRun) -> dict[str, Any]:
+    mounts: list[dict[str, Any]] = [
+        {"name": "workspace", "mountPath": "/workspace"},
+        {"name": "tmp", "mountPath": "/tmp"},
+    ]
+    volumes: list[dict[str, Any]] = [
+        {"name": "workspace", "emptyDir": {}},
+        {"name": "tmp", "emptyDir": {"sizeLimit": TMP_LIMIT}},
+    ]
+    env = [{"name": k, "value": v} for k, v in sorted({**run.environment, "HOME": "/tmp"}.items())]
+    transfer = {"name": TRANSFER_ENV, "value": run.transfer_url}
+    fetch_mounts = [{"name": f"mount-{i}", "mountPath": f"/so-mount/{i}"} for i in range(len(run.mounts))]
+    volumes += [{"name": f"mount-{i}", "emptyDir": {}} for i in range(len(run.mounts))]
+    fetch = {
+        "name": "fetch",
+        "image": run.image,
+        "imagePullPolicy": run.pull_policy,
+        "command": ["/bin/sh", "-c", FETCH_SCRIPT],
+        "env": [transfer],
+        "volumeMounts": mounts + fetch_mounts,
+        "resources": resources(run.limits),
+        "securityContext": _security(),
+    }
+    command = list(run.command)
+    mounts = mounts + [
+        {"name": f"mount-{i}", "mountPath": target, "readOnly": True} for i, target in enumerate(run.mounts)
+    ]
+    if run.upload:
+        mounts = [*mounts, {"name": "artifacts", "mountPath": "/artifacts"}]
+        volumes.append({"name": "artifacts", "emptyDir": {}})
+        command = ["/bin/sh", "-c", WRAP_SCRIPT, "sh", *command]
+        env.append(transfer)
+    main = {
+        "name": "main",
+        "image": run.image,
+        "imagePullPolicy": run.pull_policy,
+        "command": command,
+        "workingDir": "/workspace",
+        "env": env,
+        "volumeMounts": mounts,
+        "resources": resources(run.limits),
+        "securityContext": _security(),
+    }
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": run.name, "namespace": run.namespace, "labels": dict(run.labels)},
+        "spec": {
+            "restartPolicy": "Never",
+            "activeDeadlineSeconds": max(1, math.ceil(run.timeout_s)),
+            "automountServiceAccountToken": False,
+            "enableServiceLinks": False,
+            "terminationGracePeriodSeconds": 5,
+            "securityContext": {
+                "runAsNonRoot": True,
+                "runAsUser": AGENT_UID,
+                "runAsGroup": AGENT_UID,
+                "fsGroup": AGENT_UID,
+                "seccompProfile": {"type": "RuntimeDefault"},
+            },
+            "initContainers": [fetch],
+            "containers": [main],
+            "volumes": volumes,
+        },
+    }
+
+
+@dataclass(frozen=True)
+class PodVerdict:
+    done: bool
+    health: ContainerHealth
+    exit_code: int | None
+    reason: str = ""
+    started_at: str | None = None
+    finished_at: str | None = None
+
+
+def verdict(pod: Mapping[str, Any] | None) -> PodVerdict:
+    """What the kubelet's Pod status says: running, exited with a code, OOM-killed, timed out, removed."""
+    if pod is None:
+        return PodVerdict(True, ContainerHealth.REMOVED, None, "the Pod was removed")
+    status = pod.get("status") or {}
+    phase = status.get("phase")
+    main = _terminated(status.get("containerStatuses"), "main")
+    started = (main or {}).get("startedAt") or status.get("startTime")
+    finished = (main or {}).get("finishedAt")
+    if phase not in ("Succeeded", "Failed"):
+        return PodVerdict(False, ContainerHealth.RUNNING, None, started_at=started)
+    if status.get("reason") == "DeadlineExceeded":
+        return PodVerdict(
+            True, ContainerHealth.TIMED_OUT, None, "the Pod passed its deadline", started, finished
+        )
+    fetch = _terminated(status.get("initContainerStatuses"), "fetch")
+    if fetch is not None and fetch.get("exitCode") != 0:
+        reason = f"fetching the workspace failed (exit {fetch.get('exitCode')}: {fetch.get('reason')})"
+        return PodVerdict(True, ContainerHealth.EXITED, None, reason, started, finished)
+    if main is None:
+        return PodVerdict(True, ContainerHealth.EXITED, None, f"the Pod {phase}: {status.get('reason')}")
+    code = main.get("exitCode")
+    if main.get("reason") == "OOMKilled":
+        return PodVerdict(
+            True, ContainerHealth.OOM_KILLED, code, "killed for memory (OOMKilled)", started, finished
+        )
+    return PodVerdict(True, ContainerHealth.EXITED, code, "", started, finished)
+
+
+def _terminated(statuses: Any, name: str) -> dict[str, Any] | None:
+    for item in statuses or []:
+        if item.get("name") == name:
+            state = (item.get("state") or {}).get("terminated")
+            return dict(state) if state else None
+    return None
+
+
+def parse_time(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC)
+
+
+def info(pod: Mapping[str, Any]) -> ContainerInfo:
+    meta = pod.get("metadata") or {}
+    labels = meta.get("labels") or {}
+    verdict_ = verdict(pod)
+    return ContainerInfo(
+        name=str(meta.get("name")),
+        container_id=str(meta.get("uid") or ""),
+        sprint_id=str(labels.get(LABEL_SPRINT, "")),
+        task_id=str(labels.get(LABEL_TASK, "")),
+        attempt=int(labels.get(LABEL_ATTEMPT, "0") or 0),
+        health=verdict_.health,
+        exit_code=verdict_.exit_code,
+        started_at=parse_time(verdict_.started_at),
+        finished_at=parse_time(verdict_.finished_at),
+    )

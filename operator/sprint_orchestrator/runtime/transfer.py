@@ -1,0 +1,189 @@
+"""The operator's workspace endpoint for task Pods: no disk is shared between the operator and the nodes.
+
+A threaded HTTP server in the operator process, bound to an address the Pods reach (on the local cluster,
+the host's node-bridge address). Each attempt registers a random one-time token (the only credential,
+32 bytes from `secrets`); its URLs are
+
+    GET  /t/<token>/workspace          the prepared workspace as a tar stream (init container)
+    GET  /t/<token>/mount/<i>          the i-th read-only mount's directory (the team's files)
+    PUT  /t/<token>/result/<name>      a result tree (`workspace`, `artifacts`) after the task ended
+
+Each URL answers once; a second request, an unknown token or name is 404. An upload is spooled to a
+temporary file (capped), then unpacked by `safetar.unpack` into a staging directory beside its target and
+swapped in only if every member passed; the outcome (member count or the refused members) is kept for
+the runtime to report.
+"""
+
+from __future__ import annotations
+
+import secrets
+import shutil
+import tempfile
+import threading
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+from . import safetar
+
+_CHUNK = 1 << 16
+
+
+@dataclass
+class Grant:
+    """What one attempt's token allows: its workspace out once, each named result in once."""
+
+    workspace: Path
+    results: dict[str, Path]
+    max_bytes: int = safetar.MAX_BYTES
+    mounts: list[Path] = field(default_factory=list)
+    served: bool = False
+    served_mounts: set[int] = field(default_factory=set)
+    received: dict[str, str] = field(default_factory=dict)  # name -> "ok N members" or the refusal
+    refused: dict[str, list[str]] = field(default_factory=dict)
+
+
+class TransferServer:
+    def __init__(self, host: str, port: int = 0) -> None:
+        self.grants: dict[str, Grant] = {}
+        self.lock = threading.Lock()
+        self.server = ThreadingHTTPServer((host, port), _handler(self))
+        self.server.daemon_threads = True
+        self.host = host
+        self.port = int(self.server.server_address[1])
+        self.thread = threading.Thread(target=self.server.serve_forever, name="transfer", daemon=True)
+        self.thread.start()
+
+    def grant(
+        self,
+        workspace: Path,
+        results: dict[str, Path],
+        max_bytes: int = safetar.MAX_BYTES,
+        mounts: list[Path] | None = None,
+    ) -> str:
+        token = secrets.token_urlsafe(32)
+        with self.lock:
+            self.grants[token] = Grant(workspace, dict(results), max_bytes, list(mounts or []))
+        return token
+
+    def url(self, token: str) -> str:
+        return f"http://{self.host}:{self.port}/t/{token}"
+
+    def grant_of(self, token: str) -> Grant | None:
+        with self.lock:
+            return self.grants.get(token)
+
+    def revoke(self, token: str) -> None:
+        with self.lock:
+            self.grants.pop(token, None)
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    # -- request handling (called from the server's threads) ---------------------------------------
+
+    def _route(self, method: str, path: str) -> tuple[Grant, str] | None:
+        """The grant and what is asked ("workspace", "mount/<i>" or a result name), each answered once."""
+        parts = path.split("/")
+        if len(parts) < 4 or parts[1] != "t":
+            return None
+        grant = self.grant_of(parts[2])
+        if grant is None:
+            return None
+        with self.lock:
+            if method == "GET" and parts[3:] == ["workspace"] and not grant.served:
+                grant.served = True
+                return grant, "workspace"
+            if method == "GET" and len(parts) == 5 and parts[3] == "mount" and parts[4].isdigit():
+                index = int(parts[4])
+                if index < len(grant.mounts) and index not in grant.served_mounts:
+                    grant.served_mounts.add(index)
+                    return grant, f"mount/{index}"
+            if method == "PUT" and len(parts) == 5 and parts[3] == "result":
+                name = parts[4]
+                if name in grant.results and name not in grant.received:
+                    grant.received[name] = "receiving"
+                    return grant, name
+        return None
+
+    def _receive(self, grant: Grant, name: str, body: _Body) -> tuple[int, str]:
+        target = grant.results[name]
+        target.mkdir(parents=True, exist_ok=True)
+        staged = Path(tempfile.mkdtemp(prefix=".incoming-", dir=target.parent)) / "tree"
+        try:
+            with tempfile.TemporaryFile(dir=target.parent) as spool:
+                if not body.copy_to(spool, grant.max_bytes):
+                    verdict = [f"the upload exceeds {grant.max_bytes} bytes"]
+                    raise safetar.UnsafeTar(verdict)
+                spool.seek(0)
+                count = safetar.unpack(spool, staged, grant.max_bytes)
+            safetar.replace_tree(target, staged)
+        except safetar.UnsafeTar as exc:
+            with self.lock:
+                grant.received[name] = "refused"
+                grant.refused[name] = exc.problems
+            return 422, f"refused: {exc}\n"
+        finally:
+            shutil.rmtree(staged.parent, ignore_errors=True)
+        with self.lock:
+            grant.received[name] = f"ok {count} members"
+        return 200, f"ok {count}\n"
+
+
+class _Body:
+    def __init__(self, handler: BaseHTTPRequestHandler) -> None:
+        self.handler = handler
+
+    def copy_to(self, sink: object, cap: int) -> bool:
+        """Copy a Content-Length body into `sink`; False when it is larger than `cap`."""
+        length = int(self.handler.headers.get("Content-Length") or -1)
+        if length < 0 or length > cap:
+            return False
+        left = length
+        while left > 0:
+            chunk = self.handler.rfile.read(min(_CHUNK, left))
+            if not chunk:
+                return False
+            sink.write(chunk)  # type: ignore[attr-defined]
+            left -= len(chunk)
+        return True
+
+
+def _handler(owner: TransferServer) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.0"
+
+        def log_message(self, format: str, *args: object) -> None:
+            return  # tokens are in the paths: never log them
+
+        def do_GET(self) -> None:
+            route = owner._route("GET", self.path)
+            if route is None:
+                self._answer(404, "not found\n")
+                return
+            self.send_response(200)
+            self.send_header("Content-Type", "application/x-tar")
+            self.end_headers()
+            grant, what = route
+            source = grant.workspace if what == "workspace" else grant.mounts[int(what.split("/")[1])]
+            safetar.pack(source, self.wfile)  # type: ignore[arg-type]
+
+        def do_PUT(self) -> None:
+            route = owner._route("PUT", self.path)
+            if route is None:
+                self._answer(404, "not found\n")
+                return
+            self._answer(*owner._receive(route[0], route[1], _Body(self)))
+
+        do_POST = do_PUT  # busybox wget can only POST
+
+        def _answer(self, code: int, text: str) -> None:
+            data = text.encode()
+            self.send_response(code)
+            self.send_header("Content-Type", "text/plain")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+    return Handler

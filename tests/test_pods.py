@@ -1,0 +1,288 @@
+"""The pods runtime on real nodes: gates and tasks as Pods, workspaces in and out over the operator's
+transfer endpoint (no disk shared with the nodes), hostile result trees refused, OOM from the kubelet."""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+import os
+import tarfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from _node import build_busybox_image, wait_for
+from localcluster import LocalCluster
+from nodeset import push_image
+from sprint_orchestrator.kube import Kube
+from sprint_orchestrator.runtime import Health, Limits, Mount, TaskRunSpec
+from sprint_orchestrator.runtime.pods import PodsRuntime
+
+pytestmark = [pytest.mark.node, pytest.mark.podman, pytest.mark.timeout(900)]
+
+SMALL = Limits(cpus=0.5, memory_bytes=64 << 20)
+
+
+@pytest.fixture(scope="module")
+def nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+    if os.geteuid() != 0:
+        pytest.skip("real nodes need root (containerd, cgroups, network namespaces)")
+    local = LocalCluster(tmp_path_factory.mktemp("pods"), nodes=2)
+    local.up()
+    try:
+        yield local
+    finally:
+        local.down()
+
+
+@pytest.fixture(scope="module")
+def image(nodes: LocalCluster) -> str:
+    """The busybox test image, in the cluster's registry (the nodes pull it)."""
+    return str(push_image(build_busybox_image(), nodes.registry, f"pods-test/busybox:{uuid.uuid4().hex[:8]}"))
+
+
+@pytest.fixture(scope="module")
+def runtime(nodes: LocalCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[PodsRuntime]:
+    node_set = nodes.node_set()
+    assert node_set is not None
+    namespace = f"pods-{uuid.uuid4().hex[:6]}"
+    nodes.kubectl("create", "namespace", namespace)
+    nodes.kubectl("label", "namespace", namespace, "pod-security.kubernetes.io/enforce=restricted")
+    kube = Kube.from_kubeconfig(str(nodes.kubeconfig))
+    state = tmp_path_factory.mktemp("state")
+    pods = PodsRuntime(kube, namespace, node_set.slot.host_ip, state, registry=nodes.registry)
+    try:
+        yield pods
+    finally:
+        pods.close()
+
+
+def _workspace(root: Path, files: dict[str, str]) -> Path:
+    ws = root / "ws"
+    ws.mkdir()
+    (ws / ".git").write_text("gitdir: /host/only/path\n")  # as in a git worktree: must stay, never travel
+    for name, text in files.items():
+        (ws / name).parent.mkdir(parents=True, exist_ok=True)
+        (ws / name).write_text(text)
+    return ws
+
+
+def _spec(tmp_path: Path, image: str, script: str, ws: Path, limits: Limits = SMALL) -> TaskRunSpec:
+    artifacts = tmp_path / "artifacts"
+    artifacts.mkdir(exist_ok=True)
+    return TaskRunSpec(
+        sprint_id="pods-1",
+        task_id=f"t{uuid.uuid4().hex[:6]}",
+        attempt=1,
+        image=image,
+        command=["/bin/sh", "-c", script],
+        workspace=ws,
+        artifacts=artifacts,
+        environment={"GREETING": "hello"},
+        limits=limits,
+        timeout_s=120,
+    )
+
+
+def test_a_gate_pod_runs_on_a_copy_of_the_workspace_and_reports_its_exit_code_and_logs(
+    tmp_path: Path, image: str, runtime: PodsRuntime
+) -> None:
+    ws = _workspace(tmp_path, {"tests/ok.txt": "pass\n"})
+    passed = runtime.run_oneshot(image, ["/bin/sh", "-c", "cat tests/ok.txt; ls -a"], ws, 120, SMALL)
+    assert passed.exit_code == 0, passed.log_tail
+    assert "pass" in passed.log_tail
+    assert ".git" not in passed.log_tail.split()
+    failed = runtime.run_oneshot(image, ["/bin/sh", "-c", "echo failing >&2; exit 1"], ws, 120, SMALL)
+    assert failed.exit_code == 1
+    assert "failing" in failed.log_tail
+
+
+def test_a_task_pod_writes_files_that_come_back_into_the_workspace(
+    tmp_path: Path, image: str, runtime: PodsRuntime, nodes: LocalCluster
+) -> None:
+    ws = _workspace(tmp_path, {"keep.txt": "kept\n", "gone.txt": "deleted by the task\n"})
+    script = (
+        'echo "$GREETING from $(id -u)"; mkdir -p src; echo made > src/new.txt; cat keep.txt >> src/new.txt; '
+        "rm gone.txt; echo done > /artifacts/result.txt; cat /opt/team/hello.txt; "
+        'touch /opt/team/x 2>/dev/null && exit 9; test -z "$SO_TRANSFER"'
+    )
+    team = tmp_path / "team"
+    (team / "sub").mkdir(parents=True)
+    (team / "hello.txt").write_text("team file\n")
+    spec = dataclasses.replace(_spec(tmp_path, image, script, ws), extra_mounts=[Mount(team, "/opt/team")])
+    handle = runtime.start_task(spec)
+    pod = json.loads(nodes.kubectl("-n", runtime.namespace, "get", "pod", handle.name, "-o", "json"))
+    assert pod["metadata"]["labels"]["sprintorchestrator.dev/task"] == spec.task_id
+    assert pod["spec"]["nodeName"] in ("node1", "node2")
+    outcome = runtime.wait(handle, spec.timeout_s)
+    log = outcome.log_path.read_text()
+    assert outcome.succeeded, (outcome, log)
+    assert "hello from 1000" in log
+    assert "team file" in log
+    assert (ws / "src/new.txt").read_text() == "made\nkept\n"
+    assert not (ws / "gone.txt").exists()
+    assert (ws / ".git").read_text() == "gitdir: /host/only/path\n"
+    assert (spec.artifacts / "result.txt").read_text() == "done\n"
+    runtime.remove(handle)
+    wait_for(lambda: runtime.status(handle.name) is None, 60, "Pod deleted")
+
+
+def test_a_task_whose_result_holds_a_symlink_to_etc_passwd_gets_it_refused(
+    tmp_path: Path, image: str, runtime: PodsRuntime
+) -> None:
+    ws = _workspace(tmp_path, {"keep.txt": "kept\n"})
+    spec = _spec(tmp_path, image, "ln -s /etc/passwd pw; echo changed > keep.txt", ws)
+    handle = runtime.start_task(spec)
+    outcome = runtime.wait(handle, spec.timeout_s)
+    runtime.remove(handle)
+    assert not outcome.succeeded
+    assert "refused" in outcome.reason and "/etc/passwd" in outcome.reason
+    assert not (ws / "pw").is_symlink()
+    assert (ws / "keep.txt").read_text() == "kept\n"
+
+
+def test_a_task_that_uploads_its_own_tar_with_an_escaping_path_gets_it_refused(
+    tmp_path: Path, image: str, runtime: PodsRuntime
+) -> None:
+    """The hostile task reads the token from its wrapper's environment and uploads a crafted tar first."""
+    ws = _workspace(tmp_path, {})
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        for name in ("../escape", "/abs-escape"):
+            info = tarfile.TarInfo(name)
+            info.size = 5
+            tar.addfile(info, io.BytesIO(b"owned"))
+    (ws / "evil.tar").write_bytes(buffer.getvalue())
+    script = (
+        "url=$(tr '\\0' '\\n' < /proc/$PPID/environ | sed -n 's/^SO_TRANSFER=//p'); "
+        "hp=${url#http://}; path=/${hp#*/}/result/workspace; hp=${hp%%/*}; "
+        "{ printf 'PUT %s HTTP/1.0\\r\\nHost: %s\\r\\nContent-Length: %s\\r\\n\\r\\n' "
+        '"$path" "$hp" $(($(wc -c < evil.tar))); cat evil.tar; } | nc -w 30 "${hp%:*}" "${hp##*:}"; exit 0'
+    )
+    spec = _spec(tmp_path, image, script, ws)
+    handle = runtime.start_task(spec)
+    outcome = runtime.wait(handle, spec.timeout_s)
+    runtime.remove(handle)
+    assert not outcome.succeeded
+    assert "'..'" in outcome.reason, outcome.reason
+    assert not (tmp_path / "escape").exists()
+    assert not Path("/abs-escape").exists()
+    assert sorted(p.name for p in ws.iterdir()) == [".git", "evil.tar"]
+
+
+def test_a_task_pod_over_its_memory_limit_reports_oom_killed(
+    tmp_path: Path, image: str, runtime: PodsRuntime
+) -> None:
+    ws = _workspace(tmp_path, {})
+    script = "x=; while :; do x=$x$x$x$x$x$x$x$x$x${x}0123456789; done"
+    spec = _spec(tmp_path, image, script, ws, Limits(cpus=0.5, memory_bytes=32 << 20))
+    handle = runtime.start_task(spec)
+    outcome = runtime.wait(handle, spec.timeout_s)
+    runtime.remove(handle)
+    assert outcome.health == Health.OOM_KILLED, (outcome, outcome.log_path.read_text())
+
+
+def test_a_task_pod_past_its_timeout_reports_timed_out(
+    tmp_path: Path, image: str, runtime: PodsRuntime
+) -> None:
+    ws = _workspace(tmp_path, {})
+    spec = _spec(tmp_path, image, "sleep 600", ws)
+    spec = dataclasses.replace(spec, timeout_s=3)
+    handle = runtime.start_task(spec)
+    outcome = runtime.wait(handle, spec.timeout_s)
+    runtime.remove(handle)
+    assert outcome.health == Health.TIMED_OUT, outcome
+
+
+def test_a_task_pod_is_admitted_in_the_restricted_namespace_with_no_token_and_guaranteed_resources(
+    tmp_path: Path, image: str, runtime: PodsRuntime, nodes: LocalCluster
+) -> None:
+    labels = json.loads(nodes.kubectl("get", "namespace", runtime.namespace, "-o", "json"))["metadata"][
+        "labels"
+    ]
+    assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
+    spec = _spec(
+        tmp_path,
+        image,
+        "grep -E '^(NoNewPrivs|CapEff):' /proc/self/status; touch /x",
+        _workspace(tmp_path, {}),
+    )
+    handle = runtime.start_task(spec)
+    pod = json.loads(nodes.kubectl("-n", runtime.namespace, "get", "pod", handle.name, "-o", "json"))
+    outcome = runtime.wait(handle, spec.timeout_s)
+    runtime.remove(handle)
+    assert pod["spec"]["automountServiceAccountToken"] is False
+    assert pod["spec"]["enableServiceLinks"] is False
+    assert pod["spec"]["activeDeadlineSeconds"] == 120
+    assert pod["status"]["qosClass"] == "Guaranteed"
+    for container in pod["spec"]["containers"] + pod["spec"]["initContainers"]:
+        assert not any(m["mountPath"].startswith("/var/run/secrets") for m in container["volumeMounts"])
+    log = outcome.log_path.read_text()
+    assert "NoNewPrivs:\t1" in log and "CapEff:\t0000000000000000" in log
+    assert "Read-only file system" in log
+    assert outcome.exit_code == 1  # touch /x failed
+
+
+def test_the_operator_with_the_pods_runtime_runs_a_two_task_demo_sprint_to_completed_on_the_nodes(
+    tmp_path: Path, nodes: LocalCluster
+) -> None:
+    """The operator as a process, `containers.runtime: pods`: its sprint image is pushed to the cluster's
+    registry and both task Pods run on the nodes; their work comes back and is merged."""
+    from _e2e import apply as apply_manifest
+    from _e2e import operator_process, sprint_status, suspended_sprint
+    from conftest import CRDS
+    from test_lifecycle_e2e import git, seed_repository
+
+    node_set = nodes.node_set()
+    assert node_set is not None
+    nodes.kubectl("apply", "--server-side", "-f", str(CRDS))
+    for crd in ("sprints", "tasks"):
+        nodes.kubectl(
+            "wait", "--for=condition=Established", f"crd/{crd}.sprintorchestrator.dev", "--timeout=60s"
+        )
+    ns = f"e2e-{uuid.uuid4().hex[:6]}"
+    nodes.kubectl("create", "namespace", ns)
+    nodes.kubectl("label", "namespace", ns, "pod-security.kubernetes.io/enforce=restricted")
+    repo = seed_repository(tmp_path, files={"README.md": "# target\n"})
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        "orchestrator: {max_parallel_tasks_per_sprint: 2, default_team: demo, "
+        f"allowed_host_paths: ['{tmp_path}']}}\n"
+        f"git: {{working_trees_path: '{tmp_path / 'trees'}'}}\n"
+        "containers: {runtime: pods, base_image: localhost/sprint-orchestrator/base:bookworm, "
+        f"registry: '{nodes.registry}', transfer_address: '{node_set.slot.host_ip}', pods_namespace: {ns}, "
+        "cleanup_on_completion: false}\n"
+    )
+    manifest = suspended_sprint("podsdemo", tasks=2, repository={"url": str(repo), "mainBranch": "main"})
+    manifest["spec"]["suspend"] = False
+    with operator_process(
+        nodes, ns, tmp_path / "state", tmp_path / "operator.log", SPRINT_ORCHESTRATOR_CONFIG=str(config)
+    ):
+        apply_manifest(nodes, ns, manifest)
+        status = wait_for(
+            lambda: (
+                (s := sprint_status(nodes, ns, "podsdemo")).get("phase") in ("Completed", "Partial", "Failed")
+                and s
+            ),
+            600,
+            "the sprint ended",
+        )
+        assert status["phase"] == "Completed", json.dumps(status.get("conditions"), indent=1)
+        assert str(status.get("image", "")).startswith(nodes.registry), status
+        # The runner deletes each task's Pod once it ended; the scheduler's events stay.
+        events = json.loads(nodes.kubectl("-n", ns, "get", "events", "-o", "json"))["items"]
+        placed = {
+            e["involvedObject"]["name"]: e["message"].rsplit(" to ", 1)[-1]
+            for e in events
+            if e.get("reason") == "Scheduled"
+        }
+        tasks = json.loads(nodes.kubectl("-n", ns, "get", "stask", "-o", "json"))["items"]
+        names = sorted(t["status"]["containerName"] for t in tasks)
+        assert len(names) == 2
+        assert all(name in placed for name in names), (names, placed)
+        assert {placed[name] for name in names} <= {"node1", "node2"}
+    merged = git("-C", str(repo), "ls-tree", "-r", "--name-only", "main")
+    assert "notes/t0.md" in merged and "notes/t1.md" in merged

@@ -1,0 +1,81 @@
+"""Pod manifests and the verdict on a finished Pod, from the Pod status the kubelet writes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sprint_orchestrator.runtime import Health, Limits, podspec
+
+
+def _run(**changes: Any) -> podspec.PodRun:
+    values: dict[str, Any] = {
+        "name": "so-s-t-1",
+        "namespace": "ns",
+        "image": "reg:5000/img:1",
+        "command": ["python3", "/opt/team/run.py"],
+        "transfer_url": "http://10.0.0.1:4000/t/token",
+        "labels": {"sprintorchestrator.dev/task": "t"},
+        "limits": Limits(cpus=1.5, memory_bytes=256 << 20),
+        "timeout_s": 90.5,
+        "environment": {"A": "1"},
+        "upload": True,
+        "mounts": ["/opt/team"],
+    }
+    return podspec.PodRun(**{**values, **changes})
+
+
+def test_a_task_pod_is_restricted_guaranteed_tokenless_and_bounded_in_time() -> None:
+    pod = podspec.manifest(_run())
+    spec = pod["spec"]
+    assert spec["restartPolicy"] == "Never"
+    assert spec["activeDeadlineSeconds"] == 91
+    assert spec["automountServiceAccountToken"] is False
+    assert spec["enableServiceLinks"] is False
+    for container in spec["initContainers"] + spec["containers"]:
+        security = container["securityContext"]
+        assert security["runAsNonRoot"] is True and security["runAsUser"] == podspec.AGENT_UID
+        assert security["allowPrivilegeEscalation"] is False
+        assert security["capabilities"] == {"drop": ["ALL"]}
+        assert security["readOnlyRootFilesystem"] is True
+        assert security["seccompProfile"] == {"type": "RuntimeDefault"}
+        assert container["resources"]["limits"] == {"memory": str(256 << 20), "cpu": "1500m"}
+        assert container["resources"]["requests"] == container["resources"]["limits"]
+    main = spec["containers"][0]
+    assert main["command"][-2:] == ["python3", "/opt/team/run.py"]
+    assert {"name": "mount-0", "mountPath": "/opt/team", "readOnly": True} in main["volumeMounts"]
+    assert any(m["mountPath"] == "/artifacts" for m in main["volumeMounts"])
+
+
+def test_a_oneshot_pod_runs_its_command_unwrapped_and_gets_no_transfer_url() -> None:
+    main = podspec.manifest(_run(upload=False, mounts=[]))["spec"]["containers"][0]
+    assert main["command"] == ["python3", "/opt/team/run.py"]
+    assert podspec.TRANSFER_ENV not in {e["name"] for e in main["env"]}
+
+
+def _pod(
+    phase: str, reason: str | None = None, main: dict[str, Any] | None = None, fetch: int = 0
+) -> dict[str, Any]:
+    status: dict[str, Any] = {
+        "phase": phase,
+        "initContainerStatuses": [{"name": "fetch", "state": {"terminated": {"exitCode": fetch}}}],
+    }
+    if reason:
+        status["reason"] = reason
+    if main is not None:
+        status["containerStatuses"] = [{"name": "main", "state": {"terminated": main}}]
+    return {"status": status}
+
+
+def test_the_verdict_follows_the_kubelets_pod_status() -> None:
+    assert podspec.verdict(None).health == Health.REMOVED
+    assert not podspec.verdict({"status": {"phase": "Running"}}).done
+    ok = podspec.verdict(_pod("Succeeded", main={"exitCode": 0, "reason": "Completed"}))
+    assert (ok.health, ok.exit_code) == (Health.EXITED, 0)
+    failed = podspec.verdict(_pod("Failed", main={"exitCode": 3, "reason": "Error"}))
+    assert (failed.health, failed.exit_code) == (Health.EXITED, 3)
+    oom = podspec.verdict(_pod("Failed", main={"exitCode": 137, "reason": "OOMKilled"}))
+    assert oom.health == Health.OOM_KILLED
+    late = podspec.verdict(_pod("Failed", "DeadlineExceeded", main={"exitCode": 137, "reason": "Error"}))
+    assert late.health == Health.TIMED_OUT
+    no_workspace = podspec.verdict(_pod("Failed", fetch=1))
+    assert no_workspace.exit_code is None and "fetching the workspace failed" in no_workspace.reason
