@@ -1,0 +1,36 @@
+"""One adapter per external system (STYLE.md): only these modules import these libraries."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parent.parent / "operator" / "sprint_orchestrator"
+ALLOWED = {
+    "pygit2": ("gitops/",),
+    "podman": ("runtime/podman.py",),
+    "kubernetes": ("kube.py",),
+}
+
+
+def imported_roots(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(), str(path))
+    roots = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            roots |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            roots.add(node.module.split(".")[0])
+    return roots
+
+
+@pytest.mark.parametrize("library", sorted(ALLOWED))
+def test_only_its_adapter_imports_each_external_system(library: str) -> None:
+    importers = sorted(
+        str(path.relative_to(PACKAGE)) for path in PACKAGE.rglob("*.py") if library in imported_roots(path)
+    )
+    assert importers, f"nothing imports {library}: is the table above out of date?"
+    outside = [p for p in importers if not p.startswith(ALLOWED[library])]
+    assert outside == [], f"{library} imported outside its adapter: {outside}"
