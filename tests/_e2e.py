@@ -16,10 +16,12 @@ from typing import Any
 
 import yaml
 
+import _procs
 from conftest import REPO, kubectl
 from localcluster import LocalCluster
 
 SPRINTCTL = str(Path(sys.executable).parent / "sprintctl")
+_STATE_DIRS: dict[int, Path] = {}  # operator pid -> its state dir, to find the Podman service it left
 
 
 def wait_for(check: Callable[[], Any], timeout: float = 60.0, what: str = "condition") -> Any:
@@ -78,16 +80,21 @@ def start_operator(
     local: LocalCluster, namespace: str, state_dir: Path, log: Path, **extra: str
 ) -> subprocess.Popen[bytes]:
     with open(log, "ab") as out:
-        return subprocess.Popen(
+        proc = subprocess.Popen(
             [SPRINTCTL, "operator", "--namespace", namespace, "--log-format", "json"],
             env=operator_env(local, state_dir, **extra),
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+    _STATE_DIRS[proc.pid] = state_dir
+    return proc
 
 
 def stop_operator(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> None:
+    """Stop the operator's process group with `sig`. SIGKILL simulates a crash: the Podman service
+    survives it (in its own session, by design) for the next operator to reuse. Any other signal is
+    the end of the operator: the service is stopped too, whichever operator process started it."""
     if proc.poll() is None:
         os.killpg(proc.pid, sig)
         try:
@@ -95,6 +102,9 @@ def stop_operator(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> N
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(timeout=10)
+    state_dir = _STATE_DIRS.pop(proc.pid, None)
+    if state_dir is not None and sig != signal.SIGKILL:
+        _procs.stop_podman_service(state_dir)
 
 
 def suspended_sprint(name: str, tasks: int = 3, **spec: Any) -> dict[str, Any]:

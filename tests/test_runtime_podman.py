@@ -7,7 +7,6 @@ import json
 import os
 import shutil
 import subprocess
-import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -16,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from _e2e import wait_for
 from _podman import build_base_image, remove_sprint, runtime_for, settings_for, task_spec
 from sprint_orchestrator import LABEL_ATTEMPT, LABEL_SPRINT, LABEL_TASK
 from sprint_orchestrator.errors import ImageBuildFailed, InvalidInput, RuntimeUnavailable
@@ -262,7 +262,10 @@ def test_secrets_reach_the_process_but_not_the_container_config(
 def test_a_restarted_operator_adopts_the_running_container(sprint: str, tmp_path: Path) -> None:
     state = tmp_path / "state"
     first = PodmanRuntime.connect(settings_for(state))
-    spec = task_spec(tmp_path, sprint, "long", sh("sleep 3; echo finished > out.txt"))
+    # Runs until the test lets it finish (creates `go`), however long the service restart takes.
+    spec = task_spec(
+        tmp_path, sprint, "long", sh("until [ -e go ]; do sleep 0.1; done; echo finished > out.txt")
+    )
     started = first.start_task(spec)
     first.close()  # the operator goes away, and its API service with it
     second = PodmanRuntime.connect(settings_for(state))
@@ -271,6 +274,7 @@ def test_a_restarted_operator_adopts_the_running_container(sprint: str, tmp_path
         assert [(i.task_id, i.attempt, i.health) for i in found] == [("long", 1, Health.RUNNING)]
         again = second.start_task(spec)
         assert again.adopted and again.container_id == started.container_id
+        (spec.workspace / "go").touch()
         outcome = second.wait(again, spec.timeout_s)
         assert outcome.exit_code == 0 and (spec.workspace / "out.txt").read_text() == "finished\n"
         assert len(second.find_task_containers(sprint)) == 1
@@ -300,10 +304,7 @@ def test_a_task_removed_while_waited_on_is_reported_removed(
     handle = runtime.start_task(spec)
     with ThreadPoolExecutor(1) as pool:
         waiting = pool.submit(runtime.wait, handle, spec.timeout_s)
-        for _ in range(600):  # the container has started writing
-            if (spec.workspace / "f.txt").exists():
-                break
-            time.sleep(0.05)
+        wait_for(lambda: (spec.workspace / "f.txt").exists(), timeout=300, what="the container to write")
         runtime.remove(handle)
         outcome = waiting.result(timeout=60)
     assert outcome.health == Health.REMOVED
