@@ -25,6 +25,7 @@ import datetime as dt
 import json
 import os
 import re
+import signal
 import ssl
 import statistics
 import subprocess
@@ -72,8 +73,8 @@ def sprint_manifest(name: str, bare: Path, recipes: Path, chain: bool) -> dict[s
         {
             "id": f"t{i:02d}",
             "title": f"write file {i}",
-            "filesToModify": [f"files/t{i:02d}.txt"],
-            "testRequirements": [f"test -s files/t{i:02d}.txt"],
+            "filesToModify": [f"files/{name}/t{i:02d}.txt"],
+            "testRequirements": [f"test -s files/{name}/t{i:02d}.txt"],
             "dependencies": [f"t{i - 1:02d}"] if chain and i else [],
         }
         for i in range(TASKS)
@@ -91,14 +92,19 @@ def sprint_manifest(name: str, bare: Path, recipes: Path, chain: bool) -> dict[s
     }
 
 
+def write_recipes(recipes: Path, prefix: str) -> None:
+    """Task tNN writes {prefix}tNN.txt (a new file: a real change to commit, gate and merge)."""
+    for i in range(TASKS):
+        target = recipes / f"t{i:02d}" / f"{prefix}t{i:02d}.txt"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(f"task {i}\n")
+
+
 class Bench:
     def __init__(self, tmp: Path, local: LocalCluster) -> None:
         self.tmp, self.local = tmp, local
         self.kubectl = [str(BIN / "kubectl"), "--kubeconfig", str(local.kubeconfig)]
-        self.recipes = tmp / "recipes"
-        for i in range(TASKS):
-            (self.recipes / f"t{i:02d}" / "files").mkdir(parents=True)
-            (self.recipes / f"t{i:02d}" / "files" / f"t{i:02d}.txt").write_text(f"task {i}\n")
+        self.bare = self.seed("target")  # one repository: the operator keeps one clone per trees path
 
     def seed(self, name: str) -> Path:
         work = self.tmp / f"seed-{name}"
@@ -114,18 +120,21 @@ class Bench:
 
     def sprint(self, name: str, chain: bool) -> dict[str, Any]:
         """Apply one sprint; wall time from the apply to main moved; its Tasks' spans."""
-        bare = self.seed(name)
-        before = sh("git", "--git-dir", str(bare), "rev-parse", "main").strip()
-        manifest = sprint_manifest(name, bare, self.recipes, chain)
+        recipes = self.tmp / f"recipes-{name}"
+        write_recipes(recipes, f"files/{name}/")
+        before = sh("git", "--git-dir", str(self.bare), "rev-parse", "main").strip()
+        manifest = sprint_manifest(name, self.bare, recipes, chain)
         started = time.perf_counter()
         subprocess.run(
             [*self.kubectl, "apply", "-f", "-"], input=json.dumps(manifest), text=True, check=True,
             capture_output=True,
         )  # fmt: skip
         deadline = time.monotonic() + 1800
-        while sh("git", "--git-dir", str(bare), "rev-parse", "main").strip() == before:
+        while sh("git", "--git-dir", str(self.bare), "rev-parse", "main").strip() == before:
             if time.monotonic() > deadline:
                 raise SystemExit(f"sprint {name}: main did not move in 30 minutes")
+            if self.phase(name) in TERMINAL:
+                raise SystemExit(f"sprint {name} ended without moving main: {self.status(name)}")
             time.sleep(0.05)
         wall = time.perf_counter() - started
         while (phase := self.phase(name)) not in TERMINAL:
@@ -135,9 +144,12 @@ class Bench:
         spans = [(when(t["status"]["startTime"]), when(t["status"]["completionTime"])) for t in tasks]
         return {"wall": wall, "spans": spans, "phase": phase}
 
-    def phase(self, name: str) -> str:
+    def status(self, name: str) -> dict[str, Any]:
         sprint = json.loads(sh(*self.kubectl, "get", "sprint", name, "-o", "json"))
-        return str((sprint.get("status") or {}).get("phase") or "")
+        return dict(sprint.get("status") or {})
+
+    def phase(self, name: str) -> str:
+        return str(self.status(name).get("phase") or "")
 
 
 def span_figures(runs: list[dict[str, Any]]) -> tuple[float, float]:
@@ -172,6 +184,7 @@ def start_operator(tmp: Path, local: LocalCluster) -> subprocess.Popen[bytes]:
 
 
 def main() -> int:
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so the cluster and operator are stopped
     os.environ.setdefault("CONTAINERS_CONF", str(REPO / "hack" / "containers.conf"))
     with tempfile.TemporaryDirectory(prefix="bench-sprint-") as tmpdir:
         tmp = Path(tmpdir)
@@ -190,7 +203,8 @@ def run(tmp: Path, local: LocalCluster) -> dict[str, Any]:
     sh(*bench.kubectl, "apply", "--server-side", "-f", str(REPO / "crds"))
     for crd in ("sprints", "tasks"):
         sh(*bench.kubectl, "wait", "--for=condition=Established", f"crd/{crd}.sprintorchestrator.dev")
-    baseline = Baseline(tmp / "baseline", bench.recipes, bench.seed("baseline"))
+    write_recipes(tmp / "recipes-baseline", "files/")
+    baseline = Baseline(tmp / "baseline", tmp / "recipes-baseline", bench.seed("baseline"))
     operator = start_operator(tmp, local)
     wide, chains, parallel, serial = [], [], [], []
     writes = 0
