@@ -130,11 +130,14 @@ class Bench:
             capture_output=True,
         )  # fmt: skip
         deadline = time.monotonic() + 1800
-        while sh("git", "--git-dir", str(self.bare), "rev-parse", "main").strip() == before:
+        while True:
+            ended = self.phase(name) in TERMINAL  # read before main: main moves before the phase
+            if sh("git", "--git-dir", str(self.bare), "rev-parse", "main").strip() != before:
+                break
+            if ended:
+                raise SystemExit(f"sprint {name} ended without moving main: {self.status(name)['message']}")
             if time.monotonic() > deadline:
                 raise SystemExit(f"sprint {name}: main did not move in 30 minutes")
-            if self.phase(name) in TERMINAL:
-                raise SystemExit(f"sprint {name} ended without moving main: {self.status(name)}")
             time.sleep(0.05)
         wall = time.perf_counter() - started
         while (phase := self.phase(name)) not in TERMINAL:
