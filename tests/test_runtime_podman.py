@@ -452,3 +452,36 @@ def test_finished_gate_containers_left_behind_are_pruned(runtime: PodmanRuntime)
         assert exists.returncode == 1
     finally:
         subprocess.run(["podman", "rm", "-f", name], check=False, capture_output=True)
+
+
+@pytest.mark.podman
+def test_pruning_spares_the_gates_of_this_operator_process_and_of_other_operators(
+    runtime: PodmanRuntime,
+) -> None:
+    """A restarted operator prunes at start-up while its resumed tasks already start gates: it must
+    remove only what an earlier process of the same operator left."""
+    owners = {
+        "earlier": (runtime.owner, "an-earlier-process"),
+        "ours": (runtime.owner, runtime.instance),
+        "theirs": ("another-operator", "its-process"),
+    }
+    names = {key: f"so-oneshot-{key}-{uuid.uuid4().hex[:8]}" for key in owners}
+    for key, (owner, instance) in owners.items():
+        labels = [
+            "sprintorchestrator.dev/role=oneshot",
+            f"sprintorchestrator.dev/owner={owner}",
+            f"sprintorchestrator.dev/instance={instance}",
+        ]
+        flags = [arg for label in labels for arg in ("--label", label)]
+        subprocess.run(
+            ["podman", "create", "--name", names[key], *flags, runtime.base_image, "true"],
+            check=True,
+            capture_output=True,
+        )
+    try:
+        pruned = runtime.prune_oneshots()
+        assert names["earlier"] in pruned
+        assert names["ours"] not in pruned and names["theirs"] not in pruned
+        assert subprocess.run(["podman", "container", "exists", names["ours"]], check=False).returncode == 0
+    finally:
+        subprocess.run(["podman", "rm", "-f", *names.values()], check=False, capture_output=True)

@@ -9,6 +9,7 @@ twin. conmon streams their output to a size-capped k8s-file log under the state 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import re
 import shutil
 import tempfile
@@ -48,6 +49,11 @@ from . import (
 )
 
 STOP_GRACE_S = 5
+# A one-shot container records which operator state dir (owner) and which runtime instance (one per
+# operator process) started it: start-up pruning removes only what an earlier process of the same
+# operator left, never a gate this process has just created, nor another operator's.
+_LABEL_OWNER = "sprintorchestrator.dev/owner"
+_LABEL_INSTANCE = "sprintorchestrator.dev/instance"
 _POLL = "20ms"  # the API's default 250 ms polling would triple the cost of a short task
 _CHECK_TIMEOUT_S = 30
 _REPO_CONF = Path(__file__).resolve().parents[3] / "hack" / "containers.conf"
@@ -62,6 +68,8 @@ class PodmanRuntime:
         self.base_image = Settings.base_image
         self._timed_out: set[str] = set()
         self._removed: set[str] = set()  # removed by us, maybe while a wait() was under way
+        self.owner = hashlib.sha256(str(state_dir.resolve()).encode()).hexdigest()[:16]
+        self.instance = uuid.uuid4().hex
 
     # -- connecting --------------------------------------------------------------------------------
 
@@ -271,14 +279,21 @@ class PodmanRuntime:
         return sorted(infos, key=lambda i: i.name)
 
     def prune_oneshots(self) -> list[str]:
-        """Remove finished one-shot (gate) containers an interrupted operator left behind."""
+        """Remove finished one-shot (gate) containers an interrupted operator left behind: an earlier
+        process of this operator (same owner, other instance), or unlabelled ones of older versions."""
         found = self.client.containers.list(
             all=True, filters={"label": f"{LABEL_ROLE}=oneshot"}, sparse=False
         )
-        stale = [c.name for c in found if c.status not in ("running", "paused")]
+        stale = [c.name for c in found if c.status not in ("running", "paused") and self._left_behind(c)]
         for name in stale:
             self.remove(name)
         return stale
+
+    def _left_behind(self, container: Any) -> bool:
+        labels = container.labels or {}
+        if _LABEL_OWNER not in labels:
+            return True
+        return bool(labels[_LABEL_OWNER] == self.owner and labels.get(_LABEL_INSTANCE) != self.instance)
 
     def remove(self, handle_or_name: RunHandle | str) -> None:
         name = handle_or_name if isinstance(handle_or_name, str) else handle_or_name.name
@@ -304,7 +319,7 @@ class PodmanRuntime:
         mounts = [workdir_mount] if workdir_mount else []
         ownership.hand_over(mounts, user)
         kwargs = containers.hardened(image, command, name, limits, self._log(name), user)
-        kwargs["labels"] = {LABEL_ROLE: "oneshot"}
+        kwargs["labels"] = {LABEL_ROLE: "oneshot", _LABEL_OWNER: self.owner, _LABEL_INSTANCE: self.instance}
         kwargs["mounts"] = (
             [containers.bind(Mount(workdir_mount, "/workspace", read_only=False))] if workdir_mount else []
         )
