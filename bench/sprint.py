@@ -155,13 +155,24 @@ class Bench:
         return str(self.status(name).get("phase") or "")
 
 
+def occupied_seconds(spans: list[tuple[dt.datetime, dt.datetime]]) -> float:
+    """Slot-seconds in use: at each instant min(tasks admitted and not yet merged, SLOTS) (a task
+    waiting in the merge queue no longer holds a slot, so more than SLOTS can be in flight)."""
+    events = sorted([(s, 1) for s, _ in spans] + [(e, -1) for _, e in spans])
+    total, active, last = 0.0, 0, events[0][0]
+    for moment, step in events:
+        total += min(active, SLOTS) * (moment - last).total_seconds()
+        active, last = active + step, moment
+    return total
+
+
 def span_figures(runs: list[dict[str, Any]]) -> tuple[float, float]:
     """(median task seconds, slot utilization) over the independent sprints."""
     durations, busy, capacity = [], 0.0, 0.0
     for run in runs:
         spans = run["spans"]
         durations += [(e - s).total_seconds() for s, e in spans]
-        busy += sum((e - s).total_seconds() for s, e in spans)
+        busy += occupied_seconds(spans)
         capacity += SLOTS * (max(e for _, e in spans) - min(s for s, _ in spans)).total_seconds()
     return statistics.median(durations), busy / capacity
 
