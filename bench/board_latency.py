@@ -1,18 +1,21 @@
-"""Benchmark: a Task status write -> the dashboard's shared watch -> the browser.
+"""Benchmark: container exit -> the card's DOM updated in real Chromium, through the operator, the API
+server, the dashboard's shared watch and its WebSocket.
 
-On the local control plane (real etcd + kube-apiserver), with `sprintctl dashboard` as a real process:
-- baseline: status write -> the event on a plain Kubernetes watch opened by this script (the floor any
-  dashboard can reach);
-- websocket: status write -> the board message on a real WebSocket client of the dashboard;
-- dom: status write -> the card's DOM updated in real Chromium (Playwright, Debian's chromium).
-Each sample writes `status.attempt = i` on one Task and waits for exactly that value to arrive.
-- container exit (with --demo, needs Podman): the operator runs examples/sprint.yaml (6 tasks) in real
-  containers, BOARD_LATENCY_DEMO_RUNS times; per task, the container's `died` time from `podman
-  events` -> the first board message on a WebSocket client showing the task's container as exited.
+Headline (needs Podman): a real operator runs a sprint of BOARD_LATENCY_TASKS (60) independent
+demo-team tasks (team.type demo, each writing one file) in real containers, with the board open in
+Chromium (Playwright driving Debian's chromium, no browser download). Per task: the container's `died`
+time from `podman events` -> the first DOM mutation showing its card's container as exited (a
+MutationObserver in the page, Date.now()). Beside it, the same exits seen by a Python WebSocket client.
 
-Last line: {"p50_s": ..., "p95_s": ..., "samples": N, ...}: p50/p95 are container exit -> browser
-with --demo, else status write -> Chromium DOM (the WebSocket ones when Chromium is missing); the
-other stages' figures are beside them.
+Stages, on the same control plane and dashboard, each write `status.attempt = i` on one Task and wait
+for exactly that value (BOARD_LATENCY_SAMPLES, 40):
+- baseline: status write -> the event on a plain Kubernetes watch of our own (the floor any dashboard
+  can reach);
+- write_websocket: status write -> the board message on a WebSocket client of the dashboard;
+- write_dom: status write -> the card's DOM updated in Chromium.
+
+Last line: {"p50_s": ..., "p95_s": ..., "samples": N, "measured": ..., ...}: p50/p95 are container exit
+-> Chromium DOM (status write -> DOM with --no-containers), the other stages' figures beside them.
 """
 
 from __future__ import annotations
@@ -37,18 +40,27 @@ sys.path.insert(0, str(REPO / "tests"))
 
 from websockets.sync.client import connect  # noqa: E402
 
-from _board import create_sprint_with_tasks, dashboard, demo_sprint, sprint_body  # noqa: E402
+from _board import create_sprint_with_tasks, dashboard, sprint_body  # noqa: E402
 from localcluster import BIN, LocalCluster  # noqa: E402
 from sprint_orchestrator.kube import SPRINTS, TASKS, Kube  # noqa: E402
 
 SAMPLES = int(os.environ.get("BOARD_LATENCY_SAMPLES", "40"))
-DEMO_RUNS = int(os.environ.get("BOARD_LATENCY_DEMO_RUNS", "2"))
+DEMO_TASKS = int(os.environ.get("BOARD_LATENCY_TASKS", "60"))
 EXITED = ("exited", "oom-killed", "timed-out", "removed")
 TERMINAL = ("Completed", "Partial", "Failed", "RolledBack")
 NAMESPACE = "bench"
 SPRINT = "lat-1"
 TASK = "lat-1-t0"
 CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 
 def write(kube: Kube, attempt: int) -> float:
@@ -107,18 +119,9 @@ def websocket(kube: Kube, base: str, first: int) -> list[float]:
 def dom(kube: Kube, base: str, first: int) -> list[float]:
     from playwright.sync_api import sync_playwright
 
-    args = [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-    ]
     out = []
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=args, headless=True)
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
         page = browser.new_page()
         page.goto(f"{base}/board/{SPRINT}")
         page.wait_for_selector('.card[data-task="t0"]')
@@ -153,6 +156,24 @@ def exits_seen(base: str, sprint: str, stop: threading.Event, seen: dict[str, fl
                     seen[card["task_id"]] = now
 
 
+# In the page: per card, the wall time (ms) the DOM first shows its container exited, counted only for
+# cards the DOM showed before with a container not yet exited (so a page load never makes a sample).
+DOM_EXITS = """
+window.__exits = {}; window.__before = {};
+const EXITED = new Set(EXITED_STATES);
+new MutationObserver(() => {
+  const now = Date.now();
+  for (const card of document.querySelectorAll(".card[data-task]")) {
+    const span = card.querySelector("[class^='health-']");
+    if (!span) continue;
+    const id = card.dataset.task, health = span.className.slice("health-".length);
+    if (!EXITED.has(health)) window.__before[id] = true;
+    else if (window.__before[id] && !(id in window.__exits)) window.__exits[id] = now;
+  }
+}).observe(document, {childList: true, subtree: true, characterData: true, attributes: true});
+""".replace("EXITED_STATES", json.dumps(list(EXITED)))
+
+
 def died(sprint: str, since: float) -> dict[str, float]:
     """task id -> wall time its task container died, from Podman's own event log."""
     out = subprocess.run(
@@ -183,43 +204,83 @@ def died(sprint: str, since: float) -> dict[str, float]:
     return times
 
 
-def demo(local: LocalCluster, kube: Kube, tmp: Path) -> list[float]:
-    """Each run gets its own operator (a target repository and trees directory of its own)."""
+def demo_team_sprint(tmp: Path, name: str, tasks: int) -> dict[str, Any]:
+    """`tasks` independent demo-team tasks, each writing one file (a real change the operator commits
+    and merges), on a fresh bare repository."""
+    recipes, seed, bare = tmp / "recipes", tmp / "seed", tmp / "target.git"
+    for i in range(tasks):
+        (recipes / f"t{i:02d}" / "files").mkdir(parents=True)
+        (recipes / f"t{i:02d}" / "files" / f"t{i:02d}.txt").write_text(f"task {i}\n")
+    seed.mkdir()
+    (seed / "README.md").write_text("board latency\n")
+    for args in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-qm", "initial commit"]):
+        subprocess.run(["git", "-C", str(seed), *args], check=True, capture_output=True)
+    subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(bare)], check=True)
+    subprocess.run(["git", "-C", str(seed), "push", "-q", str(bare), "main"], check=True, capture_output=True)
+    return {
+        "apiVersion": "sprintorchestrator.dev/v1alpha1",
+        "kind": "Sprint",
+        "metadata": {"name": name},
+        "spec": {
+            "repository": {"url": str(bare)},
+            "team": {"type": "demo", "recipes": str(recipes)},
+            "maxParallelTasks": 5,
+            "tasks": [
+                {"id": f"t{i:02d}", "title": f"write file {i}", "filesToModify": [f"files/t{i:02d}.txt"]}
+                for i in range(tasks)
+            ],
+        },
+    }
+
+
+def demo(local: LocalCluster, kube: Kube, tmp: Path) -> tuple[list[float], list[float]]:
+    """Container exit -> Chromium DOM and -> a WebSocket client, for every task of a demo-team sprint
+    run by a real operator in real containers."""
     from _board import operator_config
     from _e2e import start_operator, stop_operator
 
     os.environ.setdefault("CONTAINERS_CONF", str(REPO / "hack" / "containers.conf"))
-    out: list[float] = []
+    work = tmp / "demo"
+    work.mkdir()
     with dashboard(local.kubeconfig, NAMESPACE, tmp) as base:
-        for run_no in range(DEMO_RUNS):
-            work = tmp / f"run{run_no}"
-            work.mkdir()
-            proc = start_operator(local, NAMESPACE, work / "state", work / "op.log", **operator_config(work))
-            try:
-                out += demo_run(kube, base, work, f"textstats-r{run_no}")
-            finally:
-                stop_operator(proc)
-    return out
+        proc = start_operator(local, NAMESPACE, work / "state", work / "op.log", **operator_config(work))
+        try:
+            return demo_run(kube, base, work, "exits-1")
+        finally:
+            stop_operator(proc)
 
 
-def demo_run(kube: Kube, base: str, tmp: Path, name: str) -> list[float]:
-    manifest = demo_sprint(tmp, REPO)
-    manifest["metadata"]["name"] = name
+def demo_run(kube: Kube, base: str, tmp: Path, name: str) -> tuple[list[float], list[float]]:
+    from playwright.sync_api import sync_playwright
+
+    manifest = demo_team_sprint(tmp, name, DEMO_TASKS)
     started, seen, stop = time.time(), {}, threading.Event()
-    kube.create(SPRINTS, NAMESPACE, manifest)
-    _wait(lambda: kube.get(SPRINTS, NAMESPACE, name) is not None)
-    watcher = threading.Thread(target=exits_seen, args=(base, name, stop, seen), daemon=True)
-    watcher.start()
-    _wait(lambda: len(seen) == len(manifest["spec"]["tasks"]), timeout=600)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        page = browser.new_page()
+        page.add_init_script(DOM_EXITS)
+        kube.create(SPRINTS, NAMESPACE, manifest)
+        _wait(lambda: kube.get(SPRINTS, NAMESPACE, name) is not None)
+        watcher = threading.Thread(target=exits_seen, args=(base, name, stop, seen), daemon=True)
+        watcher.start()
+        page.goto(f"{base}/board/{name}")
+        page.wait_for_function(
+            f"Object.keys(window.__exits).length >= {DEMO_TASKS}", timeout=1800_000, polling=500
+        )
+        shown: dict[str, float] = {k: v / 1000 for k, v in page.evaluate("window.__exits").items()}
+        browser.close()
+    _wait(lambda: len(seen) == DEMO_TASKS, timeout=60)
     stop.set()
     watcher.join(timeout=5)
-    # Let the sprint finish (one sprint at a time per operator) and remove it before the next run.
     _wait(
         lambda: ((kube.get(SPRINTS, NAMESPACE, name) or {}).get("status") or {}).get("phase") in TERMINAL, 600
     )
-    kube.delete(SPRINTS, NAMESPACE, name)
+    phase = (kube.get(SPRINTS, NAMESPACE, name) or {})["status"]["phase"]
+    print(f"demo-team sprint {name}: {phase}", file=sys.stderr)
     deaths = died(name, started)
-    return [seen[t] - deaths[t] for t in seen if t in deaths]
+    dom_s = [shown[t] - deaths[t] for t in shown if t in deaths]
+    ws_s = [seen[t] - deaths[t] for t in seen if t in deaths]
+    return dom_s, ws_s
 
 
 def main() -> None:
@@ -262,23 +323,31 @@ def run(local: LocalCluster, tmp: Path) -> dict[str, Any]:
         shown = dom(kube, base, 2000) if Path(CHROMIUM).exists() else []
         if shown:
             print(f"dom (chromium): {percentiles(shown)}", file=sys.stderr)
-    exits = demo(local, kube, tmp) if "--demo" in sys.argv else []
-    if exits:
-        print(f"container exit -> websocket: {percentiles(exits)}", file=sys.stderr)
-    head = exits or shown or pushed
+    exit_dom, exit_ws = demo(local, kube, tmp) if "--no-containers" not in sys.argv else ([], [])
+    if exit_dom:
+        print(f"container exit -> chromium DOM: {percentiles(exit_dom)}", file=sys.stderr)
+        print(f"container exit -> websocket: {percentiles(exit_ws)}", file=sys.stderr)
+    head = exit_dom or shown or pushed
+    extra: dict[str, Any] = {}
+    for label, values in (
+        ("exit_websocket", exit_ws),
+        ("write_dom", shown),
+        ("write_websocket", pushed),
+        ("baseline_watch", raw),
+    ):
+        if values:
+            figures = percentiles(values)
+            extra |= {f"{label}_p50_s": figures["p50_s"], f"{label}_p95_s": figures["p95_s"]}
     return {
         **percentiles(head),
         "samples": len(head),
-        "measured": "container-exit" if exits else "dom" if shown else "websocket",
-        **(
-            {"dom_p50_s": percentiles(shown)["p50_s"], "dom_p95_s": percentiles(shown)["p95_s"]}
-            if shown
-            else {}
-        ),
-        "websocket_p50_s": percentiles(pushed)["p50_s"],
-        "websocket_p95_s": percentiles(pushed)["p95_s"],
-        "baseline_watch_p50_s": percentiles(raw)["p50_s"],
-        "baseline_watch_p95_s": percentiles(raw)["p95_s"],
+        "measured": "container exit -> chromium DOM"
+        if exit_dom
+        else "status write -> chromium DOM"
+        if shown
+        else "status write -> websocket",
+        **extra,
+        "exit_websocket_samples": len(exit_ws),
     }
 
 

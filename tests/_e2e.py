@@ -16,11 +16,13 @@ from typing import Any
 
 import yaml
 
+import _procs
 from _oplog import watch
 from conftest import REPO, kubectl
 from localcluster import LocalCluster
 
 SPRINTCTL = str(Path(sys.executable).parent / "sprintctl")
+_STATE_DIRS: dict[int, Path] = {}  # operator pid -> its state dir, to find the Podman service it left
 
 
 def wait_for(check: Callable[[], Any], timeout: float = 60.0, what: str = "condition") -> Any:
@@ -81,16 +83,21 @@ def start_operator(
     watch(log)  # the test fails if this operator logs an unexpected error
     watched = [namespace] if isinstance(namespace, str) else namespace
     with open(log, "ab") as out:
-        return subprocess.Popen(
+        proc = subprocess.Popen(
             [SPRINTCTL, "operator", *(f"--namespace={ns}" for ns in watched), "--log-format", "json"],
             env=operator_env(local, state_dir, **extra),
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+    _STATE_DIRS[proc.pid] = state_dir
+    return proc
 
 
 def stop_operator(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> None:
+    """Stop the operator's process group with `sig`. SIGKILL simulates a crash: the Podman service
+    survives it (in its own session, by design) for the next operator to reuse. Any other signal is
+    the end of the operator: the service is stopped too, whichever operator process started it."""
     if proc.poll() is None:
         os.killpg(proc.pid, sig)
         try:
@@ -98,6 +105,9 @@ def stop_operator(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> N
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(timeout=10)
+    state_dir = _STATE_DIRS.pop(proc.pid, None)
+    if state_dir is not None and sig != signal.SIGKILL:
+        _procs.stop_podman_service(state_dir)
 
 
 def suspended_sprint(name: str, tasks: int = 3, **spec: Any) -> dict[str, Any]:

@@ -70,6 +70,21 @@ def audited_calls(log: Path, username: str) -> list[Call]:
     return calls
 
 
+def unfinished_requests(log: Path, username: str) -> set[str]:
+    """Audit IDs of `username`'s long-running requests (watches) logged as started but not yet as
+    complete: the apiserver logs a watch's ResponseComplete only once it sees the client gone."""
+    started: set[str] = set()
+    for line in log.read_text().splitlines():
+        event = json.loads(line)
+        if event.get("user", {}).get("username") != username:
+            continue
+        if event.get("stage") == "ResponseStarted":
+            started.add(event["auditID"])
+        elif event.get("stage") in ("ResponseComplete", "Panic"):
+            started.discard(event["auditID"])
+    return started
+
+
 def _allows(rule: dict[str, Any], call: Call) -> bool:
     return (
         call.api_group in rule.get("apiGroups", [])

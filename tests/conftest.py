@@ -1,8 +1,11 @@
-"""Shared fixtures: the real local control plane (session-scoped) and a fresh namespace per test."""
+"""Shared fixtures: the real local control plane (session-scoped), a fresh namespace per test, and the
+session's last check: no process the suite started outlives it."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import subprocess
 import sys
 import uuid
@@ -14,10 +17,33 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "hack"))
 
+import _procs  # noqa: E402
 from _oplog import _operator_logs_are_clean  # noqa: E402, F401  (an autouse fixture)
 from localcluster import BIN, LocalCluster  # noqa: E402
 
 CRDS = REPO / "crds"
+LEFTOVER_GRACE_S = 30.0  # for a process already told to stop (SIGTERM sent) to finish exiting
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if not _procs.become_subreaper():
+        raise pytest.UsageError("prctl(PR_SET_CHILD_SUBREAPER) failed: the leftover check needs it")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _nothing_left_running() -> Iterator[None]:
+    """Set up before every other fixture, so torn down after them all: then fail the run if any
+    process this session started (a descendant of pytest, orphans included) is still alive."""
+    yield
+    left = _procs.wait_gone(_procs.descendants(), LEFTOVER_GRACE_S)
+    for proc in left:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(proc.pid, signal.SIGKILL)
+    _procs.wait_gone(left, LEFTOVER_GRACE_S)
+    _procs.reap_orphans()
+    if left:
+        listing = "\n".join(f"  {proc}" for proc in left)
+        pytest.fail(f"{len(left)} process(es) the test session started outlived it (now killed):\n{listing}")
 
 
 @pytest.fixture(scope="session")

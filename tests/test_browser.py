@@ -47,6 +47,7 @@ def browser() -> Iterator[Any]:
 @pytest.fixture
 def page(browser: Any) -> Iterator[Any]:
     context = browser.new_context(viewport={"width": 1400, "height": 900})
+    context.set_default_timeout(60_000)  # a bound for a loaded machine, not a speed goal
     yield context.new_page()
     context.close()
 
@@ -81,7 +82,7 @@ def test_the_board_moves_cards_live_as_task_status_changes(
                 "tokens": {"actual": 800},
             },
         )
-        page.wait_for_selector(card("in-progress", "t0"), timeout=10_000)
+        page.wait_for_selector(card("in-progress", "t0"), timeout=60_000)
         assert "800 / 1000 tok" in page.text_content(card("in-progress", "t0"))
         assert page.text_content("#active") == "1"
         set_status(
@@ -91,7 +92,7 @@ def test_the_board_moves_cards_live_as_task_status_changes(
             "t0",
             {"column": "completed", "containerHealth": "removed", "completionTime": "2026-01-01T12:01:00Z"},
         )
-        page.wait_for_selector(card("completed", "t0"), timeout=10_000)
+        page.wait_for_selector(card("completed", "t0"), timeout=60_000)
         assert page.text_content("#progress-text") == "1/3 tasks"
         shot(page, "board-live")
 
@@ -187,15 +188,15 @@ def test_the_real_kaiban_board_renders_the_sprint_cards_and_follows_them(
     with dashboard(cluster.kubeconfig, namespace, tmp_path) as base:
         page.goto(f"{base}/kaiban/kb-1")
         try:
-            page.wait_for_selector("text=Task 0 [priority high", timeout=30_000)
+            page.wait_for_selector("text=Task 0 [priority high", timeout=60_000)
         except Exception as exc:
             shot(page, "kaiban-board-failed")
             raise AssertionError(
                 f"no cards on the Kaiban Board; errors: {errors}, console: {console}"
             ) from exc
-        page.wait_for_selector("text=Task 1 [priority medium", timeout=10_000)
-        page.wait_for_selector("body[data-board-tab='1']", timeout=10_000)
-        page.wait_for_selector("text=To Do", timeout=10_000)
+        page.wait_for_selector("text=Task 1 [priority medium", timeout=60_000)
+        page.wait_for_selector("body[data-board-tab='1']", timeout=60_000)
+        page.wait_for_selector("text=To Do", timeout=60_000)
         assert page.evaluate("window.KAIBAN_TELEMETRY_OPT_OUT") is True
         set_status(
             kube,
@@ -210,7 +211,7 @@ def test_the_real_kaiban_board_renders_the_sprint_cards_and_follows_them(
         )
         page.wait_for_function(
             "() => window.kaibanStore && window.kaibanStore.getState().tasks[0].status === 'DONE'",
-            timeout=10_000,
+            timeout=60_000,
         )
         shot(page, "kaiban-board")
         broken = page.evaluate(
@@ -249,12 +250,12 @@ def test_the_board_follows_a_real_demo_sprint_to_completion(
         page.wait_for_selector("#drill[open]")
         assert "(no RESULTS.md yet)" not in page.text_content("#drill-results")
         assert "passed" in page.text_content("#drill-gates")
-        page.wait_for_function("document.getElementById('drill-log').textContent.length > 0", timeout=10_000)
+        page.wait_for_function("document.getElementById('drill-log').textContent.length > 0", timeout=60_000)
         shot(page, "demo-drill-down")
         page.goto(f"{base}/kaiban/textstats-1")
         page.wait_for_function(
             "() => window.kaibanStore && window.kaibanStore.getState().tasks.every(t => t.status === 'DONE')",
-            timeout=30_000,
+            timeout=60_000,
         )
         shot(page, "demo-kaiban-board")
 

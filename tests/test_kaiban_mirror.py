@@ -102,7 +102,7 @@ async def test_hub_reports_column_moves_only_after_the_first_sync() -> None:
     hub.apply("Task", "MODIFIED", task_body(sprint, "t0", {"column": "failed", "attempt": 2}))
     hub.apply("Task", "MODIFIED", task_body(sprint, "t0", {"column": "in-progress"}))
     hub.apply("Sprint", "MODIFIED", {**sprint, "status": {"phase": "Completed"}})
-    await asyncio.sleep(0.05)
+    await asyncio.gather(*hub._pending)  # every listener call apply() scheduled, to its end
     assert [(m.kind, m.old, m.new) for m in seen] == [
         ("Task", "failed", "in-progress"),
         ("Sprint", None, "Completed"),

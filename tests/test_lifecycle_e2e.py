@@ -4,10 +4,8 @@ repositories, real Podman containers running the demo team."""
 from __future__ import annotations
 
 import json
-import random
 import signal
 import subprocess
-import time
 from pathlib import Path
 from typing import Any
 
@@ -173,10 +171,18 @@ def test_a_conflict_is_isolated_a_failed_gate_waits_for_review_and_bisection_eje
         assert "manual merge required" in tasks[loser]["error"]
         assert tasks["buggy"]["column"] == "review"
         assert not tasks["buggy"]["gates"][0]["passed"]
-        time.sleep(2)
-        assert (
-            sprint_status(cluster, namespace, "textstats-trouble")["phase"] == "Running"
-        )  # waits for a human
+
+        # The sprint has counted every task settled but `buggy` in review (it moves to Integrating in
+        # the same step once all are settled): it waits for a human, whatever the time it is given.
+        def counted() -> dict[str, Any] | None:
+            status = sprint_status(cluster, namespace, "textstats-trouble")
+            columns = status.get("columns") or {}
+            busy = columns.get("ready", 0) + columns.get("inProgress", 0)
+            settled = columns.get("review") == 1 and columns.get("completed") == 2 and not busy
+            return status if settled else None
+
+        seen = wait_for(counted, what="the sprint to count the task in review")
+        assert seen["phase"] == "Running"
         subprocess.run(
             [SPRINTCTL, "approve", "textstats-trouble", "buggy", "-n", namespace],
             env=env,
@@ -195,6 +201,21 @@ def test_a_conflict_is_isolated_a_failed_gate_waits_for_review_and_bisection_eje
     assert version in git("-C", str(repo), "show", "main:textstats/__init__.py")
 
 
+def held_while(task: str) -> str:
+    """A test command that waits while the recipes directory holds `hold/<task>`. The demo team runs
+    it in the task's container (the recipes are bind-mounted there), so a test keeps the task running
+    exactly as long as it needs, whatever the machine's speed; the gates run it without the recipes
+    directory, so they never wait."""
+    return f"while [ -e /opt/demo-recipes/hold/{task} ]; do sleep 0.2; done"
+
+
+def hold(recipes: Path, task: str) -> Path:
+    """Keep `task` (its test commands start with held_while(task)) running until the file is removed."""
+    (recipes / "hold").mkdir(parents=True, exist_ok=True)
+    (recipes / "hold" / task).touch()
+    return recipes / "hold" / task
+
+
 def chain_sprint(name: str, repo: Path, recipes: Path, tasks: int = 10) -> dict[str, Any]:
     """`tasks` tasks, each writing its own file; a diamond-and-chain dependency graph."""
     graph = {2: (0, 1), 3: (2,), 4: (2,), 5: (3, 4), 7: (6,), 8: (5, 7), 9: (8,)}
@@ -210,7 +231,7 @@ def chain_sprint(name: str, repo: Path, recipes: Path, tasks: int = 10) -> dict[
                 "priority": ["high", "medium", "low"][i % 3],
                 "dependencies": sorted(set(deps)),
                 "filesToModify": [f"files/t{i}.txt"],
-                "testRequirements": [f"test -s files/t{i}.txt"],
+                "testRequirements": [f"{held_while(f't{i}')}; test -s files/t{i}.txt"],
                 "estimatedTokens": 1000,
             }
         )
@@ -220,7 +241,7 @@ def chain_sprint(name: str, repo: Path, recipes: Path, tasks: int = 10) -> dict[
         "metadata": {"name": name},
         "spec": {
             "repository": {"url": str(repo)},
-            "team": {"type": "demo", "recipes": str(recipes), "sleepSeconds": 3},
+            "team": {"type": "demo", "recipes": str(recipes)},
             "maxParallelTasks": 3,
             "tasks": definitions,
             "integrationTests": ["test $(ls files | wc -l) -eq 10"],
@@ -228,44 +249,72 @@ def chain_sprint(name: str, repo: Path, recipes: Path, tasks: int = 10) -> dict[
     }
 
 
+def run_chain(cluster: LocalCluster, namespace: str, tmp: Path, name: str, kill: bool) -> tuple[Path, int]:
+    """Run the chain sprint; with `kill`, SIGKILL the operator 3 times per task, each at one of the
+    task's steps (its container running, its container exiting, merged), whatever the machine's speed:
+    every task is held running (see chain_sprint) until its kills are done. Returns (repo, kills)."""
+    repo = seed_repository(tmp, files={"README.md": "chain\n"})
+    manifest = chain_sprint(name, repo, tmp / "recipes")
+    order = [t["id"] for t in manifest["spec"]["tasks"]]  # every task's dependencies come before it
+    holds = {task: hold(tmp / "recipes", task) for task in (order if kill else [])}
+    apply(cluster, namespace, manifest)
+    env = config(tmp)
+    proc = start_operator(cluster, namespace, tmp / "state", tmp / "op.log", **env)
+    killed = 0
+
+    def crash_and_restart() -> None:
+        nonlocal proc, killed
+        stop_operator(proc, signal.SIGKILL)
+        killed += 1
+        proc = start_operator(cluster, namespace, tmp / "state", tmp / "op.log", **env)
+
+    def task_is(task: str, key: str, value: str) -> bool:
+        return by_id(cluster, namespace, name).get(task, {}).get(key) == value
+
+    try:
+        for task in order if kill else []:
+            wait_for(lambda t=task: task_is(t, "containerHealth", "running"), 300, f"{task} running")
+            crash_and_restart()  # the container keeps running while no operator watches it
+            holds[task].unlink()
+            crash_and_restart()  # the container exits while no operator watches it
+            wait_for(lambda t=task: task_is(t, "phase", "Completed"), 300, f"{task} merged")
+            crash_and_restart()  # right after a merge, with the next tasks starting
+        status = wait_terminal(cluster, namespace, name, timeout=600)
+    finally:
+        stop_operator(proc)
+    assert status["phase"] == "Completed", status.get("message")
+    return repo, killed
+
+
 def test_an_operator_killed_30_times_loses_no_work_and_leaves_nothing_behind(
     cluster: LocalCluster, namespace: str, tmp_path: Path
 ) -> None:
-    rnd = random.Random(20261125)
     results: dict[str, dict[str, str]] = {}
-    for run, kills in (("calm", 0), ("killed", 30)):
+    for run, kill in (("calm", False), ("killed", True)):
         tmp = tmp_path / run
         tmp.mkdir()
-        repo = seed_repository(tmp, files={"README.md": "chain\n"})
         name = f"chain-{run}"
-        apply(cluster, namespace, chain_sprint(name, repo, tmp / "recipes"))
-        env = config(tmp)
-        proc = start_operator(cluster, namespace, tmp / "state", tmp / "op.log", **env)
-        killed = 0
-        try:
-            while killed < kills and sprint_status(cluster, namespace, name).get("phase") not in TERMINAL:
-                time.sleep(rnd.uniform(0.3, 2.5))
-                stop_operator(proc, signal.SIGKILL)
-                killed += 1
-                proc = start_operator(cluster, namespace, tmp / "state", tmp / "op.log", **env)
-            status = wait_terminal(cluster, namespace, name, timeout=600)
-        finally:
-            stop_operator(proc)
-        assert killed == kills, f"the sprint finished after only {killed} kills"
-        assert status["phase"] == "Completed", status.get("message")
+        repo, killed = run_chain(cluster, namespace, tmp, name, kill)
+        assert killed == (30 if kill else 0)
         results[run] = tree_files(repo)
         merges = git("-C", str(repo), "log", "--merges", "--format=%s", "main").splitlines()
         merged = [line for line in merges if line.startswith("Merge task ")]
         assert len(merged) == len(set(merged)) == 10, merges  # every task merged exactly once
         left = task_containers(name)
         assert left.strip() == "", "containers left behind"
-        clone = tmp / "trees" / "repo.git"
+        [clone] = list((tmp / "trees").glob("*/repo.git"))  # one clone per repository
         worktrees = git("--git-dir", str(clone), "worktree", "list", "--porcelain")
         task_trees = [w for w in worktrees.split("\n\n") if "/tasks/" in w]
         assert task_trees == [], worktrees
         assert list(clone.rglob("*.lock")) == []
     assert results["killed"] == results["calm"]
     assert len(results["calm"]) == 11
+
+
+def hold_only_task(manifest: dict[str, Any], recipes: Path) -> Path:
+    """Keep small_sprint's task running until the returned file is removed."""
+    manifest["spec"]["tasks"][0]["testRequirements"] = [held_while("only")]
+    return hold(recipes, "only")
 
 
 def small_sprint(name: str, repo: Path, recipes: Path, **spec: Any) -> dict[str, Any]:
@@ -314,7 +363,7 @@ def test_cancel_stops_the_containers_and_leaves_main_alone(
     env = {**operator_env(cluster, tmp_path), "KUBECONFIG": str(cluster.kubeconfig)}
     with operator_process(cluster, namespace, tmp_path / "state", tmp_path / "op.log", **config(tmp_path)):
         manifest = small_sprint("slow", repo, tmp_path / "r")
-        manifest["spec"]["team"]["sleepSeconds"] = 120
+        hold_only_task(manifest, tmp_path / "r")  # never released: runs until cancelled
         apply(cluster, namespace, manifest)
         wait_for(
             lambda: by_id(cluster, namespace, "slow").get("only", {}).get("containerHealth") == "running"
@@ -438,7 +487,7 @@ def test_main_moving_during_the_sprint_is_merged_in_and_retested(
 ) -> None:
     repo = seed_repository(tmp_path, files={"README.md": "x\n"})
     manifest = small_sprint("moving", repo, tmp_path / "r")
-    manifest["spec"]["team"]["sleepSeconds"] = 4
+    held = hold_only_task(manifest, tmp_path / "r")
     manifest["spec"]["integrationTests"] = ["test -f out/moving.txt && test -f hotfix.txt"]
     other = tmp_path / "other"
     git("clone", "-q", str(repo), str(other))
@@ -452,6 +501,7 @@ def test_main_moving_during_the_sprint_is_merged_in_and_retested(
         git("-C", str(other), "commit", "-qm", "hotfix on main")
         git("-C", str(other), "push", "-q", "origin", "main")
         hotfix = git("-C", str(other), "rev-parse", "HEAD").strip()
+        held.unlink()  # main moved while the task ran
         status = wait_terminal(cluster, namespace, "moving")
     task = by_id(cluster, namespace, "moving")["only"]
     assert status["phase"] == "Completed", (
@@ -472,13 +522,14 @@ def test_max_concurrent_sprints_queues_the_second_sprint(
 ) -> None:
     repo = seed_repository(tmp_path, files={"README.md": "x\n"})
     first = small_sprint("one", repo, tmp_path / "r1")
-    first["spec"]["team"]["sleepSeconds"] = 3
+    held = hold_only_task(first, tmp_path / "r1")
     with operator_process(cluster, namespace, tmp_path / "state", tmp_path / "op.log", **config(tmp_path, 1)):
         apply(cluster, namespace, first)
         wait_for(lambda: sprint_status(cluster, namespace, "one").get("phase") == "Running")
         apply(cluster, namespace, small_sprint("two", repo, tmp_path / "r2"))
         queued = wait_for(lambda: "queued" in (sprint_status(cluster, namespace, "two").get("message") or ""))
         assert queued
+        held.unlink()  # sprint one runs until sprint two has been seen queued
         one = wait_terminal(cluster, namespace, "one")
         two = wait_terminal(cluster, namespace, "two")
     assert one["phase"] == two["phase"] == "Completed"

@@ -10,7 +10,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +19,15 @@ import pytest
 import yaml
 
 from _e2e import SPRINTCTL, apply, get_json, sprint_status, suspended_sprint, tasks_of, wait_for
-from _rbac import AuditedCluster, Call, audited_calls, sa_kubeconfig, unused_rules, violations
+from _rbac import (
+    AuditedCluster,
+    Call,
+    audited_calls,
+    sa_kubeconfig,
+    unfinished_requests,
+    unused_rules,
+    violations,
+)
 from conftest import CRDS, kubectl
 from localcluster import BIN, LocalCluster, free_port
 from test_lifecycle_e2e import config as lifecycle_config
@@ -303,6 +310,10 @@ def test_the_operator_needs_exactly_its_cluster_role(audited: AuditedCluster, tm
             lambda: _scrape(port, 'sprint_orchestrator_tasks{column="ready",namespace="work"'), what="metrics"
         )
         kubectl(audited, "delete", "sprint", "audit", "-n", "work", "--wait=true", "--timeout=60s")
+    wait_for(
+        lambda: not unfinished_requests(audited.audit_log, OPERATOR_SA),
+        what="the audit log to record the end of the stopped operator's watches",
+    )
     assert 'sprint="audit"} 2.0' in scraped
     for task in tasks:  # Argo CD tracks the Sprint; its Tasks must not look like app resources
         assert "app.kubernetes.io/instance" not in task["metadata"].get("labels", {})
@@ -371,7 +382,6 @@ class operator_as:
         except subprocess.TimeoutExpired:
             os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait(timeout=10)
-        time.sleep(0.5)  # the audit log backend writes after the response
 
 
 def test_rbac_comparison_flags_missing_grants_refusals_and_unused_rules() -> None:

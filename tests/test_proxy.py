@@ -110,9 +110,9 @@ async def test_an_agent_that_hangs_up_mid_stream_leaves_a_partial_record_of_the_
         response = await session.post(f"http://proxy{MESSAGES}", json=anthropic_body(stream=True))
         assert b"message_start" in await response.content.readany()
         response.close()  # the agent is killed while the model is still answering
-    for _ in range(100):
-        if proxy.ledger.requests(TaskKey("s1", "t1", 0)):
-            break
+    deadline = asyncio.get_running_loop().time() + 60  # a bound, not a speed goal
+    while not proxy.ledger.requests(TaskKey("s1", "t1", 0)):
+        assert asyncio.get_running_loop().time() < deadline, "the hung-up request was never recorded"
         await asyncio.sleep(0.02)
     usage = proxy.usage_for("s1", "t1", 0)
     assert usage.partial and usage.input_tokens == anthropic.started[0].input_tokens

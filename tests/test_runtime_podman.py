@@ -7,7 +7,6 @@ import json
 import os
 import shutil
 import subprocess
-import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -16,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from _e2e import wait_for
 from _podman import build_base_image, remove_sprint, runtime_for, settings_for, task_spec
 from sprint_orchestrator import LABEL_ATTEMPT, LABEL_SPRINT, LABEL_TASK
 from sprint_orchestrator.errors import ImageBuildFailed, InvalidInput, RuntimeUnavailable
@@ -262,7 +262,10 @@ def test_secrets_reach_the_process_but_not_the_container_config(
 def test_a_restarted_operator_adopts_the_running_container(sprint: str, tmp_path: Path) -> None:
     state = tmp_path / "state"
     first = PodmanRuntime.connect(settings_for(state))
-    spec = task_spec(tmp_path, sprint, "long", sh("sleep 3; echo finished > out.txt"))
+    # Runs until the test lets it finish (creates `go`), however long the service restart takes.
+    spec = task_spec(
+        tmp_path, sprint, "long", sh("until [ -e go ]; do sleep 0.1; done; echo finished > out.txt")
+    )
     started = first.start_task(spec)
     first.close()  # the operator goes away, and its API service with it
     second = PodmanRuntime.connect(settings_for(state))
@@ -271,6 +274,7 @@ def test_a_restarted_operator_adopts_the_running_container(sprint: str, tmp_path
         assert [(i.task_id, i.attempt, i.health) for i in found] == [("long", 1, Health.RUNNING)]
         again = second.start_task(spec)
         assert again.adopted and again.container_id == started.container_id
+        (spec.workspace / "go").touch()
         outcome = second.wait(again, spec.timeout_s)
         assert outcome.exit_code == 0 and (spec.workspace / "out.txt").read_text() == "finished\n"
         assert len(second.find_task_containers(sprint)) == 1
@@ -300,10 +304,7 @@ def test_a_task_removed_while_waited_on_is_reported_removed(
     handle = runtime.start_task(spec)
     with ThreadPoolExecutor(1) as pool:
         waiting = pool.submit(runtime.wait, handle, spec.timeout_s)
-        for _ in range(600):  # the container has started writing
-            if (spec.workspace / "f.txt").exists():
-                break
-            time.sleep(0.05)
+        wait_for(lambda: (spec.workspace / "f.txt").exists(), timeout=300, what="the container to write")
         runtime.remove(handle)
         outcome = waiting.result(timeout=60)
     assert outcome.health == Health.REMOVED
@@ -429,22 +430,59 @@ def test_the_demo_team_writes_a_note_for_a_task_without_a_recipe(
 
 
 @pytest.mark.podman
-def test_finished_gate_containers_left_behind_are_pruned_but_never_another_operators(
+def test_finished_gate_containers_left_behind_are_pruned(runtime: PodmanRuntime) -> None:
+    name = f"so-oneshot-leftover-{uuid.uuid4().hex[:8]}"
+    subprocess.run(
+        [
+            "podman",
+            "create",
+            "--name",
+            name,
+            "--label",
+            "sprintorchestrator.dev/role=oneshot",
+            runtime.base_image,
+            "true",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    try:
+        assert name in runtime.prune_oneshots()
+        assert runtime.status(name) is None
+        exists = subprocess.run(["podman", "container", "exists", name], check=False)
+        assert exists.returncode == 1
+    finally:
+        subprocess.run(["podman", "rm", "-f", name], check=False, capture_output=True)
+
+
+@pytest.mark.podman
+def test_pruning_spares_the_gates_of_this_operator_process_and_of_other_operators(
     runtime: PodmanRuntime,
 ) -> None:
-    ours, theirs = (f"so-oneshot-{who}-{uuid.uuid4().hex[:8]}" for who in ("ours", "theirs"))
-    for name, owner in ((ours, runtime.owner), (theirs, "another-operator")):
+    """A restarted operator prunes at start-up while its resumed tasks already start gates: it must
+    remove only what an earlier process of the same operator left."""
+    owners = {
+        "earlier": (runtime.owner, "an-earlier-process"),
+        "ours": (runtime.owner, runtime.instance),
+        "theirs": ("another-operator", "its-process"),
+    }
+    names = {key: f"so-oneshot-{key}-{uuid.uuid4().hex[:8]}" for key in owners}
+    for key, (owner, instance) in owners.items():
+        labels = [
+            "sprintorchestrator.dev/role=oneshot",
+            f"sprintorchestrator.dev/owner={owner}",
+            f"sprintorchestrator.dev/instance={instance}",
+        ]
+        flags = [arg for label in labels for arg in ("--label", label)]
         subprocess.run(
-            ["podman", "create", "--name", name, "--label", "sprintorchestrator.dev/role=oneshot",
-             "--label", f"sprintorchestrator.dev/owner={owner}", runtime.base_image, "true"],
+            ["podman", "create", "--name", names[key], *flags, runtime.base_image, "true"],
             check=True,
             capture_output=True,
-        )  # fmt: skip
+        )
     try:
         pruned = runtime.prune_oneshots()
-        assert ours in pruned and theirs not in pruned
-        assert subprocess.run(["podman", "container", "exists", ours], check=False).returncode == 1
-        assert subprocess.run(["podman", "container", "exists", theirs], check=False).returncode == 0
+        assert names["earlier"] in pruned
+        assert names["ours"] not in pruned and names["theirs"] not in pruned
+        assert subprocess.run(["podman", "container", "exists", names["ours"]], check=False).returncode == 0
     finally:
-        for name in (ours, theirs):
-            subprocess.run(["podman", "rm", "-f", name], check=False, capture_output=True)
+        subprocess.run(["podman", "rm", "-f", *names.values()], check=False, capture_output=True)

@@ -52,7 +52,11 @@ from . import (
 from .runcver import runc_problem
 
 STOP_GRACE_S = 5
+# A one-shot container records which operator state dir (owner) and which runtime instance (one per
+# operator process) started it: start-up pruning removes only what an earlier process of the same
+# operator left, never a gate this process has just created, nor another operator's.
 LABEL_OWNER = "sprintorchestrator.dev/owner"
+LABEL_INSTANCE = "sprintorchestrator.dev/instance"
 _POLL = "20ms"  # the API's default 250 ms polling would triple the cost of a short task
 _CHECK_TIMEOUT_S = 30
 _OOM_SETTLE_S = 2.0  # after a failed exit: how long to let the memory cgroup's removal be seen
@@ -64,14 +68,13 @@ class PodmanRuntime:
         self.client = client
         self.service = proc
         self.log_dir = state_dir / "logs"
-        # Which operator a one-shot (gate) container belongs to: its state directory. Another operator
-        # on the same Podman (another tenant, a test run beside this one) must never prune ours.
-        self.owner = hashlib.sha256(str(state_dir.resolve()).encode()).hexdigest()[:16]
         self.secrets_dir = state_dir / "secrets"
         self.base_image = Settings.base_image
         self._timed_out: set[str] = set()
         self._removed: set[str] = set()  # removed by us, maybe while a wait() was under way
         self._oom = cgroups.Watches()
+        self.owner = hashlib.sha256(str(state_dir.resolve()).encode()).hexdigest()[:16]
+        self.instance = uuid.uuid4().hex
 
     # -- connecting --------------------------------------------------------------------------------
 
@@ -328,17 +331,19 @@ class PodmanRuntime:
         return list(self.client.containers.list(all=True, filters=filters, sparse=False))
 
     def prune_oneshots(self) -> list[str]:
-        """Remove finished one-shot (gate) containers that this operator (its state directory), interrupted,
-        left behind; never another operator's."""
-        found = self._list({"label": f"{LABEL_OWNER}={self.owner}"})
-        stale = [
-            c.name
-            for c in found
-            if (c.labels or {}).get(LABEL_ROLE) == "oneshot" and c.status not in ("running", "paused")
-        ]
+        """Remove finished one-shot (gate) containers an interrupted operator left behind: an earlier
+        process of this operator (same owner, other instance), or unlabelled ones of older versions."""
+        found = self._list({"label": f"{LABEL_ROLE}=oneshot"})
+        stale = [c.name for c in found if c.status not in ("running", "paused") and self._left_behind(c)]
         for name in stale:
             self.remove(name)
         return stale
+
+    def _left_behind(self, container: Any) -> bool:
+        labels = container.labels or {}
+        if LABEL_OWNER not in labels:
+            return True
+        return bool(labels[LABEL_OWNER] == self.owner and labels.get(LABEL_INSTANCE) != self.instance)
 
     def remove(self, handle_or_name: RunHandle | str) -> None:
         name = handle_or_name if isinstance(handle_or_name, str) else handle_or_name.name
@@ -365,7 +370,7 @@ class PodmanRuntime:
         mounts = [workdir_mount] if workdir_mount else []
         ownership.hand_over(mounts, user)
         kwargs = containers.hardened(image, command, name, limits, self._log(name), user)
-        kwargs["labels"] = {LABEL_ROLE: "oneshot", LABEL_OWNER: self.owner}
+        kwargs["labels"] = {LABEL_ROLE: "oneshot", LABEL_OWNER: self.owner, LABEL_INSTANCE: self.instance}
         work = [containers.bind(Mount(workdir_mount, "/workspace", read_only=False))] if workdir_mount else []
         kwargs["mounts"] = [*work, containers.TMP]  # a test runner writes caches to /tmp: size-capped
         begin = time.perf_counter()
