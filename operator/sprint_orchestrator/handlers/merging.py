@@ -7,6 +7,7 @@ import logging
 from typing import Any
 
 from ..errors import MergeRefused
+from ..faults import checkpoint
 from ..kube import SPRINTS, TASKS, now_iso
 from ..model import SprintSpec
 
@@ -84,6 +85,7 @@ async def _merge(
             )
             rec.event(body, "MergeRefused", f"task {task_id}: {exc}", warn=True)
             return
+        checkpoint("task-merged-before-status")
         rec.ref_events(body, result.changes)
         if result.merged:
             await rec.patch_task(
