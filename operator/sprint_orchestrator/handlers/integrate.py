@@ -58,7 +58,9 @@ class Integrator:
         path = f".sprint/reports/{self.sprint_id}.md"
         head = str(await asyncio.to_thread(engine.head, self.branch))
         current = await asyncio.to_thread(engine.file_at, head, path)
-        if current is None or _strip_times(current.decode()) != _strip_times(text):
+        if current is not None and _strip_times(current.decode()) == _strip_times(text):
+            text = current.decode()  # committed before (an operator killed after it): kept, not redone
+        else:
             head = str(
                 await asyncio.to_thread(
                     engine.commit_file, self.branch, path, text.encode(), f"sprint {self.sprint_id}: report"
@@ -281,7 +283,9 @@ class Integrator:
 
 
 def _strip_times(text: str) -> str:
-    return "\n".join(line for line in text.splitlines() if not line.startswith("- Started:"))
+    """The report without the lines that change with the time it is written (wall time, utilization)."""
+    volatile = ("- Started:", "- Resource utilization:")
+    return "\n".join(line for line in text.splitlines() if not line.startswith(volatile))
 
 
 def _summary(data: dict[str, Any]) -> str:

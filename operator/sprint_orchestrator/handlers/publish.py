@@ -41,7 +41,7 @@ async def retry_pending_push(integrator: Any, engine: Any) -> float | None:
         return wait
     result = await asyncio.to_thread(engine.publish_main)
     if result is None:
-        return None
+        return await _already_in_main(integrator, engine)
     integrator.rec.ref_events(integrator.body, result.changes)
     head = str(await asyncio.to_thread(engine.head, integrator.branch))
     if not await asyncio.to_thread(engine.is_ancestor, head, result.main_commit):
@@ -53,6 +53,17 @@ async def retry_pending_push(integrator: Any, engine: Any) -> float | None:
         result.main_commit, head, f"main updated to {result.main_commit[:12]} (pushed on a retry)"
     )
     return delay
+
+
+async def _already_in_main(integrator: Any, engine: Any) -> float | None:
+    """The tested sprint head (status.integratedCommit, written before main moves) is in the remote's
+    main already: an operator killed after the push and before the sprint's end only has to end it
+    (no second report, test run or merge)."""
+    integrated = integrator.status.get("integratedCommit")
+    main = await asyncio.to_thread(engine.head, engine.main_branch)
+    if not integrated or main is None or not await asyncio.to_thread(engine.is_ancestor, integrated, main):
+        return None
+    return float(await integrator.finish(str(main), str(integrated), f"main updated to {main[:12]}"))
 
 
 async def record_refusal(integrator: Any, main_commit: str, why: str) -> float:
