@@ -178,9 +178,10 @@ def _move_main(
             True,
             tuple(changes),
         )
-    if remote_main(core, origin) == main_head:
-        # The remote did not move: it refused for a reason of its own (a hook, permissions). Main stays
-        # moved in the clone, a push pending that `publish_main` retries until the remote takes it.
+    if remote_main(core, origin) in (main_head, None):
+        # The remote did not move (or cannot be read): it refused for a reason of its own (a hook,
+        # permissions, the network). Main stays moved in the clone, a push pending that
+        # `publish_main` retries until the remote takes it.
         return MainResult(
             new,
             fast_forward,

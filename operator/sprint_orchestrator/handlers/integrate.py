@@ -109,13 +109,13 @@ class Integrator:
         if main.main_moved and not main.moved:  # moved between our test run and the swap: again
             conflict = await self._merge_main(engine, main.main_commit)
             return await self._end("Failed", conflict, results) if conflict else 0.0
+        if main.push_refused:
+            return await publish.record_refusal(self, main.main_commit, main.push_refused)
         self.rec.event(
             self.body,
             "MainUpdated",
             f"main moved to {main.main_commit[:12]} ({'fast-forward' if main.fast_forward else 'merge'})",
         )
-        if main.push_refused:
-            return await publish.record_refusal(self, main.main_commit, main.push_refused)
         if main.moved and not main.pushed:  # an origin main is never pushed to (push_blocker)
             message = f"main updated to {main.main_commit[:12]} in the operator's clone: {main.reason}"
             return await self.finish(main.main_commit, head, message, pushed=False)
