@@ -116,7 +116,6 @@ def git_daemon(tmp_path: Path) -> Iterator[tuple[Path, str]]:
         proc.wait(timeout=10)
 
 
-@pytest.mark.operator_errors(r"pre-receive hook declined")
 def test_a_push_the_remote_refuses_is_not_completed_says_why_and_is_retried_until_it_succeeds(
     cluster: LocalCluster, namespace: str, tmp_path: Path, git_daemon: tuple[Path, str]
 ) -> None:
