@@ -78,7 +78,7 @@ class StatusModel(CamelModel):
 
 
 class Condition(StatusModel):
-    """A Kubernetes condition (types used: Ready, Running, Integrated, Completed)."""
+    """A Kubernetes condition (types used: Ready, Running, Integrated, Pushed, Completed)."""
 
     type: str = Field(max_length=316)
     status: ConditionStatus
