@@ -54,15 +54,15 @@ async def _stop(rec: Any, body: dict[str, Any], spec: SprintSpec, task: dict[str
         phase = task["status"].get("phase") or "Pending"
         if phase in FINISHED:
             return
-        runtime = await rec.ctx.get_runtime()
-        containers = await asyncio.to_thread(
-            runtime.find_task_containers, sprint_id, tenant_of(rec.namespace, rec.name)
-        )
-        for container in containers:
-            if container.task_id == task_id:
-                await asyncio.to_thread(runtime.remove, container.name)
         attempt = int(task["status"].get("attempt") or 0)
-        if attempt:
+        if attempt:  # it ran (or started to): its container and its workspace
+            runtime = await rec.ctx.get_runtime()
+            containers = await asyncio.to_thread(
+                runtime.find_task_containers, sprint_id, tenant_of(rec.namespace, rec.name)
+            )
+            for container in containers:
+                if container.task_id == task_id:
+                    await asyncio.to_thread(runtime.remove, container.name)
             engine = await rec.engine(spec)
             try:
                 await asyncio.to_thread(engine.cleanup_task, sprint_id, task_id, attempt)
