@@ -302,7 +302,7 @@ def test_an_operator_killed_30_times_loses_no_work_and_leaves_nothing_behind(
         assert len(merged) == len(set(merged)) == 10, merges  # every task merged exactly once
         left = task_containers(name)
         assert left.strip() == "", "containers left behind"
-        [clone] = list((tmp / "trees").glob("*/repo.git"))  # one clone per repository
+        (clone,) = list((tmp / "trees").glob("*/repo.git"))  # one clone per repository
         worktrees = git("--git-dir", str(clone), "worktree", "list", "--porcelain")
         task_trees = [w for w in worktrees.split("\n\n") if "/tasks/" in w]
         assert task_trees == [], worktrees

@@ -36,6 +36,7 @@ class Settings:
     api_keys: Mapping[str, str] = field(default_factory=dict, repr=False)
     llm_upstreams: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_LLM_UPSTREAMS))
     env: Mapping[str, str] = field(default_factory=dict, repr=False)
+    faults: str = ""  # tests only: fault points that SIGKILL the operator (faults.py); never in production
     config: Any = None  # config.OrchestratorConfig, loaded by load()
 
     @property
@@ -80,6 +81,7 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
             for provider, default in DEFAULT_LLM_UPSTREAMS.items()
         },
         env=env,
+        faults=get("FAULTS", "") or "",
     )
     return load(settings)
 

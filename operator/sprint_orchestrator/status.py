@@ -78,7 +78,7 @@ class StatusModel(CamelModel):
 
 
 class Condition(StatusModel):
-    """A Kubernetes condition (types used: Ready, Running, Integrated, Completed)."""
+    """A Kubernetes condition (types used: Ready, Running, Integrated, Pushed, Completed)."""
 
     type: str = Field(max_length=316)
     status: ConditionStatus
@@ -121,6 +121,14 @@ class GateResult(StatusModel):
     log_tail: str | None = None
 
 
+class PushState(StatusModel):
+    """Pushing main to the remote: attempts so far, the remote's last refusal, when to try again."""
+
+    attempts: int | None = None
+    last_error: str | None = Field(default=None, max_length=4096)
+    next_attempt_at: DateTime | None = None
+
+
 class SprintStatus(StatusModel):
     observed_generation: int | None = None
     phase: SprintPhase | None = None
@@ -142,6 +150,7 @@ class SprintStatus(StatusModel):
     merged: Ids | None = None
     report: Report | None = None
     integration: list[GateResult] | None = Field(default=None, max_length=100)
+    push: PushState | None = None
     message: str | None = None
     kopf: PreserveUnknown | None = None
 

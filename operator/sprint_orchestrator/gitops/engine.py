@@ -147,6 +147,10 @@ class GitEngine:
     def merge_sprint_to_main(self, sprint_id: str, tested_commit: str, expected_main: str) -> MainResult:
         return merges.merge_sprint_to_main(self._core, self._origin, sprint_id, tested_commit, expected_main)
 
+    def publish_main(self) -> MainResult | None:
+        """Retry a pending push of main (main ahead of the remote's in the clone); None if none."""
+        return merges.publish_main(self._core, self._origin)
+
     def move_sprint_branch(self, sprint_id: str, new: str, expected: str, reason: str) -> RefChange:
         """Compare-and-swap the sprint branch to `new` (ejecting a task after a failed integration run)."""
         return merges.move_sprint_branch(self._core, sprint_id, new, expected, reason)
@@ -165,6 +169,10 @@ class GitEngine:
 
     def cleanup_sprint(self, sprint_id: str) -> CleanupResult:
         return recovery.cleanup_sprint(self._core, sprint_id)
+
+    def abandon_sprint(self, sprint_id: str) -> CleanupResult:
+        """A deleted Sprint: worktrees gone, uncommitted and unmerged task work kept in salvage refs."""
+        return recovery.abandon_sprint(self._core, sprint_id)
 
     def recover(self) -> RecoveryReport:
         return recovery.recover(self._core)

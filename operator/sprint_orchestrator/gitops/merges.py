@@ -8,9 +8,10 @@ from collections.abc import Sequence
 import pygit2
 
 from ..errors import MergeRefused
+from ..faults import checkpoint
 from . import worktrees
 from .core import ORCHESTRATOR_REFS, Core, sprint_branch, sprint_worktree_name, task_branch
-from .remote import Origin, fetch_main, push_blocker, push_main
+from .remote import Origin, fetch_main, push_blocker, push_main, remote_main
 from .results import MainResult, MergeResult, RefChange
 from .validate import check_ref_component
 
@@ -153,6 +154,7 @@ def _move_main(
         new = commit
     mref = f"refs/heads/{core.main_branch}"
     changes.append(core.set_ref(mref, new, main_head, f"merge sprint {sprint}", sprint))
+    checkpoint("main-moved-before-push")
     how = "fast-forward" if fast_forward else "merge commit"
     blocker = push_blocker(core, origin)
     if blocker is not None:
@@ -176,6 +178,20 @@ def _move_main(
             True,
             tuple(changes),
         )
+    if remote_main(core, origin) in (main_head, None):
+        # The remote did not move (or cannot be read): it refused for a reason of its own (a hook,
+        # permissions, the network). Main stays moved in the clone, a push pending that
+        # `publish_main` retries until the remote takes it.
+        return MainResult(
+            new,
+            fast_forward,
+            False,
+            f"{core.main_branch} moved to {new} ({how}) in the operator's clone; {refused}",
+            True,
+            False,
+            tuple(changes),
+            refused,
+        )
     changes.append(core.set_ref(mref, main_head, new, "push refused: restore main", sprint))
     return MainResult(
         main_head,
@@ -184,6 +200,23 @@ def _move_main(
         f"{refused}; fetch, merge main into the sprint and test again",
         changes=tuple(changes),
     )
+
+
+def publish_main(core: Core, origin: Origin) -> MainResult | None:
+    """Push main if the clone's main is ahead of the remote's (an operator killed between moving main
+    and pushing it, or a push the remote refused); None when nothing is pending (or main is never
+    pushed to this origin, see push_blocker). Never forced: a remote that moved meanwhile wins."""
+    with core.lock.held():
+        changes = fetch_main(core, origin)  # keeps a local main that is ahead; follows a remote that moved
+        local = core.require_head(f"refs/heads/{core.main_branch}", "the main branch")
+        upstream = core.require_head(f"refs/remotes/origin/{core.main_branch}", "the remote's main branch")
+        if local == upstream or push_blocker(core, origin) is not None:
+            return None
+        refused = push_main(core, origin)
+        if refused is None:
+            reason = f"{core.main_branch} {local} was not on the remote yet: pushed"
+            return MainResult(local, False, False, reason, False, True, tuple(changes))
+        return MainResult(local, False, False, refused, False, False, tuple(changes), refused)
 
 
 def rebuild_without(core: Core, base: str, task_commits: Sequence[str], exclude: set[str]) -> str | None:

@@ -121,6 +121,36 @@ def cleanup_sprint(core: Core, sprint: str) -> CleanupResult:
     )
 
 
+def abandon_sprint(core: Core, sprint: str) -> CleanupResult:
+    """A deleted Sprint: clean it (cleanup_sprint) and delete its task branches, each one's commits that
+    the sprint branch lacks kept first under salvage/{sprint}/{task}/abandoned-{commit}. The sprint
+    branch, with the work merged into it, stays."""
+    result = cleanup_sprint(core, sprint)
+    changes = list(result.changes)
+    prefix = f"refs/heads/{task_branch(sprint, '')}"
+    with core.lock.held():
+        sprint_head = core.head(f"refs/heads/{sprint_branch(sprint)}")
+        for ref in sorted(r for r in core.repo().references if r.startswith(prefix)):
+            head = core.head(ref)
+            task = ref.removeprefix(prefix)
+            if head is None or "/" in task:
+                continue
+            merged = sprint_head is not None and (
+                sprint_head == head or core.repo().descendant_of(sprint_head, head)
+            )
+            if not merged:
+                keep = f"{ORCHESTRATOR_REFS}/salvage/{sprint}/{task}/abandoned-{head[:12]}"
+                if core.head(keep) is None:
+                    changes.append(
+                        core.set_ref(keep, head, None, "keep an abandoned task's commits", sprint, task)
+                    )
+            changes.append(
+                core.delete_ref(ref, head, "delete the task branch of a deleted sprint", sprint, task)
+            )
+    salvaged = [c.ref for c in changes if c.new is not None and "salvage" in c.ref]
+    return CleanupResult(result.removed, salvaged, tuple(changes))
+
+
 def _remove_empty_parents(path: Path, stop: Path) -> None:
     for parent in path.parents:
         if parent == stop or not parent.is_relative_to(stop):

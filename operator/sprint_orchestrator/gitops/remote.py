@@ -122,6 +122,19 @@ def mirror_main(core: Core, upstream: str) -> list[RefChange]:
     return changes
 
 
+def remote_main(core: Core, origin: Origin) -> str | None:
+    """The remote's main as it is now (fetched into refs/remotes/origin/main; the local main untouched),
+    or None when it cannot be read."""
+    main = core.main_branch
+    try:
+        core.repo().remotes["origin"].fetch(
+            [f"+refs/heads/{main}:refs/remotes/origin/{main}"], callbacks=_Callbacks(origin.credentials)
+        )
+    except pygit2.GitError:
+        return None
+    return core.head(f"refs/remotes/origin/{main}")
+
+
 def push_blocker(core: Core, origin: Origin) -> str | None:
     """Why main must not be pushed to this origin (a checked-out local branch), or None."""
     if origin.local and _is_checked_out_nonbare(Path(origin.url), core.main_branch):

@@ -83,6 +83,7 @@ class MainResult:
     moved: bool = False
     pushed: bool = False
     changes: tuple[RefChange, ...] = ()
+    push_refused: str | None = None  # main moved in the clone, the remote refused it: retry the push
 
 
 @dataclass(frozen=True)

@@ -241,6 +241,13 @@ def commit_task(
     scope = None if data["paths"] is None else {*data["paths"], *files}
     refused: list[str] = []
     tree_id = snapshot(repo, base, ws.workspace, scope, refused)
+    if tree_id == base.id and head != ws.base_commit:
+        # Committed already (an operator killed before it recorded the commit): the same result again,
+        # so its out-of-scope and changed files are not lost.
+        started = core.commit(ws.base_commit, "task base").tree
+        changed = changed_paths(repo, started, base)
+        out_of_scope = [p for p in changed if p not in set(files)]
+        return CommitResult(head, changed, out_of_scope, False, refused=tuple(refused))
     if tree_id == base.id:
         return CommitResult(None, [], [], True, refused=tuple(refused))
     changed = changed_paths(repo, base, repo[tree_id])  # type: ignore[arg-type]

@@ -5,6 +5,6 @@ Importing this package registers every handler with kopf (`kopf run -m sprint_or
 
 from __future__ import annotations
 
-from . import observe, setup, sprints, tasks
+from . import finalize, observe, setup, sprints, tasks
 
-__all__ = ["observe", "setup", "sprints", "tasks"]
+__all__ = ["finalize", "observe", "setup", "sprints", "tasks"]

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .. import faults
 from ..errors import InvalidInput, OrchestratorError
 from ..hostpaths import default_roots, host_path_problems
 from ..kube import Kube
@@ -41,6 +42,7 @@ class OperatorContext:
         return cls(settings=settings, kube=Kube.from_kubeconfig(kubeconfig or None))
 
     async def start(self) -> None:
+        faults.arm(self.settings.faults)  # tests only; a bad point name stops the start-up here
         for path in (self.settings.state_dir, self.settings.artifacts_dir, self.settings.run_dir):
             path.mkdir(parents=True, exist_ok=True)
         self.runtime_check = asyncio.create_task(self._check_runtime(), name="runtime check")

@@ -14,9 +14,11 @@ import logging
 from typing import Any
 
 from .. import lifecycle, report, retry
+from ..faults import checkpoint
 from ..kube import now_iso
 from ..model import SprintSpec
 from ..runtime import Limits, tenant_of
+from . import publish
 from .conditions import set_condition
 from .gating import run_gates
 
@@ -35,6 +37,9 @@ class Integrator:
             why = "no task changed anything" if self._completed() else "no task completed"
             return await self._end("Failed", f"{why}; main was not changed", [])
         engine = await self.rec.engine(self.spec)
+        pending = await publish.retry_pending_push(self, engine)  # main moved before, not on the remote
+        if pending is not None:
+            return pending
         runtime = await self.rec.ctx.get_runtime()
         main_head = str(await asyncio.to_thread(engine.refresh_main))
         if main_head != self.status.get("baseCommit"):
@@ -53,12 +58,15 @@ class Integrator:
         path = f".sprint/reports/{self.sprint_id}.md"
         head = str(await asyncio.to_thread(engine.head, self.branch))
         current = await asyncio.to_thread(engine.file_at, head, path)
-        if current is None or _strip_times(current.decode()) != _strip_times(text):
+        if current is not None and _strip_times(current.decode()) == _strip_times(text):
+            text = current.decode()  # committed before (an operator killed after it): kept, not redone
+        else:
             head = str(
                 await asyncio.to_thread(
                     engine.commit_file, self.branch, path, text.encode(), f"sprint {self.sprint_id}: report"
                 )
             )
+        checkpoint("report-committed-before-status")
         self.report = data
         await self.rec.patch(
             {
@@ -97,6 +105,9 @@ class Integrator:
         return retry.effective_limits(configured, {}, 1800.0, defaults)[0]
 
     async def _to_main(self, engine: Any, head: str, results: list[dict[str, Any]]) -> float:
+        # Kept before main moves: a restart that finds main moved but not pushed reports them as well.
+        await self.rec.patch({"integration": results, "integratedCommit": head})
+        self.status.update(integration=results, integratedCommit=head)
         main = await asyncio.to_thread(
             engine.merge_sprint_to_main, self.sprint_id, head, str(self.status.get("baseCommit"))
         )
@@ -104,18 +115,33 @@ class Integrator:
         if main.main_moved and not main.moved:  # moved between our test run and the swap: again
             conflict = await self._merge_main(engine, main.main_commit)
             return await self._end("Failed", conflict, results) if conflict else 0.0
-        phase = self._outcome()
+        if main.push_refused:
+            return await publish.record_refusal(self, main.main_commit, main.push_refused)
         self.rec.event(
             self.body,
             "MainUpdated",
             f"main moved to {main.main_commit[:12]} ({'fast-forward' if main.fast_forward else 'merge'})",
         )
+        if main.moved and not main.pushed:  # an origin main is never pushed to (push_blocker)
+            message = f"main updated to {main.main_commit[:12]} in the operator's clone: {main.reason}"
+            return await self.finish(main.main_commit, head, message, pushed=False)
+        return await self.finish(main.main_commit, head, f"main updated to {main.main_commit[:12]}")
+
+    async def finish(self, main_commit: str, head: str, message: str, pushed: bool = True) -> float:
+        """Main is where it belongs (pushed, or in a clone that is not pushed by design): end the sprint
+        as its tasks say."""
+        conditions = self.status.get("conditions")
+        attempts = int((self.status.get("push") or {}).get("attempts") or 0)
+        if pushed:
+            conditions = publish.pushed_condition(conditions, main_commit)
         return await self._end(
-            phase,
-            f"main updated to {main.main_commit[:12]}",
-            results,
-            mainCommit=main.main_commit,
+            self._outcome(),
+            message,
+            list(self.status.get("integration") or []),
+            mainCommit=main_commit,
             integratedCommit=head,
+            push={"attempts": attempts, "nextAttemptAt": None},
+            conditions_extra=conditions,
         )
 
     def _completed(self) -> list[dict[str, Any]]:
@@ -206,7 +232,14 @@ class Integrator:
             lo, hi = (mid, hi) if passed else (lo, mid)
         return merged[hi - 1]
 
-    async def _end(self, phase: str, message: str, results: list[dict[str, Any]], **extra: Any) -> float:
+    async def _end(
+        self,
+        phase: str,
+        message: str,
+        results: list[dict[str, Any]],
+        conditions_extra: list[dict[str, Any]] | None = None,
+        **extra: Any,
+    ) -> float:
         ok = phase in ("Completed", "Partial")
         await asyncio.to_thread(
             self._cleanup, await self.rec.engine(self.spec), await self.rec.ctx.get_runtime()
@@ -220,7 +253,7 @@ class Integrator:
                 **extra,
                 "conditions": set_condition(
                     set_condition(
-                        self.status.get("conditions"),
+                        conditions_extra or self.status.get("conditions"),
                         "Integrated",
                         ok,
                         "TestsPassed" if ok else "TestsFailed",
@@ -248,6 +281,7 @@ class Integrator:
                     engine.cleanup_task(self.sprint_id, task["spec"]["taskId"], attempt)
                 except Exception:
                     log.warning("cleanup of task %s failed", task["spec"]["taskId"], exc_info=True)
+                checkpoint("cleanup")
         for container in runtime.find_task_containers(
             self.sprint_id, tenant_of(self.rec.namespace, self.rec.name)
         ):
@@ -255,7 +289,9 @@ class Integrator:
 
 
 def _strip_times(text: str) -> str:
-    return "\n".join(line for line in text.splitlines() if not line.startswith("- Started:"))
+    """The report without the lines that change with the time it is written (wall time, utilization)."""
+    volatile = ("- Started:", "- Resource utilization:")
+    return "\n".join(line for line in text.splitlines() if not line.startswith(volatile))
 
 
 def _summary(data: dict[str, Any]) -> str:

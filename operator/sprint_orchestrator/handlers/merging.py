@@ -7,6 +7,7 @@ import logging
 from typing import Any
 
 from ..errors import MergeRefused
+from ..faults import checkpoint
 from ..kube import SPRINTS, TASKS, now_iso
 from ..model import SprintSpec
 
@@ -84,8 +85,16 @@ async def _merge(
             )
             rec.event(body, "MergeRefused", f"task {task_id}: {exc}", warn=True)
             return
+        checkpoint("task-merged-before-status")
         rec.ref_events(body, result.changes)
         if result.merged:
+            # The Sprint's merge order first: a crash before the Task's write merges nothing twice
+            # (merge_task finds it merged), while one after it would leave the task out of the order
+            # that bisection rebuilds the sprint from.
+            if task_id not in merged:
+                merged.append(task_id)
+                await rec.patch({"merged": merged})
+                body.setdefault("status", {})["merged"] = merged
             await rec.patch_task(
                 task,
                 {
@@ -101,10 +110,6 @@ async def _merge(
                 "TaskMerged",
                 f"task {task_id} merged into sprint/{sprint_id} as {(result.merge_commit or '')[:12]}",
             )
-            if task_id not in merged:
-                merged.append(task_id)
-                await rec.patch({"merged": merged})
-                body.setdefault("status", {})["merged"] = merged
         else:
             paths = list(result.conflicts)
             await rec.patch_task(

@@ -16,7 +16,7 @@ from ..kube import SPRINTS, TASKS, now_iso
 from ..model import SprintSpec, task_resource_name
 from ..teams import missing_key
 from ..teams.keys import PROVIDER_OF_TEAM
-from . import actions, counts
+from . import actions, counts, spec_changes
 from .conditions import set_condition
 from .context import OperatorContext
 from .merging import merge_next
@@ -30,6 +30,7 @@ class SprintReconciler:
         self.ctx, self.namespace, self.name, self.log = ctx, namespace, name, logger
         self.key = f"{namespace}/{name}"
         self.phase = "Pending"  # as last read from (or written to) the Sprint's status
+        self.removed: list[dict[str, Any]] = []  # Tasks whose id spec.tasks no longer lists, unfinished
 
     async def close(self) -> None:
         self.ctx.sprint_phases.pop(self.key, None)
@@ -92,6 +93,8 @@ class SprintReconciler:
         except InvalidInput:
             return 30.0  # check_spec has set Ready=False/InvalidSpec; wait for a spec change
         tasks = await self._ensure_tasks(body, spec)
+        if self.removed:  # the spec no longer lists them: stop them (spec_changes.py)
+            await spec_changes.stop_removed(self, body, spec, self.removed)
         if phase in TERMINAL:
             await self._write_counts(body, spec, tasks)
             await actions.handle_task_actions(self, body, spec, tasks, terminal=True)
@@ -134,6 +137,7 @@ class SprintReconciler:
                     },
                 )
             out.append(task)
+        self.removed = spec_changes.removed_tasks(spec, existing)
         return out
 
     def _task_manifest(self, body: dict[str, Any], sprint_id: str, definition: Any) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from typing import Any
 
 from .. import quantities, retry
 from ..errors import InvalidInput, OrchestratorError
+from ..faults import checkpoint
 from ..kube import now_iso
 from ..model import SprintSpec
 from ..runtime import Limits, TaskRunSpec, tenant_of
@@ -252,6 +253,7 @@ class TaskRunner:
                 TEAM_NAME,
                 TEAM_EMAIL,
             )
+            checkpoint("task-committed-before-status")
             head = commit.commit or await asyncio.to_thread(engine.head, ws.branch)
             changed = head is not None and head != ws.base_commit
             scrutiny = await self._scrutinize(engine, ws.base_commit, head, commit)

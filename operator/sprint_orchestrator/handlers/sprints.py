@@ -99,9 +99,3 @@ async def _sleep(wakeup: asyncio.Event, stopped: kopf.DaemonStopped, delay: floa
     finally:
         for waiter in waiters:
             waiter.cancel()
-
-
-@kopf.on.delete(GROUP, VERSION, SPRINTS, optional=True)
-async def sprint_deleted(name: str, namespace: str | None, memo: Any, **_: Any) -> None:
-    ctx = _ctx(memo)
-    ctx.wake(f"{namespace}/{name}")
