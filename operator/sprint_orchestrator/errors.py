@@ -20,6 +20,10 @@ class InvalidInput(OrchestratorError):
         self.problems = problems or [message]
 
 
+class MissingApiKey(InvalidInput):
+    """A team needs a model API key the operator does not have."""
+
+
 class GitError(OrchestratorError):
     """A git operation could not be done (the message says which and why)."""
 

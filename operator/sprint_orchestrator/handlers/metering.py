@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import InvalidInput
+from ..errors import InvalidInput, MissingApiKey
 from ..proxy import CONTAINER_SOCKET_DIR, TaskBudget, TaskKey
 from ..runtime import Mount
 from ..teams.keys import missing_key_message
@@ -165,7 +165,7 @@ async def open_attempt(
 ) -> MeteredAttempt:
     """Open the attempt's socket with its task budget and set the sprint's (tokens, used_before)."""
     if not ctx.settings.api_keys.get(provider):
-        raise InvalidInput(missing_key_message(provider, team_type))
+        raise MissingApiKey(missing_key_message(provider, team_type))
     proxy = await ctx.get_proxy()
     task, sprint_tokens, used_before = budgets
     proxy.set_sprint_budget(key[0], sprint_tokens, used_before)

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import quantities, retry
-from ..errors import InvalidInput, OrchestratorError
+from ..errors import InvalidInput, MissingApiKey, OrchestratorError
 from ..faults import checkpoint
 from ..kube import now_iso
 from ..model import SprintSpec
@@ -90,8 +90,11 @@ class TaskRunner:
         await asyncio.to_thread(write_task_files, Path(ws.workspace), self.definition, deps)
         try:
             metered = await self._open_metering(launch.proxy, attempt, siblings) if launch.proxy else None
-        except InvalidInput as exc:
+        except MissingApiKey as exc:
             await self._fail({}, "MissingApiKey", str(exc), retryable=False)
+            return
+        except InvalidInput as exc:  # e.g. a proxy socket path the state directory makes too long
+            await self._fail({}, "ProxyUnavailable", str(exc), retryable=False)
             return
         keep = False  # the operator stopping: the container runs on and is re-attached after a restart
         try:

@@ -36,8 +36,8 @@ def socket_path(run_dir: Path, key: TaskKey) -> Path:
     readable = run_dir / "llm" / f"{key.sprint_id}.{key.task_id}.{key.attempt}" / SOCKET_NAME
     if len(str(readable).encode()) <= _MAX_SOCKET_PATH:
         return readable
-    digest = hashlib.sha256(f"{key.sprint_id}\0{key.task_id}\0{key.attempt}".encode()).hexdigest()[:20]
-    return run_dir / "llm" / f"h-{digest}" / SOCKET_NAME
+    digest = hashlib.sha256(f"{key.sprint_id}\0{key.task_id}\0{key.attempt}".encode()).hexdigest()[:12]
+    return run_dir / "llm" / f"h-{digest}" / SOCKET_NAME  # 48 bits: unique among one run dir's attempts
 
 
 def prepare(run_dir: Path, key: TaskKey) -> Path:
