@@ -232,7 +232,7 @@ def chain_sprint(name: str, repo: Path, recipes: Path, tasks: int = 10) -> dict[
                 "dependencies": sorted(set(deps)),
                 "filesToModify": [f"files/t{i}.txt"],
                 "testRequirements": [f"{held_while(f't{i}')}; test -s files/t{i}.txt"],
-                "estimatedTokens": 1000,
+                "estimatedTokens": 10000,  # the demo team bills by what it reads: TASK.md quotes deps
             }
         )
     return {
@@ -282,7 +282,8 @@ def run_chain(cluster: LocalCluster, namespace: str, tmp: Path, name: str, kill:
         status = wait_terminal(cluster, namespace, name, timeout=600)
     finally:
         stop_operator(proc)
-    assert status["phase"] == "Completed", status.get("message")
+    phases = {t: (s.get("phase"), s.get("reason")) for t, s in by_id(cluster, namespace, name).items()}
+    assert status["phase"] == "Completed", (status.get("message"), phases)
     return repo, killed
 
 
