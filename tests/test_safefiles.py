@@ -80,3 +80,15 @@ def test_earlier_sprint_reports_stay_in_a_full_workspace(tmp_path: Path) -> None
     assert not (workspace / ".sprint/task.json").exists() and (artifacts / ".sprint/task.json").exists()
     assert not (workspace / "TASK.md").exists() and (artifacts / "TASK.md").read_text() == "# task\n"
     assert not (workspace / "RESULTS.md").is_symlink() and not (artifacts / "RESULTS.md").exists()
+
+
+def test_a_symlinked_sprint_directory_is_removed_not_followed(tmp_path: Path) -> None:
+    workspace, artifacts, host = tmp_path / "ws", tmp_path / "art", tmp_path / "host"
+    workspace.mkdir()
+    artifacts.mkdir()
+    host.mkdir()
+    (host / "task.json").write_text("host file")
+    (workspace / ".sprint").symlink_to(host)
+    keep_orchestrator_files(workspace, artifacts)
+    assert (host / "task.json").read_text() == "host file"  # neither moved nor deleted
+    assert not (workspace / ".sprint").exists() and not (artifacts / ".sprint").exists()

@@ -84,6 +84,8 @@ def keep_orchestrator_files(workspace: Path, artifacts: Path) -> None:
     files: anything else under .sprint/ (earlier sprint reports) stays, and a change to it is the task's.
     A symlink is removed, never followed."""
     for name in ORCHESTRATOR_FILES:
+        if _through_symlink(workspace, name):
+            continue  # e.g. `.sprint -> /root/.ssh`: the link was removed, nothing behind it is touched
         source = workspace / name
         if not (source.is_symlink() or source.exists()):
             continue
@@ -99,3 +101,14 @@ def keep_orchestrator_files(workspace: Path, artifacts: Path) -> None:
     sprint_dir = workspace / ".sprint"
     if sprint_dir.is_dir() and not sprint_dir.is_symlink() and not any(sprint_dir.iterdir()):
         sprint_dir.rmdir()  # the directory held only our task.json
+
+
+def _through_symlink(workspace: Path, name: str) -> bool:
+    """True (and the link removed) when a parent directory of `name` in the workspace is a symlink."""
+    parts = name.split("/")[:-1]
+    for depth in range(1, len(parts) + 1):
+        parent = workspace.joinpath(*parts[:depth])
+        if parent.is_symlink():
+            parent.unlink()
+            return True
+    return False
