@@ -8,9 +8,14 @@ import os
 import shutil
 import subprocess
 import tempfile
-import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+import pytest
+
+from localcluster import LocalCluster
 
 BUSYBOX = Path("/usr/bin/busybox")
 
@@ -87,15 +92,17 @@ def pod(
     }
 
 
-def wait_for(check: Any, timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(0.3)
-    raise AssertionError(f"{what} not reached within {timeout:.0f}s (last: {last!r})")
+@contextmanager
+def two_nodes(state_dir: Path) -> Iterator[LocalCluster]:
+    """A local cluster with two real nodes, torn down exactly afterwards (skipped unless root)."""
+    if os.geteuid() != 0:
+        pytest.skip("real nodes need root (containerd, cgroups, network namespaces)")
+    local = LocalCluster(state_dir, nodes=2)
+    local.up()
+    try:
+        yield local
+    finally:
+        local.down()
 
 
 def pod_json(kubectl: Any, namespace: str, name: str) -> dict[str, Any]:

@@ -4,7 +4,6 @@ registry, joined to the local control plane (`hack/cluster up --nodes 2`)."""
 from __future__ import annotations
 
 import json
-import os
 import socket
 import subprocess
 import threading
@@ -15,7 +14,8 @@ from typing import Any
 
 import pytest
 
-from _node import build_busybox_image, pod, pod_json, terminated, wait_for
+from _e2e import wait_for
+from _node import build_busybox_image, pod, pod_json, terminated, two_nodes
 from localcluster import BIN, LocalCluster
 from nodeset import podman_archive, push_image
 
@@ -25,14 +25,8 @@ pytestmark = [pytest.mark.node, pytest.mark.timeout(900)]
 @pytest.fixture(scope="module")
 def nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
     """Two real nodes, brought up once for this module and torn down exactly afterwards."""
-    if os.geteuid() != 0:
-        pytest.skip("real nodes need root (containerd, cgroups, network namespaces)")
-    local = LocalCluster(tmp_path_factory.mktemp("nodes"), nodes=2)
-    local.up()
-    try:
+    with two_nodes(tmp_path_factory.mktemp("nodes")) as local:
         yield local
-    finally:
-        local.down()
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,6 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
-import os
 import tarfile
 import uuid
 from collections.abc import Iterator
@@ -14,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from _node import build_busybox_image, wait_for
+from _e2e import wait_for
+from _node import build_busybox_image, two_nodes
 from localcluster import LocalCluster
 from nodeset import push_image
 from sprint_orchestrator.kube import Kube
@@ -28,14 +28,8 @@ SMALL = Limits(cpus=0.5, memory_bytes=64 << 20)
 
 @pytest.fixture(scope="module")
 def nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
-    if os.geteuid() != 0:
-        pytest.skip("real nodes need root (containerd, cgroups, network namespaces)")
-    local = LocalCluster(tmp_path_factory.mktemp("pods"), nodes=2)
-    local.up()
-    try:
+    with two_nodes(tmp_path_factory.mktemp("pods")) as local:
         yield local
-    finally:
-        local.down()
 
 
 @pytest.fixture(scope="module")
