@@ -16,8 +16,11 @@ mkdir -p "$cache" "$bin"
 if [ ! -x "$cache/helm" ]; then
   echo "building helm $version ..." >&2
   start=$(date +%s)
-  (cd "$mod" && CGO_ENABLED=0 go build -trimpath -ldflags="$ldflags" -o "$cache/helm.tmp" helm.sh/helm/v3/cmd/helm)
-  mv "$cache/helm.tmp" "$cache/helm"
+  # A unique temporary name: two checkouts building at once must not move each other's half-built file.
+  tmp=$(mktemp "$cache/helm.XXXXXX")
+  (cd "$mod" && CGO_ENABLED=0 go build -trimpath -ldflags="$ldflags" -o "$tmp" helm.sh/helm/v3/cmd/helm)
+  chmod 755 "$tmp"
+  mv -f "$tmp" "$cache/helm"
   echo "built helm in $(( $(date +%s) - start ))s" >&2
 fi
 ln -sf "$cache/helm" "$bin/helm"
