@@ -125,6 +125,28 @@ def test_clean_merge_moves_the_sprint_branch_and_updates_its_worktree(engine: Gi
     assert git(sprint.worktree, "status", "--porcelain") == ""
 
 
+@pytest.mark.parametrize("leftover", ["file-without-index-entry", "untracked-file", "missing-file"])
+def test_recovery_repairs_a_sprint_worktree_left_by_a_checkout_killed_midway(
+    engine: GitEngine, leftover: str
+) -> None:
+    """A SIGKILL inside the sprint worktree's checkout can leave a file on disk that the index lacks
+    (status `D` + `??`), a stray file, or a file not yet written; recovery makes it match HEAD."""
+    sprint = engine.create_sprint("s1")
+    engine.merge_task("s1", "t1", do_task(engine, "t1", {"src/a.py": "A\n"}))
+    wt = sprint.worktree
+    if leftover == "file-without-index-entry":
+        git(wt, "rm", "--cached", "-q", "src/a.py")
+    elif leftover == "untracked-file":
+        (wt / "src" / "stray.py").write_text("half\n")
+    else:
+        (wt / "src" / "a.py").unlink()
+    assert git(wt, "status", "--porcelain") != ""
+    report = engine.recover()
+    assert str(wt) in report.resynced_worktrees
+    assert git(wt, "status", "--porcelain") == ""
+    assert (wt / "src" / "a.py").read_text() == "A\n"
+
+
 def test_textual_conflict_lists_paths_and_leaves_the_sprint_branch(engine: GitEngine) -> None:
     engine.create_sprint("s1")
     a = do_task(engine, "t1", {"src/app.py": "one\n"})

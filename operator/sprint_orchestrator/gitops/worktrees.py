@@ -52,9 +52,15 @@ def drop(core: Core, name: str, path: Path | None) -> bool:
 
 def resync(path: Path) -> None:
     """Make an operator-owned worktree's files and index match its HEAD (after its branch moved)."""
+    # The index is rebuilt from HEAD first: a checkout killed between writing a file and writing the
+    # index leaves a file on disk that the index lacks, and a checkout alone sees nothing to do there.
+    strategy = pygit2.enums.CheckoutStrategy.FORCE | pygit2.enums.CheckoutStrategy.REMOVE_UNTRACKED
     try:
         worktree = pygit2.Repository(str(path))
-        worktree.checkout_head(strategy=pygit2.enums.CheckoutStrategy.FORCE)  # type: ignore[no-untyped-call]
+        index = worktree.index
+        index.read_tree(worktree.head.peel(pygit2.Commit).tree)
+        index.write()
+        worktree.checkout_head(strategy=strategy)  # type: ignore[no-untyped-call]
     except pygit2.GitError as exc:
         raise GitError(f"could not update the worktree {path} to its branch head: {exc}") from exc
 
