@@ -34,3 +34,26 @@ def test_only_its_adapter_imports_each_external_system(library: str) -> None:
     assert importers, f"nothing imports {library}: is the table above out of date?"
     outside = [p for p in importers if not p.startswith(ALLOWED[library])]
     assert outside == [], f"{library} imported outside its adapter: {outside}"
+
+
+def relative_imports(path: Path) -> set[str]:
+    """The sibling modules a module imports (`from . import x`, `from .x import y`)."""
+    tree = ast.parse(path.read_text(), str(path))
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.level == 1:
+            found |= {node.module} if node.module else {alias.name for alias in node.names}
+    return found
+
+
+def test_a_tasks_token_accounting_has_one_home_that_the_proxy_attempt_does_not_call_back() -> None:
+    """tokens.py decides budgets and the status block; metering.py only runs the attempt's proxy access
+    and hands its count over. Neither imports the other, so a value cannot bounce between them."""
+    handlers = PACKAGE / "handlers"
+    assert "tokens" not in relative_imports(handlers / "metering.py")
+    assert "metering" not in relative_imports(handlers / "tokens.py")
+    assert {"status_tokens", "task_budget", "budget_verdict"} <= {
+        node.name
+        for node in ast.parse((handlers / "tokens.py").read_text()).body
+        if isinstance(node, ast.FunctionDef)
+    }

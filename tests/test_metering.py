@@ -12,7 +12,7 @@ import pytest
 from _proxy import REAL_KEY, anthropic_body, counts, expected_usage, post
 from _standin_anthropic import AnthropicStandIn
 from sprint_orchestrator.errors import InvalidInput
-from sprint_orchestrator.handlers import metering
+from sprint_orchestrator.handlers import metering, tokens
 from sprint_orchestrator.handlers.context import OperatorContext
 from sprint_orchestrator.kube import Kube
 from sprint_orchestrator.proxy import CONTAINER_SOCKET_DIR, TaskBudget
@@ -25,15 +25,15 @@ def task(task_id: str, source: str, actual: Any) -> dict[str, Any]:
 
 
 def test_the_task_budget_is_the_estimate_times_the_factor_or_none() -> None:
-    assert metering.task_budget(20_000, 1.5) == TaskBudget(tokens=30_000)
-    assert metering.task_budget(None, 2.0) == TaskBudget(tokens=None)
-    assert metering.task_budget(0, 2.0) == TaskBudget(tokens=None)
+    assert tokens.task_budget(20_000, 1.5) == TaskBudget(tokens=30_000)
+    assert tokens.task_budget(None, 2.0) == TaskBudget(tokens=None)
+    assert tokens.task_budget(0, 2.0) == TaskBudget(tokens=None)
 
 
 def test_only_usage_the_proxy_did_not_see_counts_against_the_sprint_before_it() -> None:
     tasks = [task("a", "agent", 100), task("b", "proxy", 5_000), task("c", "none", None),
              task("me", "agent", 7), {"spec": {"taskId": "d"}}, task("e", "agent", 23)]  # fmt: skip
-    assert metering.spent_outside_proxy(tasks, "me") == 123
+    assert tokens.spent_outside_proxy(tasks, "me") == 123
 
 
 def message(output: int) -> str:
@@ -44,11 +44,11 @@ def message(output: int) -> str:
 
 def test_the_status_block_bills_the_proxy_and_shows_the_agents_own_count() -> None:
     wire, agent = parse(message(5), "anthropic-json"), parse(message(4), "anthropic-json")
-    block = metering.proxy_tokens(wire, agent, 100, None)
+    block = tokens.proxy_tokens(wire, agent, 100, None)
     assert (block["source"], block["actual"], block["agentReported"]) == ("proxy", 15, 14)
     assert (block["input"], block["output"], block["efficiency"], block["partial"]) == (10, 5, 0.15, False)
-    assert "agentReported" not in metering.proxy_tokens(wire, None, 100, True)
-    assert metering.status_tokens(None, agent, 100, None)["source"] == "agent"
+    assert "agentReported" not in tokens.proxy_tokens(wire, None, 100, True)
+    assert tokens.status_tokens(None, agent, 100, None)["source"] == "agent"
 
 
 def test_a_missing_key_names_the_variable_to_set() -> None:

@@ -22,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,49 +32,6 @@ from ..runtime import Mount
 from ..teams.keys import missing_key_message
 from ..usage import ModelUsage, TokenUsage
 from ..usage.record import with_counts
-from . import tokens
-
-
-def task_budget(estimated: int | None, factor: float) -> TaskBudget:
-    """The attempt's budget: estimate x factor tokens, or no task budget when nothing was estimated."""
-    return TaskBudget(tokens=int(estimated * factor) if estimated else None)
-
-
-def spent_outside_proxy(tasks: Iterable[Mapping[str, Any]], task_id: str) -> int:
-    """Tokens the sprint's other tasks spent without the proxy seeing them (agent-reported usage)."""
-    total = 0
-    for task in tasks:
-        if task.get("spec", {}).get("taskId") == task_id:
-            continue
-        block = (task.get("status") or {}).get("tokens") or {}
-        if block.get("source") != "proxy" and isinstance(block.get("actual"), int):
-            total += block["actual"]
-    return total
-
-
-def proxy_tokens(
-    metered: TokenUsage, agent: TokenUsage | None, estimated: int | None, partial: bool | None
-) -> dict[str, Any]:
-    """The Task status `tokens` block from the proxy's count, with the CLI's own total beside it."""
-    out = tokens.task_tokens(metered, estimated, partial)
-    out["source"] = "proxy"
-    out.pop("costUsd", None)  # the proxy knows no prices: a cost is only ever the CLI's own figure
-    reported = agent.total_tokens if agent is not None else None
-    if reported is not None:
-        out["agentReported"] = int(reported)
-    if agent is not None and agent.cost_usd is not None:
-        out["costUsd"] = float(agent.cost_usd)
-    return out
-
-
-def status_tokens(
-    metered: MeteredAttempt | None, agent: TokenUsage | None, estimated: int | None, partial: bool | None
-) -> dict[str, Any]:
-    """The `tokens` block: the proxy's count when the attempt is metered, else the agent's own report.
-    While running (`partial=True`) a metered block carries no agentReported: the CLI reports at its end."""
-    if metered is None:
-        return tokens.task_tokens(agent, estimated, partial)
-    return proxy_tokens(metered.usage(), None if partial else agent, estimated, partial)
 
 
 @dataclass

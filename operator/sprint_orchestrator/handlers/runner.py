@@ -114,9 +114,9 @@ class TaskRunner:
         if sprint_tokens is None:
             sprint_tokens = int(getattr(orchestrator, "default_token_budget", 1_000_000))
         budgets = (
-            metering.task_budget(self.definition.estimated_tokens, self.spec.policy.token_budget_factor),
+            tokens.task_budget(self.definition.estimated_tokens, self.spec.policy.token_budget_factor),
             sprint_tokens,
-            metering.spent_outside_proxy(siblings, self.task_id),
+            tokens.spent_outside_proxy(siblings, self.task_id),
         )
         key = (f"{self.sprint_id}-{self.tenant}", self.task_id, attempt)  # budgets are per Sprint resource
         return await metering.open_attempt(self.ctx, provider, self.team_type, key, budgets)
@@ -199,7 +199,10 @@ class TaskRunner:
                 continue
             last = current.total_tokens
             estimated = self.definition.estimated_tokens
-            await self.patch({"tokens": metering.status_tokens(metered, current, estimated, partial=True)})
+            metered_usage = current if metered is not None else None
+            await self.patch(
+                {"tokens": tokens.status_tokens(metered_usage, current, estimated, partial=True)}
+            )
             if metered is not None:
                 continue
             verdict = tokens.budget_verdict(
@@ -228,7 +231,9 @@ class TaskRunner:
         common: dict[str, Any] = {
             "containerHealth": str(outcome.health),
             "exitCode": outcome.exit_code,
-            "tokens": metering.status_tokens(metered, used, self.definition.estimated_tokens, None),
+            "tokens": tokens.status_tokens(
+                metered.usage() if metered else None, used, self.definition.estimated_tokens, None
+            ),
             "results": {
                 "summary": results.summary[:2048],
                 "present": results.present,

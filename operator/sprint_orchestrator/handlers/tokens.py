@@ -1,12 +1,22 @@
-"""Task token usage: read it from the team's output, project it into status, check budgets."""
+"""A task's token accounting, in one place: what it may spend, what it spent, and its status block.
+
+The usage comes from the metering proxy's count when the attempt went through it (`metering.py` runs
+the attempt's proxy access and hands its count here), else from the team's own output (`read_live`
+while it runs, `final_usage` after). `status_tokens` projects either into the Task status `tokens`
+block; `task_budget`, `spent_outside_proxy` and `budget_verdict` decide what the task and the sprint may
+still spend. Pure functions: no I/O beyond reading the team's usage file.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 from .. import usage
 from ..errors import InvalidInput
+from ..proxy import TaskBudget
+from ..usage import TokenUsage
 
 
 def read_live(artifacts: Path, fmt: str) -> Any:
@@ -72,3 +82,45 @@ def budget_verdict(
         sprint_budget,
     )
     return f"token budget exceeded: {verdict.reason}" if verdict.exceeded else None
+
+
+def task_budget(estimated: int | None, factor: float) -> TaskBudget:
+    """The attempt's budget: estimate x factor tokens, or no task budget when nothing was estimated."""
+    return TaskBudget(tokens=int(estimated * factor) if estimated else None)
+
+
+def spent_outside_proxy(tasks: Iterable[Mapping[str, Any]], task_id: str) -> int:
+    """Tokens the sprint's other tasks spent without the proxy seeing them (agent-reported usage)."""
+    total = 0
+    for task in tasks:
+        if task.get("spec", {}).get("taskId") == task_id:
+            continue
+        block = (task.get("status") or {}).get("tokens") or {}
+        if block.get("source") != "proxy" and isinstance(block.get("actual"), int):
+            total += block["actual"]
+    return total
+
+
+def proxy_tokens(
+    metered: TokenUsage, agent: TokenUsage | None, estimated: int | None, partial: bool | None
+) -> dict[str, Any]:
+    """The Task status `tokens` block from the proxy's count, with the CLI's own total beside it."""
+    out = task_tokens(metered, estimated, partial)
+    out["source"] = "proxy"
+    out.pop("costUsd", None)  # the proxy knows no prices: a cost is only ever the CLI's own figure
+    reported = agent.total_tokens if agent is not None else None
+    if reported is not None:
+        out["agentReported"] = int(reported)
+    if agent is not None and agent.cost_usd is not None:
+        out["costUsd"] = float(agent.cost_usd)
+    return out
+
+
+def status_tokens(
+    metered: TokenUsage | None, agent: TokenUsage | None, estimated: int | None, partial: bool | None
+) -> dict[str, Any]:
+    """The `tokens` block: the proxy's count when the attempt is metered, else the agent's own report.
+    While running (`partial=True`) a metered block carries no agentReported: the CLI reports at its end."""
+    if metered is None:
+        return task_tokens(agent, estimated, partial)
+    return proxy_tokens(metered, None if partial else agent, estimated, partial)
