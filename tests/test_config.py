@@ -63,7 +63,7 @@ def test_no_file_means_the_defaults() -> None:
     config = load_config(None, {})
     assert config == OrchestratorConfig()
     assert config.orchestrator.max_parallel_tasks_per_sprint == 5
-    assert config.git.working_trees_path == "/tmp/orchestrator/trees"
+    assert config.git.working_trees_path is None  # {state directory}/trees, never /tmp by default
 
 
 def test_missing_keys_take_their_defaults(tmp_path: Path) -> None:

@@ -3,7 +3,8 @@
     orchestrator: {max_concurrent_sprints: 1, max_parallel_tasks_per_sprint: 5,
                    default_task_timeout: 3600s, default_token_budget: 1000000,
                    default_team: claude-code}
-    git: {repository_url: '${REPO_URL}', main_branch: main, working_trees_path: /tmp/orchestrator/trees}
+    git: {repository_url: '${REPO_URL}', main_branch: main,
+          working_trees_path: null (the state directory's trees/)}
     containers: {runtime: podman, base_image: null (the agent image for agent teams), network_mode: none,
                  cleanup_on_completion: true}
     kaiban: {api_url: '${KAIBAN_API_URL}', board_template: sprint-template, webhook_url: '${WEBHOOK_URL}'}
@@ -70,7 +71,8 @@ class OrchestratorSection(Section):
 class GitSection(Section):
     repository_url: str | None = None
     main_branch: str = Field(default="main", min_length=1)
-    working_trees_path: str = Field(default="/tmp/orchestrator/trees", min_length=1)
+    # Unset: {state directory}/trees, private to the operator (statedir.py); never /tmp by default.
+    working_trees_path: str | None = Field(default=None, min_length=1)
 
 
 class ContainersSection(Section):

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from .statedir import ROOT_STATE_DIR, default_state_dir
+
 ENV_PREFIX = "SPRINT_ORCHESTRATOR_"
 DEFAULT_LLM_UPSTREAMS = {
     "anthropic": "https://api.anthropic.com",
@@ -25,7 +27,7 @@ API_KEY_VARIABLES = {"anthropic": "ANTHROPIC_API_KEY", "openai": "OPENAI_API_KEY
 @dataclass(frozen=True)
 class Settings:
     config_path: Path | None = None
-    state_dir: Path = Path("/tmp/orchestrator")
+    state_dir: Path = ROOT_STATE_DIR  # from_env picks the default for the user (statedir.py)
     namespaces: tuple[str, ...] = ()
     podman_url: str | None = None
     metrics_port: int = 0
@@ -41,9 +43,9 @@ class Settings:
 
     @property
     def trees_dir(self) -> Path:
-        """The config file's git.working_trees_path when a config file is given, else under state_dir."""
+        """The config file's git.working_trees_path when it names one, else under state_dir."""
         path = getattr(getattr(self.config, "git", None), "working_trees_path", None)
-        return Path(path) if (path and self.config_path is not None) else self.state_dir / "trees"
+        return Path(path) if path else self.state_dir / "trees"
 
     @property
     def artifacts_dir(self) -> Path:
@@ -67,7 +69,7 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
     config_path = get("CONFIG")
     settings = Settings(
         config_path=Path(config_path) if config_path else None,
-        state_dir=Path(get("STATE_DIR", "/tmp/orchestrator") or "/tmp/orchestrator"),
+        state_dir=Path(get("STATE_DIR") or default_state_dir(env, os.geteuid())),
         namespaces=tuple(n for n in (get("NAMESPACES", "") or "").split(",") if n),
         podman_url=get("PODMAN_URL"),
         metrics_port=int(get("METRICS_PORT", "0") or 0),

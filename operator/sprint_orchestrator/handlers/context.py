@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .. import faults
+from .. import faults, statedir
 from ..errors import InvalidInput, OrchestratorError
 from ..hostpaths import default_roots, host_path_problems
 from ..kube import Kube
@@ -43,8 +43,11 @@ class OperatorContext:
 
     async def start(self) -> None:
         faults.arm(self.settings.faults)  # tests only; a bad point name stops the start-up here
-        for path in (self.settings.state_dir, self.settings.artifacts_dir, self.settings.run_dir):
-            path.mkdir(parents=True, exist_ok=True)
+        statedir.prepare(self.settings.state_dir)
+        if not self.settings.trees_dir.is_relative_to(self.settings.state_dir):
+            statedir.prepare(self.settings.trees_dir, "working trees directory (git.working_trees_path)")
+        for path in (self.settings.artifacts_dir, self.settings.run_dir):
+            path.mkdir(mode=0o700, exist_ok=True)
         self.runtime_check = asyncio.create_task(self._check_runtime(), name="runtime check")
 
     async def _check_runtime(self) -> None:

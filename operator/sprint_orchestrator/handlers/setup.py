@@ -10,6 +10,7 @@ from typing import Any
 import kopf
 
 from .. import GROUP
+from ..errors import InvalidInput
 from ..settings import from_env
 from .context import OperatorContext
 
@@ -39,7 +40,10 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     if ctx is None:
         ctx = OperatorContext.create(from_env())
         memo["context"] = ctx
-    await ctx.start()
+    try:
+        await ctx.start()
+    except InvalidInput as exc:  # a state directory we must not use: stop with the reason, not retry
+        raise kopf.PermanentError(str(exc)) from exc
     log.info("operator started", extra={"state_dir": str(ctx.settings.state_dir)})
 
 
