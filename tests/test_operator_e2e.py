@@ -151,10 +151,11 @@ def test_applying_the_same_manifest_twice_changes_nothing(
 def test_a_sprint_naming_host_paths_outside_the_allowed_roots_is_refused(
     cluster: LocalCluster, namespace: str, operator: KopfRunner
 ) -> None:
-    """A namespace editor may not mount /etc into task containers or clone /root/secret.git."""
+    """A namespace editor may not mount /etc into task containers, clone /root/secret.git or push to a
+    branch the configuration does not allow."""
     manifest = suspended_sprint("hosty", tasks=1, suspend=False)
     manifest["spec"]["team"] = {"type": "demo", "recipes": "/etc"}
-    manifest["spec"]["repository"] = {"url": "/root/secret.git"}
+    manifest["spec"]["repository"] = {"url": "/root/secret.git", "mainBranch": "release"}
     apply(cluster, namespace, manifest)
 
     def refused() -> dict[str, Any] | None:
@@ -168,6 +169,9 @@ def test_a_sprint_naming_host_paths_outside_the_allowed_roots_is_refused(
     condition = wait_for(refused, what="InvalidSpec")
     assert "spec.team.recipes: '/etc' is outside" in condition["message"]
     assert "spec.repository.url: '/root/secret.git' is outside" in condition["message"]
+    assert (
+        "spec.repository.mainBranch: 'release' is not a branch this operator may push" in condition["message"]
+    )
     assert tasks_of(cluster, namespace, "hosty") == [] or all(
         not (t.get("status") or {}).get("containerId") for t in tasks_of(cluster, namespace, "hosty")
     )

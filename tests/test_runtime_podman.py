@@ -65,10 +65,34 @@ def test_a_containerfile_cannot_be_injected_through_dependencies_or_environment(
         images.split_dependencies(["jq && curl evil"])
     with pytest.raises(InvalidInput, match="control characters"):
         images.render_containerfile("base", [], {"A": "x\nRUN rm -rf /"}, {})
-    text = images.render_containerfile("base", ["jq", "pip:six"], {"A": 'say "$HOME"'}, {"k": "v"})
+    sources = images.PackageSources(apt=("http://deb.example/debian",), pip=("https://pypi.example/simple",))
+    text = images.render_containerfile("base", ["jq", "pip:six"], {"A": 'say "$HOME"'}, {"k": "v"}, sources)
     assert 'ENV A="say \\"\\$HOME\\""' in text
     assert "apt-get install -y --no-install-recommends jq python3-pip" in text
-    assert "pip install --no-cache-dir --break-system-packages six" in text
+    assert (
+        "pip install --no-cache-dir --break-system-packages --index-url https://pypi.example/simple six"
+        in text
+    )
+
+
+def test_a_sprint_image_build_gets_a_network_only_for_configured_package_sources() -> None:
+    none = images.PackageSources()
+    assert images.build_network([], none) == "none"
+    assert images.build_network(["jq"], none) == "none"  # and refused: see missing_sources
+    [problem] = images.missing_sources(["jq"], none)
+    assert "containers.package_sources.apt" in problem and "jq" in problem
+    assert images.missing_sources(["pip:six"], images.PackageSources(apt=("http://d/debian",)))
+    debian = images.PackageSources(apt=("http://d/debian",))
+    assert images.build_network(["jq"], debian) == "host"
+    with pytest.raises(InvalidInput, match=r"container\.dependencies"):
+        images.render_containerfile("base", ["jq"], {}, {})
+    text = images.render_containerfile("base", ["jq"], {}, {}, debian)
+    assert "rm -f /etc/apt/sources.list.d/*" in text and "for url in http://d/debian;" in text
+    assert images.sprint_image_tag("sha256:a", ["jq"], {}, debian) != images.sprint_image_tag(
+        "sha256:a", ["jq"], {}, images.PackageSources(apt=("http://other/debian",))
+    )
+    with pytest.raises(InvalidInput, match=r"containers.package_sources.apt\[0\]"):
+        images.PackageSources(apt=("http://d/debian; curl evil",))
 
 
 @pytest.mark.parametrize(
@@ -358,11 +382,53 @@ def test_the_sprint_image_is_built_once_per_configuration(runtime: PodmanRuntime
         runtime.client.images.remove(first.tag, force=True)
 
 
+def host_debian_sources() -> tuple[str, ...]:
+    """The Debian archive URLs this machine's apt uses (the only package source reachable here)."""
+    urls: list[str] = []
+    for path in sorted(Path("/etc/apt").glob("sources.list.d/*.sources")):
+        for line in path.read_text().splitlines():
+            if line.startswith("URIs:"):
+                urls += [u for u in line.split()[1:] if u.rstrip("/").endswith("/debian")]
+    return tuple(dict.fromkeys(urls))
+
+
 @pytest.mark.podman
-def test_a_failed_sprint_image_build_carries_the_log_tail(runtime: PodmanRuntime) -> None:
-    with pytest.raises(ImageBuildFailed) as failure:
-        runtime.ensure_sprint_image(runtime.base_image, ["apt:no-such-package-sprint-orchestrator"], {}, {})
-    assert "no-such-package-sprint-orchestrator" in failure.value.log_tail
+def test_sprint_image_dependencies_without_a_configured_source_are_refused_before_any_build(
+    runtime: PodmanRuntime,
+) -> None:
+    before = {image.id for image in runtime.client.images.list()}
+    with pytest.raises(ImageBuildFailed, match=r"containers.package_sources.apt"):
+        runtime.ensure_sprint_image(runtime.base_image, ["apt:jq"], {}, {})
+    assert {image.id for image in runtime.client.images.list()} == before
+
+
+@pytest.mark.podman
+def test_a_sprint_image_installs_packages_from_the_configured_source_only(
+    runtime: PodmanRuntime, tmp_path: Path
+) -> None:
+    sources = host_debian_sources()
+    if not sources:
+        pytest.skip("this machine's apt names no Debian archive")
+    runtime.package_sources = images.PackageSources(apt=sources)
+    try:
+        with pytest.raises(ImageBuildFailed) as failure:
+            runtime.ensure_sprint_image(
+                runtime.base_image, ["apt:no-such-package-sprint-orchestrator"], {}, {}
+            )
+        assert "no-such-package-sprint-orchestrator" in failure.value.log_tail
+        built = runtime.ensure_sprint_image(runtime.base_image, ["apt:jq"], {}, {})
+        try:
+            result = runtime.run_oneshot(
+                built.tag, ["sh", "-c", "jq -n 1+1; cat /etc/apt/sources.list"], tmp_path, 60, Limits()
+            )
+            assert result.exit_code == 0 and "2" in result.log_tail.split()
+            assert [
+                line.split()[1] for line in result.log_tail.splitlines() if line.startswith("deb ")
+            ] == list(sources)
+        finally:
+            runtime.client.images.remove(built.tag, force=True)
+    finally:
+        runtime.package_sources = images.PackageSources()
 
 
 @pytest.mark.podman

@@ -71,8 +71,27 @@ class OrchestratorSection(Section):
 class GitSection(Section):
     repository_url: str | None = None
     main_branch: str = Field(default="main", min_length=1)
+    # The branches a Sprint's repository.mainBranch may name, per repository URL ("*": any other);
+    # unset: main_branch only (branchpolicy.py).
+    allowed_main_branches: dict[str, list[Annotated[str, Field(min_length=1, max_length=255)]]] = Field(
+        default_factory=dict, max_length=1000
+    )
     # Unset: {state directory}/trees, private to the operator (statedir.py); never /tmp by default.
     working_trees_path: str | None = Field(default=None, min_length=1)
+
+
+SourceUrl = Annotated[str, Field(min_length=1, max_length=2048, pattern=r"^https?://[A-Za-z0-9._~:/@%+-]+$")]
+
+
+class PackageSourcesSection(Section):
+    """Where sprint image builds may fetch packages (runtime/images.py): none by default, no network."""
+
+    apt: list[Annotated[str, Field(min_length=1, max_length=2048)]] = Field(
+        default_factory=list, max_length=20
+    )
+    pip: list[Annotated[str, Field(min_length=1, max_length=2048)]] = Field(
+        default_factory=list, max_length=20
+    )
 
 
 class ContainersSection(Section):
@@ -84,6 +103,7 @@ class ContainersSection(Section):
     default_cpus: Annotated[int, BeforeValidator(quantities.nano_cpus)] = 2 * quantities.NANO
     default_pids: int = Field(default=512, ge=16, le=1_000_000)
     network_mode: str = Field(default="none", min_length=1)
+    package_sources: PackageSourcesSection = PackageSourcesSection()
     cleanup_on_completion: bool = True
     # runtime: pods. The registry the nodes pull sprint images from (host:port), the namespace of the
     # task Pods, the address the Pods reach the operator's workspace endpoint on.

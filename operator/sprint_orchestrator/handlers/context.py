@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import faults, statedir
+from ..branchpolicy import main_branch_problems
 from ..errors import InvalidInput, OrchestratorError
 from ..hostpaths import default_roots, host_path_problems
 from ..kube import Kube
@@ -88,9 +89,12 @@ class OperatorContext:
         valid = validate_sprint_spec(dict(spec or {}))
         orchestrator = getattr(self.settings.config, "orchestrator", None)
         roots = default_roots(list(getattr(orchestrator, "allowed_host_paths", None) or []))
-        problems = host_path_problems(valid, roots)
+        git = getattr(self.settings.config, "git", None)
+        problems = host_path_problems(valid, roots) + main_branch_problems(
+            valid, getattr(git, "allowed_main_branches", None) or {}, getattr(git, "main_branch", "main")
+        )
         if problems:
-            raise InvalidInput("spec: host paths outside the allowed roots", problems)
+            raise InvalidInput("spec: host paths or a main branch this operator does not allow", problems)
         return valid.with_default_team(self.default_team)
 
     async def get_runtime(self) -> Any:

@@ -70,6 +70,7 @@ class PodmanRuntime:
         self.log_dir = state_dir / "logs"
         self.secrets_dir = state_dir / "secrets"
         self.base_image = Settings.base_image
+        self.package_sources = images.PackageSources()
         self._timed_out: set[str] = set()
         self._removed: set[str] = set()  # removed by us, maybe while a wait() was under way
         self._oom = cgroups.Watches()
@@ -84,6 +85,7 @@ class PodmanRuntime:
         proc = _service_for(settings)
         runtime = cls(PodmanClient(base_url=proc.url, timeout=_CHECK_TIMEOUT_S), proc, settings.state_dir)
         runtime.base_image = settings.base_image
+        runtime.package_sources = package_sources(settings)
         problems = runtime.check() if verify else []
         if problems:
             runtime.close()
@@ -136,12 +138,16 @@ class PodmanRuntime:
                 f"container.baseImage: image {base_image!r} not found; build it first (hack/base-image.sh; "
                 "hack/agent-image.sh for the agent CLIs)"
             ) from None
-        tag = images.sprint_image_tag(base_id, dependencies, environment)
+        sources = self.package_sources
+        problems = images.missing_sources(dependencies, sources)
+        if problems:
+            raise ImageBuildFailed(" ".join(problems), "")
+        tag = images.sprint_image_tag(base_id, dependencies, environment, sources)
         if self.client.images.exists(tag):
             return ImageResult(tag, built=False)
         marks = {**labels, images.LABEL_IMAGE_HASH: tag.rsplit(":", 1)[1]}
-        text = images.render_containerfile(base_image, dependencies, environment, marks)
-        self._build(tag, text)
+        text = images.render_containerfile(base_image, dependencies, environment, marks, sources)
+        self._build(tag, text, images.build_network(dependencies, sources))
         return ImageResult(tag, built=True)
 
     def push_image(self, tag: str, target: str) -> None:
@@ -156,7 +162,7 @@ class PodmanRuntime:
             except (podman.errors.APIError, OSError) as exc:
                 raise ImageBuildFailed(f"pushing {tag} to {target} failed: {exc}", "") from None
 
-    def _build(self, tag: str, containerfile: str) -> None:
+    def _build(self, tag: str, containerfile: str, network: str) -> None:
         with tempfile.TemporaryDirectory(prefix="sprint-image-") as ctx:
             (Path(ctx) / "Containerfile").write_text(containerfile)
             try:
@@ -164,7 +170,7 @@ class PodmanRuntime:
                     path=ctx,
                     dockerfile="Containerfile",
                     tag=tag,
-                    network_mode="host",
+                    network_mode=network,
                     layers=False,
                     rm=True,
                     forcerm=True,
@@ -460,3 +466,11 @@ def _chunk_text(chunk: Any) -> str:
     if isinstance(chunk, dict):
         return str(chunk.get("stream") or chunk.get("error") or "")
     return str(chunk)
+
+
+def package_sources(settings: Settings) -> images.PackageSources:
+    """containers.package_sources of the configuration (none: sprint image builds have no network)."""
+    section = getattr(getattr(settings.config, "containers", None), "package_sources", None)
+    if section is None:
+        return images.PackageSources()
+    return images.PackageSources(tuple(section.apt), tuple(section.pip))
