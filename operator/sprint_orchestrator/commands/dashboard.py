@@ -1,4 +1,5 @@
-"""`sprintctl dashboard --port N [--namespace NS] [--token-file F]`: the board web app and REST API.
+"""`sprintctl dashboard --port N [--namespace NS] [--token-file F] [--read-token-file R]`: the board web app
+and REST API.
 
 One process, one watch per kind on the namespace, shared by every browser. The same process mirrors
 board moves to Kaiban.io / a webhook and sends notifications (Slack, email) when configured, so the
@@ -23,6 +24,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--namespace", "-n", default="default")
     parser.add_argument("--kubeconfig", default=None)
     parser.add_argument("--token-file", type=Path, default=None, help="bearer tokens for actions, one a line")
+    parser.add_argument(
+        "--read-token-file",
+        type=Path,
+        default=None,
+        help="tokens reads need (default: open)",
+    )
     group = parser.add_argument_group("mirroring and notifications (all optional)")
     group.add_argument("--kaiban-api-url", default=None, help="Kaiban.io API (default: kaiban.api_url)")
     group.add_argument("--kaiban-token-file", type=Path, default=None)
@@ -61,9 +68,10 @@ def run(args: argparse.Namespace) -> int:
 
     settings = settings_module.from_env()
     tokens = load_tokens(args.token_file)  # options first: a typo fails before any connection
+    read_tokens = load_tokens(args.read_token_file, "--read-token-file")
     listeners = listeners_from(args, settings.config, secret)
     dash = Dashboard(
-        Kube.from_kubeconfig(args.kubeconfig), Hub(args.namespace), tokens, (settings.state_dir,)
+        Kube.from_kubeconfig(args.kubeconfig), Hub(args.namespace), tokens, read_tokens, (settings.state_dir,)
     )
     app = create_app(dash, listeners)
     config = uvicorn.Config(app, host=args.host, port=args.port, log_level="warning", ws="websockets")

@@ -26,6 +26,7 @@ from .avatars import avatar_svg
 from .context import Dashboard, problems_detail
 from .headers import security_headers
 from .hub import Listener
+from .readauth import COOKIE, ReadTokens, credential, valid
 from .watcher import Watcher
 
 STATIC = Path(__file__).parent / "static"
@@ -54,6 +55,9 @@ def create_app(dash: Dashboard, listeners: Sequence[Listener] = (), watch: bool 
         redoc_url=None,
     )
     app.middleware("http")(security_headers)
+    app.add_middleware(
+        ReadTokens, tokens=lambda: (dash.read_tokens | dash.tokens) if dash.read_tokens else frozenset()
+    )
     app.state.dashboard = dash
     app.include_router(api.router)
     app.include_router(files.router)
@@ -89,6 +93,30 @@ def _pages(app: FastAPI) -> None:
     @app.get("/", include_in_schema=False)
     async def index() -> FileResponse:
         return FileResponse(STATIC / "index.html")
+
+    @app.post("/api/session", status_code=204, summary="Sign a browser in with a read or action token")
+    async def open_session(request: Request) -> Response:
+        dash: Dashboard = request.app.state.dashboard
+        bearer, _ = credential(request.scope.get("headers") or [])
+        if not dash.read_tokens:
+            return Response(status_code=204)  # reads are open: nothing to remember
+        if not valid(bearer, dash.read_tokens | dash.tokens):
+            return JSONResponse(
+                {"detail": "a valid token is required: Authorization: Bearer <token>"},
+                status_code=401,
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        response = Response(status_code=204)
+        response.set_cookie(
+            COOKIE, bearer, httponly=True, samesite="strict", secure=request.url.scheme == "https", path="/"
+        )
+        return response
+
+    @app.delete("/api/session", status_code=204, summary="Sign a browser out")
+    async def close_session() -> Response:
+        response = Response(status_code=204)
+        response.delete_cookie(COOKIE, path="/")
+        return response
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz(request: Request) -> JSONResponse:

@@ -21,6 +21,7 @@ class Dashboard:
     kube: Kube
     hub: Hub
     tokens: frozenset[str] = field(default_factory=frozenset, repr=False)
+    read_tokens: frozenset[str] = field(default_factory=frozenset, repr=False)  # empty: reads are open
     roots: tuple[Path, ...] = ()  # logs and artifacts are served only from under these
 
     @property
@@ -28,17 +29,17 @@ class Dashboard:
         return self.hub.namespace
 
 
-def load_tokens(path: Path | None) -> frozenset[str]:
-    """Action tokens, one per line ('#' comments and blank lines ignored)."""
+def load_tokens(path: Path | None, option: str = "--token-file") -> frozenset[str]:
+    """Tokens, one per line ('#' comments and blank lines ignored)."""
     if path is None:
         return frozenset()
     try:
         lines = path.read_text().splitlines()
     except OSError as exc:
-        raise InvalidInput(f"--token-file {path}: cannot read it ({exc.strerror})") from exc
+        raise InvalidInput(f"{option} {path}: cannot read it ({exc.strerror})") from exc
     tokens = frozenset(line.strip() for line in lines if line.strip() and not line.startswith("#"))
     if not tokens:
-        raise InvalidInput(f"--token-file {path}: no token in the file (one token per line)")
+        raise InvalidInput(f"{option} {path}: no token in the file (one token per line)")
     return tokens
 
 
