@@ -102,7 +102,32 @@ def test_helm_lint_passes_strictly_with_every_option_on() -> None:
         "metrics.prometheusRule.enabled=true",
         "--set",
         "grafana.dashboard.enabled=true",
+        "--set",
+        "dashboard.tokensSecret=so-tokens",
+        "--set",
+        "dashboard.readTokensSecret=so-readers",
     )
+
+
+def test_the_dashboard_reads_its_action_and_read_tokens_from_secrets_when_named() -> None:
+    def dashboard_pod(*sets: str) -> dict[str, Any]:
+        args = [a for s in sets for a in ("--set", s)]
+        docs = yaml.safe_load_all(helm("template", "so", str(CHART), *args).stdout)
+        deployment = next(
+            d
+            for d in docs
+            if d and d["kind"] == "Deployment" and d["metadata"]["name"].endswith("-dashboard")
+        )
+        return dict(deployment["spec"]["template"]["spec"])
+
+    plain = dashboard_pod()
+    assert not any("token-file" in a for a in plain["containers"][0]["args"])
+    pod = dashboard_pod("dashboard.tokensSecret=so-tokens", "dashboard.readTokensSecret=so-readers")
+    args = pod["containers"][0]["args"]
+    assert "--token-file=/etc/sprint-orchestrator/tokens/tokens" in args
+    assert "--read-token-file=/etc/sprint-orchestrator/read-tokens/tokens" in args
+    secrets = {v["name"]: v["secret"] for v in pod["volumes"] if "secret" in v}
+    assert secrets["read-tokens"]["secretName"] == "so-readers" and secrets["tokens"]["defaultMode"] == 0o440
 
 
 @pytest.mark.parametrize(
