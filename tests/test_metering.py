@@ -15,13 +15,17 @@ from sprint_orchestrator.errors import InvalidInput
 from sprint_orchestrator.handlers import metering, tokens
 from sprint_orchestrator.handlers.context import OperatorContext
 from sprint_orchestrator.kube import Kube
-from sprint_orchestrator.proxy import CONTAINER_SOCKET_DIR, TaskBudget
+from sprint_orchestrator.proxy import CONTAINER_SOCKET_DIR, TaskBudget, TaskKey
+from sprint_orchestrator.proxy.ledger import Ledger
 from sprint_orchestrator.settings import DEFAULT_LLM_UPSTREAMS, Settings, from_env
-from sprint_orchestrator.usage import parse
+from sprint_orchestrator.usage import TokenUsage, parse
 
 
 def task(task_id: str, source: str, actual: Any) -> dict[str, Any]:
-    return {"spec": {"taskId": task_id}, "status": {"tokens": {"source": source, "actual": actual}}}
+    return {
+        "spec": {"taskId": task_id},
+        "status": {"attempt": 1, "tokens": {"source": source, "actual": actual}},
+    }
 
 
 def test_the_task_budget_is_the_estimate_times_the_factor_or_none() -> None:
@@ -30,10 +34,29 @@ def test_the_task_budget_is_the_estimate_times_the_factor_or_none() -> None:
     assert tokens.task_budget(0, 2.0) == TaskBudget(tokens=None)
 
 
-def test_only_usage_the_proxy_did_not_see_counts_against_the_sprint_before_it() -> None:
-    tasks = [task("a", "agent", 100), task("b", "proxy", 5_000), task("c", "none", None),
-             task("me", "agent", 7), {"spec": {"taskId": "d"}}, task("e", "agent", 23)]  # fmt: skip
-    assert tokens.spent_outside_proxy(tasks, "me") == 123
+def test_every_attempt_the_statuses_know_counts_once_against_the_sprint() -> None:
+    retried = task("r", "proxy", 40)
+    retried["status"].update(attempt=3, tokensByAttempt={"1": 500, "2": 700})
+    tasks = [task("a", "agent", 100), task("c", "none", None), {"spec": {"taskId": "d"}}, retried]
+    known = tokens.known_usage(tasks, "s1-x")
+    assert known == {TaskKey("s1-x", "a", 1): 100, TaskKey("s1-x", "r", 1): 500,
+                     TaskKey("s1-x", "r", 2): 700, TaskKey("s1-x", "r", 3): 40}  # fmt: skip
+    assert tokens.earlier_attempts(retried["status"]) == 1200
+    assert tokens.by_attempt_after(retried["status"]) == {"1": 500, "2": 700, "3": 40}
+    assert tokens.by_attempt_after({}) == {}
+    assert tokens.task_budget(1000, 1.0, 1200) == TaskBudget(tokens=1000, used_before=1200)
+
+
+def test_the_proxys_sprint_book_counts_an_attempt_it_also_metered_once() -> None:
+    ledger = Ledger()
+    key = TaskKey("s1", "t1", 1)
+    ledger.open(key, TaskBudget())
+    ledger.record(key, TokenUsage(input_tokens=300, output_tokens=0))
+    ledger.set_sprint_budget("s1", 1000, known={key: 250, TaskKey("s1", "t0", 1): 600})
+    assert ledger.sprint_spent("s1") == 900  # max(300, 250) + 600: before a restart, after it alike
+    assert ledger.refusal(key) is None
+    ledger.record(key, TokenUsage(input_tokens=100, output_tokens=0))
+    assert ledger.sprint_spent("s1") == 1000 and "sprint s1 is spent" in (ledger.refusal(key) or "")
 
 
 def message(output: int) -> str:
@@ -90,7 +113,7 @@ async def test_an_attempt_is_metered_budgeted_and_closed_through_the_context(
     ctx = OperatorContext(settings=settings, kube=kube(tmp_path))
     try:
         metered = await metering.open_attempt(
-            ctx, "anthropic", "claude-code", ("s1", "t1", 1), (TaskBudget(tokens=150), None, 0)
+            ctx, "anthropic", "claude-code", ("s1", "t1", 1), (TaskBudget(tokens=150), None, {})
         )
         assert metered.mount.target == CONTAINER_SOCKET_DIR and metered.mount.read_only
         assert metered.mount.source == metered.socket.parent
@@ -115,7 +138,7 @@ async def test_a_restarted_operator_reattaches_in_the_same_directory_and_keeps_t
 ) -> None:
     settings = Settings(state_dir=tmp_path, api_keys={"anthropic": REAL_KEY},
                         llm_upstreams={"anthropic": standin.url})  # fmt: skip
-    key, budgets = ("s1", "t1", 1), (TaskBudget(), None, 0)
+    key, budgets = ("s1", "t1", 1), (TaskBudget(), None, {})
     first = OperatorContext(settings=settings, kube=kube(tmp_path))
     try:
         metered = await metering.open_attempt(first, "anthropic", "claude-code", key, budgets)
@@ -149,7 +172,7 @@ def test_an_unreadable_journal_is_no_usage(tmp_path: Path) -> None:
 async def test_an_attempt_without_the_providers_key_is_refused_before_anything_starts(tmp_path: Path) -> None:
     ctx = OperatorContext(settings=Settings(state_dir=tmp_path), kube=kube(tmp_path))
     with pytest.raises(InvalidInput, match="OPENAI_API_KEY"):
-        await metering.open_attempt(ctx, "openai", "codex", ("s1", "t1", 1), (TaskBudget(), None, 0))
+        await metering.open_attempt(ctx, "openai", "codex", ("s1", "t1", 1), (TaskBudget(), None, {}))
     assert ctx.proxy is None
 
 

@@ -309,3 +309,46 @@ async def test_the_forwarder_relays_tcp_on_loopback_to_the_task_socket(
     assert process.returncode == 0
     assert sse_events(stdout)[-1] == "message_stop"
     assert counts(proxy.usage_for("s1", "t1", 0)) == counts(expected_usage(anthropic.served))
+
+
+async def test_a_task_firing_many_requests_cannot_starve_another_of_upstream_slots(
+    tmp_path: Path, anthropic: AnthropicStandIn
+) -> None:
+    anthropic.faults = Faults(delay_s=0.1)
+    async with MeteringProxy(
+        {"anthropic": anthropic.url}, {"anthropic": REAL_KEY}, ProxyLimits(concurrency=1), run_dir=tmp_path
+    ) as px:
+        hog = await px.open_task_socket("s1", "hog", 1, TaskBudget())
+        other = await px.open_task_socket("s1", "other", 1, TaskBudget())
+        finished: list[str] = []
+
+        async def ask(sock: Path, who: str) -> None:
+            status, _ = await post(sock, MESSAGES, anthropic_body(stream=False))
+            assert status == 200
+            finished.append(who)
+
+        hogs = [asyncio.create_task(ask(hog, "hog")) for _ in range(6)]
+        while px._slots["anthropic"].busy == 0 or len(px._slots["anthropic"]._waiting) < 5:
+            await asyncio.sleep(0.01)  # the hog holds the slot and has five more waiting
+        await ask(other, "other")
+        await asyncio.gather(*hogs)
+    assert finished.index("other") == 1  # next after the hog's request in flight, not after all six
+
+
+async def test_the_budget_is_checked_again_when_a_request_gets_its_upstream_slot(
+    tmp_path: Path, openai: OpenAIStandIn
+) -> None:
+    openai.faults = Faults(delay_s=0.3)
+    async with MeteringProxy(
+        {"openai": openai.url}, {"openai": REAL_KEY}, ProxyLimits(concurrency=1), run_dir=tmp_path
+    ) as px:
+        px.set_sprint_budget("s1", tokens=1)
+        first = await px.open_task_socket("s1", "t1", 1, TaskBudget())
+        second = await px.open_task_socket("s1", "t2", 1, TaskBudget())
+        running = asyncio.create_task(post(first, CHAT, {"model": "gpt-test", "messages": []}))
+        while px._slots["openai"].busy == 0:
+            await asyncio.sleep(0.01)
+        waiting = await post(second, CHAT, {"model": "gpt-test", "messages": []})  # admitted, then queued
+        assert (await running)[0] == 200
+    assert waiting[0] == 429 and "sprint s1" in json.loads(waiting[1])["error"]["message"]
+    assert len(openai.served) == 1

@@ -215,6 +215,10 @@ class TaskStatus(StatusModel):
     completion_time: DateTime | None = None
     duration_seconds: float | None = None
     tokens: TaskTokens | None = None
+    tokens_by_attempt: Counts | None = Field(
+        default=None,
+        description="Tokens each earlier attempt spent, by attempt number: they count against the budgets.",
+    )
     results: Results | None = None
     gates: list[GateResult] | None = None
     changed_files: Ids | None = None

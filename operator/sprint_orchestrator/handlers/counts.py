@@ -67,7 +67,9 @@ def sprint_counts(
         status = _status(task)
         columns[COLUMN_KEYS.get(status.get("column") or "ready", "ready")] += 1
         tokens = status.get("tokens") or {}
-        used += int(tokens.get("actual") or 0)
+        used += int(tokens.get("actual") or 0) + sum(
+            v for v in (status.get("tokensByAttempt") or {}).values() if isinstance(v, int)
+        )
         estimated += int(tokens.get("estimated") or task["spec"].get("estimatedTokens") or 0)
         _add(by_category, tokens.get("byCategory"))
         _add(by_model, tokens.get("byModel"))

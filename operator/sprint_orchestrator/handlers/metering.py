@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -117,14 +118,15 @@ async def open_attempt(
     provider: str,
     team_type: str,
     key: tuple[str, str, int],
-    budgets: tuple[TaskBudget, int | None, int],
+    budgets: tuple[TaskBudget, int | None, Mapping[TaskKey, int]],
 ) -> MeteredAttempt:
-    """Open the attempt's socket with its task budget and set the sprint's (tokens, used_before)."""
+    """Open the attempt's socket with its task budget and set the sprint's: (tokens, what each of its
+    attempts spent as the Task statuses say)."""
     if not ctx.settings.api_keys.get(provider):
         raise MissingApiKey(missing_key_message(provider, team_type))
     proxy = await ctx.get_proxy()
-    task, sprint_tokens, used_before = budgets
-    proxy.set_sprint_budget(key[0], sprint_tokens, used_before)
+    task, sprint_tokens, known = budgets
+    proxy.set_sprint_budget(key[0], sprint_tokens, known=known)
     journal = journal_path(ctx.settings.run_dir, key)
     fresh = not _known(proxy, key)
     socket = await proxy.open_task_socket(*key, task)

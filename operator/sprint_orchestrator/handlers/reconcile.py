@@ -16,7 +16,7 @@ from ..kube import SPRINTS, TASKS, now_iso
 from ..model import SprintSpec, task_resource_name
 from ..teams import missing_key
 from ..teams.keys import PROVIDER_OF_TEAM
-from . import actions, counts, spec_changes
+from . import actions, counts, spec_changes, tokens
 from .conditions import set_condition
 from .context import OperatorContext
 from .merging import merge_next
@@ -343,6 +343,8 @@ class SprintReconciler:
         await self.patch_task(
             task,
             {
+                "tokensByAttempt": tokens.by_attempt_after(status),
+                "tokens": None,  # the new attempt's; the last one's total moved to tokensByAttempt
                 "phase": "Running",
                 "column": "in-progress",
                 "attempt": attempt,

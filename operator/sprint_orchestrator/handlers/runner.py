@@ -113,12 +113,17 @@ class TaskRunner:
         sprint_tokens = self.spec.token_budget
         if sprint_tokens is None:
             sprint_tokens = int(getattr(orchestrator, "default_token_budget", 1_000_000))
+        sprint_key = f"{self.sprint_id}-{self.tenant}"  # budgets are per Sprint resource
         budgets = (
-            tokens.task_budget(self.definition.estimated_tokens, self.spec.policy.token_budget_factor),
+            tokens.task_budget(
+                self.definition.estimated_tokens,
+                self.spec.policy.token_budget_factor,
+                tokens.earlier_attempts(self.status),
+            ),
             sprint_tokens,
-            tokens.spent_outside_proxy(siblings, self.task_id),
+            tokens.known_usage(siblings, sprint_key),
         )
-        key = (f"{self.sprint_id}-{self.tenant}", self.task_id, attempt)  # budgets are per Sprint resource
+        key = (sprint_key, self.task_id, attempt)
         return await metering.open_attempt(self.ctx, provider, self.team_type, key, budgets)
 
     async def _run_container(
@@ -206,7 +211,12 @@ class TaskRunner:
             if metered is not None:
                 continue
             verdict = tokens.budget_verdict(
-                self.spec, self.definition, current, self._sprint_used_by_others(), self.rec.budget(self.spec)
+                self.spec,
+                self.definition,
+                current,
+                self._sprint_used_by_others(),
+                self.rec.budget(self.spec),
+                tokens.earlier_attempts(self.status),
             )
             if verdict is not None:
                 self.budget_stop = verdict
@@ -245,7 +255,12 @@ class TaskRunner:
         budget = self.budget_stop or (metered.refusal() if metered is not None else None)
         if not budget and metered is None and used is not None:  # a team that ended before a live check
             budget = tokens.budget_verdict(
-                self.spec, self.definition, used, self._sprint_used_by_others(), self.rec.budget(self.spec)
+                self.spec,
+                self.definition,
+                used,
+                self._sprint_used_by_others(),
+                self.rec.budget(self.spec),
+                tokens.earlier_attempts(self.status),
             )
         if budget:
             await self._fail(common, "BudgetExceeded", budget, retryable=False)

@@ -15,7 +15,7 @@ from typing import Any
 
 from .. import usage
 from ..errors import InvalidInput
-from ..proxy import TaskBudget
+from ..proxy import TaskBudget, TaskKey
 from ..usage import TokenUsage
 
 
@@ -69,13 +69,19 @@ def task_tokens(used: Any, estimated: int | None, partial: bool | None) -> dict[
 
 
 def budget_verdict(
-    spec: Any, definition: Any, used: Any, sprint_used_by_others: int, sprint_budget: int | None
+    spec: Any,
+    definition: Any,
+    used: Any,
+    sprint_used_by_others: int,
+    sprint_budget: int | None,
+    used_before: int = 0,
 ) -> str | None:
-    """A reason to stop the task now: over estimatedTokens x tokenBudgetFactor, or the sprint over
-    its tokenBudget counting this task's usage so far; None to let it run."""
+    """A reason to stop the task now: over estimatedTokens x tokenBudgetFactor (its earlier attempts'
+    `used_before` included), or the sprint over its tokenBudget counting this task's usage so far; None
+    to let it run."""
     total = used.total_tokens
     verdict = usage.budget_verdict(
-        total,
+        None if total is None else total + used_before,
         definition.estimated_tokens,
         spec.policy.token_budget_factor,
         None if total is None else sprint_used_by_others + total,
@@ -84,21 +90,41 @@ def budget_verdict(
     return f"token budget exceeded: {verdict.reason}" if verdict.exceeded else None
 
 
-def task_budget(estimated: int | None, factor: float) -> TaskBudget:
-    """The attempt's budget: estimate x factor tokens, or no task budget when nothing was estimated."""
-    return TaskBudget(tokens=int(estimated * factor) if estimated else None)
+def task_budget(estimated: int | None, factor: float, used_before: int = 0) -> TaskBudget:
+    """The attempt's budget: estimate x factor tokens for the task over all its attempts (`used_before`:
+    what the earlier ones spent), or no task budget when nothing was estimated."""
+    return TaskBudget(tokens=int(estimated * factor) if estimated else None, used_before=used_before)
 
 
-def spent_outside_proxy(tasks: Iterable[Mapping[str, Any]], task_id: str) -> int:
-    """Tokens the sprint's other tasks spent without the proxy seeing them (agent-reported usage)."""
-    total = 0
+def by_attempt_after(status: Mapping[str, Any]) -> dict[str, int]:
+    """`tokensByAttempt` for the task's next attempt: the earlier ones' and the last one's total."""
+    earlier = {k: int(v) for k, v in (status.get("tokensByAttempt") or {}).items() if isinstance(v, int)}
+    attempt = int(status.get("attempt") or 0)
+    actual = (status.get("tokens") or {}).get("actual")
+    if attempt and isinstance(actual, int):
+        earlier[str(attempt)] = actual
+    return earlier
+
+
+def earlier_attempts(status: Mapping[str, Any]) -> int:
+    """What the task's earlier attempts spent (they count against this attempt's budgets)."""
+    return sum(int(v) for v in (status.get("tokensByAttempt") or {}).values() if isinstance(v, int))
+
+
+def known_usage(tasks: Iterable[Mapping[str, Any]], sprint_key: str) -> dict[TaskKey, int]:
+    """What every attempt of the sprint's tasks spent as their statuses say, for the proxy's sprint
+    book: it counts each attempt once, at the larger of this and its own count."""
+    known: dict[TaskKey, int] = {}
     for task in tasks:
-        if task.get("spec", {}).get("taskId") == task_id:
-            continue
-        block = (task.get("status") or {}).get("tokens") or {}
-        if block.get("source") != "proxy" and isinstance(block.get("actual"), int):
-            total += block["actual"]
-    return total
+        task_id = str(task.get("spec", {}).get("taskId") or "")
+        status = task.get("status") or {}
+        for attempt, value in (status.get("tokensByAttempt") or {}).items():
+            if isinstance(value, int) and str(attempt).isdigit():
+                known[TaskKey(sprint_key, task_id, int(attempt))] = value
+        actual = (status.get("tokens") or {}).get("actual")
+        if isinstance(actual, int) and int(status.get("attempt") or 0):
+            known[TaskKey(sprint_key, task_id, int(status["attempt"]))] = actual
+    return known
 
 
 def proxy_tokens(

@@ -9,6 +9,7 @@ still spends its known input, so budgets stay enforceable even when the record's
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
 from ..errors import InvalidInput, UsageParseError
@@ -38,8 +39,8 @@ class _TaskBook:
 @dataclass
 class _SprintBook:
     tokens: int | None = None
-    used_before: int = 0
-    spent: int = 0
+    used_before: int = 0  # spent where no attempt record says (agent-reported usage without one)
+    known: dict[TaskKey, int] = field(default_factory=dict)  # per attempt, from the Task statuses
 
 
 @dataclass
@@ -55,9 +56,26 @@ class Ledger:
             book.budget = budget  # a re-opened attempt keeps what it already spent
         self._sprints.setdefault(key.sprint_id, _SprintBook())
 
-    def set_sprint_budget(self, sprint_id: str, tokens: int | None, used_before: int = 0) -> None:
+    def set_sprint_budget(
+        self,
+        sprint_id: str,
+        tokens: int | None,
+        used_before: int = 0,
+        known: Mapping[TaskKey, int] | None = None,
+    ) -> None:
+        """The sprint's budget and what its attempts spent as their Task statuses say (`known`, e.g.
+        attempts metered before an operator restart). An attempt this ledger also metered counts once,
+        at the larger of the two figures."""
         book = self._sprints.setdefault(sprint_id, _SprintBook())
         book.tokens, book.used_before = tokens, used_before
+        if known is not None:
+            book.known = {key: value for key, value in known.items() if key.sprint_id == sprint_id}
+
+    def sprint_spent(self, sprint_id: str) -> int:
+        book = self._sprints.get(sprint_id) or _SprintBook()
+        metered = {key: task.spent for key, task in self._tasks.items() if key.sprint_id == sprint_id}
+        keys = metered.keys() | book.known.keys()
+        return book.used_before + sum(max(metered.get(k, 0), book.known.get(k, 0)) for k in keys)
 
     def refusal(self, key: TaskKey) -> str | None:
         """Why a new request of `key` may not start (a sentence), or None when it may."""
@@ -68,8 +86,7 @@ class Ledger:
             reason = (
                 f"the token budget of task {key.task_id} is spent ({used} of {task.budget.tokens} tokens)"
             )
-        elif sprint.tokens is not None and sprint.spent + sprint.used_before >= sprint.tokens:
-            used = sprint.spent + sprint.used_before
+        elif sprint.tokens is not None and (used := self.sprint_spent(key.sprint_id)) >= sprint.tokens:
             reason = f"the token budget of sprint {key.sprint_id} is spent ({used} of {sprint.tokens} tokens)"
         if reason is not None:
             task.refused += 1
@@ -83,7 +100,6 @@ class Ledger:
         task.usage = task.usage + usage
         task.spent += spent
         task.requests += 1
-        self._sprints[key.sprint_id].spent += spent
         return task.usage
 
     def usage(self, key: TaskKey) -> TokenUsage:

@@ -4,7 +4,8 @@ Each task attempt gets its own socket (`open_task_socket`), so every request is 
 the socket it arrived on. A request is refused in the provider's error format when the task's or the
 sprint's token budget is already spent; otherwise the real key is put in, the request is sent upstream
 (429/529 retried with `retry-after` and backoff; at most `ProxyLimits.concurrency` in flight per
-provider) and the response is relayed byte for byte as it arrives, while a copy is kept and parsed
+provider, shared fairly between task attempts (`fair.py`); budgets checked again when a request gets
+its upstream slot) and the response is relayed byte for byte as it arrives, while a copy is kept and parsed
 for usage when the response ends — completely, or cut off on either side.
 """
 
@@ -24,6 +25,7 @@ from aiohttp import web
 from ..settings import Settings
 from ..usage import TokenUsage
 from . import routing, sockets
+from .fair import FairSlots
 from .ledger import Ledger, ResponseMeter, TaskBudget
 from .replies import Refusal, Reply, error_reply, provider_of
 from .sockets import TaskKey
@@ -61,7 +63,7 @@ class MeteringProxy:
         self._run_dir = Path(run_dir)
         self._on_usage = on_usage
         self.ledger = Ledger()
-        self._slots = {p: asyncio.Semaphore(self._limits.concurrency) for p in routing.PROVIDERS}
+        self._slots = {p: FairSlots(self._limits.concurrency) for p in routing.PROVIDERS}
         self._sites: dict[TaskKey, web.UnixSite] = {}
         self._by_socket: dict[str, TaskKey] = {}
         self._runner: web.AppRunner | None = None
@@ -145,8 +147,14 @@ class MeteringProxy:
         await site.stop()
         sockets.remove(path, keep_directory)
 
-    def set_sprint_budget(self, sprint_id: str, tokens: int | None, used_before: int = 0) -> None:
-        self.ledger.set_sprint_budget(sprint_id, tokens, used_before)
+    def set_sprint_budget(
+        self,
+        sprint_id: str,
+        tokens: int | None,
+        used_before: int = 0,
+        known: Mapping[TaskKey, int] | None = None,
+    ) -> None:
+        self.ledger.set_sprint_budget(sprint_id, tokens, used_before, known)
 
     def usage_for(self, sprint_id: str, task_id: str, attempt: int) -> TokenUsage:
         """The authoritative usage of the attempt: every metered response, summed."""
@@ -209,7 +217,13 @@ class MeteringProxy:
             return _send(error_reply(route.provider, Refusal.SOCKET_CLOSED, "the proxy is shutting down"))
         for attempt in range(self._limits.max_retries + 1):
             last = attempt == self._limits.max_retries
-            async with self._slots[route.provider]:
+            async with self._slots[route.provider].slot(key):
+                # The budget decides when the request gets its slot, not when it arrived: others may
+                # have spent the sprint's budget while it waited.
+                if route.metered and (reason := self.ledger.refusal(key)) is not None:
+                    log.warning("refused %s %s for %s at its upstream slot: %s", request.method, request.path,
+                                key, reason)  # fmt: skip
+                    return _send(error_reply(route.provider, Refusal.BUDGET, reason))
                 try:
                     upstream = await session.request(request.method, route.url, headers=headers, data=body)
                 except aiohttp.ClientConnectorError as exc:
