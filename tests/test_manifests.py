@@ -159,7 +159,8 @@ def test_the_chart_keeps_the_podman_socket_only_for_the_podman_runtime() -> None
     docs = helm_template("tasks.runtime=podman")
     deploy = next(d for d in by_kind(docs, "Deployment") if d["metadata"]["name"].endswith("orchestrator"))
     volumes = deploy["spec"]["template"]["spec"]["volumes"]
-    assert [v["hostPath"]["path"] for v in volumes if "hostPath" in v] == ["/run/user/1000/podman/podman.sock"]
+    sockets = [v["hostPath"]["path"] for v in volumes if "hostPath" in v]
+    assert sockets == ["/run/user/1000/podman/podman.sock"]
     assert not by_kind(docs, "Role")
 
 
@@ -176,8 +177,8 @@ def test_the_chart_ships_the_generated_crds_and_monitoring_when_asked() -> None:
     rule = by_kind(docs, "PrometheusRule")[0]
     source = yaml.safe_load((REPO / "manifests" / "monitoring" / "alerts.rules.yaml").read_text())
     assert rule["spec"] == source
-    dashboard = next(d for d in by_kind(docs, "ConfigMap") if "sprint-orchestrator.json" in d["data"])
-    dashboard = dashboard["data"]["sprint-orchestrator.json"]
+    board = next(d for d in by_kind(docs, "ConfigMap") if "sprint-orchestrator.json" in d["data"])
+    dashboard = board["data"]["sprint-orchestrator.json"]
     assert json.loads(dashboard)["uid"] == "sprint-orchestrator"
     assert by_kind(docs, "ServiceMonitor")[0]["spec"]["jobLabel"] == "app.kubernetes.io/name"
 
