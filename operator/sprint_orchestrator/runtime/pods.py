@@ -41,7 +41,7 @@ from . import (
     podspec,
     task_labels,
 )
-from .transfer import GrantStore, TransferServer, key_of, split_address
+from .transfer import GrantStore, key_of, open_endpoint, split_address
 
 if TYPE_CHECKING:
     from ..settings import Settings
@@ -66,7 +66,7 @@ class PodsRuntime:
         self.namespace = namespace
         host, port = split_address(listen or transfer_host)
         store = GrantStore(state_dir / "transfer")
-        self.transfer = _listen(host, port, transfer_host, store)
+        self.transfer = open_endpoint(host, port, transfer_host, store)
         self.log_dir = state_dir / "logs"
         self.registry = registry
         self.plain_http = [registry.split("/")[0]] if (registry and registry_plain_http) else []
@@ -319,20 +319,3 @@ class PodsRuntime:
     def _log(self, name: str) -> Path:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         return self.log_dir / f"{name}.txt"
-
-
-def _listen(host: str, port: int | None, advertise: str, store: GrantStore) -> TransferServer:
-    """The endpoint on the configured port, else on the port of the last run (the running Pods' URLs
-    name it: a restarted operator must answer there), else on any free one."""
-    remembered = store.root / "port"
-    if port is None and remembered.is_file():
-        try:
-            server = TransferServer(host, int(remembered.read_text()), advertise, store)
-        except (OSError, ValueError):
-            pass  # taken meanwhile: the Pods of the last run cannot upload (they end without a result)
-        else:
-            return server
-    server = TransferServer(host, port or 0, advertise, store)
-    if port is None:
-        remembered.write_text(str(server.port))
-    return server

@@ -32,7 +32,7 @@ from pathlib import Path
 from . import safetar
 from .grants import Grant, GrantStore
 
-__all__ = ["Grant", "GrantStore", "TransferServer", "key_of", "split_address"]
+__all__ = ["Grant", "GrantStore", "TransferServer", "key_of", "open_endpoint", "split_address"]
 
 _CHUNK = 1 << 16
 
@@ -177,6 +177,23 @@ class TransferServer:
             grant.received[name] = f"ok {count} members"
             self._settle(grant)
         return 200, f"ok {count}\n"
+
+
+def open_endpoint(host: str, port: int | None, advertise: str, store: GrantStore) -> TransferServer:
+    """The endpoint on the configured port, else on the port of the last run (the running Pods' URLs
+    name it: a restarted operator must answer there), else on any free one."""
+    remembered = store.root / "port"
+    if port is None and remembered.is_file():
+        try:
+            server = TransferServer(host, int(remembered.read_text()), advertise, store)
+        except (OSError, ValueError):
+            pass  # taken meanwhile: the Pods of the last run cannot upload (they end without a result)
+        else:
+            return server
+    server = TransferServer(host, port or 0, advertise, store)
+    if port is None:
+        remembered.write_text(str(server.port))
+    return server
 
 
 class _Body:
