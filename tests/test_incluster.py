@@ -67,32 +67,38 @@ def nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
 
 
 @pytest.fixture(scope="module")
-def git_remote(nodes: LocalCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str]]:
-    """The sample repository served by `git daemon` (pushes allowed) on the host's node-bridge address,
-    which the operator's Pod reaches."""
+def git_root(nodes: LocalCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str]]:
+    """`git daemon` (pushes allowed) on the host's node-bridge address, which the operator's Pod reaches,
+    serving the bare repositories under a directory; yields it and its git:// URL."""
     node_set = nodes.node_set()
     assert node_set is not None
     root = tmp_path_factory.mktemp("remote")
-    bare = root / "textstats.git"
-    seed = ["bash", str(REPO / "hack" / "example-repo.sh"), str(bare)]
-    subprocess.run(seed, check=True, capture_output=True)
     host = node_set.slot.host_ip
     proc = subprocess.Popen(
         ["git", "daemon", "--reuseaddr", f"--listen={host}", f"--port={GIT_PORT}", "--export-all",
          "--enable=receive-pack", f"--base-path={root}", str(root)],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
-    url = f"git://{host}:{GIT_PORT}/textstats.git"
     try:
-        wait_for(
-            lambda: subprocess.run(["git", "ls-remote", url], capture_output=True).returncode == 0,
-            timeout=60,
-            what="git daemon to serve",
-        )
-        yield bare, url
+        yield root, f"git://{host}:{GIT_PORT}"
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def sample_repository(git_root: tuple[Path, str], name: str) -> tuple[Path, str]:
+    """A fresh bare copy of the sample repository (hack/example-repo.sh), once git daemon serves it."""
+    root, base = git_root
+    bare, url = root / f"{name}.git", f"{base}/{name}.git"
+    subprocess.run(
+        ["bash", str(REPO / "hack" / "example-repo.sh"), str(bare)], check=True, capture_output=True
+    )
+    wait_for(
+        lambda: subprocess.run(["git", "ls-remote", url], capture_output=True).returncode == 0,
+        timeout=60,
+        what="git daemon to serve",
+    )
+    return bare, url
 
 
 def kubectl_json(nodes: LocalCluster, *args: str) -> dict[str, Any]:
@@ -140,18 +146,14 @@ def privileged_parts(pod: dict[str, Any]) -> list[str]:
 
 
 def test_the_chart_installed_in_the_cluster_runs_the_demo_sprint_with_task_pods_on_both_nodes(
-    nodes: LocalCluster, git_remote: tuple[Path, str], tmp_path: Path
+    nodes: LocalCluster, git_root: tuple[Path, str], tmp_path: Path
 ) -> None:
-    node_set = nodes.node_set()
-    assert node_set is not None
-    bare, url = git_remote
-    name = f"sprint-orchestrator/operator:{uuid.uuid4().hex[:8]}"
-    image = push_image(operator_image(), nodes.registry, name)
-    repository, tag = str(image).rsplit(":", 1)
-    transfer_ip = node_set.slot.service_cidr.rsplit(".", 1)[0] + ".10"  # the Service CIDR's static band
+    bare, url = sample_repository(git_root, "textstats")
+    repository, tag = pushed_operator_image(nodes)
     for ns in (RELEASE_NS, WORK_NS):
         nodes.kubectl("create", "namespace", ns)
     nodes.kubectl("label", "namespace", RELEASE_NS, "pod-security.kubernetes.io/enforce=restricted")
+    transfer_ip = static_service_ip(nodes)
     values = {
         "image": {"repository": repository, "tag": tag},
         "persistence": {"enabled": False},  # the local cluster has no volume provisioner
@@ -165,34 +167,113 @@ def test_the_chart_installed_in_the_cluster_runs_the_demo_sprint_with_task_pods_
     }
     (tmp_path / "values.yaml").write_text(yaml.safe_dump(values))
     helm(nodes, "install", "so", str(CHART), "-n", RELEASE_NS, "-f", str(tmp_path / "values.yaml"))
-    deployment = "deployment/so-sprint-orchestrator"
-    nodes.kubectl("-n", RELEASE_NS, "rollout", "status", deployment, "--timeout=600s")
+    try:
+        run_demo_sprint(nodes, RELEASE_NS, "so-sprint-orchestrator", WORK_NS, repository, bare, tmp_path)
+    finally:
+        helm(nodes, "uninstall", "so", "-n", RELEASE_NS, "--wait", "--timeout=300s")
 
+
+def test_the_kustomize_base_installed_in_the_cluster_runs_the_demo_sprint_the_same_way(
+    nodes: LocalCluster, git_root: tuple[Path, str], tmp_path: Path
+) -> None:
+    """`kubectl apply -k` of an overlay on manifests/ that sets only what a real cluster must (the image,
+    the registry, the repository) and what this one lacks (a volume provisioner, DNS)."""
+    bare, url = sample_repository(git_root, "textstats-k")
+    repository, tag = pushed_operator_image(nodes)
+    transfer_ip = static_service_ip(nodes)
+    ns, work = "sprint-orchestrator", "work-k"
+    config = {
+        "orchestrator": {"allowed_host_paths": ["/opt/sprint-orchestrator/examples"]},
+        "git": {"repository_url": url, "working_trees_path": "/var/lib/sprint-orchestrator/trees"},
+        "containers": {
+            "runtime": "pods", "registry": nodes.registry, "registry_plain_http": True,
+            "base_image": f"{repository}:{tag}", "pods_namespace": ns,
+            "transfer_address": f"{transfer_ip}:8081", "transfer_listen": "0.0.0.0:8081",
+        },
+    }  # fmt: skip
+    overlay = tmp_path / "overlay"
+    overlay.mkdir()
+    patches = [
+        ("Deployment", "sprint-orchestrator", [
+            {"op": "replace", "path": "/spec/template/spec/volumes/0", "value": {"name": "state", "emptyDir": {}}}  # noqa: E501
+        ]),
+        ("Service", "sprint-orchestrator-transfer", [
+            {"op": "add", "path": "/spec/clusterIP", "value": transfer_ip}
+        ]),
+        ("NetworkPolicy", "sprint-orchestrator", [{
+            "op": "add", "path": "/spec/egress/0/ports/-",
+            "value": {"protocol": "TCP", "port": int(nodes.registry.rsplit(":", 1)[1])},
+        }]),
+        ("ConfigMap", "sprint-orchestrator-config", [
+            {"op": "replace", "path": "/data/config.yaml", "value": yaml.safe_dump(config)}
+        ]),
+    ]  # fmt: skip
+    kustomization = {
+        "apiVersion": "kustomize.config.k8s.io/v1beta1",
+        "kind": "Kustomization",
+        "resources": [os.path.relpath(REPO / "manifests", overlay)],
+        "images": [{"name": "localhost/sprint-orchestrator/operator", "newName": repository, "newTag": tag}],
+        "patches": [
+            {"target": {"kind": kind, "name": name}, "patch": yaml.safe_dump(ops)}
+            for kind, name, ops in patches
+        ],
+    }
+    (overlay / "kustomization.yaml").write_text(yaml.safe_dump(kustomization))
+    nodes.kubectl("apply", "--server-side", "--force-conflicts", "-k", str(overlay))
+    nodes.kubectl("create", "namespace", work)
+    labels = kubectl_json(nodes, "get", "namespace", ns)["metadata"]["labels"]
+    assert labels["pod-security.kubernetes.io/enforce"] == "restricted"  # from manifests/, not the test
+    run_demo_sprint(nodes, ns, "sprint-orchestrator", work, repository, bare, tmp_path)
+
+
+def pushed_operator_image(nodes: LocalCluster) -> tuple[str, str]:
+    """The operator image in the cluster's registry: (repository, tag)."""
+    image = push_image(
+        operator_image(), nodes.registry, f"sprint-orchestrator/operator:{uuid.uuid4().hex[:8]}"
+    )
+    repository, tag = str(image).rsplit(":", 1)
+    return repository, tag
+
+
+def static_service_ip(nodes: LocalCluster) -> str:
+    """An address in the Service CIDR's static band (never handed out dynamically): the transfer Service's
+    ClusterIP, since Pods here have no cluster DNS to find its name."""
+    node_set = nodes.node_set()
+    assert node_set is not None
+    return node_set.slot.service_cidr.rsplit(".", 1)[0] + ".10"
+
+
+def run_demo_sprint(
+    nodes: LocalCluster, ns: str, deployment: str, work: str, repository: str, bare: Path, tmp_path: Path
+) -> None:
+    """examples/sprint.yaml to Completed with the operator in `ns`: task Pods on both nodes, nothing
+    privileged in any Pod, the merged work on the remote's main, a clean operator log."""
+    nodes.kubectl("-n", ns, "rollout", "status", f"deployment/{deployment}", "--timeout=600s")
     sprint = yaml.safe_load((REPO / "examples" / "sprint.yaml").read_text())
-    nodes.kubectl("-n", WORK_NS, "apply", "-f", "-", input=yaml.safe_dump(sprint))
+    nodes.kubectl("-n", work, "apply", "-f", "-", input=yaml.safe_dump(sprint))
     pods = PodWatch(nodes)
 
     def ended() -> dict[str, Any] | None:
         pods.poll()
-        status = kubectl_json(nodes, "-n", WORK_NS, "get", "sprint", "textstats-1").get("status") or {}
+        status = kubectl_json(nodes, "-n", work, "get", "sprint", "textstats-1").get("status") or {}
         return status if status.get("phase") in ("Completed", "Partial", "Failed") else None
 
+    log = tmp_path / "operator.log"
     try:
         status = wait_for(ended, 1800, "the demo sprint ended")
     finally:
-        log = tmp_path / "operator.log"
-        log.write_text(nodes.kubectl("-n", RELEASE_NS, "logs", deployment, "--tail=-1"))
+        log.write_text(nodes.kubectl("-n", ns, "logs", f"deployment/{deployment}", "--tail=-1"))
     assert status["phase"] == "Completed", json.dumps(status.get("conditions"), indent=1)
     assert str(status["image"]).startswith(f"{repository}@sha256:"), status["image"]
 
     # Task and gate Pods ran in the operator's namespace, on both nodes, as the scheduler placed them.
-    events = kubectl_json(nodes, "-n", RELEASE_NS, "get", "events")["items"]
+    events = kubectl_json(nodes, "-n", ns, "get", "events")["items"]
     placed = {
         e["involvedObject"]["name"]: e["message"].rsplit(" to ", 1)[-1]
         for e in events
         if e.get("reason") == "Scheduled"
     }
-    tasks = kubectl_json(nodes, "-n", WORK_NS, "get", "stask")["items"]
+    tasks = kubectl_json(nodes, "-n", work, "get", "stask")["items"]
     names = sorted(t["status"]["containerName"] for t in tasks)
     assert len(names) == 6 and all(name in placed for name in names), (names, placed)
     assert {placed[name] for name in names} == {"node1", "node2"}, placed
@@ -202,11 +283,12 @@ def test_the_chart_installed_in_the_cluster_runs_the_demo_sprint_with_task_pods_
     assert [p for pod in pods.seen.values() for p in privileged_parts(pod)] == []
     for pod in pods.task_pods():
         assert pod["spec"]["automountServiceAccountToken"] is False
-    labels = kubectl_json(nodes, "get", "namespace", RELEASE_NS)["metadata"]["labels"]
+        assert pod["metadata"]["namespace"] == ns
+    labels = kubectl_json(nodes, "get", "namespace", ns)["metadata"]["labels"]
     assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
     component = "app.kubernetes.io/component"
     operator = [p for p in pods.seen.values() if p["metadata"]["labels"].get(component) == "operator"]
-    assert [p["metadata"]["namespace"] for p in operator] == [RELEASE_NS]
+    assert {p["metadata"]["namespace"] for p in operator} == {ns}
 
     # The work reached the remote's main, pushed by the operator over git://.
     tree = ["git", "-C", str(bare), "ls-tree", "-r", "--name-only", "main"]
