@@ -29,8 +29,11 @@ def nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
         yield local
 
 
-def _main_running(nodes: LocalCluster, ns: str) -> dict[str, Any] | None:
-    """The task Pod once its main container (the agent) runs, else None."""
+def _main_running(nodes: LocalCluster, ns: str, sprint: str = "") -> dict[str, Any] | None:
+    """The task Pod once its main container (the agent) runs, else None (a sprint that failed or was
+    refused fails the wait at once)."""
+    status = sprint_status(nodes, ns, sprint) if sprint else {}
+    assert status.get("phase") != "Failed" and "Invalid" not in json.dumps(status.get("conditions")), status
     pods = json.loads(
         nodes.kubectl("-n", ns, "get", "pods", "-l", "sprintorchestrator.dev/role=task", "-o", "json")
     )
@@ -57,7 +60,7 @@ def test_an_operator_killed_while_a_task_pod_runs_adopts_it_after_a_restart_and_
     repo = seed_repository(tmp_path, files={"README.md": "# target\n"})
     config = tmp_path / "config.yaml"
     config.write_text(
-        "orchestrator: {default_team: demo}\n"
+        f"orchestrator: {{default_team: demo, allowed_host_paths: ['{tmp_path}']}}\n"
         f"git: {{working_trees_path: '{tmp_path / 'trees'}'}}\n"
         "containers: {runtime: pods, base_image: localhost/sprint-orchestrator/base:bookworm, "
         f"registry: '{nodes.registry}', registry_plain_http: true, "
@@ -71,7 +74,7 @@ def test_an_operator_killed_while_a_task_pod_runs_adopts_it_after_a_restart_and_
     first = start_operator(nodes, ns, state, tmp_path / "operator-1.log", **env)
     try:
         apply(nodes, ns, manifest)
-        pod = wait_for(lambda: _main_running(nodes, ns), 600, "the task Pod's agent running")
+        pod = wait_for(lambda: _main_running(nodes, ns, "adopt"), 600, "the task Pod's agent running")
         grants = list((state / "transfer").glob("*.json"))
         assert len(grants) == 1 and json.loads(grants[0].read_text())["pod"] == pod["metadata"]["name"]
     finally:
