@@ -248,7 +248,8 @@ def run_demo_sprint(
 ) -> None:
     """examples/sprint.yaml to Completed with the operator in `ns`: task Pods on both nodes, nothing
     privileged in any Pod, the merged work on the remote's main, a clean operator log."""
-    nodes.kubectl("-n", ns, "rollout", "status", f"deployment/{deployment}", "--timeout=600s")
+    for name in (deployment, f"{deployment}-dashboard"):
+        nodes.kubectl("-n", ns, "rollout", "status", f"deployment/{name}", "--timeout=600s")
     sprint = yaml.safe_load((REPO / "examples" / "sprint.yaml").read_text())
     nodes.kubectl("-n", work, "apply", "-f", "-", input=yaml.safe_dump(sprint))
     pods = PodWatch(nodes)

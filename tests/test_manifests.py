@@ -142,6 +142,7 @@ def test_the_default_install_runs_tasks_as_pods_with_nothing_of_the_node() -> No
         for deploy in by_kind(docs, "Deployment"):
             spec = deploy["spec"]["template"]["spec"]
             assert not [v for v in spec.get("volumes", []) if "hostPath" in v]
+            assert spec["enableServiceLinks"] is False  # else SPRINT_ORCHESTRATOR_METRICS_PORT=tcp://…
             for container in spec["containers"]:
                 env = {e["name"] for e in container.get("env", [])}
                 assert "SPRINT_ORCHESTRATOR_PODMAN_URL" not in env
