@@ -4,6 +4,7 @@
 #   bash hack/demo.sh            # run it (installs what is missing first)
 #   bash hack/demo.sh --down     # stop the operator and the control plane, remove the demo's state
 #   NODES=2 bash hack/demo.sh    # the same cluster with real nodes (hack/cluster up --nodes 2)
+#   bash hack/demo.sh --in-cluster   # the operator installed in the cluster by Helm, tasks as Pods on 2 nodes
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/.." && pwd)
@@ -38,6 +39,7 @@ stop() {
   fi
 }
 if [ "${1:-}" = "--down" ]; then stop; rm -rf "$demo"; echo "demo stopped (nothing it started is running)"; exit 0; fi
+if [ "${1:-}" = "--in-cluster" ]; then exec bash "$here/demo-incluster.sh"; fi
 
 bash "$here/setup.sh"
 stop

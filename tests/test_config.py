@@ -124,3 +124,24 @@ def test_parse_duration(value: object, seconds: int) -> None:
 def test_parse_duration_refuses(value: object) -> None:
     with pytest.raises(ValueError, match="is not a duration"):
         parse_duration(value)
+
+
+def test_in_a_pod_the_api_server_is_found_by_the_service_environment_not_by_dns() -> None:
+    from sprint_orchestrator.settings import in_cluster_api_server
+
+    assert in_cluster_api_server(
+        {"KUBERNETES_SERVICE_HOST": "10.96.7.1", "KUBERNETES_SERVICE_PORT": "443"}
+    ) == ("https://10.96.7.1:443")
+    assert in_cluster_api_server(
+        {"KUBERNETES_SERVICE_HOST": "fd00::1", "KUBERNETES_SERVICE_PORT": "443"}
+    ) == ("https://[fd00::1]:443")
+    assert in_cluster_api_server({}) is None
+
+
+def test_the_pods_runtime_keys_are_validated_by_name() -> None:
+    config = OrchestratorConfig.model_validate(
+        {"containers": {"runtime": "pods", "registry_plain_http": True, "transfer_listen": "0.0.0.0:8081"}}
+    )
+    assert config.containers.transfer_listen == "0.0.0.0:8081" and config.containers.registry_plain_http
+    with pytest.raises(ValueError, match="transfer_listen"):
+        OrchestratorConfig.model_validate({"containers": {"transfer_listen": ""}})

@@ -149,6 +149,45 @@ def test_chart_and_kustomize_grant_the_same_operator_rules() -> None:
     chart, base = helm_template(), kustomize(REPO / "manifests")
     assert rules_of(chart, "sprint-orchestrator") == rules_of(base, "sprint-orchestrator")
     assert rules_of(chart, "-dashboard") == rules_of(base, "-dashboard")
+    role = [next(d["rules"] for d in by_kind(docs, "Role")) for docs in (chart, base)]
+    assert role[0] == role[1]
+    assert {"resources": ["pods"], "verbs": ["get", "list", "create", "delete"], "apiGroups": [""]} in role[0]
+
+
+def test_the_default_install_runs_tasks_as_pods_with_nothing_of_the_node() -> None:
+    """Chart and kustomize base: containers.runtime pods, no hostPath, no Podman socket, nothing
+    privileged; the kustomize namespace enforces the restricted Pod Security level."""
+    for docs in (helm_template(), kustomize(REPO / "manifests")):
+        config = next(d for d in by_kind(docs, "ConfigMap") if d["metadata"]["name"].endswith("-config"))
+        containers = yaml.safe_load(config["data"]["config.yaml"])["containers"]
+        assert containers["runtime"] == "pods"
+        assert containers["transfer_address"].endswith("-transfer.so-system.svc:8081") or containers[
+            "transfer_address"
+        ].endswith("-transfer.sprint-orchestrator.svc:8081")
+        for deploy in by_kind(docs, "Deployment"):
+            spec = deploy["spec"]["template"]["spec"]
+            assert not [v for v in spec.get("volumes", []) if "hostPath" in v]
+            assert spec["enableServiceLinks"] is False  # else SPRINT_ORCHESTRATOR_METRICS_PORT=tcp://…
+            for container in spec["containers"]:
+                env = {e["name"] for e in container.get("env", [])}
+                assert "SPRINT_ORCHESTRATOR_PODMAN_URL" not in env
+                security = container.get("securityContext") or {}
+                assert security.get("allowPrivilegeEscalation") is False
+                assert not security.get("privileged")
+                assert security["capabilities"] == {"drop": ["ALL"]}
+        services = {d["metadata"]["name"] for d in by_kind(docs, "Service")}
+        assert any(name.endswith("-transfer") for name in services)
+    namespace = by_kind(kustomize(REPO / "manifests"), "Namespace")[0]
+    assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
+
+
+def test_the_chart_keeps_the_podman_socket_only_for_the_podman_runtime() -> None:
+    docs = helm_template("tasks.runtime=podman")
+    deploy = next(d for d in by_kind(docs, "Deployment") if d["metadata"]["name"].endswith("orchestrator"))
+    volumes = deploy["spec"]["template"]["spec"]["volumes"]
+    sockets = [v["hostPath"]["path"] for v in volumes if "hostPath" in v]
+    assert sockets == ["/run/user/1000/podman/podman.sock"]
+    assert not by_kind(docs, "Role")
 
 
 def test_the_chart_ships_the_generated_crds_and_monitoring_when_asked() -> None:
@@ -164,7 +203,8 @@ def test_the_chart_ships_the_generated_crds_and_monitoring_when_asked() -> None:
     rule = by_kind(docs, "PrometheusRule")[0]
     source = yaml.safe_load((REPO / "manifests" / "monitoring" / "alerts.rules.yaml").read_text())
     assert rule["spec"] == source
-    dashboard = by_kind(docs, "ConfigMap")[0]["data"]["sprint-orchestrator.json"]
+    board = next(d for d in by_kind(docs, "ConfigMap") if "sprint-orchestrator.json" in d["data"])
+    dashboard = board["data"]["sprint-orchestrator.json"]
     assert json.loads(dashboard)["uid"] == "sprint-orchestrator"
     assert by_kind(docs, "ServiceMonitor")[0]["spec"]["jobLabel"] == "app.kubernetes.io/name"
 

@@ -247,7 +247,8 @@ def test_the_operator_with_the_pods_runtime_runs_a_two_task_demo_sprint_to_compl
         f"allowed_host_paths: ['{tmp_path}']}}\n"
         f"git: {{working_trees_path: '{tmp_path / 'trees'}'}}\n"
         "containers: {runtime: pods, base_image: localhost/sprint-orchestrator/base:bookworm, "
-        f"registry: '{nodes.registry}', transfer_address: '{node_set.slot.host_ip}', pods_namespace: {ns}, "
+        f"registry: '{nodes.registry}', registry_plain_http: true, "
+        f"transfer_address: '{node_set.slot.host_ip}', pods_namespace: {ns}, "
         "cleanup_on_completion: false}\n"
     )
     manifest = suspended_sprint("podsdemo", tasks=2, repository={"url": str(repo), "mainBranch": "main"})

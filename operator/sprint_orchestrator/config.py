@@ -105,11 +105,15 @@ class ContainersSection(Section):
     network_mode: str = Field(default="none", min_length=1)
     package_sources: PackageSourcesSection = PackageSourcesSection()
     cleanup_on_completion: bool = True
-    # runtime: pods. The registry the nodes pull sprint images from (host:port), the namespace of the
-    # task Pods, the address the Pods reach the operator's workspace endpoint on.
+    # runtime: pods. The registry the nodes pull sprint images from (host:port; plain HTTP only when
+    # registry_plain_http), the namespace of the task Pods, the address (host or host:port) the Pods
+    # reach the operator's workspace endpoint on, and where that endpoint listens (host:port; default:
+    # transfer_address, e.g. 0.0.0.0:8081 behind a Service).
     registry: str | None = Field(default=None, min_length=1)
+    registry_plain_http: bool = False
     pods_namespace: str = Field(default="default", min_length=1, max_length=63)
     transfer_address: str | None = Field(default=None, min_length=1)
+    transfer_listen: str | None = Field(default=None, min_length=1)
 
 
 class KaibanSection(Section):

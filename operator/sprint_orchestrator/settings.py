@@ -88,6 +88,16 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
     return load(settings)
 
 
+def in_cluster_api_server(env: Mapping[str, str] | None = None) -> str | None:
+    """The API server as client-go's in-cluster config finds it (KUBERNETES_SERVICE_HOST/PORT, set by
+    the kubelet in every Pod), not by the DNS name kubernetes.default.svc: a cluster may have no DNS."""
+    env = os.environ if env is None else env
+    host, port = env.get("KUBERNETES_SERVICE_HOST"), env.get("KUBERNETES_SERVICE_PORT")
+    if not host or not port:
+        return None
+    return f"https://[{host}]:{port}" if ":" in host else f"https://{host}:{port}"
+
+
 def load(settings: Settings) -> Settings:
     from .config import load_config
 

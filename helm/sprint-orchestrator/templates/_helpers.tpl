@@ -23,3 +23,40 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{- define "so.image" -}}
 {{ .Values.image.repository }}:{{ .Values.image.tag | default .Chart.AppVersion }}
 {{- end -}}
+
+{{/* The namespace of the task Pods. */}}
+{{- define "so.taskNamespace" -}}
+{{ .Values.tasks.namespace | default .Release.Namespace }}
+{{- end -}}
+
+{{/* The registry the nodes pull task images from: tasks.registry, else the host of image.repository. */}}
+{{- define "so.registry" -}}
+{{ .Values.tasks.registry | default (first (splitList "/" .Values.image.repository)) }}
+{{- end -}}
+
+{{/* host:port task Pods reach the operator's workspace endpoint on. */}}
+{{- define "so.transferAddress" -}}
+{{- $host := .Values.tasks.transfer.address | default (printf "%s-transfer.%s.svc" (include "so.fullname" .) .Release.Namespace) -}}
+{{ $host }}:{{ .Values.tasks.transfer.port }}
+{{- end -}}
+
+{{/* The operator's configuration file: config.*, the containers section from tasks.*, trees on the
+state volume, the image's bundled examples (the demo team's recipes) allowed as host paths. */}}
+{{- define "so.config" -}}
+{{- $orchestrator := deepCopy (.Values.config.orchestrator | default dict) -}}
+{{- $allowed := concat ($orchestrator.allowed_host_paths | default list) (list "/opt/sprint-orchestrator/examples") -}}
+{{- $_ := set $orchestrator "allowed_host_paths" ($allowed | uniq) -}}
+{{- $git := merge (deepCopy (.Values.config.git | default dict)) (dict "working_trees_path" "/var/lib/sprint-orchestrator/trees") -}}
+{{- $containers := dict "runtime" .Values.tasks.runtime -}}
+{{- if eq .Values.tasks.runtime "pods" -}}
+{{- $_ := set $containers "base_image" (.Values.tasks.image | default (include "so.image" .)) -}}
+{{- $_ := set $containers "registry" (include "so.registry" .) -}}
+{{- $_ := set $containers "registry_plain_http" .Values.tasks.registryPlainHTTP -}}
+{{- $_ := set $containers "pods_namespace" (include "so.taskNamespace" .) -}}
+{{- $_ := set $containers "transfer_address" (include "so.transferAddress" .) -}}
+{{- $_ := set $containers "transfer_listen" (printf "0.0.0.0:%d" (int .Values.tasks.transfer.port)) -}}
+{{- end -}}
+{{- $config := dict "orchestrator" $orchestrator "git" $git "containers" $containers -}}
+{{- with .Values.config.kaiban }}{{ $_ := set $config "kaiban" . }}{{ end -}}
+{{ toYaml $config }}
+{{- end -}}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import dataclasses
 import logging
 from typing import Any
 
@@ -11,7 +12,7 @@ import kopf
 
 from .. import GROUP
 from ..errors import InvalidInput
-from ..settings import from_env
+from ..settings import from_env, in_cluster_api_server
 from .context import OperatorContext
 
 log = logging.getLogger("sprint_orchestrator.operator")
@@ -62,5 +63,10 @@ def probe_sprints(memo: kopf.Memo, **_: Any) -> int:
 
 @kopf.on.login()
 def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
-    """In a cluster: the service account; elsewhere: $KUBECONFIG (read when the operator starts)."""
-    return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
+    """In a cluster: the service account, at the API server's Service address (kopf's default names
+    kubernetes.default.svc, which needs cluster DNS); elsewhere: $KUBECONFIG (read at start)."""
+    info = kopf.login_with_service_account(**kwargs)
+    server = in_cluster_api_server()
+    if info is not None and server:
+        return dataclasses.replace(info, server=server)
+    return info or kopf.login_with_kubeconfig(**kwargs)

@@ -3,12 +3,14 @@
 No disk is shared with the nodes: each attempt gets a one-time token on the operator's transfer endpoint
 (`transfer.py`); the Pod's init container fetches the workspace through it and a task's wrapper uploads
 the result trees back (`podspec.py` says how and why). Pod I/O goes through `kube.Kube`; the sprint image
-is built with Podman as before and pushed to `containers.registry`.
+is pinned by digest, built with Podman and pushed to `containers.registry` only when something must be
+baked in (`podimages.py`: in a cluster there is no Podman).
 
-Read-only directory mounts (the team's files, recipes) are copied in like the workspace. Not in this
-slice: adopting a Pod after an operator restart (its token is gone: it ends without a result),
-NetworkPolicy for `network: none`, secrets, writable or single-file mounts and the metering proxy's
-socket (all refused).
+Each grant is kept under the state directory (`grants.py`): a restarted operator re-registers them and
+adopts the task Pods it finds by name and labels, their results still coming back. Read-only directory
+mounts (the team's files, recipes) are copied in like the workspace. Not in this slice: NetworkPolicy
+for `network: none`, secrets, writable or single-file mounts and the metering proxy's socket (all
+refused).
 """
 
 from __future__ import annotations
@@ -35,10 +37,11 @@ from . import (
     TaskRunSpec,
     container_name,
     logs,
+    podimages,
     podspec,
     task_labels,
 )
-from .transfer import TransferServer
+from .transfer import GrantStore, key_of, open_endpoint, split_address
 
 if TYPE_CHECKING:
     from ..settings import Settings
@@ -56,14 +59,19 @@ class PodsRuntime:
         state_dir: Path,
         registry: str | None = None,
         settings: Settings | None = None,
+        listen: str | None = None,
+        registry_plain_http: bool = False,
     ) -> None:
         self.kube = kube
         self.namespace = namespace
-        self.transfer = TransferServer(transfer_host)
+        host, port = split_address(listen or transfer_host)
+        store = GrantStore(state_dir / "transfer")
+        self.transfer = open_endpoint(host, port, transfer_host, store)
         self.log_dir = state_dir / "logs"
         self.registry = registry
+        self.plain_http = [registry.split("/")[0]] if (registry and registry_plain_http) else []
         self.settings = settings
-        self._tokens: dict[str, str] = {}  # Pod name -> its transfer token
+        self._tokens: dict[str, str] = self.transfer.pods()  # Pod name -> its grant's key
         self._podman: Any = None
 
     @classmethod
@@ -77,13 +85,19 @@ class PodsRuntime:
             )
         kube = Kube.from_kubeconfig(settings.env.get("KUBECONFIG"))
         namespace = str(getattr(section, "pods_namespace", None) or "default")
+        listen = getattr(section, "transfer_listen", None)
+        plain = bool(getattr(section, "registry_plain_http", False))
         try:
             runtime = cls(
-                kube, namespace, host, settings.state_dir, getattr(section, "registry", None), settings
-            )
+                kube, namespace, host, settings.state_dir, getattr(section, "registry", None), settings,
+                listen, plain,
+            )  # fmt: skip
         except OSError as exc:
             kube.close()
-            raise RuntimeUnavailable(f"containers.transfer_address: cannot listen on {host}: {exc}") from None
+            field = "transfer_listen" if listen else "transfer_address"
+            raise RuntimeUnavailable(
+                f"containers.{field}: cannot listen on {listen or host}: {exc}"
+            ) from None
         problems = runtime.check()
         if problems:
             runtime.close()
@@ -118,21 +132,24 @@ class PodsRuntime:
         environment: Mapping[str, str],
         labels: Mapping[str, str],
     ) -> ImageResult:
-        """Build with Podman as the Podman runtime does, push to containers.registry, return that ref."""
+        """The image by digest: the base as it is when nothing must be baked in, else built with Podman
+        and pushed to containers.registry (`podimages`)."""
         if not self.registry:
             raise RuntimeUnavailable(
                 "containers.registry: the pods runtime needs a registry its nodes pull from"
             )
+        return podimages.sprint_image(
+            base_image, dependencies, environment, labels, self.registry, self.plain_http, self._builder
+        )
+
+    def _builder(self) -> Any:
         if self._podman is None:
             if self.settings is None:
                 raise RuntimeUnavailable("building images needs the operator's settings (Podman)")
             from .podman import PodmanRuntime
 
             self._podman = PodmanRuntime.connect(self.settings, verify=False)
-        local = self._podman.ensure_sprint_image(base_image, dependencies, environment, labels)
-        target = f"{self.registry}/{local.tag.removeprefix('localhost/')}"
-        self._podman.push_image(local.tag, target)
-        return ImageResult(target, local.built)
+        return self._podman
 
     # -- tasks -----------------------------------------------------------------------------------------
 
@@ -151,7 +168,8 @@ class PodsRuntime:
         name = container_name(spec.sprint_id, spec.task_id, spec.attempt, spec.tenant)
         labels = task_labels(spec.sprint_id, spec.task_id, spec.attempt, spec.tenant)
         results = {"workspace": spec.workspace, "artifacts": spec.artifacts}
-        token = self.transfer.grant(spec.workspace, results, mounts=[m.source for m in spec.extra_mounts])
+        mounts = [m.source for m in spec.extra_mounts]
+        token = self.transfer.grant(spec.workspace, results, mounts=mounts, pod=name)
         run = podspec.PodRun(
             name, self.namespace, spec.image, spec.command, self.transfer.url(token), labels,
             spec.limits, spec.timeout_s, spec.environment, upload=True,
@@ -168,7 +186,10 @@ class PodsRuntime:
             if found != {**found, **labels}:
                 raise TaskStartFailed(f"Pod {name} exists but is not this task attempt; delete it")
         else:
-            self._tokens[name] = token
+            stale = self._tokens.get(name)  # a grant for an earlier Pod of this name that is gone
+            if stale:
+                self.transfer.revoke_key(stale)
+            self._tokens[name] = key_of(token)
         uid = str((pod.get("metadata") or {}).get("uid") or "")
         return RunHandle(
             name, uid, spec.sprint_id, spec.task_id, spec.attempt, self._log(name), None, adopted=not created
@@ -204,10 +225,10 @@ class PodsRuntime:
 
     def _result_problem(self, name: str) -> str:
         """Why the task's result did not (safely) arrive, or ""."""
-        token = self._tokens.get(name)
-        grant = self.transfer.grant_of(token) if token else None
+        key = self._tokens.get(name)
+        grant = self.transfer.grant_by_key(key) if key else None
         if grant is None:
-            return "the task's result cannot come back (the Pod was adopted, its token is gone)"
+            return "the task's result cannot come back (the Pod was adopted and its grant is gone)"
         if grant.refused:
             refused = "; ".join(p for problems in grant.refused.values() for p in problems)
             return f"the result tree was refused: {refused}"
@@ -216,8 +237,8 @@ class PodsRuntime:
         return ""
 
     def refused(self, name: str) -> dict[str, list[str]]:
-        token = self._tokens.get(name)
-        grant = self.transfer.grant_of(token) if token else None
+        key = self._tokens.get(name)
+        grant = self.transfer.grant_by_key(key) if key else None
         return dict(grant.refused) if grant else {}
 
     def _save_logs(self, name: str, pod: dict[str, Any] | None) -> Path:
@@ -240,9 +261,9 @@ class PodsRuntime:
     def remove(self, handle_or_name: RunHandle | str) -> None:
         name = handle_or_name if isinstance(handle_or_name, str) else handle_or_name.name
         self.kube.delete_pod(self.namespace, name, grace_s=0)
-        token = self._tokens.pop(name, None)
-        if token:
-            self.transfer.revoke(token)
+        key = self._tokens.pop(name, None)
+        if key:
+            self.transfer.revoke_key(key)
 
     def read_output(self, handle: RunHandle, streams: tuple[str, ...] = ("stdout",)) -> str:
         return self.kube.pod_log(self.namespace, handle.name, "main")

@@ -46,21 +46,30 @@ FETCH_SCRIPT = (
     "rm -f /tmp/.so-in.tar"
 )
 # busybox wget posts a file as text (up to its first NUL byte): without python3, PUT through nc.
+# so_put returns 1 when the endpoint answered anything but 200 (a refusal is final) and 2 when nothing
+# answered (the operator restarting): so_send retries only the latter (UPLOAD_RETRIES times), so a
+# restarted operator that adopted the Pod still gets its result.
+UPLOAD_RETRIES, UPLOAD_PAUSE_S = 120, 5
 _PUT = (
     'f=/tmp/.so-$1.tar; tar -c -f $f -C "$2" . || return 1; if command -v python3 >/dev/null 2>&1; then '
-    'python3 -c \'import os,sys,urllib.request as u;f=open(sys.argv[2],"rb");'
-    'u.urlopen(u.Request(sys.argv[1],data=f,method="PUT",'
-    'headers={"Content-Length":str(os.fstat(f.fileno()).st_size)}))\''
-    ' "$so_url/result/$1" $f || return 1; else hp=${so_url#http://}; path=/${hp#*/}/result/$1; '
-    "hp=${hp%%/*}; { printf 'PUT %s HTTP/1.0\\r\\nHost: %s\\r\\nContent-Length: %s\\r\\n\\r\\n' "
-    '"$path" "$hp" $(($(wc -c < $f))); cat $f; } | nc -w 30 "${hp%:*}" "${hp##*:}" | head -n 1 '
-    "| grep -q ' 200 ' || return 1; fi; rm -f $f"
+    "python3 -c 'import os,sys,urllib.error as e,urllib.request as u\n"
+    'try:\n f=open(sys.argv[2],"rb");u.urlopen(u.Request(sys.argv[1],data=f,method="PUT",'
+    'headers={"Content-Length":str(os.fstat(f.fileno()).st_size)}))\n'
+    "except e.HTTPError: sys.exit(1)\nexcept OSError: sys.exit(2)'"
+    ' "$so_url/result/$1" $f || return $?; else hp=${so_url#http://}; path=/${hp#*/}/result/$1; '
+    "hp=${hp%%/*}; r=$({ printf 'PUT %s HTTP/1.0\\r\\nHost: %s\\r\\nContent-Length: %s\\r\\n\\r\\n' "
+    '"$path" "$hp" $(($(wc -c < $f))); cat $f; } | nc -w 30 "${hp%:*}" "${hp##*:}" | head -n 1); '
+    '[ -n "$r" ] || return 2; case "$r" in *" 200 "*) ;; *) return 1;; esac; fi; rm -f $f'
+)
+_SEND = (
+    f'n=0; while :; do so_put "$1" "$2"; r=$?; [ $r -eq 2 ] && [ $n -lt {UPLOAD_RETRIES} ] || return $r; '
+    f"n=$((n+1)); sleep {UPLOAD_PAUSE_S}; done"
 )
 WRAP_SCRIPT = (
     f'so_url="${TRANSFER_ENV}"; unset {TRANSFER_ENV}; "$@"; rc=$?; cd /; '
-    f"so_put() {{ {_PUT}; }}; "
-    'so_put workspace /workspace || echo "sprint-orchestrator: the workspace upload failed" >&2; '
-    'so_put artifacts /artifacts || echo "sprint-orchestrator: the artifacts upload failed" >&2; '
+    f"so_put() {{ {_PUT}; }}; so_send() {{ {_SEND}; }}; "
+    'so_send workspace /workspace || echo "sprint-orchestrator: the workspace upload failed" >&2; '
+    'so_send artifacts /artifacts || echo "sprint-orchestrator: the artifacts upload failed" >&2; '
     "exit $rc"
 )
 

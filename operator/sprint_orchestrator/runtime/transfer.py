@@ -12,45 +12,61 @@ Each URL answers once; a second request, an unknown token or name is 404. An upl
 temporary file (capped), then unpacked by `safetar.unpack` into a staging directory beside its target and
 swapped in only if every member passed; the outcome (member count or the refused members) is kept for
 the runtime to report.
+
+Grants are held by the SHA-256 of their token (a request is matched by hashing what it presents) and,
+with a `GrantStore`, kept on disk: a restarted operator re-registers them (`grants.py`) and adopts the
+Pods still running. The endpoint may listen on one address and be advertised under another (a Service
+in front of the operator's Pod: listen 0.0.0.0:8081, advertise the Service's address).
 """
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 import shutil
 import tempfile
 import threading
-from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from . import safetar
+from .grants import Grant, GrantStore
+
+__all__ = ["Grant", "GrantStore", "TransferServer", "key_of", "open_endpoint", "split_address"]
 
 _CHUNK = 1 << 16
 
 
-@dataclass
-class Grant:
-    """What one attempt's token allows: its workspace out once, each named result in once."""
+def key_of(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
 
-    workspace: Path
-    results: dict[str, Path]
-    max_bytes: int = safetar.MAX_BYTES
-    mounts: list[Path] = field(default_factory=list)
-    served: bool = False
-    served_mounts: set[int] = field(default_factory=set)
-    received: dict[str, str] = field(default_factory=dict)  # name -> "ok N members" or the refusal
-    refused: dict[str, list[str]] = field(default_factory=dict)
+
+def split_address(text: str) -> tuple[str, int | None]:
+    """("10.0.0.5:8081") -> ("10.0.0.5", 8081); ("10.0.0.5") -> ("10.0.0.5", None)."""
+    host, sep, port = text.rpartition(":")
+    if sep and port.isdigit() and host and ":" not in host:
+        return host, int(port)
+    return text, None
 
 
 class TransferServer:
-    def __init__(self, host: str, port: int = 0) -> None:
-        self.grants: dict[str, Grant] = {}
+    def __init__(
+        self, host: str, port: int = 0, advertise: str | None = None, store: GrantStore | None = None
+    ) -> None:
+        self.grants: dict[str, Grant] = {}  # by key_of(token)
         self.lock = threading.Lock()
+        self.store = store
         self.server = ThreadingHTTPServer((host, port), _handler(self))
         self.server.daemon_threads = True
         self.host = host
         self.port = int(self.server.server_address[1])
+        advertised, advertised_port = split_address(advertise or host)
+        self.advertise = f"{advertised}:{advertised_port or self.port}"
+        for key, grant in (store.load() if store is not None else {}).items():
+            if grant.pod:  # a one-shot's grant is of no use once its operator died
+                self.grants[key] = grant
+            else:
+                store.remove(key)  # type: ignore[union-attr]
         self.thread = threading.Thread(target=self.server.serve_forever, name="transfer", daemon=True)
         self.thread.start()
 
@@ -60,22 +76,43 @@ class TransferServer:
         results: dict[str, Path],
         max_bytes: int = safetar.MAX_BYTES,
         mounts: list[Path] | None = None,
+        pod: str = "",
     ) -> str:
         token = secrets.token_urlsafe(32)
+        grant = Grant(workspace, dict(results), max_bytes, list(mounts or []), pod)
         with self.lock:
-            self.grants[token] = Grant(workspace, dict(results), max_bytes, list(mounts or []))
+            self.grants[key_of(token)] = grant
+            self._save(key_of(token), grant)
         return token
 
     def url(self, token: str) -> str:
-        return f"http://{self.host}:{self.port}/t/{token}"
+        return f"http://{self.advertise}/t/{token}"
 
     def grant_of(self, token: str) -> Grant | None:
+        return self.grant_by_key(key_of(token))
+
+    def grant_by_key(self, key: str) -> Grant | None:
         with self.lock:
-            return self.grants.get(token)
+            return self.grants.get(key)
+
+    def pods(self) -> dict[str, str]:
+        """Pod name -> grant key of every grant made for a Pod (those restored from disk included)."""
+        with self.lock:
+            return {g.pod: key for key, g in self.grants.items() if g.pod}
 
     def revoke(self, token: str) -> None:
+        self.revoke_key(key_of(token))
+
+    def revoke_key(self, key: str) -> None:
         with self.lock:
-            self.grants.pop(token, None)
+            self.grants.pop(key, None)
+            if self.store is not None:
+                self.store.remove(key)
+
+    def _save(self, key: str, grant: Grant) -> None:
+        """Keep the grant's state on disk (the caller holds the lock)."""
+        if self.store is not None and self.grants.get(key) is grant:
+            self.store.save(key, grant)
 
     def close(self) -> None:
         self.server.shutdown()
@@ -88,17 +125,20 @@ class TransferServer:
         parts = path.split("/")
         if len(parts) < 4 or parts[1] != "t":
             return None
-        grant = self.grant_of(parts[2])
+        key = key_of(parts[2])
+        grant = self.grant_by_key(key)
         if grant is None:
             return None
         with self.lock:
             if method == "GET" and parts[3:] == ["workspace"] and not grant.served:
                 grant.served = True
+                self._save(key, grant)
                 return grant, "workspace"
             if method == "GET" and len(parts) == 5 and parts[3] == "mount" and parts[4].isdigit():
                 index = int(parts[4])
                 if index < len(grant.mounts) and index not in grant.served_mounts:
                     grant.served_mounts.add(index)
+                    self._save(key, grant)
                     return grant, f"mount/{index}"
             if method == "PUT" and len(parts) == 5 and parts[3] == "result":
                 name = parts[4]
@@ -106,6 +146,12 @@ class TransferServer:
                     grant.received[name] = "receiving"
                     return grant, name
         return None
+
+    def _settle(self, grant: Grant) -> None:
+        """A result's outcome is known: keep it on disk (the caller holds the lock)."""
+        for key, held in self.grants.items():
+            if held is grant:
+                self._save(key, grant)
 
     def _receive(self, grant: Grant, name: str, body: _Body) -> tuple[int, str]:
         target = grant.results[name]
@@ -123,12 +169,31 @@ class TransferServer:
             with self.lock:
                 grant.received[name] = "refused"
                 grant.refused[name] = exc.problems
+                self._settle(grant)
             return 422, f"refused: {exc}\n"
         finally:
             shutil.rmtree(staged.parent, ignore_errors=True)
         with self.lock:
             grant.received[name] = f"ok {count} members"
+            self._settle(grant)
         return 200, f"ok {count}\n"
+
+
+def open_endpoint(host: str, port: int | None, advertise: str, store: GrantStore) -> TransferServer:
+    """The endpoint on the configured port, else on the port of the last run (the running Pods' URLs
+    name it: a restarted operator must answer there), else on any free one."""
+    remembered = store.root / "port"
+    if port is None and remembered.is_file():
+        try:
+            server = TransferServer(host, int(remembered.read_text()), advertise, store)
+        except (OSError, ValueError):
+            pass  # taken meanwhile: the Pods of the last run cannot upload (they end without a result)
+        else:
+            return server
+    server = TransferServer(host, port or 0, advertise, store)
+    if port is None:
+        remembered.write_text(str(server.port))
+    return server
 
 
 class _Body:

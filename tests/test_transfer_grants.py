@@ -1,0 +1,146 @@
+"""Transfer grants survive an operator restart (kept on disk by their token's digest, never the token);
+image references are pinned by digest; a sprint image is built only when something must be baked in."""
+
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from sprint_orchestrator.errors import ImageBuildFailed, RuntimeUnavailable
+from sprint_orchestrator.runtime import podimages, registry
+from sprint_orchestrator.runtime.transfer import GrantStore, TransferServer, key_of, split_address
+
+
+def _tar(files: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+def _put(url: str, body: bytes) -> int:
+    request = urllib.request.Request(url, data=body, method="PUT", headers={"Content-Length": str(len(body))})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+def test_a_grant_made_before_a_restart_takes_its_pods_upload_after_it(tmp_path: Path) -> None:
+    ws, artifacts = tmp_path / "ws", tmp_path / "artifacts"
+    ws.mkdir()
+    (ws / "old.txt").write_text("before\n")
+    store = GrantStore(tmp_path / "transfer")
+    first = TransferServer("127.0.0.1", store=store)
+    token = first.grant(ws, {"workspace": ws, "artifacts": artifacts}, pod="so-s-t-1")
+    oneshot = first.grant(ws, {})  # a gate's grant: useless once its operator is gone
+    url, port = first.url(token), first.port
+    with (
+        urllib.request.urlopen(f"{url}/workspace", timeout=30) as response,
+        tarfile.open(fileobj=io.BytesIO(response.read())) as tar,
+    ):
+        assert tar.getnames()
+    first.close()  # the operator dies with the Pod still running
+    on_disk = "".join(p.read_text() for p in (tmp_path / "transfer").glob("*.json"))
+    assert (
+        token not in on_disk
+        and oneshot not in on_disk
+        and key_of(token) in {p.stem for p in (tmp_path / "transfer").glob("*.json")}
+    )
+
+    second = TransferServer("127.0.0.1", port, store=GrantStore(tmp_path / "transfer"))
+    try:
+        assert second.pods() == {"so-s-t-1": key_of(token)}
+        assert second.grant_of(oneshot) is None
+        assert _put(f"{url}/result/workspace", _tar({"new.txt": b"after\n"})) == 200
+        assert _put(f"{url}/result/workspace", _tar({"again.txt": b"x"})) == 404  # once only
+        with pytest.raises(urllib.error.HTTPError) as served:
+            urllib.request.urlopen(f"{url}/workspace", timeout=30)  # served before the restart
+        served.value.close()
+        grant = second.grant_by_key(key_of(token))
+        assert grant is not None and grant.received["workspace"].startswith("ok")
+        assert sorted(p.name for p in ws.iterdir()) == ["new.txt"]
+        saved = json.loads((tmp_path / "transfer" / f"{key_of(token)}.json").read_text())
+        assert saved["received"]["workspace"].startswith("ok") and saved["served"] is True
+        second.revoke_key(key_of(token))
+        assert not list((tmp_path / "transfer").glob("*.json"))
+    finally:
+        second.close()
+
+
+def test_a_digest_presented_as_a_token_opens_nothing(tmp_path: Path) -> None:
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    server = TransferServer("127.0.0.1", store=GrantStore(tmp_path / "transfer"))
+    try:
+        token = server.grant(ws, {"workspace": ws}, pod="p")
+        base = server.url(token).rsplit("/", 1)[0]
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(f"{base}/{key_of(token)}/workspace", timeout=30)
+        assert refused.value.code == 404
+        refused.value.close()
+    finally:
+        server.close()
+
+
+def test_the_endpoint_listens_on_one_address_and_is_advertised_under_another(tmp_path: Path) -> None:
+    assert split_address("10.0.0.5:8081") == ("10.0.0.5", 8081)
+    assert split_address("so-transfer.ns.svc") == ("so-transfer.ns.svc", None)
+    server = TransferServer("127.0.0.1", 0, "so-transfer.so-system.svc:8081")
+    try:
+        assert server.url("tok") == "http://so-transfer.so-system.svc:8081/t/tok"
+    finally:
+        server.close()
+    plain = TransferServer("127.0.0.1")
+    try:
+        assert plain.url("tok") == f"http://127.0.0.1:{plain.port}/t/tok"
+    finally:
+        plain.close()
+
+
+@pytest.mark.parametrize(
+    ("ref", "host", "name", "tag"),
+    [
+        ("10.250.7.254:5000/so/operator:ab12", "10.250.7.254:5000", "so/operator", "ab12"),
+        ("registry.example/team/agent", "registry.example", "team/agent", "latest"),
+        ("python:3.12-slim", "docker.io", "library/python", "3.12-slim"),
+        ("localhost/sprint-orchestrator/base:bookworm", "localhost", "sprint-orchestrator/base", "bookworm"),
+    ],
+)  # fmt: skip
+def test_image_references_are_parsed_like_the_container_runtimes_do(
+    ref: str, host: str, name: str, tag: str
+) -> None:
+    parsed = registry.parse(ref)
+    assert (parsed.host, parsed.name, parsed.tag, parsed.digest) == (host, name, tag, None)
+
+
+def test_a_reference_with_a_digest_is_pinned_as_it_is_and_bad_ones_name_the_field() -> None:
+    digest = "sha256:" + "a" * 64
+    assert registry.pin(f"reg.example:5000/x/y:tag@{digest}") == f"reg.example:5000/x/y@{digest}"
+    for bad in ("reg.example/x@sha256:zz", "reg.example/UPPER:tag", "reg.example/x:tag;rm"):
+        with pytest.raises(ImageBuildFailed, match=r"container\.baseImage"):
+            registry.pin(bad)
+
+
+def test_a_sprint_needing_a_build_without_podman_fails_with_what_to_do() -> None:
+    assert not podimages.needs_build("reg.example/team/base:1", [], {})
+    assert podimages.needs_build("reg.example/team/base:1", ["apt:jq"], {})
+    assert podimages.needs_build("reg.example/team/base:1", [], {"LANG": "C.UTF-8"})
+    assert podimages.needs_build("localhost/sprint-orchestrator/base:bookworm", [], {})
+
+    def no_podman() -> None:
+        raise RuntimeUnavailable("no Podman socket")
+
+    with pytest.raises(ImageBuildFailed, match="bake") as failed:
+        podimages.sprint_image("reg.example/team/base:1", ["apt:jq"], {}, {}, "reg.example", [], no_podman)
+    assert "container.baseImage" in str(failed.value) and "no Podman socket" in str(failed.value)
