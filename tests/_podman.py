@@ -62,3 +62,13 @@ def task_spec(tmp_path: Path, sprint: str, task: str, command: list[str], **chan
         artifacts=artifacts, limits=Limits(cpus=1.0, memory_bytes=256 << 20, pids=128), timeout_s=60,
     )  # fmt: skip
     return replace(spec, **changes)  # type: ignore[arg-type]
+
+
+def host_debian_sources() -> tuple[str, ...]:
+    """The Debian archive URLs this machine's apt uses (the only package source reachable here)."""
+    urls: list[str] = []
+    for path in sorted(Path("/etc/apt").glob("sources.list.d/*.sources")):
+        for line in path.read_text().splitlines():
+            if line.startswith("URIs:"):
+                urls += [u for u in line.split()[1:] if u.rstrip("/").endswith("/debian")]
+    return tuple(dict.fromkeys(urls))

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from _e2e import wait_for
-from _podman import build_base_image, remove_sprint, runtime_for, settings_for, task_spec
+from _podman import build_base_image, host_debian_sources, remove_sprint, runtime_for, settings_for, task_spec
 from sprint_orchestrator import LABEL_ATTEMPT, LABEL_SPRINT, LABEL_TASK
 from sprint_orchestrator.errors import ImageBuildFailed, InvalidInput, RuntimeUnavailable
 from sprint_orchestrator.model import TaskDefinition, TeamConfig
@@ -380,16 +380,6 @@ def test_the_sprint_image_is_built_once_per_configuration(runtime: PodmanRuntime
         assert marker in result.log_tail
     finally:
         runtime.client.images.remove(first.tag, force=True)
-
-
-def host_debian_sources() -> tuple[str, ...]:
-    """The Debian archive URLs this machine's apt uses (the only package source reachable here)."""
-    urls: list[str] = []
-    for path in sorted(Path("/etc/apt").glob("sources.list.d/*.sources")):
-        for line in path.read_text().splitlines():
-            if line.startswith("URIs:"):
-                urls += [u for u in line.split()[1:] if u.rstrip("/").endswith("/debian")]
-    return tuple(dict.fromkeys(urls))
 
 
 @pytest.mark.podman
