@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -64,7 +65,7 @@ def _anthropic(credential: str) -> dict[str, str]:
 async def test_a_pod_request_with_its_attempts_credential_goes_upstream_with_the_real_key_and_is_metered(
     proxy: MeteringProxy, anthropic: AnthropicStandIn
 ) -> None:
-    base = await proxy.listen_tcp("127.0.0.1")
+    base = await proxy.listen_tcp(socket.create_server(("127.0.0.1", 0)))
     first = proxy.open_task_credential("s1", "t1", 1, TaskBudget())
     other = proxy.open_task_credential("s1", "t2", 1, TaskBudget())
     assert first.startswith(CREDENTIAL_PREFIX) and first != other and REAL_KEY not in first
@@ -82,7 +83,7 @@ async def test_a_pod_request_with_its_attempts_credential_goes_upstream_with_the
 async def test_a_revoked_unknown_or_missing_credential_is_refused_in_the_providers_format_before_upstream(
     proxy: MeteringProxy, anthropic: AnthropicStandIn, openai: OpenAIStandIn, caplog: pytest.LogCaptureFixture
 ) -> None:
-    base = await proxy.listen_tcp("127.0.0.1")
+    base = await proxy.listen_tcp(socket.create_server(("127.0.0.1", 0)))
     credential = proxy.open_task_credential("s1", "t1", 1, TaskBudget())
     assert (await _post(base, MESSAGES, anthropic_body(stream=False), _anthropic(credential)))[0] == 200
     proxy.close_task_credential("s1", "t1", 1)
@@ -108,7 +109,7 @@ async def test_a_revoked_unknown_or_missing_credential_is_refused_in_the_provide
 async def test_a_new_credential_for_the_same_attempt_revokes_the_old_one_and_keeps_its_usage(
     proxy: MeteringProxy, anthropic: AnthropicStandIn
 ) -> None:
-    base = await proxy.listen_tcp("127.0.0.1")
+    base = await proxy.listen_tcp(socket.create_server(("127.0.0.1", 0)))
     old = proxy.open_task_credential("s1", "t1", 1, TaskBudget())
     assert (await _post(base, MESSAGES, anthropic_body(stream=True), _anthropic(old)))[0] == 200
     new = proxy.open_task_credential("s1", "t1", 1, TaskBudget())
@@ -120,7 +121,7 @@ async def test_a_new_credential_for_the_same_attempt_revokes_the_old_one_and_kee
 async def test_a_spent_budget_is_refused_over_tcp_as_on_a_socket(
     proxy: MeteringProxy, anthropic: AnthropicStandIn
 ) -> None:
-    base = await proxy.listen_tcp("127.0.0.1")
+    base = await proxy.listen_tcp(socket.create_server(("127.0.0.1", 0)))
     credential = proxy.open_task_credential("s1", "t1", 1, TaskBudget(tokens=10))
     assert (await _post(base, MESSAGES, anthropic_body(stream=False), _anthropic(credential)))[0] == 200
     status, body = await _post(base, MESSAGES, anthropic_body(stream=False), _anthropic(credential))

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import socket
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -67,7 +68,7 @@ class MeteringProxy:
         self._sites: dict[TaskKey, web.UnixSite] = {}
         self._by_socket: dict[str, TaskKey] = {}
         self.credentials = tcp.CredentialBook()
-        self._tcp: web.TCPSite | None = None
+        self._tcp: web.SockSite | None = None
         self.tcp_url: str | None = None
         self._runner: web.AppRunner | None = None
         self._session: aiohttp.ClientSession | None = None
@@ -153,15 +154,15 @@ class MeteringProxy:
         await site.stop()
         sockets.remove(path, keep_directory)
 
-    async def listen_tcp(self, host: str, port: int = 0) -> str:
-        """Listen on TCP for task Pods (once); return the base URL they reach the proxy on."""
+    async def listen_tcp(self, sock: socket.socket) -> str:
+        """Serve task Pods on a bound TCP socket (once; the runtime binds it); return the base URL."""
         if self._runner is None:
             raise RuntimeError("MeteringProxy.listen_tcp called before start()")
         if self._tcp is None:
-            site = web.TCPSite(self._runner, host, port, reuse_address=True)
+            site = web.SockSite(self._runner, sock)
             await site.start()
-            bound = site._server.sockets[0].getsockname()  # type: ignore[union-attr]
-            self._tcp, self.tcp_url = site, f"http://{host}:{bound[1]}"
+            host, port = sock.getsockname()[:2]
+            self._tcp, self.tcp_url = site, f"http://{host}:{port}"
         assert self.tcp_url is not None
         return self.tcp_url
 

@@ -5,14 +5,18 @@ No disk is shared with the nodes: each attempt gets a one-time token on the oper
 the result trees back (`podspec.py` says how and why). Pod I/O goes through `kube.Kube`; the sprint image
 is built with Podman as before and pushed to `containers.registry`.
 
-Read-only directory mounts (the team's files, recipes) are copied in like the workspace. Not in this
-slice: adopting a Pod after an operator restart (its token is gone: it ends without a result),
-NetworkPolicy for `network: none`, secrets, writable or single-file mounts and the metering proxy's
-socket (all refused).
+Read-only directory mounts (the team's files, recipes) are copied in like the workspace. Each Pod
+comes with a NetworkPolicy (no ingress; egress to the operator's transfer and proxy ports only) and,
+when the attempt has secrets, a Secret its env references; the Task owns all three (`podnet.py`).
+Agent teams reach the metering proxy on `proxy_socket` (same address as the transfer endpoint) with
+a per-attempt credential (`proxy/tcp.py`). Not in this slice: adopting a Pod after an operator restart
+(its token and credential are gone: it ends without a result), writable or single-file mounts (refused).
 """
 
 from __future__ import annotations
 
+import contextlib
+import socket
 import time
 import uuid
 from collections.abc import Mapping, Sequence
@@ -35,6 +39,7 @@ from . import (
     TaskRunSpec,
     container_name,
     logs,
+    podnet,
     podspec,
     task_labels,
 )
@@ -60,6 +65,9 @@ class PodsRuntime:
         self.kube = kube
         self.namespace = namespace
         self.transfer = TransferServer(transfer_host)
+        # The metering proxy serves task Pods on this socket (proxy.listen_tcp); bound here, so each
+        # Pod's NetworkPolicy can name its port before the proxy first serves.
+        self.proxy_socket = socket.create_server((transfer_host, 0))
         self.log_dir = state_dir / "logs"
         self.registry = registry
         self.settings = settings
@@ -102,6 +110,7 @@ class PodsRuntime:
 
     def close(self) -> None:
         self.transfer.close()
+        self.proxy_socket.close()
         if self._podman is not None:
             self._podman.close()
         self.kube.close()
@@ -137,11 +146,6 @@ class PodsRuntime:
     # -- tasks -----------------------------------------------------------------------------------------
 
     def start_task(self, spec: TaskRunSpec) -> RunHandle:
-        if spec.secrets:
-            raise TaskStartFailed(
-                f"the pods runtime does not yet pass secrets into a Pod (task {spec.task_id}: "
-                f"{', '.join(sorted(spec.secrets))})"
-            )
         files = [m for m in spec.extra_mounts if not m.source.is_dir()]
         if files or any(not m.read_only for m in spec.extra_mounts):
             raise TaskStartFailed(
@@ -150,17 +154,22 @@ class PodsRuntime:
             )
         name = container_name(spec.sprint_id, spec.task_id, spec.attempt, spec.tenant)
         labels = task_labels(spec.sprint_id, spec.task_id, spec.attempt, spec.tenant)
+        labels[podnet.LABEL_POD] = name
         results = {"workspace": spec.workspace, "artifacts": spec.artifacts}
         token = self.transfer.grant(spec.workspace, results, mounts=[m.source for m in spec.extra_mounts])
+        owners = podnet.owner_reference(spec.owner, self.namespace)
         run = podspec.PodRun(
             name, self.namespace, spec.image, spec.command, self.transfer.url(token), labels,
             spec.limits, spec.timeout_s, spec.environment, upload=True,
-            mounts=[m.target for m in spec.extra_mounts],
+            mounts=[m.target for m in spec.extra_mounts], secret=name if spec.secrets else "",
+            secret_keys=sorted(spec.secrets), owners=owners,
         )  # fmt: skip
         try:
+            self._attach(name, labels, spec.secrets, owners)
             pod, created = self.kube.create_pod(self.namespace, podspec.manifest(run))
         except KubeError as exc:
             self.transfer.revoke(token)
+            self._detach(name)
             raise TaskStartFailed(f"cannot create Pod {name} from {spec.image}: {exc}") from None
         if not created:
             self.transfer.revoke(token)
@@ -240,6 +249,7 @@ class PodsRuntime:
     def remove(self, handle_or_name: RunHandle | str) -> None:
         name = handle_or_name if isinstance(handle_or_name, str) else handle_or_name.name
         self.kube.delete_pod(self.namespace, name, grace_s=0)
+        self._detach(name)
         token = self._tokens.pop(name, None)
         if token:
             self.transfer.revoke(token)
@@ -267,18 +277,22 @@ class PodsRuntime:
         workdir_mount: Path | None,
         timeout_s: float,
         limits: Limits,
+        owner: Mapping[str, Any] | None = None,
     ) -> OneshotResult:
         """Run `command` on a copy of `workdir_mount` in a Pod; nothing comes back but its exit and logs."""
         name = f"so-oneshot-{uuid.uuid4().hex[:12]}"
+        labels = {LABEL_ROLE: "oneshot", podnet.LABEL_POD: name}
+        owners = podnet.owner_reference(owner, self.namespace)
         source = workdir_mount if workdir_mount is not None else self.log_dir / "empty"
         source.mkdir(parents=True, exist_ok=True)
         token = self.transfer.grant(source, {})
         run = podspec.PodRun(
-            name, self.namespace, image, command, self.transfer.url(token), {LABEL_ROLE: "oneshot"},
-            limits, timeout_s, {}, upload=False,
+            name, self.namespace, image, command, self.transfer.url(token), labels,
+            limits, timeout_s, {}, upload=False, owners=owners,
         )  # fmt: skip
         begin = time.perf_counter()
         try:
+            self._attach(name, labels, {}, owners)
             self.kube.create_pod(self.namespace, podspec.manifest(run))
             handle = RunHandle(name, "", "", "", 0, self._log(name), None)
             outcome = self.wait(handle, timeout_s)
@@ -287,6 +301,7 @@ class PodsRuntime:
         finally:
             self.transfer.revoke(token)
             self.kube.delete_pod(self.namespace, name, grace_s=0)
+            self._detach(name)
         text = outcome.log_path.read_text(errors="replace")
         outcome.log_path.unlink(missing_ok=True)
         outcome.log_path.with_suffix(".stdout").unlink(missing_ok=True)
@@ -294,6 +309,22 @@ class PodsRuntime:
             text += f"\n{outcome.reason}\n"
         timed_out = outcome.health == Health.TIMED_OUT
         return OneshotResult(outcome.exit_code, time.perf_counter() - begin, logs.tail(text), timed_out)
+
+    def _attach(
+        self, name: str, labels: dict[str, str], secrets: Mapping[str, str], owners: list[dict[str, Any]]
+    ) -> None:
+        """Before the Pod: its NetworkPolicy, and its Secret when it has secrets (podnet.py)."""
+        ports = (self.transfer.port, int(self.proxy_socket.getsockname()[1]))
+        policy = podnet.network_policy(name, self.namespace, labels, self.transfer.host, ports, owners)
+        self.kube.put_namespaced(self.namespace, policy)
+        if secrets:
+            secret = podnet.secret(name, self.namespace, labels, secrets, owners)
+            self.kube.put_namespaced(self.namespace, secret)
+
+    def _detach(self, name: str) -> None:
+        for kind in ("Secret", "NetworkPolicy"):
+            with contextlib.suppress(KubeError):  # the Task owns it: deleting the Task collects it
+                self.kube.delete_namespaced(kind, self.namespace, name)
 
     def _log(self, name: str) -> Path:
         self.log_dir.mkdir(parents=True, exist_ok=True)
