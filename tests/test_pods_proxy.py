@@ -5,6 +5,7 @@ the operator's transfer and proxy ports and nothing else; its Task owns the Pod,
 from __future__ import annotations
 
 import asyncio
+import base64
 import dataclasses
 import json
 import threading
@@ -27,6 +28,7 @@ from sprint_orchestrator.proxy import MeteringProxy, ProxyLimits, TaskBudget
 from sprint_orchestrator.proxy.tcp import key_secrets
 from sprint_orchestrator.runtime import Limits, TaskRunSpec
 from sprint_orchestrator.runtime.pods import PodsRuntime
+from test_agent_e2e import agent_image  # noqa: F401 (a fixture)
 from test_node import HostListener, running
 
 pytestmark = [pytest.mark.node, pytest.mark.podman, pytest.mark.timeout(1200)]
@@ -268,3 +270,146 @@ def test_deleting_a_task_deletes_its_pod_its_secret_and_its_network_policy(
         )
     finally:
         runtime.remove(handle)
+
+
+class PodWatcher:
+    """Polls the namespace's task Pods and Secrets while the sprint runs: every Pod document seen (as
+    YAML) and the credentials the Secrets held (decoded), to check where they did not go."""
+
+    def __init__(self, nodes: LocalCluster, ns: str) -> None:
+        self.nodes, self.ns = nodes, ns
+        self.pods: dict[str, str] = {}
+        self.specs: dict[str, dict[str, Any]] = {}
+        self.credentials: set[str] = set()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+
+    def __enter__(self) -> PodWatcher:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(60)
+
+    def _poll(self) -> None:
+        selector = "sprintorchestrator.dev/role=task"
+        while not self._stop.wait(0.5):
+            try:
+                pods = json.loads(
+                    self.nodes.kubectl("-n", self.ns, "get", "pods", "-l", selector, "-o", "json")
+                )
+                secrets = json.loads(
+                    self.nodes.kubectl("-n", self.ns, "get", "secrets", "-l", selector, "-o", "json")
+                )
+                for item in pods["items"]:
+                    name = item["metadata"]["name"]
+                    self.specs[name] = item
+                    self.pods[name] = self.nodes.kubectl("-n", self.ns, "get", "pod", name, "-o", "yaml")
+            except Exception:  # a Pod deleted between the list and the get: poll again
+                continue
+            for item in secrets["items"]:
+                value = (item.get("data") or {}).get("ANTHROPIC_API_KEY")
+                if value:
+                    self.credentials.add(base64.b64decode(value).decode())
+
+
+@pytest.mark.timeout(2400)
+def test_a_claude_code_team_task_runs_as_a_pod_with_its_attempts_credential_and_is_metered_exactly(
+    tmp_path: Path,
+    nodes: LocalCluster,
+    agent_image: str,  # noqa: F811 (the fixture)
+) -> None:
+    """The operator as a process on the pods runtime, the REAL Claude Code CLI in a task Pod on a node,
+    the Anthropic stand-in upstream. The Pod holds only its attempt's credential; the stand-in sees the
+    real key; the Task's tokens are exactly what the stand-in served; once the attempt ended its
+    credential is refused; no key is in any Pod spec, Pod log, Event or operator log."""
+    from _e2e import apply as apply_manifest
+    from _e2e import operator_process
+    from test_agent_e2e import SPRINT, ThreadedStandIn, agent_sprint
+    from test_lifecycle_e2e import by_id, git, seed_repository, wait_terminal
+
+    node_set = nodes.node_set()
+    assert node_set is not None
+    nodes.kubectl("apply", "--server-side", "-f", str(CRDS))
+    for crd in ("sprints", "tasks"):
+        nodes.kubectl(
+            "wait", "--for=condition=Established", f"crd/{crd}.sprintorchestrator.dev", "--timeout=60s"
+        )
+    ns = f"agent-{uuid.uuid4().hex[:6]}"
+    nodes.kubectl("create", "namespace", ns)
+    nodes.kubectl("label", "namespace", ns, "pod-security.kubernetes.io/enforce=restricted")
+    repo = seed_repository(tmp_path, files={"README.md": "# target\n"})
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        f"orchestrator: {{allowed_host_paths: ['{tmp_path}']}}\n"
+        f"git: {{working_trees_path: '{tmp_path / 'trees'}'}}\n"
+        "containers: {runtime: pods, base_image: localhost/sprint-orchestrator/base:bookworm, "
+        f"registry: '{nodes.registry}', transfer_address: '{node_set.slot.host_ip}', pods_namespace: {ns}}}\n"
+    )
+    log = tmp_path / "operator.log"
+    with ThreadedStandIn() as standin:
+        env = {"SPRINT_ORCHESTRATOR_CONFIG": str(config), "SPRINT_ORCHESTRATOR_ANTHROPIC_URL": standin.url,
+               "ANTHROPIC_API_KEY": REAL_KEY}  # fmt: skip
+        with (
+            PodWatcher(nodes, ns) as watcher,
+            operator_process(nodes, ns, tmp_path / "state", log, **env),
+        ):
+            apply_manifest(nodes, ns, agent_sprint(repo, agent_image))
+            status = wait_terminal(nodes, ns, SPRINT, timeout=1200)
+            served = list(standin.served)
+            seen_keys = list(standin.seen_keys)
+            # The attempt ended: its credential, replayed against the proxy, is refused and goes nowhere.
+            main = next(iter(watcher.specs.values()))["spec"]["containers"][0]
+            env = {e["name"]: e for e in main["env"]}
+            base = env["ANTHROPIC_BASE_URL"]["value"]
+            replayed = [_replay(base, credential) for credential in watcher.credentials]
+            assert len(standin.served) == len(served)
+        events = nodes.kubectl("-n", ns, "get", "events", "-o", "yaml")
+    task = by_id(nodes, ns, SPRINT)["greet"]
+    assert status["phase"] == "Completed", (status.get("message"), task.get("reason"), task.get("error"))
+    assert git("-C", str(repo), "show", "main:OUTPUT.md").startswith("done: ")
+
+    expected = expected_usage(served)
+    tokens = task["tokens"]
+    assert len(served) >= 3 and not expected.partial
+    assert (tokens["source"], tokens["partial"]) == ("proxy", False)
+    got = [tokens[k] for k in ("actual", "input", "output", "cacheRead", "cacheCreation")]
+    assert got == [expected.total_tokens, expected.input_tokens, expected.output_tokens,
+                   expected.cache_read_tokens, expected.cache_creation_tokens]  # fmt: skip
+    assert tokens["agentReported"] == expected.total_tokens
+    assert seen_keys and all(key == REAL_KEY for key in seen_keys)
+
+    assert watcher.pods and len(watcher.credentials) == 1, (list(watcher.pods), len(watcher.credentials))
+    [credential] = watcher.credentials
+    assert replayed == [401]
+    assert env["ANTHROPIC_API_KEY"] == {
+        "name": "ANTHROPIC_API_KEY",
+        "valueFrom": {"secretKeyRef": {"key": "ANTHROPIC_API_KEY", "name": next(iter(watcher.specs))}},
+    }
+    assert base.startswith(f"http://{node_set.slot.host_ip}:") and "claude" in main["command"]
+    owners = next(iter(watcher.specs.values()))["metadata"]["ownerReferences"]
+    assert [(o["kind"], o["name"]) for o in owners] == [("Task", f"{SPRINT}-greet")], owners
+    texts = [*watcher.pods.values(), events, log.read_text()]
+    texts += [p.read_text(errors="replace") for p in (tmp_path / "state").rglob("*") if p.is_file()]
+    for text in texts:
+        assert REAL_KEY not in text and credential not in text
+    assert not nodes.kubectl("-n", ns, "get", "secrets,networkpolicies", "-l",
+                             "sprintorchestrator.dev/role=task", "-o", "name").strip()  # fmt: skip
+
+
+def _replay(base: str, credential: str) -> int:
+    """POST a message to the proxy with `credential`, as the agent CLI did; the HTTP status."""
+    import urllib.error
+    import urllib.request
+
+    request = urllib.request.Request(
+        f"{base}/v1/messages", data=MESSAGE.encode(), method="POST",
+        headers={"x-api-key": credential, "anthropic-version": "2023-06-01"},
+    )  # fmt: skip
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as exc:
+        assert json.loads(exc.read())["error"]["type"] == "authentication_error"
+        return int(exc.code)
