@@ -301,7 +301,7 @@ class PodsRuntime:
         finally:
             self.transfer.revoke(token)
             self.kube.delete_pod(self.namespace, name, grace_s=0)
-            self._detach(name)
+            self._detach(name, secret=False)
         text = outcome.log_path.read_text(errors="replace")
         outcome.log_path.unlink(missing_ok=True)
         outcome.log_path.with_suffix(".stdout").unlink(missing_ok=True)
@@ -321,8 +321,8 @@ class PodsRuntime:
             secret = podnet.secret(name, self.namespace, labels, secrets, owners)
             self.kube.put_namespaced(self.namespace, secret)
 
-    def _detach(self, name: str) -> None:
-        for kind in ("Secret", "NetworkPolicy"):
+    def _detach(self, name: str, secret: bool = True) -> None:
+        for kind in ("Secret", "NetworkPolicy") if secret else ("NetworkPolicy",):
             with contextlib.suppress(KubeError):  # the Task owns it: deleting the Task collects it
                 self.kube.delete_namespaced(kind, self.namespace, name)
 
