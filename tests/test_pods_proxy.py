@@ -146,6 +146,22 @@ def _get(nodes: LocalCluster, ns: str, kind: str, name: str) -> dict[str, Any] |
     return json.loads(out) if out.strip() else None
 
 
+def _install_crds(nodes: LocalCluster) -> None:
+    """Apply the CRDs and wait until both are Established (polled: `kubectl wait` errors out on a CRD
+    whose status the apiserver has not written yet)."""
+    nodes.kubectl("apply", "--server-side", "-f", str(CRDS))
+
+    def established() -> bool:
+        path = '{.status.conditions[?(@.type=="Established")].status}'
+        return all(
+            nodes.kubectl("get", f"crd/{crd}.sprintorchestrator.dev", "-o", f"jsonpath={path}").strip()
+            == "True"
+            for crd in ("sprints", "tasks")
+        )
+
+    wait_for(established, 60, "the CRDs established")
+
+
 def _cluster_text(nodes: LocalCluster, ns: str) -> str:
     """Everything the cluster shows about the namespace's Pods: specs, statuses and Events."""
     return nodes.kubectl("-n", ns, "get", "pods,events", "-o", "yaml")
@@ -245,8 +261,7 @@ def test_deleting_a_task_deletes_its_pod_its_secret_and_its_network_policy(
     tmp_path: Path, image: str, runtime: PodsRuntime, nodes: LocalCluster
 ) -> None:
     ns = runtime.namespace
-    nodes.kubectl("apply", "--server-side", "-f", str(CRDS))
-    nodes.kubectl("wait", "--for=condition=Established", "crd/tasks.sprintorchestrator.dev", "--timeout=60s")
+    _install_crds(nodes)
     name = f"owned-{uuid.uuid4().hex[:6]}"
     task = {"apiVersion": "sprintorchestrator.dev/v1alpha1", "kind": "Task", "metadata": {"name": name},
             "spec": {"sprintRef": "s", "sprintId": "pp-1", "taskId": "owned", "title": "owned"}}  # fmt: skip
@@ -331,11 +346,7 @@ def test_a_claude_code_team_task_runs_as_a_pod_with_its_attempts_credential_and_
 
     node_set = nodes.node_set()
     assert node_set is not None
-    nodes.kubectl("apply", "--server-side", "-f", str(CRDS))
-    for crd in ("sprints", "tasks"):
-        nodes.kubectl(
-            "wait", "--for=condition=Established", f"crd/{crd}.sprintorchestrator.dev", "--timeout=60s"
-        )
+    _install_crds(nodes)
     ns = f"agent-{uuid.uuid4().hex[:6]}"
     nodes.kubectl("create", "namespace", ns)
     nodes.kubectl("label", "namespace", ns, "pod-security.kubernetes.io/enforce=restricted")
