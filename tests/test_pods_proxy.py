@@ -164,7 +164,7 @@ def _install_crds(nodes: LocalCluster) -> None:
 
 def _cluster_text(nodes: LocalCluster, ns: str) -> str:
     """Everything the cluster shows about the namespace's Pods: specs, statuses and Events."""
-    return nodes.kubectl("-n", ns, "get", "pods,events", "-o", "yaml")
+    return str(nodes.kubectl("-n", ns, "get", "pods,events", "-o", "yaml"))
 
 
 def test_a_task_pod_calls_the_model_with_its_credential_and_reaches_nothing_but_the_operator(
@@ -257,34 +257,57 @@ def test_a_credential_reused_after_its_attempt_ended_is_refused_and_nothing_goes
     assert counts(metering.proxy.usage_for("pp-1", "reuse", 1))["total_tokens"] == 0
 
 
-def test_deleting_a_task_deletes_its_pod_its_secret_and_its_network_policy(
+def test_deleting_a_task_deletes_its_task_pod_and_gate_pod_with_their_secret_and_network_policies(
     tmp_path: Path, image: str, runtime: PodsRuntime, nodes: LocalCluster
 ) -> None:
     ns = runtime.namespace
     _install_crds(nodes)
     name = f"owned-{uuid.uuid4().hex[:6]}"
-    task = {"apiVersion": "sprintorchestrator.dev/v1alpha1", "kind": "Task", "metadata": {"name": name},
-            "spec": {"sprintRef": "s", "sprintId": "pp-1", "taskId": "owned", "title": "owned"}}  # fmt: skip
-    nodes.kubectl("-n", ns, "apply", "-f", "-", input=json.dumps(task))
+    manifest = {
+        "apiVersion": "sprintorchestrator.dev/v1alpha1",
+        "kind": "Task",
+        "metadata": {"name": name},
+        "spec": {"sprintRef": "s", "sprintId": "pp-1", "taskId": "owned", "title": "owned"},
+    }
+    nodes.kubectl("-n", ns, "apply", "-f", "-", input=json.dumps(manifest))
     task = _get(nodes, ns, "stask", name) or {}
     spec = _spec(tmp_path, image, "sleep 600", task_id="owned", secrets={"SOME_SECRET": "x"}, owner=task)
     handle = runtime.start_task(spec)
+    gate: list[Any] = []  # the gate runs until its Pod is deleted (by the garbage collector)
+    gating = threading.Thread(
+        target=lambda: gate.append(
+            runtime.run_oneshot(image, ["/bin/sh", "-c", "sleep 600"], spec.workspace, 600, SMALL, task)
+        )
+    )
+    gating.start()
     try:
+        selector = "sprintorchestrator.dev/role=oneshot"
+        gate_pod = wait_for(
+            lambda: (
+                nodes.kubectl("-n", ns, "get", "pods", "-l", selector, "-o", "name").strip().split("/")[-1]
+            ),
+            120,
+            "the gate Pod created",
+        )
         owner = {"kind": "Task", "name": name, "uid": task["metadata"]["uid"]}
-        for kind in ("pod", "secret", "networkpolicy"):
-            obj = _get(nodes, ns, kind, handle.name) or {}
+        owned = [("pod", handle.name), ("secret", handle.name), ("networkpolicy", handle.name)]
+        owned += [("pod", gate_pod), ("networkpolicy", gate_pod)]
+        for kind, obj_name in owned:
+            obj = _get(nodes, ns, kind, obj_name) or {}
             refs = obj.get("metadata", {}).get("ownerReferences") or []
             assert [{k: r[k] for k in owner} for r in refs] == [owner], (kind, obj.get("metadata"))
         nodes.kubectl("-n", ns, "delete", "stask", name, "--wait=false")
         wait_for(
-            lambda: all(
-                _get(nodes, ns, kind, handle.name) is None for kind in ("pod", "secret", "networkpolicy")
-            ),
+            lambda: all(_get(nodes, ns, kind, obj_name) is None for kind, obj_name in owned),
             120,
-            "the garbage collector deleted the Task's Pod, Secret and NetworkPolicy",
+            "the garbage collector deleted the Task's Pods, Secret and NetworkPolicies",
         )
+        gating.join(300)
+        # The gate ended with its Pod: killed (137) or gone (None) as the runtime last saw it, never passed.
+        assert gate and gate[0].exit_code in (None, 137) and not gate[0].timed_out, gate
     finally:
         runtime.remove(handle)
+        gating.join(300)
 
 
 class PodWatcher:
