@@ -305,3 +305,40 @@ class Kube:
                 return ""
             raise _wrap(f"logs of pod {name}/{container} in {namespace}", exc) from exc
         return str(text)
+
+    # --- a Pod's Secret and NetworkPolicy (runtime/podnet.py) ------------------------------------
+
+    def _namespaced(self, kind: str) -> tuple[Any, str]:
+        if kind == "Secret":
+            return self.core, "secret"
+        if kind == "NetworkPolicy":
+            return client.NetworkingV1Api(self.api_client), "network_policy"
+        raise KubeError(f"no adapter for {kind} objects")
+
+    def put_namespaced(self, namespace: str, body: Mapping[str, Any]) -> None:
+        """Create a Secret or NetworkPolicy, replacing one of that name (a leftover) if it exists."""
+        api, what = self._namespaced(str(body["kind"]))
+        name = body["metadata"]["name"]
+        try:
+            self._count(f"create {what}s")
+            getattr(api, f"create_namespaced_{what}")(namespace, dict(body))
+            return
+        except ApiException as exc:
+            if exc.status != 409:
+                raise _wrap(f"create {body['kind']} {name} in {namespace}", exc) from exc
+        try:
+            self._count(f"replace {what}s")
+            getattr(api, f"replace_namespaced_{what}")(name, namespace, dict(body))
+        except ApiException as exc:
+            raise _wrap(f"replace {body['kind']} {name} in {namespace}", exc) from exc
+
+    def delete_namespaced(self, kind: str, namespace: str, name: str) -> bool:
+        api, what = self._namespaced(kind)
+        try:
+            self._count(f"delete {what}s")
+            getattr(api, f"delete_namespaced_{what}")(name, namespace)
+            return True
+        except ApiException as exc:
+            if exc.status == 404:
+                return False
+            raise _wrap(f"delete {kind} {name} in {namespace}", exc) from exc

@@ -44,6 +44,7 @@ def run_gates(
     commands: list[str],
     limits: Limits,
     timeout_s: float,
+    owner: Mapping[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
     """Run each command in a fresh container on `tree_commit` with `overlay` paths from other commits."""
     results: list[dict[str, Any]] = []
@@ -54,7 +55,7 @@ def run_gates(
         engine.export_tree(tree_commit, tree, dict(overlay))
         for index, command in enumerate(commands):
             started = time.monotonic()
-            outcome = runtime.run_oneshot(image, ["/bin/sh", "-c", command], tree, timeout_s, limits)
+            outcome = runtime.run_oneshot(image, ["/bin/sh", "-c", command], tree, timeout_s, limits, owner)
             results.append(
                 {
                     "name": f"test-{index + 1}",
@@ -96,7 +97,7 @@ async def gate_task(runner: Any) -> None:
     overlay = await asyncio.to_thread(gate_overlay, engine, base, commit, list(definition.files_to_modify))
     limits, timeout_s = runner.limits()
     commands = list(definition.test_requirements)
-    args = (engine, runtime, image, sprint_head, overlay, commands, limits, timeout_s)
+    args = (engine, runtime, image, sprint_head, overlay, commands, limits, timeout_s, runner.task)
     results = await asyncio.to_thread(run_gates, *args)
     out_of_scope = list(status.get("outOfScope") or [])
     reason, why = verdict(

@@ -6,6 +6,10 @@ own socket with its budgets (`open_attempt`), bind-mounts the socket's directory
 count as the authoritative usage (`proxy_tokens`, source "proxy") next to what the agent CLI reported
 about itself (`agentReported`): the difference is shown, never hidden.
 
+On the pods runtime (`runtime.proxy_socket` set) there is no socket to mount: the proxy serves task Pods
+on TCP and the attempt gets a credential instead (proxy/tcp.py); `MeteredAttempt.wire` runs the agent CLI
+itself against the proxy's address, the credential passed as a secret (the Pod's Secret).
+
 Budgets: the task's is `estimatedTokens x policy.tokenBudgetFactor` (none without an estimate); the
 sprint's is `spec.tokenBudget` (else the config's default), less what the sprint's tasks spent outside
 the proxy. A request over either budget is refused by the proxy in the provider's error format, the
@@ -28,8 +32,9 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InvalidInput, MissingApiKey
-from ..proxy import CONTAINER_SOCKET_DIR, TaskBudget, TaskKey
+from ..proxy import CONTAINER_SOCKET_DIR, TaskBudget, TaskKey, tcp
 from ..runtime import Mount
+from ..teams import TeamLaunch
 from ..teams.keys import missing_key_message
 from ..usage import ModelUsage, TokenUsage
 from ..usage.record import with_counts
@@ -43,15 +48,26 @@ class MeteredAttempt:
     sprint_id: str
     task_id: str
     attempt: int
-    socket: Path
+    socket: Path | None
     journal: Path
     budget: TaskBudget = field(default_factory=TaskBudget)
     sprint_tokens: int | None = None
     changed: asyncio.Event = field(default_factory=asyncio.Event)
+    base_url: str = ""  # on TCP (task Pods): the proxy's address, and the attempt's credential
+    credential: str = field(default="", repr=False)
 
     @property
     def mount(self) -> Mount:
+        assert self.socket is not None, "a TCP attempt has no socket to mount"
         return Mount(self.socket.parent, CONTAINER_SOCKET_DIR, read_only=True)
+
+    def wire(self, launch: TeamLaunch) -> tuple[list[str], dict[str, str], list[Mount], dict[str, str]]:
+        """(command, environment, mounts, secrets) of the attempt's container: under the forwarder with the
+        socket mounted, or on TCP the CLI itself with its credential as a secret."""
+        if self.socket is not None:
+            return list(launch.command), dict(launch.environment), [*launch.mounts, self.mount], {}
+        command, env = tcp.direct_launch(launch.command, launch.environment, self.base_url)
+        return command, env, list(launch.mounts), tcp.key_secrets(self.credential)
 
     @property
     def key(self) -> tuple[str, str, int]:
@@ -81,7 +97,10 @@ class MeteredAttempt:
         )
 
     async def close(self, keep: bool) -> None:
-        await self.proxy.close_task_socket(*self.key, keep_directory=keep)
+        if self.socket is None:
+            self.proxy.close_task_credential(*self.key)  # a restarted operator cannot hand it out again
+        else:
+            await self.proxy.close_task_socket(*self.key, keep_directory=keep)
         if not keep:
             self.journal.unlink(missing_ok=True)
 
@@ -129,12 +148,21 @@ async def open_attempt(
     proxy.set_sprint_budget(key[0], sprint_tokens, known=known)
     journal = journal_path(ctx.settings.run_dir, key)
     fresh = not _known(proxy, key)
-    socket = await proxy.open_task_socket(*key, task)
+    listener = getattr(ctx.runtime, "proxy_socket", None)  # the runner got the runtime already
+    if listener is not None:  # task Pods: TCP and a credential
+        base_url = await proxy.listen_tcp(listener)
+        credential = proxy.open_task_credential(*key, task)
+        socket = None
+    else:
+        base_url, credential = "", ""
+        socket = Path(await proxy.open_task_socket(*key, task))
     earlier = read_journal(journal) if fresh else None
     if earlier is not None:  # re-attached after a restart: what the attempt spent before counts
         proxy.ledger.record(TaskKey(*key), earlier)
-    metered = MeteredAttempt(proxy, *key, socket=Path(socket), journal=journal, budget=task,
-                             sprint_tokens=sprint_tokens)  # fmt: skip
+    metered = MeteredAttempt(
+        proxy, *key, socket=socket, journal=journal, budget=task, sprint_tokens=sprint_tokens,
+        base_url=base_url, credential=credential,
+    )  # fmt: skip
     ctx.usage_listeners[key] = metered.on_usage
     return metered
 

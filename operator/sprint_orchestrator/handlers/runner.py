@@ -130,20 +130,24 @@ class TaskRunner:
         self, engine: Any, ws: Any, runtime: Any, artifacts: Path, launch: Any, attempt: int, metered: Any
     ) -> None:
         limits, timeout_s = self.limits()
-        mounts = (*launch.mounts, metered.mount) if metered is not None else tuple(launch.mounts)
+        command, environment, mounts, secrets = (
+            metered.wire(launch) if metered else (list(launch.command), launch.environment, launch.mounts, {})
+        )
         run_spec = TaskRunSpec(
             sprint_id=self.sprint_id,
             tenant=self.tenant,
             task_id=self.task_id,
             attempt=attempt,
             image=str((self.body.get("status") or {}).get("image") or self.rec.default_base_image()),
-            command=list(launch.command),
+            command=command,
             workspace=Path(ws.workspace),
             artifacts=artifacts,
-            extra_mounts=mounts,
-            environment={**launch.environment, "SPRINT_TASK_ATTEMPT": str(attempt)},
+            extra_mounts=tuple(mounts),
+            environment={**environment, "SPRINT_TASK_ATTEMPT": str(attempt)},
             limits=limits,
             timeout_s=timeout_s,
+            secrets=secrets,
+            owner=self.task,
         )
         handle = await asyncio.to_thread(runtime.start_task, run_spec)
         await self.patch(

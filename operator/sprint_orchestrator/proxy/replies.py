@@ -12,7 +12,9 @@ is not a rate limit, which is what a spent budget needs. The shapes:
 A spent budget mirrors how each provider reports exhausted credit: Anthropic answers 400
 `invalid_request_error`; OpenAI answers 429 with code `insufficient_quota`, which clients do not retry;
 Google answers 429 RESOURCE_EXHAUSTED, and the message says the capacity is exhausted, which is what
-the Gemini CLI (0.61) reads as a terminal quota error instead of retrying for minutes.
+the Gemini CLI (0.61) reads as a terminal quota error instead of retrying for minutes. An unknown or
+revoked attempt credential (task Pods, tcp.py) is answered as each provider answers a wrong API key:
+401 `authentication_error`, 401 `invalid_api_key`, 400 INVALID_ARGUMENT with reason API_KEY_INVALID.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ class Refusal(Enum):
     UNKNOWN_ROUTE = "unknown_route"
     UPSTREAM_UNREACHABLE = "upstream_unreachable"
     SOCKET_CLOSED = "socket_closed"
+    INVALID_KEY = "invalid_api_key"
 
 
 # refusal -> provider -> (HTTP status, provider error type; Google's: the google.rpc.Code name)
@@ -50,6 +53,11 @@ _TABLE: dict[Refusal, dict[str, tuple[int, str]]] = {
         "anthropic": (403, "permission_error"),
         "openai": (403, "invalid_request_error"),
         "gemini": (403, "PERMISSION_DENIED"),
+    },
+    Refusal.INVALID_KEY: {  # how each provider answers a wrong API key
+        "anthropic": (401, "authentication_error"),
+        "openai": (401, "invalid_request_error"),
+        "gemini": (400, "INVALID_ARGUMENT"),
     },
 }
 _GOOGLE_ERROR_DOMAIN = "sprintorchestrator.dev"
@@ -81,7 +89,8 @@ def _google_error(status: int, kind: str, refusal: Refusal, message: str) -> dic
     """google.rpc.Status as JSON, with an ErrorInfo naming the refusal (e.g. TOKEN_BUDGET_SPENT)."""
     if refusal is Refusal.BUDGET:
         message = f"{message}. You have exhausted your capacity: retrying will not help"
-    reason = "TOKEN_BUDGET_SPENT" if refusal is Refusal.BUDGET else refusal.value.upper()
+    reasons = {Refusal.BUDGET: "TOKEN_BUDGET_SPENT", Refusal.INVALID_KEY: "API_KEY_INVALID"}
+    reason = reasons.get(refusal, refusal.value.upper())
     info = {
         "@type": "type.googleapis.com/google.rpc.ErrorInfo",
         "reason": reason,

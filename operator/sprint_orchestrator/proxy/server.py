@@ -1,12 +1,14 @@
 """The metering reverse proxy: one Unix socket per task attempt, relaying to the model APIs.
 
 Each task attempt gets its own socket (`open_task_socket`), so every request is attributed to it by
-the socket it arrived on. A request is refused in the provider's error format when the task's or the
-sprint's token budget is already spent; otherwise the real key is put in, the request is sent upstream
-(429/529 retried with `retry-after` and backoff; at most `ProxyLimits.concurrency` in flight per
-provider, shared fairly between task attempts (`fair.py`); budgets checked again when a request gets
-its upstream slot) and the response is relayed byte for byte as it arrives, while a copy is kept and parsed
-for usage when the response ends — completely, or cut off on either side.
+the socket it arrived on. Task Pods, which share no disk, reach one TCP listener instead (`listen_tcp`)
+and are attributed by their attempt's credential (`open_task_credential`, see tcp.py). A request is
+refused in the provider's error format when the task's or the sprint's token budget is already spent;
+otherwise the real key is put in, the request is sent upstream (429/529 retried with `retry-after` and
+backoff; at most `ProxyLimits.concurrency` in flight per provider, shared fairly between task attempts
+(`fair.py`); budgets checked again when a request gets its upstream slot) and the response is relayed
+byte for byte as it arrives, while a copy is kept and parsed for usage when the response ends —
+completely, or cut off on either side.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import socket
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -24,7 +27,7 @@ from aiohttp import web
 
 from ..settings import Settings
 from ..usage import TokenUsage
-from . import routing, sockets
+from . import routing, sockets, tcp
 from .fair import FairSlots
 from .ledger import Ledger, ResponseMeter, TaskBudget
 from .replies import Refusal, Reply, error_reply, provider_of
@@ -66,6 +69,9 @@ class MeteringProxy:
         self._slots = {p: FairSlots(self._limits.concurrency) for p in routing.PROVIDERS}
         self._sites: dict[TaskKey, web.UnixSite] = {}
         self._by_socket: dict[str, TaskKey] = {}
+        self.credentials = tcp.CredentialBook()
+        self._tcp: web.SockSite | None = None
+        self.tcp_url: str | None = None
         self._runner: web.AppRunner | None = None
         self._session: aiohttp.ClientSession | None = None
 
@@ -109,6 +115,9 @@ class MeteringProxy:
     async def stop(self) -> None:
         for key in list(self._sites):  # shutting down: containers may outlive us and be re-attached
             await self.close_task_socket(*key, keep_directory=True)
+        if self._tcp is not None:
+            await self._tcp.stop()
+            self._tcp, self.tcp_url = None, None
         if self._runner is not None:
             await self._runner.cleanup()
         if self._session is not None:
@@ -147,6 +156,29 @@ class MeteringProxy:
         await site.stop()
         sockets.remove(path, keep_directory)
 
+    async def listen_tcp(self, sock: socket.socket) -> str:
+        """Serve task Pods on a bound TCP socket (once; the runtime binds it); return the base URL."""
+        if self._runner is None:
+            raise RuntimeError("MeteringProxy.listen_tcp called before start()")
+        if self._tcp is None:
+            site = web.SockSite(self._runner, sock)
+            await site.start()
+            host, port = sock.getsockname()[:2]
+            self._tcp, self.tcp_url = site, f"http://{host}:{port}"
+        assert self.tcp_url is not None
+        return self.tcp_url
+
+    def open_task_credential(self, sprint_id: str, task_id: str, attempt: int, budget: TaskBudget) -> str:
+        """A fresh credential for the attempt on the TCP listener; the only copy is returned."""
+        key = TaskKey(sprint_id, task_id, attempt)
+        sockets.check_key(key)
+        self.ledger.open(key, budget)
+        return self.credentials.grant(key)
+
+    def close_task_credential(self, sprint_id: str, task_id: str, attempt: int) -> None:
+        """Revoke the attempt's credential: its next request is refused (its usage stays readable)."""
+        self.credentials.revoke(TaskKey(sprint_id, task_id, attempt))
+
     def set_sprint_budget(
         self,
         sprint_id: str,
@@ -165,18 +197,28 @@ class MeteringProxy:
 
     # -- requests ---------------------------------------------------------------------------------
 
+    def _attempt_of(self, request: web.Request) -> TaskKey | Refusal:
+        """The attempt a request belongs to: by its Unix socket, or on TCP by its credential."""
+        where = request.transport.get_extra_info("sockname") if request.transport else None
+        if isinstance(where, tuple):
+            found = self.credentials.attempt_of(tcp.presented(request.headers, request.query_string))
+            return found if found is not None else Refusal.INVALID_KEY
+        return self._by_socket.get(str(where or "")) or Refusal.SOCKET_CLOSED
+
     async def _handle(self, request: web.Request) -> web.StreamResponse:
-        key = self._by_socket.get(
-            str(request.transport.get_extra_info("sockname") if request.transport else "")
-        )
+        key = self._attempt_of(request)
         provider = provider_of(request.path)
-        if key is None:
+        if key is Refusal.INVALID_KEY:
+            log.warning("refused %s %s: unknown or revoked attempt credential", request.method, request.path)
+            message = "invalid API key: this credential belongs to no running task attempt"
+            return _send(error_reply(provider, Refusal.INVALID_KEY, message))
+        if not isinstance(key, TaskKey):
             return _send(error_reply(provider, Refusal.SOCKET_CLOSED, "this task's model access is closed"))
         route = routing.resolve(
             request.raw_path.split("?", 1)[0], request.query_string, self._upstreams, request.method
         )
         if route is None:
-            log.warning("refused %s %r for %s: no route", request.method, request.raw_path[:300], key)
+            log.warning("refused %s %r for %s: no route", request.method, request.path[:300], key)
             return _send(error_reply(provider, Refusal.UNKNOWN_ROUTE, self._no_route(request)))
         if route.metered and (reason := self.ledger.refusal(key)) is not None:
             log.warning("refused %s %s for %s: %s", request.method, request.path, key, reason)

@@ -40,8 +40,8 @@ def socket_path(run_dir: Path, key: TaskKey) -> Path:
     return run_dir / "llm" / f"h-{digest}" / SOCKET_NAME  # 48 bits: unique among one run dir's attempts
 
 
-def prepare(run_dir: Path, key: TaskKey) -> Path:
-    """Validate the key, create the attempt's directory and clear a stale socket; return the path."""
+def check_key(key: TaskKey) -> None:
+    """Refuse ids that could not name a socket (or a log line) safely, and negative attempts."""
     for field, value in (("sprint_id", key.sprint_id), ("task_id", key.task_id)):
         if not _SAFE_ID.fullmatch(value):
             raise InvalidInput(
@@ -49,6 +49,11 @@ def prepare(run_dir: Path, key: TaskKey) -> Path:
             )
     if key.attempt < 0:
         raise InvalidInput(f"attempt must be 0 or more, not {key.attempt}")
+
+
+def prepare(run_dir: Path, key: TaskKey) -> Path:
+    """Validate the key, create the attempt's directory and clear a stale socket; return the path."""
+    check_key(key)
     path = socket_path(run_dir, key)
     if len(str(path).encode()) > _MAX_SOCKET_PATH:
         raise InvalidInput(

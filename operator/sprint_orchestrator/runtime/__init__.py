@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .. import LABEL_ATTEMPT, LABEL_SPRINT, LABEL_TASK
 from ..status import ContainerHealth
@@ -70,6 +70,7 @@ class TaskRunSpec:
     user: str | None = AGENT_USER
     secrets: Mapping[str, str] = field(default_factory=dict, repr=False)
     tenant: str = ""  # tenant_of(namespace, Sprint name): two Sprints with one sprintId never share
+    owner: Mapping[str, Any] | None = field(default=None, repr=False)  # the Task (the pods runtime's owner)
 
 
 @dataclass(frozen=True)
@@ -167,7 +168,10 @@ class Runtime(Protocol):
         workdir_mount: Path,
         timeout_s: float,
         limits: Limits,
-    ) -> OneshotResult: ...
+        owner: Mapping[str, Any] | None = None,
+    ) -> OneshotResult:
+        """Run `command` once on `workdir_mount`; `owner`: the Task the run belongs to (if any)."""
+        ...
 
     def close(self) -> None: ...
 

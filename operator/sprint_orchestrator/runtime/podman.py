@@ -370,6 +370,7 @@ class PodmanRuntime:
         workdir_mount: Path | None,
         timeout_s: float,
         limits: Limits,
+        owner: Mapping[str, Any] | None = None,  # containers have no owner: the Task's is for Pods
     ) -> OneshotResult:
         name = f"so-oneshot-{uuid.uuid4().hex[:12]}"
         user = ownership.effective_user(AGENT_USER if workdir_mount else None)

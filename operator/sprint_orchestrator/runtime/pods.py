@@ -8,13 +8,19 @@ baked in (`podimages.py`: in a cluster there is no Podman).
 
 Each grant is kept under the state directory (`grants.py`): a restarted operator re-registers them and
 adopts the task Pods it finds by name and labels, their results still coming back. Read-only directory
-mounts (the team's files, recipes) are copied in like the workspace. Not in this slice: NetworkPolicy
-for `network: none`, secrets, writable or single-file mounts and the metering proxy's socket (all
-refused).
+mounts (the team's files, recipes) are copied in like the workspace. Each Pod comes with a
+NetworkPolicy (no ingress; egress to the operator's transfer and proxy ports only) and, when the attempt
+has secrets, a Secret its env references; the Task owns all three (`podnet.py`). Agent teams reach the
+metering proxy on `proxy_socket` (bound beside the transfer endpoint) with a per-attempt credential
+(`proxy/tcp.py`). Not in this slice: a proxy credential surviving an operator restart (an adopted agent
+Pod's next model call is refused), the proxy port behind the in-cluster transfer Service, writable or
+single-file mounts (refused).
 """
 
 from __future__ import annotations
 
+import contextlib
+import socket
 import time
 import uuid
 from collections.abc import Mapping, Sequence
@@ -38,6 +44,7 @@ from . import (
     container_name,
     logs,
     podimages,
+    podnet,
     podspec,
     task_labels,
 )
@@ -67,6 +74,9 @@ class PodsRuntime:
         host, port = split_address(listen or transfer_host)
         store = GrantStore(state_dir / "transfer")
         self.transfer = open_endpoint(host, port, transfer_host, store)
+        # The metering proxy serves task Pods on this socket (proxy.listen_tcp); bound here, so each
+        # Pod's NetworkPolicy can name its port before the proxy first serves.
+        self.proxy_socket = socket.create_server((host, 0))
         self.log_dir = state_dir / "logs"
         self.registry = registry
         self.plain_http = [registry.split("/")[0]] if (registry and registry_plain_http) else []
@@ -116,6 +126,7 @@ class PodsRuntime:
 
     def close(self) -> None:
         self.transfer.close()
+        self.proxy_socket.close()
         if self._podman is not None:
             self._podman.close()
         self.kube.close()
@@ -154,11 +165,6 @@ class PodsRuntime:
     # -- tasks -----------------------------------------------------------------------------------------
 
     def start_task(self, spec: TaskRunSpec) -> RunHandle:
-        if spec.secrets:
-            raise TaskStartFailed(
-                f"the pods runtime does not yet pass secrets into a Pod (task {spec.task_id}: "
-                f"{', '.join(sorted(spec.secrets))})"
-            )
         files = [m for m in spec.extra_mounts if not m.source.is_dir()]
         if files or any(not m.read_only for m in spec.extra_mounts):
             raise TaskStartFailed(
@@ -167,18 +173,23 @@ class PodsRuntime:
             )
         name = container_name(spec.sprint_id, spec.task_id, spec.attempt, spec.tenant)
         labels = task_labels(spec.sprint_id, spec.task_id, spec.attempt, spec.tenant)
+        labels[podnet.LABEL_POD] = name
         results = {"workspace": spec.workspace, "artifacts": spec.artifacts}
         mounts = [m.source for m in spec.extra_mounts]
         token = self.transfer.grant(spec.workspace, results, mounts=mounts, pod=name)
+        owners = podnet.owner_reference(spec.owner, self.namespace)
         run = podspec.PodRun(
             name, self.namespace, spec.image, spec.command, self.transfer.url(token), labels,
             spec.limits, spec.timeout_s, spec.environment, upload=True,
-            mounts=[m.target for m in spec.extra_mounts],
+            mounts=[m.target for m in spec.extra_mounts], secret=name if spec.secrets else "",
+            secret_keys=sorted(spec.secrets), owners=owners,
         )  # fmt: skip
         try:
+            self._attach(name, labels, spec.secrets, owners)
             pod, created = self.kube.create_pod(self.namespace, podspec.manifest(run))
         except KubeError as exc:
             self.transfer.revoke(token)
+            self._detach(name)
             raise TaskStartFailed(f"cannot create Pod {name} from {spec.image}: {exc}") from None
         if not created:
             self.transfer.revoke(token)
@@ -261,6 +272,7 @@ class PodsRuntime:
     def remove(self, handle_or_name: RunHandle | str) -> None:
         name = handle_or_name if isinstance(handle_or_name, str) else handle_or_name.name
         self.kube.delete_pod(self.namespace, name, grace_s=0)
+        self._detach(name)
         key = self._tokens.pop(name, None)
         if key:
             self.transfer.revoke_key(key)
@@ -288,18 +300,22 @@ class PodsRuntime:
         workdir_mount: Path | None,
         timeout_s: float,
         limits: Limits,
+        owner: Mapping[str, Any] | None = None,
     ) -> OneshotResult:
         """Run `command` on a copy of `workdir_mount` in a Pod; nothing comes back but its exit and logs."""
         name = f"so-oneshot-{uuid.uuid4().hex[:12]}"
+        labels = {LABEL_ROLE: "oneshot", podnet.LABEL_POD: name}
+        owners = podnet.owner_reference(owner, self.namespace)
         source = workdir_mount if workdir_mount is not None else self.log_dir / "empty"
         source.mkdir(parents=True, exist_ok=True)
         token = self.transfer.grant(source, {})
         run = podspec.PodRun(
-            name, self.namespace, image, command, self.transfer.url(token), {LABEL_ROLE: "oneshot"},
-            limits, timeout_s, {}, upload=False,
+            name, self.namespace, image, command, self.transfer.url(token), labels,
+            limits, timeout_s, {}, upload=False, owners=owners,
         )  # fmt: skip
         begin = time.perf_counter()
         try:
+            self._attach(name, labels, {}, owners)
             self.kube.create_pod(self.namespace, podspec.manifest(run))
             handle = RunHandle(name, "", "", "", 0, self._log(name), None)
             outcome = self.wait(handle, timeout_s)
@@ -308,6 +324,7 @@ class PodsRuntime:
         finally:
             self.transfer.revoke(token)
             self.kube.delete_pod(self.namespace, name, grace_s=0)
+            self._detach(name, secret=False)
         text = outcome.log_path.read_text(errors="replace")
         outcome.log_path.unlink(missing_ok=True)
         outcome.log_path.with_suffix(".stdout").unlink(missing_ok=True)
@@ -315,6 +332,22 @@ class PodsRuntime:
             text += f"\n{outcome.reason}\n"
         timed_out = outcome.health == Health.TIMED_OUT
         return OneshotResult(outcome.exit_code, time.perf_counter() - begin, logs.tail(text), timed_out)
+
+    def _attach(
+        self, name: str, labels: dict[str, str], secrets: Mapping[str, str], owners: list[dict[str, Any]]
+    ) -> None:
+        """Before the Pod: its NetworkPolicy, and its Secret when it has secrets (podnet.py)."""
+        ports = (self.transfer.port, int(self.proxy_socket.getsockname()[1]))
+        policy = podnet.network_policy(name, self.namespace, labels, self.transfer.host, ports, owners)
+        self.kube.put_namespaced(self.namespace, policy)
+        if secrets:
+            secret = podnet.secret(name, self.namespace, labels, secrets, owners)
+            self.kube.put_namespaced(self.namespace, secret)
+
+    def _detach(self, name: str, secret: bool = True) -> None:
+        for kind in ("Secret", "NetworkPolicy") if secret else ("NetworkPolicy",):
+            with contextlib.suppress(KubeError):  # the Task owns it: deleting the Task collects it
+                self.kube.delete_namespaced(kind, self.namespace, name)
 
     def _log(self, name: str) -> Path:
         self.log_dir.mkdir(parents=True, exist_ok=True)

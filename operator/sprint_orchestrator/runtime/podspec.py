@@ -26,7 +26,7 @@ from typing import Any
 
 from .. import LABEL_ATTEMPT, LABEL_SPRINT, LABEL_TASK
 from ..status import ContainerHealth
-from . import ContainerInfo, Limits
+from . import ContainerInfo, Limits, podnet
 
 AGENT_UID = 1000
 TMP_LIMIT = "1Gi"
@@ -88,6 +88,9 @@ class PodRun:
     upload: bool  # a task (uploads its result) or a one-shot (does not)
     pull_policy: str = "IfNotPresent"
     mounts: Sequence[str] = ()  # targets of read-only directories fetched like the workspace
+    secret: str = ""  # the attempt's Secret (podnet.py); its keys become the main container's env
+    secret_keys: Sequence[str] = ()
+    owners: Sequence[Mapping[str, Any]] = ()  # ownerReferences (the Task)
 
 
 def resources(limits: Limits) -> dict[str, Any]:
@@ -150,7 +153,7 @@ def manifest(run: PodRun) -> dict[str, Any]:
         "imagePullPolicy": run.pull_policy,
         "command": command,
         "workingDir": "/workspace",
-        "env": env,
+        "env": env + podnet.secret_env(run.secret, run.secret_keys) if run.secret else env,
         "volumeMounts": mounts,
         "resources": resources(run.limits),
         "securityContext": _security(),
@@ -158,7 +161,12 @@ def manifest(run: PodRun) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
         "kind": "Pod",
-        "metadata": {"name": run.name, "namespace": run.namespace, "labels": dict(run.labels)},
+        "metadata": {
+            "name": run.name,
+            "namespace": run.namespace,
+            "labels": dict(run.labels),
+            **({"ownerReferences": [dict(o) for o in run.owners]} if run.owners else {}),
+        },
         "spec": {
             "restartPolicy": "Never",
             "activeDeadlineSeconds": max(1, math.ceil(run.timeout_s)),

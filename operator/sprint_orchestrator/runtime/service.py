@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
 import time
 from collections.abc import Mapping
@@ -52,7 +53,8 @@ def podman_environment(env: Mapping[str, str], containers_conf: Path | None) -> 
 
 
 def start_service(run_dir: Path, env: Mapping[str, str]) -> ServiceProcess:
-    """Start `podman system service` on run_dir/podman.sock and wait until the socket exists."""
+    """Start `podman system service` on run_dir/podman.sock and wait until it accepts connections (the
+    socket file appears at bind(), a moment before listen(): a client in between is refused)."""
     podman = shutil.which("podman", path=env.get("PATH"))
     if podman is None:
         raise RuntimeUnavailable("podman is not installed or not on PATH: run hack/setup-podman.sh")
@@ -72,7 +74,7 @@ def start_service(run_dir: Path, env: Mapping[str, str]) -> ServiceProcess:
     )
     log.close()
     deadline = time.monotonic() + _START_TIMEOUT_S
-    while not sock.exists():
+    while not _accepting(sock):
         if process.poll() is not None or time.monotonic() > deadline:
             process.kill()
             tail = (run_dir / "podman-service.log").read_text(errors="replace")[-800:]
@@ -81,3 +83,12 @@ def start_service(run_dir: Path, env: Mapping[str, str]) -> ServiceProcess:
             )
         time.sleep(0.02)
     return ServiceProcess(socket_url(run_dir), process)
+
+
+def _accepting(path: Path) -> bool:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        try:
+            probe.connect(str(path))
+        except OSError:
+            return False
+    return True

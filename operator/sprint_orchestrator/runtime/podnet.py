@@ -1,0 +1,100 @@
+"""What goes with each task and gate Pod: its NetworkPolicy, its Secret, its owner. Pure manifests.
+
+- **NetworkPolicy** (one per Pod, named like it, selecting it by `LABEL_POD`): no ingress at all, and
+  egress only to the operator's address (`ipBlock` /32) on its two ports, the workspace transfer and the
+  metering proxy's TCP listener. No DNS, no apiserver, no other Pod, no other host port: both endpoints
+  are IP addresses. It is created before the Pod, so the Pod is never admitted without it (a CNI may
+  still need a moment to program a new Pod's rules; the init container's workspace fetch comes first).
+- **Secret** (per attempt, named like the Pod): the values of `TaskRunSpec.secrets` (for an agent team,
+  its metering-proxy credential under the key variables its CLI reads). The Pod's env references them by
+  `secretKeyRef`, so the values are in no Pod spec, `kubectl get pod -o yaml`, Event or operator log;
+  only what may read Secrets in the task namespace sees them. Created or replaced before the Pod (a stale
+  one from a crashed operator never reaches a new Pod), deleted with the Pod.
+- **Owner**: the Task resource (`ownerReferences` with its uid, `controller: true`). Deleting a Task
+  deletes its Pods, Secrets and NetworkPolicies through Kubernetes' garbage collector; the runtime also
+  deletes them itself when an attempt is removed. Without a Task (a runtime used directly) nothing owns
+  them and the runtime's own deletes are all there is; so it is for a Task outside the Pods' namespace
+  (`containers.pods_namespace`): an owner must live in its dependents' namespace.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from .. import API_VERSION
+
+LABEL_POD = "sprintorchestrator.dev/pod"
+
+
+def owner_reference(task: Mapping[str, Any] | None, namespace: str) -> list[dict[str, Any]]:
+    """The ownerReferences that make a Task own an object in `namespace`; [] without a Task (or its
+    uid), and [] for a Task in another namespace: Kubernetes treats a cross-namespace owner as absent
+    and would garbage-collect the object at once."""
+    meta = (task or {}).get("metadata") or {}
+    if not meta.get("uid") or not meta.get("name") or meta.get("namespace") != namespace:
+        return []
+    return [
+        {
+            "apiVersion": API_VERSION,
+            "kind": "Task",
+            "name": str(meta["name"]),
+            "uid": str(meta["uid"]),
+            "controller": True,
+            "blockOwnerDeletion": False,
+        }
+    ]
+
+
+Owners = list[dict[str, Any]]
+
+
+def _meta(name: str, namespace: str, labels: Mapping[str, str], owners: Owners) -> dict[str, Any]:
+    meta: dict[str, Any] = {"name": name, "namespace": namespace, "labels": dict(labels)}
+    if owners:
+        meta["ownerReferences"] = owners
+    return meta
+
+
+def network_policy(
+    name: str,
+    namespace: str,
+    labels: Mapping[str, str],
+    operator_ip: str,
+    ports: Sequence[int],
+    owners: list[dict[str, Any]],
+) -> dict[str, Any]:
+    """Deny all ingress; allow egress to `operator_ip`/32 on `ports` (TCP) only."""
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": _meta(name, namespace, labels, owners),
+        "spec": {
+            "podSelector": {"matchLabels": {LABEL_POD: name}},
+            "policyTypes": ["Ingress", "Egress"],
+            "ingress": [],
+            "egress": [
+                {
+                    "to": [{"ipBlock": {"cidr": f"{operator_ip}/32"}}],
+                    "ports": [{"protocol": "TCP", "port": int(p)} for p in sorted(set(ports))],
+                }
+            ],
+        },
+    }
+
+
+def secret(
+    name: str, namespace: str, labels: Mapping[str, str], values: Mapping[str, str], owners: Owners
+) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "Opaque",
+        "metadata": _meta(name, namespace, labels, owners),
+        "stringData": dict(values),
+    }
+
+
+def secret_env(name: str, keys: Sequence[str]) -> list[dict[str, Any]]:
+    """Env entries reading each key of Secret `name` (variable name = key)."""
+    return [{"name": k, "valueFrom": {"secretKeyRef": {"name": name, "key": k}}} for k in sorted(keys)]
