@@ -63,7 +63,12 @@ def run(args: argparse.Namespace) -> int:
     tokens = load_tokens(args.token_file)  # options first: a typo fails before any connection
     listeners = listeners_from(args, settings.config, secret)
     dash = Dashboard(
-        Kube.from_kubeconfig(args.kubeconfig), Hub(args.namespace), tokens, (settings.state_dir,)
+        Kube.from_kubeconfig(args.kubeconfig),
+        Hub(args.namespace),
+        tokens,
+        (settings.state_dir,),
+        settings.trees_dir,
+        getattr(getattr(settings.config, "git", None), "repository_url", None),
     )
     app = create_app(dash, listeners)
     config = uvicorn.Config(app, host=args.host, port=args.port, log_level="warning", ws="websockets")
