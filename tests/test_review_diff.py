@@ -144,3 +144,25 @@ def test_the_clone_is_found_from_the_trees_directory_and_the_url(tmp_path: Path)
     assert [f.path for f in task_diff(clone, base, head).files] == ["README.md"]
     with pytest.raises(GitError, match="no clone of"):
         open_clone(trees, str(tmp_path / "elsewhere.git"))
+
+
+def test_a_continued_attempt_starts_from_the_reviewed_commit_and_counts_from_the_base(
+    engine: GitEngine,
+) -> None:
+    engine.create_sprint("s1")
+    base, first = change(engine, {"app/core.py": "first attempt\n", "README.md": "# app 1\n"})
+    ws = engine.create_task("s1", "t1", 2, ["app/core.py", "README.md"], (), first, base)
+    assert (ws.workspace / "app" / "core.py").read_text() == "first attempt\n"  # the team continues
+    assert ws.base_commit == base and engine.head("task/s1/t1") == first
+    (ws.workspace / "README.md").write_text("# app 2\n")
+    result = engine.commit_task(ws, "s1", "t1", ["app/core.py", "README.md"], *TEAM)
+    assert result.commit is not None and engine.is_ancestor(first, result.commit)
+    assert result.changed_files == ["README.md", "app/core.py"]  # the whole change, from the base
+    assert [f.path for f in engine.task_diff(base, result.commit).files] == ["README.md", "app/core.py"]
+
+
+def test_a_continued_attempt_refuses_a_start_that_is_not_after_its_base(engine: GitEngine) -> None:
+    engine.create_sprint("s1")
+    base, first = change(engine, {"app/core.py": "first attempt\n"})
+    with pytest.raises(InvalidInput, match="does not descend from base"):
+        engine.create_task("s1", "t1", 2, ["app/core.py"], (), base, first)

@@ -181,7 +181,8 @@ def render_reviews(reviews: list[dict[str, Any]]) -> str:
             parts.append(quote(str(review["message"]), f"review message of attempt {attempt}"))
         for i, comment in enumerate(review.get("comments") or [], 1):
             anchor = Comment(str(comment.get("body") or ""), comment.get("path"), comment.get("line")).anchor
-            parts.append(f"\n- Comment {i} on `{anchor}`:\n\n")
+            where = f"`{anchor}`" if comment.get("path") else anchor
+            parts.append(f"\n- Comment {i} on {where}:\n\n")
             parts.append(quote(str(comment.get("body") or ""), f"comment {i} on {anchor}"))
     return "".join(parts)
 

@@ -117,9 +117,19 @@ class GitEngine:
         attempt: int,
         files_to_modify: Sequence[str],
         context_globs: Sequence[str] = (),
+        start_from: str | None = None,
+        base: str | None = None,
     ) -> TaskWorkspace:
         return tasks.create_task(
-            self._core, self.policy, sprint_id, task_id, attempt, files_to_modify, context_globs
+            self._core,
+            self.policy,
+            sprint_id,
+            task_id,
+            attempt,
+            files_to_modify,
+            context_globs,
+            start_from,
+            base,
         )
 
     def commit_task(
