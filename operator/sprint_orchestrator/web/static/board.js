@@ -17,11 +17,11 @@ let logSocket = null;
 
 function token() { return localStorage.getItem("sprintctl-token") || ""; }
 
-async function act(method, url, body) {
+async function act(method, url, payload) {
   if (!token()) { askToken(); if (!token()) return; }
   const headers = { Authorization: `Bearer ${token()}` };
-  if (body !== undefined) headers["Content-Type"] = "application/json";
-  const response = await fetch(url, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  if (payload !== undefined) headers["Content-Type"] = "application/json";
+  const response = await fetch(url, { method, headers, body: payload === undefined ? undefined : JSON.stringify(payload) });
   const body = await response.json().catch(() => ({}));
   if (!response.ok) alert(`${response.status}: ${typeof body.detail === "string" ? body.detail : JSON.stringify(body.detail)}`);
   return response.ok;
