@@ -114,3 +114,26 @@ def test_the_diff_target_needs_a_commit_and_a_repository() -> None:
         ("deploy/*",),
     )
     assert json.loads(json.dumps(target.refused)) == ["x: too large"]
+
+
+def test_reviews_are_mirrored_to_kaiban_as_task_feedback() -> None:
+    from sprint_orchestrator.kaiban.state import feedback_history
+    from sprint_orchestrator.status import parse_task_status
+
+    review = {
+        "attempt": 1,
+        "by": "alice",
+        "time": "2026-01-01T12:00:00Z",
+        "message": "Nearly.",
+        "comments": [{"path": "a.py", "line": 3, "body": "off by one"}, {"body": "thanks"}],
+    }
+    waiting = parse_task_status({"phase": "Ready", "attempt": 1, "reviews": [review]})
+    assert feedback_history(waiting) == [
+        {
+            "content": "alice: Nearly.\na.py:3: off by one\ntask: thanks",
+            "status": "PENDING",
+            "timestamp": 1767268800000,
+        }
+    ]
+    worked = parse_task_status({"phase": "Review", "attempt": 2, "reviews": [review]})
+    assert feedback_history(worked)[0]["status"] == "PROCESSED"
