@@ -171,3 +171,24 @@ def test_an_approval_merges_the_commit_reviewed_and_refuses_a_task_branch_that_m
         assert final["approvedCommit"] == moved
         sprint_head = git("--git-dir", str(clone), "rev-parse", f"refs/heads/sprint/{SPRINT}").strip()
         git("--git-dir", str(clone), "merge-base", "--is-ancestor", moved, sprint_head)
+
+
+def test_auto_fix_sends_a_failed_gate_back_to_the_team_with_its_output_before_asking_a_human(
+    cluster: LocalCluster, namespace: str, tmp_path: Path
+) -> None:
+    repo = seed_repository(tmp_path, REPO / "examples" / "textstats")
+    settings = config(tmp_path)
+    manifest = buggy_only(repo, integration=False)
+    manifest["spec"]["autoFix"] = {"maxRounds": 1}
+    with operator_process(cluster, namespace, tmp_path / "state", tmp_path / "op.log", **settings):
+        apply(cluster, namespace, manifest)
+        task = in_review(cluster, namespace, 2)  # attempt 1 failed its gate, attempt 2 was automatic
+    assert (task["reason"], task["autoFixRounds"]) == ("GateFailed", 1)
+    (feedback,) = task["reviews"]
+    assert (feedback["by"], feedback["attempt"], feedback["comments"]) == ("autoFix", 1, [])
+    assert feedback["tokens"] > 0
+    assert "Gate `python3 -m pytest -q tests/test_buggy.py` failed (exit 1)" in feedback["message"]
+    assert "assert" in feedback["message"]  # pytest's failing output reached the team
+    task_md = (Path(task["artifactsPath"]) / "TASK.md").read_text()
+    assert "### Review of attempt 1" in task_md and "round 1 of 1" in task_md
+    assert "AutoFixRequested" in reasons(cluster, namespace)

@@ -132,6 +132,7 @@ def page_card(task: Body, now: dt.datetime) -> dict[str, Any]:
         "commit": status.commit,
         "approved_commit": status.approved_commit,
         "reviews": [r.dump() for r in status.reviews or []],
+        "auto_fix_rounds": status.auto_fix_rounds or 0,
         "results": status.results.dump() if status.results else {},
         "gates": [g.dump() for g in status.gates or []],
         "conflicts": list(status.conflicts or []),

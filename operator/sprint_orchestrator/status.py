@@ -214,6 +214,7 @@ class ReviewRecord(StatusModel):
     commit: str | None = Field(default=None, max_length=64)
     message: str | None = Field(default=None, max_length=8000)
     comments: list[ReviewComment] | None = Field(default=None, max_length=100)
+    tokens: int | None = Field(default=None, description="Tokens the reviewed attempt used.")
 
 
 class TaskStatus(StatusModel):
@@ -273,6 +274,9 @@ class TaskStatus(StatusModel):
     )
     continue_from: str | None = Field(
         default=None, max_length=64, description="The commit the next attempt's workspace starts from."
+    )
+    auto_fix_rounds: int | None = Field(
+        default=None, description="Gate failures sent back to the team automatically (spec.autoFix)."
     )
     approved_commit: str | None = Field(
         default=None, max_length=64, description="The exact commit a reviewer approved for merging."

@@ -59,6 +59,7 @@ async def handle_task_actions(
                         "conflicts": [],
                         "gates": [],
                         "continueFrom": None,  # a retry starts afresh from the sprint head
+                        "autoFixRounds": 0,
                         "approvedCommit": None,
                         "maxAttempts": max(
                             int(task["status"].get("maxAttempts") or 0),

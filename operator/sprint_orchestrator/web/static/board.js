@@ -49,6 +49,7 @@ function cardHtml(card) {
       <span title="tokens actual / estimated">${fmtTokens(t.actual || 0)} / ${fmtTokens(t.estimated || 0)} tok</span>
       <span class="elapsed" data-start="${esc(card.custom_fields.start_time || "")}" data-end="${esc(card.custom_fields.completion_time || "")}">${fmtSeconds(card.elapsed_seconds)}</span>
       <span>attempt ${card.attempt}${card.max_attempts ? "/" + card.max_attempts : ""}</span>
+      ${card.auto_fix_rounds ? `<span class="auto-fix" title="gate failures sent back to the team">auto-fix ${card.auto_fix_rounds} (${fmtTokens((card.reviews || []).filter((r) => r.by === "autoFix").reduce((n, r) => n + (r.tokens || 0), 0))} tok)</span>` : ""}
       <span class="health-${esc(card.container_health)}">● ${esc(card.container_health)}</span></div>
     ${error}${countdown}${retry}${approve}</article>`;
 }
@@ -138,7 +139,7 @@ const anchorOf = (c) => (c.path ? `${c.path}${c.line ? ":" + c.line : ""}` : "th
 
 function renderHistory(reviews) {
   $("review-history-box").hidden = !reviews.length;
-  $("review-history").innerHTML = reviews.map((r) => `<li>attempt ${esc(r.attempt)}: <b>${esc(r.by)}</b> requested changes ${esc(r.time)} on ${esc(String(r.commit || "").slice(0, 12))}`
+  $("review-history").innerHTML = reviews.map((r) => `<li>attempt ${esc(r.attempt)}${r.tokens != null ? ` (${fmtTokens(r.tokens)} tok)` : ""}: <b>${esc(r.by)}</b> requested changes ${esc(r.time)} on ${esc(String(r.commit || "").slice(0, 12))}`
     + (r.message ? `<blockquote>${esc(r.message)}</blockquote>` : "")
     + `<ul>${(r.comments || []).map((c) => `<li><code>${esc(anchorOf(c))}</code> ${esc(c.body)}</li>`).join("")}</ul></li>`).join("");
 }
