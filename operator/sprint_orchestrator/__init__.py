@@ -16,3 +16,7 @@ __version__ = "0.1.0"
 ANNOTATION_RETRY = f"{GROUP}/retry"
 ANNOTATION_APPROVE = f"{GROUP}/approve"
 ANNOTATION_CANCEL = f"{GROUP}/cancel"
+ANNOTATION_REQUEST_CHANGES = f"{GROUP}/request-changes"
+# The review a request-changes nonce applies (JSON, review.py), and the commit an approval was given for.
+ANNOTATION_REVIEW = f"{GROUP}/review"
+ANNOTATION_APPROVE_COMMIT = f"{GROUP}/approve-commit"

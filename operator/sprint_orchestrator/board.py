@@ -13,7 +13,7 @@ import datetime as dt
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from . import ANNOTATION_APPROVE, ANNOTATION_RETRY
+from . import ANNOTATION_APPROVE, ANNOTATION_REQUEST_CHANGES, ANNOTATION_RETRY
 from .status import Column, parse_sprint_status, parse_task_status
 
 Body = Mapping[str, Any]
@@ -128,6 +128,11 @@ def page_card(task: Body, now: dt.datetime) -> dict[str, Any]:
         "retry_in_seconds": _countdown(status.next_retry_at, now),
         "retry_requested": _pending(task, ANNOTATION_RETRY, status.handled_retry),
         "approve_requested": _pending(task, ANNOTATION_APPROVE, status.handled_approve),
+        "changes_requested": _pending(task, ANNOTATION_REQUEST_CHANGES, status.handled_request_changes),
+        "commit": status.commit,
+        "approved_commit": status.approved_commit,
+        "reviews": [r.dump() for r in status.reviews or []],
+        "auto_fix_rounds": status.auto_fix_rounds or 0,
         "results": status.results.dump() if status.results else {},
         "gates": [g.dump() for g in status.gates or []],
         "conflicts": list(status.conflicts or []),

@@ -23,6 +23,8 @@ COMMANDS: dict[str, str] = {
     "start": "start",
     "retry": "retry",
     "approve": "approve",
+    "request-changes": "request_changes",
+    "diff": "diff",
     "cancel": "cancel",
     "status": "status",
     "report": "report",

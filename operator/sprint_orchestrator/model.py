@@ -232,6 +232,13 @@ class SprintPolicy(CamelModel):
     token_budget_factor: float = Field(default=2.0, ge=1)
 
 
+class AutoFix(CamelModel):
+    """A failing gate sends the task back to its team with the failing output (as a review), up to
+    `maxRounds` times, before it waits for a human."""
+
+    max_rounds: int = Field(ge=1, le=10)
+
+
 class TaskFields(CamelModel):
     """The fields a Task carries from its definition in the Sprint."""
 
@@ -293,6 +300,9 @@ class SprintSpec(CamelModel):
     token_budget: int | None = Field(default=None, ge=0)
     after: str | None = Field(default=None, max_length=253, min_length=1)
     policy: SprintPolicy = Field(default_factory=SprintPolicy)
+    auto_fix: AutoFix | None = Field(
+        default=None, description="Unset (the default): a failed gate waits for a human in Review."
+    )
     protected_paths: list[Glob] = Field(
         default_factory=list,
         max_length=LIST_MAX,

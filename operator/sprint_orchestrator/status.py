@@ -198,6 +198,25 @@ class AuditEntry(StatusModel):
     detail: str = Field(max_length=2000)
 
 
+class ReviewComment(StatusModel):
+    body: str = Field(max_length=4000)
+    path: str | None = Field(default=None, max_length=1024)
+    line: int | None = Field(default=None, ge=1)
+
+
+class ReviewRecord(StatusModel):
+    """A reviewer's request for changes: who, when, on which attempt and commit, and what they said
+    (quoted to the next attempt as data in TASK.md)."""
+
+    attempt: int
+    by: str = Field(max_length=100)
+    time: DateTime
+    commit: str | None = Field(default=None, max_length=64)
+    message: str | None = Field(default=None, max_length=8000)
+    comments: list[ReviewComment] | None = Field(default=None, max_length=100)
+    tokens: int | None = Field(default=None, description="Tokens the reviewed attempt used.")
+
+
 class TaskStatus(StatusModel):
     observed_generation: int | None = None
     conditions: Conditions | None = None
@@ -250,6 +269,21 @@ class TaskStatus(StatusModel):
     handled_retry: str | None = Field(default=None, max_length=64, description="Last retry nonce applied.")
     handled_approve: str | None = Field(
         default=None, max_length=64, description="Last approve nonce applied."
+    )
+    handled_request_changes: str | None = Field(
+        default=None, max_length=64, description="Last request-changes nonce applied."
+    )
+    reviews: list[ReviewRecord] | None = Field(
+        default=None, max_length=20, description="Changes requested by reviewers, oldest first."
+    )
+    continue_from: str | None = Field(
+        default=None, max_length=64, description="The commit the next attempt's workspace starts from."
+    )
+    auto_fix_rounds: int | None = Field(
+        default=None, description="Gate failures sent back to the team automatically (spec.autoFix)."
+    )
+    approved_commit: str | None = Field(
+        default=None, max_length=64, description="The exact commit a reviewer approved for merging."
     )
     kopf: PreserveUnknown | None = None
 

@@ -38,10 +38,20 @@ def get_task(kube: Kube, args: argparse.Namespace) -> dict[str, Any]:
     return task
 
 
-def annotate(kube: Kube, plural: str, obj: dict[str, Any], key: str, reason: str, message: str) -> str:
+def annotate(
+    kube: Kube,
+    plural: str,
+    obj: dict[str, Any],
+    key: str,
+    reason: str,
+    message: str,
+    extra: dict[str, str] | None = None,
+) -> str:
+    """Set `key` to a fresh nonce (with `extra` annotations in the same write) and record an Event."""
     nonce = uuid.uuid4().hex[:12]
     meta = obj["metadata"]
-    kube.patch(plural, meta["namespace"], meta["name"], {"metadata": {"annotations": {key: nonce}}})
+    annotations = {**(extra or {}), key: nonce}
+    kube.patch(plural, meta["namespace"], meta["name"], {"metadata": {"annotations": annotations}})
     kube.event(obj, reason, message)
     return nonce
 

@@ -71,7 +71,13 @@ def run(args: argparse.Namespace) -> int:
     read_tokens = load_tokens(args.read_token_file, "--read-token-file")
     listeners = listeners_from(args, settings.config, secret)
     dash = Dashboard(
-        Kube.from_kubeconfig(args.kubeconfig), Hub(args.namespace), tokens, read_tokens, (settings.state_dir,)
+        Kube.from_kubeconfig(args.kubeconfig),
+        Hub(args.namespace),
+        tokens,
+        read_tokens,
+        (settings.state_dir,),
+        settings.trees_dir,
+        getattr(getattr(settings.config, "git", None), "repository_url", None),
     )
     app = create_app(dash, listeners)
     config = uvicorn.Config(app, host=args.host, port=args.port, log_level="warning", ws="websockets")

@@ -14,7 +14,7 @@ from pathlib import Path
 import pygit2
 
 from ..errors import InvalidInput
-from . import merges, recovery, tasks
+from . import diff, merges, recovery, tasks
 from .core import Core, Layout
 from .remote import Origin, clone_or_check, fetch_main, parse_origin
 from .results import (
@@ -117,9 +117,19 @@ class GitEngine:
         attempt: int,
         files_to_modify: Sequence[str],
         context_globs: Sequence[str] = (),
+        start_from: str | None = None,
+        base: str | None = None,
     ) -> TaskWorkspace:
         return tasks.create_task(
-            self._core, self.policy, sprint_id, task_id, attempt, files_to_modify, context_globs
+            self._core,
+            self.policy,
+            sprint_id,
+            task_id,
+            attempt,
+            files_to_modify,
+            context_globs,
+            start_from,
+            base,
         )
 
     def commit_task(
@@ -217,6 +227,17 @@ class GitEngine:
         """The unified diff of `paths` from commit a to commit b, cut at `limit` characters."""
         tree_a, tree_b = self._core.commit(a, "commit").tree, self._core.commit(b, "commit").tree
         return diff_text(tree_a, tree_b, [check_repo_path(p, "path") for p in paths], limit)
+
+    def task_diff(
+        self,
+        base: str,
+        head: str,
+        files_to_modify: Sequence[str] | None = None,
+        extra_protected: Sequence[str] = (),
+        refused: Sequence[str] = (),
+    ) -> diff.TaskDiff:
+        """A task's change from `base` to `head` for review (gitops/diff.py)."""
+        return diff.task_diff(self._core.repo(), base, head, files_to_modify, extra_protected, refused)
 
     def existing_paths(self, commit: str, paths: Sequence[str]) -> list[str]:
         """Those of `paths` that exist (as a file or symlink) at `commit`."""

@@ -86,7 +86,12 @@ def create_task(
     attempt: int,
     files: Sequence[str],
     context_globs: Sequence[str] = (),
+    start_from: str | None = None,
+    base: str | None = None,
 ) -> TaskWorkspace:
+    """A task attempt's branch and workspace, from the sprint head; or, when a reviewer asked for
+    changes, from `start_from` (the previous attempt's commit, so the team continues its work), the
+    task's change still counted from `base` (the sprint commit its first attempt started from)."""
     _check_task(sprint, task, attempt)
     files = check_repo_paths(files, "files_to_modify")
     globs = check_globs([*policy.context_globs, *context_globs], "context_globs")
@@ -97,13 +102,17 @@ def create_task(
         if existing is not None:
             return existing
         sprint_head = core.require_head(f"refs/heads/{sprint_branch(sprint)}", "sprint branch")
-        tree = core.commit(sprint_head, "sprint head").tree
+        start = sprint_head if start_from is None else str(core.commit(start_from, "start_from").id)
+        continued = start_from is not None and base is not None and start != base
+        if continued and not core.repo().descendant_of(start, str(core.commit(str(base), "base").id)):
+            raise InvalidInput(f"start_from {start} does not descend from base {base}")
+        tree = core.commit(start, "start commit").tree
         for path in files:
             check_no_symlink_prefix(tree, path, "files_to_modify")
         sparse = count_files(tree, policy.full_max_files) > policy.full_max_files
         name = task_worktree_name(sprint, task, attempt)
         changes = _retire_other_attempts(core, sprint, task, attempt)
-        changes += _start_branch(core, sprint, task, sprint_head, name, task_dir)
+        changes += _start_branch(core, sprint, task, start, name, task_dir)
         worktree = None if sparse else task_dir / "worktree"
         if worktree is not None:
             worktrees.ensure(core, name, worktree, task_branch(sprint, task), reuse=False)
@@ -116,7 +125,7 @@ def create_task(
             task_branch(sprint, task),
             worktree,
             workspace,
-            sprint_head,
+            sprint_head if start_from is None else (base or start),
             sparse,
             tuple(changes),
         )
@@ -156,7 +165,8 @@ def _retire_other_attempts(core: Core, sprint: str, task: str, attempt: int) -> 
 def _start_branch(
     core: Core, sprint: str, task: str, sprint_head: str, name: str, task_dir: Path
 ) -> list[RefChange]:
-    """Point the task branch at the sprint head, keeping commits of an earlier attempt reachable."""
+    """Point the task branch at the sprint head (or the commit a continued attempt starts from),
+    keeping commits of an earlier attempt reachable."""
     ref = f"refs/heads/{task_branch(sprint, task)}"
     head = core.head(ref)
     worktrees.write_json(
@@ -250,7 +260,9 @@ def commit_task(
         return CommitResult(head, changed, out_of_scope, False, refused=tuple(refused))
     if tree_id == base.id:
         return CommitResult(None, [], [], True, refused=tuple(refused))
-    changed = changed_paths(repo, base, repo[tree_id])  # type: ignore[arg-type]
+    # From where the task started (a continued attempt's own commit holds earlier attempts' work).
+    started = core.commit(ws.base_commit, "task base").tree if head != ws.base_commit else base
+    changed = changed_paths(repo, started, repo[tree_id])  # type: ignore[arg-type]
     message = (
         f"Task {task} of sprint {sprint} (attempt {ws.attempt})\n\n"
         f"Changes by the task team, committed by the Sprint Orchestrator.\n\n"

@@ -108,6 +108,10 @@ async def gate_task(runner: Any) -> None:
             {"phase": "Merging", "gates": results, "gatedAt": now_iso(), "reason": "", "error": ""}
         )
         return
+    rounds = int(status.get("autoFixRounds") or 0)
+    if reason == "GateFailed" and spec.auto_fix is not None and rounds < spec.auto_fix.max_rounds:
+        await auto_fix(runner, results, rounds + 1, spec.auto_fix.max_rounds)
+        return
     await runner.patch(
         {
             "phase": "Review",
@@ -119,3 +123,51 @@ async def gate_task(runner: Any) -> None:
         }
     )
     runner.rec.event(runner.body, "TaskNeedsReview", f"task {runner.task_id}: {why}", warn=True)
+
+
+def failing_output(results: list[dict[str, Any]], limit: int = 6000) -> str:
+    """What the team reads after a failed gate: each failing command, its exit code and log tail."""
+    parts = [
+        f"Gate `{r['command']}` failed (exit {r['exitCode']}):\n{r.get('logTail') or ''}".rstrip()
+        for r in results
+        if not r["passed"]
+    ]
+    return "\n\n".join(parts)[-limit:]
+
+
+async def auto_fix(runner: Any, results: list[dict[str, Any]], round_: int, max_rounds: int) -> None:
+    """spec.autoFix: the failed gates' output goes back to the team as a review, and a new attempt
+    continues from this commit (as a reviewer's request for changes does), before any human is asked."""
+    status = runner.status
+    attempt = int(status.get("attempt") or 1)
+    record = {
+        "attempt": attempt,
+        "by": "autoFix",
+        "time": now_iso(),
+        "commit": status.get("commit"),
+        "message": f"Automatic feedback, round {round_} of {max_rounds}: the quality gates failed.\n\n"
+        + failing_output(results),
+        "comments": [],
+        "tokens": int((status.get("tokens") or {}).get("actual") or 0),
+    }
+    await runner.patch(
+        {
+            "phase": "Ready",
+            "column": "ready",
+            "gates": results,
+            "reason": "AutoFix",
+            "error": f"gate failed; sent back to the team (auto-fix round {round_}/{max_rounds})",
+            "continueFrom": status.get("commit"),
+            "reviews": [*list(status.get("reviews") or [])[-19:], record],
+            "autoFixRounds": round_,
+            "maxAttempts": max(int(status.get("maxAttempts") or 0), attempt + 1),
+            "nextRetryAt": None,
+        }
+    )
+    runner.rec.event(
+        runner.body,
+        "AutoFixRequested",
+        f"task {runner.task_id}: gate failed on attempt {attempt}; auto-fix round {round_}/{max_rounds} "
+        f"continues from {str(status.get('commit'))[:12]}",
+        warn=True,
+    )

@@ -72,6 +72,9 @@ async def _merge(
         try:
             result = await asyncio.to_thread(engine.merge_task, sprint_id, task_id, status["commit"])
         except MergeRefused as exc:
+            if status.get("approvedCommit"):
+                await _ask_again(rec, body, engine, sprint_id, task, str(exc))
+                return
             await rec.patch_task(
                 task,
                 {
@@ -131,6 +134,31 @@ async def _merge(
                 warn=True,
             )
     await asyncio.to_thread(_cleanup, engine, sprint_id, task_id, int(status.get("attempt") or 1))
+
+
+async def _ask_again(
+    rec: Any, body: dict[str, Any], engine: Any, sprint_id: str, task: dict[str, Any], why: str
+) -> None:
+    """A reviewer approved one commit and the task branch has moved since: nothing is merged, and the
+    task waits in Review again, at the branch's new head, for a reviewer to look at what changed."""
+    task_id = task["spec"]["taskId"]
+    head = await asyncio.to_thread(engine.head, f"task/{sprint_id}/{task_id}")
+    approved = str(task["status"].get("approvedCommit") or "")
+    await rec.patch_task(
+        task,
+        {
+            "phase": "Review",
+            "column": "review",
+            "reason": "ReviewedCommitMoved",
+            "error": f"the task branch moved after review (approved {approved[:12]}, now at "
+            f"{(head or 'none')[:12]}): not merged; review the new commit (its gates have not run)",
+            "recoveryAction": "review the diff again: sprintctl approve, request-changes or retry",
+            "commit": head or task["status"].get("commit"),
+            "approvedCommit": None,
+            "gates": [],
+        },
+    )
+    rec.event(body, "MergeRefused", f"task {task_id}: {why}; it waits for a new review", warn=True)
 
 
 def _cleanup(engine: Any, sprint_id: str, task_id: str, attempt: int) -> None:

@@ -76,8 +76,12 @@ class TaskRunner:
     async def _execute(self) -> None:
         attempt = int(self.status.get("attempt") or 1)
         engine = await self.rec.engine(self.spec)
+        # Changes requested: continue from the reviewed commit, the change still counted from the base.
+        start_from = self.status.get("continueFrom") or None
+        base = self.status.get("baseCommit") if start_from else None
+        files = list(self.definition.files_to_modify)
         ws = await asyncio.to_thread(
-            engine.create_task, self.sprint_id, self.task_id, attempt, list(self.definition.files_to_modify)
+            engine.create_task, self.sprint_id, self.task_id, attempt, files, (), start_from, base
         )
         runtime = await self.ctx.get_runtime()
         artifacts = self.ctx.artifacts_for(self.rec.namespace, self.rec.name, self.task_id, attempt)
@@ -87,7 +91,8 @@ class TaskRunner:
         if self.definition.dependencies or launch.proxy:  # spare the API a list when nothing needs it
             siblings = await asyncio.to_thread(self.ctx.kube.tasks_of, self.rec.namespace, self.rec.name)
         deps = self._dependency_results(siblings)
-        await asyncio.to_thread(write_task_files, Path(ws.workspace), self.definition, deps)
+        reviews = list(self.status.get("reviews") or []) if start_from else []
+        await asyncio.to_thread(write_task_files, Path(ws.workspace), self.definition, deps, reviews)
         try:
             metered = await self._open_metering(launch.proxy, attempt, siblings) if launch.proxy else None
         except MissingApiKey as exc:

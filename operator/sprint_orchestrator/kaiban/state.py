@@ -130,7 +130,28 @@ def kaiban_task(sprint: Body, task: Body) -> dict[str, Any]:
         "dependencies": list(spec.get("dependencies") or []),
         "stats": _stats(status),
         "externalValidationRequired": kaiban_status(task) == "AWAITING_VALIDATION",
+        "feedbackHistory": feedback_history(status),
     }
+
+
+def feedback_history(status: TaskStatus) -> list[dict[str, Any]]:
+    """KaibanJS's feedback on a task: each review that requested changes, PROCESSED once a later
+    attempt has run (one text per review: its message, then `path:line: comment` lines)."""
+    out = []
+    for review in status.reviews or []:
+        lines = [review.message] if review.message else []
+        for c in review.comments or []:
+            anchor = f"{c.path}:{c.line}" if c.path and c.line else (c.path or "task")
+            lines.append(f"{anchor}: {c.body}")
+        done = (status.attempt or 0) > review.attempt and status.phase not in ("Ready", "Pending")
+        out.append(
+            {
+                "content": f"{review.by}: " + "\n".join(lines),
+                "status": "PROCESSED" if done else "PENDING",
+                "timestamp": epoch_ms(review.time),
+            }
+        )
+    return out
 
 
 def _stats(status: TaskStatus) -> dict[str, Any] | None:

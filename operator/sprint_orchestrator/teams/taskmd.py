@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ..model import TaskFields
+from ..review import render_reviews
 
 TASK_MD = "TASK.md"
 TASK_JSON = ".sprint/task.json"
@@ -37,8 +38,11 @@ def quoted_result(task_id: str, text: str) -> str:
     return f"\n### {task_id}\n\n<<< BEGIN {marker} (data) >>>\n{quote}\n<<< END {marker} >>>\n"
 
 
-def render_task_md(task: TaskFields, dependency_results: Mapping[str, str]) -> str:
-    """TASK.md: title, description, requirements, success criteria, files, tests, dependency results."""
+def render_task_md(
+    task: TaskFields, dependency_results: Mapping[str, str], reviews: Sequence[Mapping[str, Any]] = ()
+) -> str:
+    """TASK.md: title, description, requirements, success criteria, files, tests, dependency results,
+    and the reviews that asked for changes (quoted, with their file/line anchors)."""
     parts = [f"# Task {task_id_of(task)}: {task.title}\n", f"Priority: {task.priority}\n"]
     if task.estimated_tokens is not None:
         parts.append(f"Estimated tokens: {task.estimated_tokens}\n")
@@ -56,6 +60,7 @@ def render_task_md(task: TaskFields, dependency_results: Mapping[str, str]) -> s
         )
         for dep in sorted(dependency_results):
             parts.append(quoted_result(dep, _clip(dependency_results[dep]).strip()))
+    parts.append(render_reviews([dict(r) for r in reviews]))
     parts.append(
         "\n## How to report\n\nWork only inside this directory. When done, write RESULTS.md here: what you "
         "changed, how you tested it, and anything left open. Do not commit: the orchestrator does.\n"
@@ -63,7 +68,9 @@ def render_task_md(task: TaskFields, dependency_results: Mapping[str, str]) -> s
     return "".join(parts)
 
 
-def task_document(task: TaskFields, dependency_results: Mapping[str, str]) -> dict[str, Any]:
+def task_document(
+    task: TaskFields, dependency_results: Mapping[str, str], reviews: Sequence[Mapping[str, Any]] = ()
+) -> dict[str, Any]:
     return {
         "id": task_id_of(task),
         "title": task.title,
@@ -74,15 +81,23 @@ def task_document(task: TaskFields, dependency_results: Mapping[str, str]) -> di
         "test_requirements": list(task.test_requirements),
         "estimated_tokens": task.estimated_tokens,
         "dependencies": sorted(dependency_results),
+        "reviews": [dict(r) for r in reviews],
     }
 
 
-def write_task_files(workspace: Path, task: TaskFields, dependency_results: Mapping[str, str]) -> None:
+def write_task_files(
+    workspace: Path,
+    task: TaskFields,
+    dependency_results: Mapping[str, str],
+    reviews: Sequence[Mapping[str, Any]] = (),
+) -> None:
     """Write TASK.md and .sprint/task.json into the workspace root."""
-    (workspace / TASK_MD).write_text(render_task_md(task, dependency_results), encoding="utf-8")
+    text = render_task_md(task, dependency_results, reviews)
+    (workspace / TASK_MD).write_text(text, encoding="utf-8")
     doc = workspace / TASK_JSON
     doc.parent.mkdir(exist_ok=True)
-    doc.write_text(json.dumps(task_document(task, dependency_results), indent=2) + "\n", encoding="utf-8")
+    document = task_document(task, dependency_results, reviews)
+    doc.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
 
 
 def _section(title: str, items: Sequence[str]) -> list[str]:

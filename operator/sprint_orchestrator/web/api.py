@@ -10,7 +10,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Depends, HTTPException
 from fastapi.responses import JSONResponse
 
-from .. import ANNOTATION_APPROVE, ANNOTATION_RETRY, board, report
+from .. import ANNOTATION_RETRY, board, report
 from ..commands._resources import annotate
 from ..errors import InvalidInput
 from ..kaiban.state import team_state
@@ -99,12 +99,12 @@ async def task_status(dash: Dash, task_id: str) -> dict[str, Any]:
 async def _request(dash: Dashboard, task_id: str, key: str, allowed: tuple[str, ...]) -> dict[str, Any]:
     task = find_task(dash, task_id)
     column = board.column_of(task)
-    verb = "retry" if key == ANNOTATION_RETRY else "approve"
+    verb = "retry"
     if column not in allowed:
         raise HTTPException(
             409, f"task {board.task_id(task)!r} is {column}: {verb} needs {' or '.join(allowed)}"
         )
-    reason = "RetryRequested" if verb == "retry" else "ApproveRequested"
+    reason = "RetryRequested"
     message = f"{verb} of task {board.task_id(task)} requested on the dashboard"
     nonce = await asyncio.to_thread(annotate, dash.kube, TASKS, task, key, reason, message)
     return {"name": task["metadata"]["name"], "requested": verb, "nonce": nonce}
@@ -113,11 +113,6 @@ async def _request(dash: Dashboard, task_id: str, key: str, allowed: tuple[str, 
 @router.post("/tasks/{task_id}/retry", status_code=202, dependencies=Authorized, summary="Retry a task")
 async def retry_task(dash: Dash, task_id: str) -> dict[str, Any]:
     return await _request(dash, task_id, ANNOTATION_RETRY, (Column.FAILED, Column.REVIEW))
-
-
-@router.post("/tasks/{task_id}/approve", status_code=202, dependencies=Authorized, summary="Approve")
-async def approve_task(dash: Dash, task_id: str) -> dict[str, Any]:
-    return await _request(dash, task_id, ANNOTATION_APPROVE, (Column.REVIEW,))
 
 
 @router.get("/dashboard/{sprint_id}", summary="The PRD's board JSON")

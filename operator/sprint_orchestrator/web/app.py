@@ -21,7 +21,7 @@ from swagger_ui_bundle import swagger_ui_path
 from .. import __version__
 from ..errors import InvalidInput, OrchestratorError
 from ..kube import KubeError
-from . import api, files, live
+from . import api, files, live, review
 from .avatars import avatar_svg
 from .context import Dashboard, problems_detail
 from .headers import security_headers
@@ -61,6 +61,7 @@ def create_app(dash: Dashboard, listeners: Sequence[Listener] = (), watch: bool 
     app.state.dashboard = dash
     app.include_router(api.router)
     app.include_router(files.router)
+    app.include_router(review.router)
     app.include_router(live.router)
     _errors(app)
     _pages(app)

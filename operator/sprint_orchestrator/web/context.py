@@ -23,6 +23,8 @@ class Dashboard:
     tokens: frozenset[str] = field(default_factory=frozenset, repr=False)
     read_tokens: frozenset[str] = field(default_factory=frozenset, repr=False)  # empty: reads are open
     roots: tuple[Path, ...] = ()  # logs and artifacts are served only from under these
+    trees_dir: Path | None = None  # the operator's clones, read for task diffs (None: no diffs here)
+    repository_url: str | None = None  # git.repository_url: the repository of Sprints that name none
 
     @property
     def namespace(self) -> str:

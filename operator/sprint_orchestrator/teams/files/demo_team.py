@@ -7,12 +7,17 @@ change for the operator to commit, gate and merge), runs the task's test command
 counts are derived from the sizes of what it read and wrote, so the same task always reports the
 same usage. Test failures are reported, not raised: it exits 0 and the operator's quality gates
 decide. SPRINT_DEMO_SLEEP=N makes it sleep N seconds first (tests use it to keep a task running).
+
+Review: when TASK.md has a "Review: changes requested" section, the workspace already holds the
+previous attempt's files; the team then writes, for every file a review comment is anchored to, the
+recipe's fixed version of it (<recipe>/.review/<path>) when there is one, and nothing else.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -35,11 +40,39 @@ def load_task() -> dict[str, Any]:
     return {"id": os.environ.get("SPRINT_TASK_ID", ""), "title": "", "test_requirements": []}
 
 
+REVIEW_SECTION = "\n## Review: changes requested\n"
+ANCHOR = re.compile(r"^- Comment \d+ on `([^`:]+)(?::\d+)?`:$", re.MULTILINE)
+
+
+def reviewed_paths(task_md: str) -> list[str]:
+    """The files the review comments of TASK.md are anchored to (`path:line` or `path`)."""
+    _, found, section = task_md.partition(REVIEW_SECTION)
+    return sorted(set(ANCHOR.findall(section))) if found else []
+
+
+def apply_review(recipe: Path, paths: list[str]) -> list[tuple[str, int]]:
+    """Write the recipe's fixed version of each reviewed file that has one (<recipe>/.review/PATH)."""
+    written = []
+    fixes = recipe / ".review"
+    for rel in paths:
+        src = fixes / rel
+        if ".." in rel.split("/") or not src.is_file():
+            continue
+        dst = WORKSPACE / rel
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(src, dst)
+        written.append((rel, src.stat().st_size))
+    return written
+
+
 def copy_recipe(recipe: Path) -> list[tuple[str, int]]:
-    """Copy every file of the recipe into the workspace; return (relative path, size) in order."""
+    """Copy every file of the recipe (not its .review/ fixes) into the workspace; return (relative
+    path, size) in order."""
     written = []
     for src in sorted(p for p in recipe.rglob("*") if p.is_file()):
         rel = src.relative_to(recipe)
+        if rel.parts[0] == ".review":
+            continue
         dst = WORKSPACE / rel
         dst.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(src, dst)
@@ -126,7 +159,11 @@ def main() -> int:
     task_md_size = task_md.stat().st_size if task_md.is_file() else 0
     recipe = RECIPES / str(task.get("id", ""))
     has_recipe = bool(task.get("id")) and recipe.is_dir()
-    written = copy_recipe(recipe) if has_recipe else write_note(task)
+    text = task_md.read_text(encoding="utf-8") if task_md.is_file() else ""
+    if REVIEW_SECTION in text:  # continue the previous attempt: fix what the review points at
+        written = apply_review(recipe, reviewed_paths(text)) if has_recipe else []
+    else:
+        written = copy_recipe(recipe) if has_recipe else write_note(task)
     commands = list(task.get("test_requirements") or []) if has_recipe else []
     tests = run_tests(commands)
     (WORKSPACE / "RESULTS.md").write_text(results_md(task, written, tests), encoding="utf-8")

@@ -49,3 +49,16 @@ await esbuild.build({
   loader: { ".js": "jsx", ".css": "css", ".png": "dataurl", ".svg": "dataurl", ".woff": "dataurl", ".woff2": "dataurl" },
   plugins: [nodeBuiltins, localAvatars],
 });
+
+// The board's diff view (review.js, highlight.js) as a classic script: window.SprintReview.
+await esbuild.build({
+  entryPoints: [path.join(here, "review.js")],
+  bundle: true,
+  outfile: path.join(here, "..", "static", "kaiban", "review.js"),
+  format: "iife",
+  platform: "browser",
+  target: "es2020",
+  minify: true,
+  legalComments: "none",
+  logLevel: "warning",
+});

@@ -17,9 +17,11 @@ let logSocket = null;
 
 function token() { return localStorage.getItem("sprintctl-token") || ""; }
 
-async function act(method, url) {
+async function act(method, url, payload) {
   if (!token()) { askToken(); if (!token()) return; }
-  const response = await fetch(url, { method, headers: { Authorization: `Bearer ${token()}` } });
+  const headers = { Authorization: `Bearer ${token()}` };
+  if (payload !== undefined) headers["Content-Type"] = "application/json";
+  const response = await fetch(url, { method, headers, body: payload === undefined ? undefined : JSON.stringify(payload) });
   const body = await response.json().catch(() => ({}));
   if (!response.ok) alert(`${response.status}: ${typeof body.detail === "string" ? body.detail : JSON.stringify(body.detail)}`);
   return response.ok;
@@ -47,6 +49,7 @@ function cardHtml(card) {
       <span title="tokens actual / estimated">${fmtTokens(t.actual || 0)} / ${fmtTokens(t.estimated || 0)} tok</span>
       <span class="elapsed" data-start="${esc(card.custom_fields.start_time || "")}" data-end="${esc(card.custom_fields.completion_time || "")}">${fmtSeconds(card.elapsed_seconds)}</span>
       <span>attempt ${card.attempt}${card.max_attempts ? "/" + card.max_attempts : ""}</span>
+      ${card.auto_fix_rounds ? `<span class="auto-fix" title="gate failures sent back to the team">auto-fix ${card.auto_fix_rounds} (${fmtTokens((card.reviews || []).filter((r) => r.by === "autoFix").reduce((n, r) => n + (r.tokens || 0), 0))} tok)</span>` : ""}
       <span class="health-${esc(card.container_health)}">● ${esc(card.container_health)}</span></div>
     ${error}${countdown}${retry}${approve}</article>`;
 }
@@ -115,6 +118,7 @@ async function openDrill(name) {
   $("drill-tokens").innerHTML = rows.filter((r) => r[1] != null).map((r) => `<tr><th>${esc(r[0])}</th><td>${esc(r[1])}</td></tr>`).join("");
   $("drill-gates").innerHTML = card.gates.length ? "<tr><th>gate</th><th>result</th><th>exit</th><th>seconds</th></tr>" + card.gates.map((g) => `<tr><td>${esc(g.name)}</td><td class="${g.passed ? "pass" : "fail"}">${g.passed ? "passed" : "failed"}</td><td>${esc(g.exitCode)}</td><td>${esc(g.durationSeconds)}</td></tr>`).join("") : "<tr><td>no gate run yet</td></tr>";
   $("drill-results").textContent = card.results.summary || "(no RESULTS.md yet)";
+  openReview(card);
   // Protected and out-of-scope changes: text written by the agent, so textContent only.
   const audit = card.audit || [];
   $("drill-scrutiny").hidden = !audit.length && !(card.protected_paths || []).length;
@@ -127,6 +131,85 @@ async function openDrill(name) {
   logSocket = new WebSocket(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws/tasks/${encodeURIComponent(name)}/logs`);
   logSocket.onmessage = (event) => { $("drill-log").textContent += event.data; };
   $("drill").showModal();
+}
+
+// --- review: the diff, line comments, Request changes, Approve this commit ---------------------------
+let review = { name: null, diff: null, comments: [] };
+const anchorOf = (c) => (c.path ? `${c.path}${c.line ? ":" + c.line : ""}` : "the task");
+
+function renderHistory(reviews) {
+  $("review-history-box").hidden = !reviews.length;
+  $("review-history").innerHTML = reviews.map((r) => `<li>attempt ${esc(r.attempt)}${r.tokens != null ? ` (${fmtTokens(r.tokens)} tok)` : ""}: <b>${esc(r.by)}</b> requested changes ${esc(r.time)} on ${esc(String(r.commit || "").slice(0, 12))}`
+    + (r.message ? `<blockquote>${esc(r.message)}</blockquote>` : "")
+    + `<ul>${(r.comments || []).map((c) => `<li><code>${esc(anchorOf(c))}</code> ${esc(c.body)}</li>`).join("")}</ul></li>`).join("");
+}
+
+function renderDraft() {
+  $("review-draft").innerHTML = review.comments.map((c) => `<li><code>${esc(anchorOf(c))}</code> ${esc(c.body)}</li>`).join("");
+}
+
+function lineComment(path, line, row) {
+  if (row.nextSibling?.classList?.contains("comment-form")) return;
+  const { el } = window.SprintReview;
+  const form = el("tr", "comment-form");
+  const cell = el("td");
+  cell.colSpan = 4;
+  const text = el("textarea");
+  text.rows = 2;
+  text.placeholder = `Comment on ${path}:${line}`;
+  const add = el("button", "add-comment", "Add comment");
+  add.type = "button";
+  add.addEventListener("click", () => {
+    const body = text.value.trim();
+    if (!body) return;
+    review.comments.push({ path, line, body });
+    const shown = el("tr", "comment");
+    const note = el("td", null, `${path}:${line}: ${body}`);
+    note.colSpan = 4;
+    shown.append(note);
+    form.replaceWith(shown);
+    renderDraft();
+  });
+  cell.append(text, add);
+  form.append(cell);
+  row.after(form);
+  text.focus();
+}
+
+async function openReview(card) {
+  renderHistory(card.reviews || []);
+  const shown = card.column === "review" || card.column === "completed";
+  $("drill-review").hidden = !shown;
+  review = { name: card.name, diff: null, comments: [] };
+  renderDraft();
+  $("review-message").value = "";
+  $("diff-view").replaceChildren();
+  if (!shown) return;
+  const acting = card.column === "review";
+  for (const id of ["request-changes", "approve-reviewed", "review-message"]) $(id).hidden = !acting;
+  $("review-state").textContent = card.changes_requested ? "Changes requested" : card.approve_requested ? "Approve requested" : "";
+  const response = await fetch(`/api/tasks/${encodeURIComponent(card.name)}/diff`);
+  const body = await response.json().catch(() => ({}));
+  if (review.name !== card.name) return;  // another card was opened meanwhile
+  if (!response.ok) { $("diff-view").textContent = `No diff: ${typeof body.detail === "string" ? body.detail : response.status}`; return; }
+  review.diff = body;
+  window.SprintReview.renderDiff($("diff-view"), body, acting ? lineComment : () => {});
+  $("diff-view").dataset.head = body.head;
+}
+
+async function requestChanges() {
+  const message = $("review-message").value.trim();
+  if (!review.diff || (!message && !review.comments.length)) { alert("Write a comment on a line or on the task first."); return; }
+  const body = { message, comments: review.comments, commit: review.diff.head };
+  if (await act("POST", `/api/tasks/${encodeURIComponent(review.name)}/request-changes`, body)) {
+    $("review-state").textContent = "Changes requested";
+    review.comments = [];
+  }
+}
+
+async function approveReviewed() {
+  if (!review.diff) return;
+  if (await act("POST", `/api/tasks/${encodeURIComponent(review.name)}/approve`, { commit: review.diff.head })) $("review-state").textContent = "Approve requested";
 }
 
 function connect() {
@@ -149,6 +232,8 @@ document.addEventListener("click", async (event) => {
 });
 $("drill").addEventListener("close", () => logSocket?.close());
 $("token-button").addEventListener("click", askToken);
+$("request-changes").addEventListener("click", requestChanges);
+$("approve-reviewed").addEventListener("click", approveReviewed);
 $("start").addEventListener("click", () => act("PUT", `/api/sprints/${encodeURIComponent(sprintKey)}/start`));
 $("report-link").href = `/report/${encodeURIComponent(sprintKey)}`;
 $("kaiban-link").href = `/kaiban/${encodeURIComponent(sprintKey)}`;
