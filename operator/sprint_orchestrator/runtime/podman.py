@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import os
 import re
 import shutil
 import tempfile
@@ -59,8 +60,10 @@ LABEL_OWNER = "sprintorchestrator.dev/owner"
 LABEL_INSTANCE = "sprintorchestrator.dev/instance"
 _POLL = "20ms"  # the API's default 250 ms polling would triple the cost of a short task
 _CHECK_TIMEOUT_S = 30
+_REMOVE_TRIES = 5
 _OOM_SETTLE_S = 2.0  # after a failed exit: how long to let the memory cgroup's removal be seen
 _REPO_CONF = Path(__file__).resolve().parents[3] / "hack" / "containers.conf"
+SUBUID, SUBGID = Path("/etc/subuid"), Path("/etc/subgid")
 
 
 class PodmanRuntime:
@@ -75,6 +78,9 @@ class PodmanRuntime:
         self._oom = cgroups.Watches()
         self.owner = hashlib.sha256(str(state_dir.resolve()).encode()).hexdigest()[:16]
         self.instance = uuid.uuid4().hex
+        # As root, each container gets its own user namespace (a private range of host ids); a rootless
+        # Podman already runs in the operator's own.
+        self.userns = os.geteuid() == 0
 
     # -- connecting --------------------------------------------------------------------------------
 
@@ -106,6 +112,8 @@ class PodmanRuntime:
         vulnerable = runc_problem(str(oci.get("version") or ""))
         if vulnerable:
             return [vulnerable]
+        if self.userns and (missing := ownership.subid_problem(_read(SUBUID), _read(SUBGID))):
+            return [missing]
         if not self.client.images.exists(self.base_image):
             return [f"the base image {self.base_image} is missing; build it with hack/base-image.sh."]
         result = self.run_oneshot(self.base_image, ["true"], None, 60, Limits(memory_bytes=64 << 20, pids=64))
@@ -187,11 +195,12 @@ class PodmanRuntime:
         existing = self._get(name)
         if existing is None:
             user = ownership.effective_user(spec.user)
-            ownership.hand_over([spec.workspace, spec.artifacts], user)
+            if not self.userns:  # else Podman hands them over, to the user's mapped ids (`U`)
+                ownership.hand_over([spec.workspace, spec.artifacts], user)
             secrets = self._write_secrets(name, spec.secrets, user)
             try:
                 existing = self.client.containers.create(
-                    **containers.task_kwargs(spec, name, user, self._log(name), secrets)
+                    **containers.task_kwargs(spec, name, user, self._log(name), secrets, self.userns)
                 )
             except podman.errors.APIError as exc:
                 existing = self._get(name)  # lost a race against a twin: adopt it below
@@ -248,7 +257,7 @@ class PodmanRuntime:
             container.reload()
             if container.status == "running":
                 self._timed_out.add(handle.name)
-                container.stop(timeout=STOP_GRACE_S)
+                _stop(container, STOP_GRACE_S)
                 container.reload()
         except podman.errors.APIError:  # 404, or 500 "no such container" while a removal is under way
             if self._get(handle.name) is not None:
@@ -262,7 +271,7 @@ class PodmanRuntime:
         container = self._get(name)
         if container is not None and container.status == "running":
             with contextlib.suppress(podman.errors.NotFound):
-                container.stop(timeout=grace_s)
+                _stop(container, grace_s)
 
     def _outcome(
         self, container: Any, handle: RunHandle, timeout_s: float, writable: list[Path]
@@ -350,10 +359,27 @@ class PodmanRuntime:
         container = self._get(name)
         if container is not None:
             self._removed.add(name)
-            container.remove(force=True, v=True)
+            self._remove(container, name)
         shutil.rmtree(self.secrets_dir / name, ignore_errors=True)
         self._timed_out.discard(name)
         self._oom.drop(name)
+
+    def _remove(self, container: Any, name: str) -> None:
+        """Remove a container. With a user namespace, Podman's own clean-up after the exit races the
+        removal and can fail it with "unlinkat …/userdata/shm: device or resource busy" although the
+        container ends up removed: that is success; a container still there is removed once more."""
+        for tries_left in range(_REMOVE_TRIES - 1, -1, -1):
+            try:
+                container.remove(force=True, v=True)
+                return
+            except podman.errors.NotFound:
+                return
+            except podman.errors.APIError:
+                if self._get(name) is None:
+                    return
+                if not tries_left:
+                    raise
+                time.sleep(0.5)
 
     # -- one-shot containers (quality gates, checks) -----------------------------------------------
 
@@ -368,10 +394,13 @@ class PodmanRuntime:
         name = f"so-oneshot-{uuid.uuid4().hex[:12]}"
         user = ownership.effective_user(AGENT_USER if workdir_mount else None)
         mounts = [workdir_mount] if workdir_mount else []
-        ownership.hand_over(mounts, user)
-        kwargs = containers.hardened(image, command, name, limits, self._log(name), user)
+        if not self.userns:
+            ownership.hand_over(mounts, user)
+        kwargs = containers.hardened(image, command, name, limits, self._log(name), user, self.userns)
         kwargs["labels"] = {LABEL_ROLE: "oneshot", LABEL_OWNER: self.owner, LABEL_INSTANCE: self.instance}
-        work = [containers.bind(Mount(workdir_mount, "/workspace", read_only=False))] if workdir_mount else []
+        work = (
+            [containers.bind(Mount(workdir_mount, "/workspace", False), self.userns)] if workdir_mount else []
+        )
         kwargs["mounts"] = [*work, containers.TMP]  # a test runner writes caches to /tmp: size-capped
         begin = time.perf_counter()
         try:
@@ -418,7 +447,8 @@ class PodmanRuntime:
             path = folder / key
             path.write_text(value)
             path.chmod(0o400)
-        ownership.hand_over([folder], user)
+        if not self.userns:
+            ownership.hand_over([folder], user)
         return folder
 
 
@@ -431,6 +461,24 @@ def _service_for(settings: Settings) -> service.ServiceProcess:
     if (run_dir / service.SOCKET_NAME).exists() and _answers(service.socket_url(run_dir)):
         return service.ServiceProcess(service.socket_url(run_dir), None)
     return service.start_service(run_dir, env)
+
+
+def _stop(container: Any, grace_s: float) -> None:
+    """`podman stop -t grace_s`, waiting as long as Podman needs: podman-py gives up reading the answer
+    after 1.5 x grace_s, which a loaded machine exceeds (a 1 s grace failed with a read timeout)."""
+    response = container.client.post(
+        f"/containers/{container.id}/stop", params={"timeout": int(grace_s)}, timeout=grace_s + 120
+    )
+    if response.status_code == 304:  # stopped already
+        return
+    response.raise_for_status()
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text()
+    except OSError:
+        return ""
 
 
 def _answers(url: str) -> bool:
