@@ -14,6 +14,7 @@ import os
 import re
 import shutil
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Mapping, Sequence
@@ -24,7 +25,7 @@ from typing import Any
 import podman.errors
 from podman import PodmanClient
 
-from .. import LABEL_SPRINT
+from .. import LABEL_SPRINT, quantities
 from ..errors import ImageBuildFailed, RuntimeUnavailable, TaskStartFailed
 from ..settings import Settings
 from . import (
@@ -43,6 +44,7 @@ from . import (
     cgroups,
     container_name,
     containers,
+    disks,
     exits,
     images,
     logs,
@@ -72,6 +74,9 @@ class PodmanRuntime:
         self.service = proc
         self.log_dir = state_dir / "logs"
         self.secrets_dir = state_dir / "secrets"
+        self.disk_dir = state_dir / "disks"
+        self._disk_locks: dict[str, threading.Lock] = {}
+        self._disk_guard = threading.Lock()
         self.base_image = Settings.base_image
         self._timed_out: set[str] = set()
         self._removed: set[str] = set()  # removed by us, maybe while a wait() was under way
@@ -198,6 +203,7 @@ class PodmanRuntime:
             if not self.userns:  # else Podman hands them over, to the user's mapped ids (`U`)
                 ownership.hand_over([spec.workspace, spec.artifacts], user)
             secrets = self._write_secrets(name, spec.secrets, user)
+            self._attach_disk(name, spec.limits, {"workspace": spec.workspace, "artifacts": spec.artifacts})
             try:
                 existing = self.client.containers.create(
                     **containers.task_kwargs(spec, name, user, self._log(name), secrets, self.userns)
@@ -205,6 +211,7 @@ class PodmanRuntime:
             except podman.errors.APIError as exc:
                 existing = self._get(name)  # lost a race against a twin: adopt it below
                 if existing is None:
+                    self._detach_disk(name)
                     raise TaskStartFailed(
                         f"cannot create container {name} from {spec.image}: {exc}"
                     ) from None
@@ -296,10 +303,15 @@ class PodmanRuntime:
         )
         health, reason = exits.classify(facts)
         ownership.take_back(writable)
-        return RunOutcome(code, health, started, finished, self._text_logs(handle.name), reason)
+        full = self._detach_disk(handle.name, failed=health == Health.EXITED and code not in (0, None))
+        if full:
+            reason = f"{reason}: its workspace and /artifacts filled their disk cap ({full})"
+        text = self._text_logs(handle.name)
+        return RunOutcome(code, health, started, finished, text, reason, disk_full=bool(full))
 
     def _gone(self, handle: RunHandle, writable: list[Path]) -> RunOutcome:
         ownership.take_back(writable)
+        self._detach_disk(handle.name)
         now = datetime.now(UTC)
         text = self._text_logs(handle.name)
         return RunOutcome(None, Health.REMOVED, handle.started_at, now, text, "the container was removed")
@@ -360,6 +372,7 @@ class PodmanRuntime:
         if container is not None:
             self._removed.add(name)
             self._remove(container, name)
+        self._detach_disk(name)  # removed while it ran: its work comes back, as after an exit
         shutil.rmtree(self.secrets_dir / name, ignore_errors=True)
         self._timed_out.discard(name)
         self._oom.drop(name)
@@ -396,6 +409,8 @@ class PodmanRuntime:
         mounts = [workdir_mount] if workdir_mount else []
         if not self.userns:
             ownership.hand_over(mounts, user)
+        if workdir_mount:
+            self._attach_disk(name, limits, {"workspace": workdir_mount})
         kwargs = containers.hardened(image, command, name, limits, self._log(name), user, self.userns)
         kwargs["labels"] = {LABEL_ROLE: "oneshot", LABEL_OWNER: self.owner, LABEL_INSTANCE: self.instance}
         work = (
@@ -412,12 +427,33 @@ class PodmanRuntime:
             return OneshotResult(None, time.perf_counter() - begin, f"container failed to run: {exc}")
         finally:
             ownership.take_back(mounts)
-            self.remove(name)
+            self.remove(name)  # the disk too
         text = outcome.log_path.read_text(errors="replace")
         for path in (self._log(name), outcome.log_path, outcome.log_path.with_suffix(".stdout")):
             path.unlink(missing_ok=True)
         timed_out = outcome.health == Health.TIMED_OUT
         return OneshotResult(outcome.exit_code, time.perf_counter() - begin, logs.tail(text), timed_out)
+
+    # -- size-capped disks -----------------------------------------------------------------------------
+
+    def _attach_disk(self, name: str, limits: Limits, trees: Mapping[str, Path]) -> None:
+        """The container's writable trees on a filesystem of limits.disk_bytes (mounting needs root)."""
+        if limits.disk_bytes and self.userns:
+            with self._disk_lock(name):
+                disks.attach(self.disk_dir, name, limits.disk_bytes, trees)
+
+    def _detach_disk(self, name: str, failed: bool = False) -> str:
+        """Copy the container's trees back and drop its filesystem; the cap ("64Mi") when a `failed`
+        container had filled it, else ""."""
+        with self._disk_lock(name):
+            size = disks.size(self.disk_dir, name)
+            full = failed and disks.is_full(self.disk_dir, name)
+            disks.detach(self.disk_dir, name)
+        return quantities.format_bytes(size) if full and size else ""
+
+    def _disk_lock(self, name: str) -> threading.Lock:
+        with self._disk_guard:
+            return self._disk_locks.setdefault(name, threading.Lock())
 
     # -- helpers ---------------------------------------------------------------------------------------
 
