@@ -18,6 +18,7 @@ from _podman import build_base_image, remove_sprint, runtime_for, task_spec
 from _procs import mounts_under
 from sprint_orchestrator import quantities, retry
 from sprint_orchestrator.config import ContainersSection
+from sprint_orchestrator.handlers import tokens
 from sprint_orchestrator.model import ResourceLimits
 from sprint_orchestrator.runtime import Health, Limits, TaskRunSpec, disks
 from sprint_orchestrator.runtime.podman import PodmanRuntime
@@ -173,3 +174,28 @@ def test_attaching_twice_mounts_once_and_a_half_made_disk_is_made_again(tmp_path
         disks.detach(root, "c1", copy_back=False)
     assert mounts_under(tmp_path) == [] and not (root / "c1").exists()
     assert (tree / "a.txt").read_text() == "a\n"
+
+
+@pytest.mark.podman
+@ROOT_ONLY
+def test_the_disk_of_a_container_that_is_gone_is_given_back_at_start_up(
+    runtime: PodmanRuntime, tmp_path: Path
+) -> None:
+    tree = tmp_path / "ws"
+    tree.mkdir()
+    name = f"so-gone-{uuid.uuid4().hex[:8]}-1"  # no such container: its operator died before the removal
+    disks.attach(runtime.disk_dir, name, CAP, {"workspace": tree})
+    (tree / "late.txt").write_text("written before the crash\n")
+    runtime.prune_oneshots()
+    assert name not in disks.attached(runtime.disk_dir) and mounts_under(tmp_path) == []
+    assert (tree / "late.txt").read_text() == "written before the crash\n"
+
+
+def test_the_live_usage_reader_never_blocks_on_a_fifo_nor_follows_a_symlink(tmp_path: Path) -> None:
+    # A task that runs long enough gets its usage file read while it runs, on the operator's event loop.
+    os.mkfifo(tmp_path / "usage.jsonl")
+    assert tokens.read_live(tmp_path, "usage-jsonl") is None  # returns at once: no writer needed
+    os.unlink(tmp_path / "usage.jsonl")
+    (tmp_path / "real.jsonl").write_text('{"input_tokens": 5, "output_tokens": 7}\n')
+    os.symlink(tmp_path / "real.jsonl", tmp_path / "usage.jsonl")
+    assert tokens.read_live(tmp_path, "usage-jsonl") is None

@@ -203,18 +203,20 @@ class PodmanRuntime:
             if not self.userns:  # else Podman hands them over, to the user's mapped ids (`U`)
                 ownership.hand_over([spec.workspace, spec.artifacts], user)
             secrets = self._write_secrets(name, spec.secrets, user)
-            self._attach_disk(name, spec.limits, {"workspace": spec.workspace, "artifacts": spec.artifacts})
-            try:
-                existing = self.client.containers.create(
-                    **containers.task_kwargs(spec, name, user, self._log(name), secrets, self.userns)
-                )
-            except podman.errors.APIError as exc:
-                existing = self._get(name)  # lost a race against a twin: adopt it below
-                if existing is None:
-                    self._detach_disk(name)
-                    raise TaskStartFailed(
-                        f"cannot create container {name} from {spec.image}: {exc}"
-                    ) from None
+            trees = {"workspace": spec.workspace, "artifacts": spec.artifacts}
+            with self._disk_lock(name):  # held until the container exists: pruning must not take its disk
+                self._attach_disk(name, spec.limits, trees)
+                try:
+                    existing = self.client.containers.create(
+                        **containers.task_kwargs(spec, name, user, self._log(name), secrets, self.userns)
+                    )
+                except podman.errors.APIError as exc:
+                    existing = self._get(name)  # lost a race against a twin: adopt it below
+                    if existing is None:
+                        disks.detach(self.disk_dir, name)
+                        raise TaskStartFailed(
+                            f"cannot create container {name} from {spec.image}: {exc}"
+                        ) from None
         _check_labels(existing, spec, name)
         return self._run(existing, spec, name)
 
@@ -353,12 +355,22 @@ class PodmanRuntime:
 
     def prune_oneshots(self) -> list[str]:
         """Remove finished one-shot (gate) containers an interrupted operator left behind: an earlier
-        process of this operator (same owner, other instance), or unlabelled ones of older versions."""
+        process of this operator (same owner, other instance), or unlabelled ones of older versions;
+        and the size-capped disks of containers that no longer exist."""
         found = self._list({"label": f"{LABEL_ROLE}=oneshot"})
         stale = [c.name for c in found if c.status not in ("running", "paused") and self._left_behind(c)]
         for name in stale:
             self.remove(name)
+        self._prune_disks()
         return stale
+
+    def _prune_disks(self) -> None:
+        """Give back the disks of containers that are gone (an operator that died between removing a
+        container and its disk): their trees are copied back, the filesystems removed."""
+        for name in disks.attached(self.disk_dir):
+            with self._disk_lock(name):
+                if self._get(name) is None:
+                    disks.detach(self.disk_dir, name)
 
     def _left_behind(self, container: Any) -> bool:
         labels = container.labels or {}
@@ -409,8 +421,6 @@ class PodmanRuntime:
         mounts = [workdir_mount] if workdir_mount else []
         if not self.userns:
             ownership.hand_over(mounts, user)
-        if workdir_mount:
-            self._attach_disk(name, limits, {"workspace": workdir_mount})
         kwargs = containers.hardened(image, command, name, limits, self._log(name), user, self.userns)
         kwargs["labels"] = {LABEL_ROLE: "oneshot", LABEL_OWNER: self.owner, LABEL_INSTANCE: self.instance}
         work = (
@@ -419,7 +429,10 @@ class PodmanRuntime:
         kwargs["mounts"] = [*work, containers.TMP]  # a test runner writes caches to /tmp: size-capped
         begin = time.perf_counter()
         try:
-            container = self.client.containers.create(**kwargs)
+            with self._disk_lock(name):  # held until the container exists: pruning must not take its disk
+                if workdir_mount:
+                    self._attach_disk(name, limits, {"workspace": workdir_mount})
+                container = self.client.containers.create(**kwargs)
             container.start()
             handle = RunHandle(name, container.id, "", "", 0, self._log(name), None)
             outcome = self.wait(handle, timeout_s)
@@ -438,9 +451,8 @@ class PodmanRuntime:
 
     def _attach_disk(self, name: str, limits: Limits, trees: Mapping[str, Path]) -> None:
         """The container's writable trees on a filesystem of limits.disk_bytes (mounting needs root)."""
-        if limits.disk_bytes and self.userns:
-            with self._disk_lock(name):
-                disks.attach(self.disk_dir, name, limits.disk_bytes, trees)
+        if limits.disk_bytes and self.userns:  # the caller holds the container's disk lock
+            disks.attach(self.disk_dir, name, limits.disk_bytes, trees)
 
     def _detach_disk(self, name: str, failed: bool = False) -> str:
         """Copy the container's trees back and drop its filesystem; the cap ("64Mi") when a `failed`
