@@ -139,7 +139,11 @@ def _is_mount(path: Path) -> bool:
 
 def _run(command: list[str]) -> None:
     try:
-        result = subprocess.run(command, capture_output=True, text=True, timeout=_TIMEOUT_S, check=False)
+        # In a session of its own: a SIGTERM to the operator's process group (a stop) must not kill a
+        # copy or an unmount half-way (the operator finishes it before it exits).
+        result = subprocess.run(
+            command, capture_output=True, text=True, timeout=_TIMEOUT_S, check=False, start_new_session=True
+        )
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise TaskStartFailed(
             f"the container's size-capped disk: {' '.join(command)} failed: {exc}"
