@@ -8,7 +8,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 export CONTAINERS_CONF="$here/containers.conf"
 
 missing=()
-for pkg in podman runc debootstrap; do
+for pkg in podman runc debootstrap uidmap e2fsprogs mount; do
     if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed"; then
         missing+=("$pkg")
     fi
@@ -26,6 +26,20 @@ if [ ${#missing[@]} -gt 0 ]; then
         apt-get install -y --no-install-recommends "${missing[@]}"
     fi
 fi
+
+# Each task container gets its own user namespace (Podman's userns=auto takes its ids from the
+# `containers` ranges): root in a container is an unprivileged id on the host. Appended once.
+if [ "$(id -u)" -eq 0 ]; then
+    for file in /etc/subuid /etc/subgid; do
+        touch "$file"
+        grep -q '^containers:' "$file" || echo 'containers:2147483647:2147483648' >> "$file"
+    done
+fi
+
+# A task's disk cap is an ext4 image loop-mounted under the state dir (runtime/disks.py).
+for tool in mkfs.ext4 losetup mount umount; do
+    command -v "$tool" >/dev/null || { echo "setup-podman: $tool is missing (e2fsprogs, mount)" >&2; exit 1; }
+done
 
 runtime=$(podman info --format '{{.Host.OCIRuntime.Name}}')
 if [ "$runtime" != "runc" ]; then

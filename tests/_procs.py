@@ -127,3 +127,14 @@ def wait_gone(procs: list[Proc], grace: float) -> list[Proc]:
         time.sleep(0.1)
         left = [p for p in left if alive(p.pid)]
     return left
+
+
+def mounts_under(root: Path) -> list[str]:
+    """Mount points at or below `root` in this mount namespace, deepest first (a leaked disk of a task)."""
+    prefix = str(root.resolve())
+    found = []
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        point = line.split()[4].encode().decode("unicode_escape")  # spaces come as \040
+        if point == prefix or point.startswith(prefix + "/"):
+            found.append(point)
+    return sorted(found, key=len, reverse=True)

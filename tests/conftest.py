@@ -31,10 +31,16 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _nothing_left_running() -> Iterator[None]:
+def _nothing_left_running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """Set up before every other fixture, so torn down after them all: then fail the run if any
-    process this session started (a descendant of pytest, orphans included) is still alive."""
+    process this session started (a descendant of pytest, orphans included) is still alive, or any
+    filesystem is still mounted under its temporary directories (a task's size-capped disk)."""
     yield
+    mounted = _procs.mounts_under(tmp_path_factory.getbasetemp())
+    for point in mounted:
+        subprocess.run(["umount", "-l", point], capture_output=True, check=False)
+    if mounted:
+        pytest.fail("mounts the test session made outlived it (now unmounted):\n  " + "\n  ".join(mounted))
     left = _procs.wait_gone(_procs.descendants(), LEFTOVER_GRACE_S)
     for proc in left:
         with contextlib.suppress(ProcessLookupError):

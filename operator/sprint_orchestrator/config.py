@@ -102,6 +102,8 @@ class ContainersSection(Section):
     default_memory: Annotated[int, BeforeValidator(quantities.memory_bytes)] = 4 << 30
     default_cpus: Annotated[int, BeforeValidator(quantities.nano_cpus)] = 2 * quantities.NANO
     default_pids: int = Field(default=512, ge=16, le=1_000_000)
+    # The size cap of each container's workspace and /artifacts together (0: none; needs a root operator).
+    default_disk: Annotated[int, BeforeValidator(quantities.disk_bytes_or_none)] = 2 << 30
     network_mode: str = Field(default="none", min_length=1)
     package_sources: PackageSourcesSection = PackageSourcesSection()
     cleanup_on_completion: bool = True

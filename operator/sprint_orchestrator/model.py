@@ -140,7 +140,13 @@ def _check_cpus(value: Any) -> Any:
     return value
 
 
+def _check_disk(value: Any) -> Any:
+    quantities.disk_bytes(value)
+    return value
+
+
 MemorySize = Annotated[int | str, BeforeValidator(_check_memory), WithJsonSchema(quantities.MEMORY_SCHEMA)]
+DiskSize = Annotated[int | str, BeforeValidator(_check_disk), WithJsonSchema(quantities.MEMORY_SCHEMA)]
 CpuCount = Annotated[int | float | str, BeforeValidator(_check_cpus), WithJsonSchema(quantities.CPUS_SCHEMA)]
 Text = Annotated[str, Field(max_length=TEXT_MAX)]
 Glob = Annotated[str, Field(min_length=1, max_length=256, pattern=r"^[^\x00-\x1f\x7f]+$")]
@@ -162,14 +168,21 @@ class ResourceLimits(CamelModel):
     memory: MemorySize | None = None
     pids: int | None = Field(default=None, ge=16, le=1_000_000)
     timeout_seconds: int | None = Field(default=None, ge=1, le=7 * 24 * 3600)
+    disk: DiskSize | None = None  # what the workspace and /artifacts of each container may hold
     _memory_bytes: int | None = PrivateAttr(default=None)
+    _disk_bytes: int | None = PrivateAttr(default=None)
     _nano_cpus: int | None = PrivateAttr(default=None)
 
     @model_validator(mode="after")
     def _normalize(self) -> ResourceLimits:
         self._memory_bytes = None if self.memory is None else quantities.memory_bytes(self.memory)
         self._nano_cpus = None if self.cpus is None else quantities.nano_cpus(self.cpus)
+        self._disk_bytes = None if self.disk is None else quantities.disk_bytes(self.disk)
         return self
+
+    @property
+    def disk_bytes(self) -> int | None:
+        return self._disk_bytes
 
     @property
     def memory_bytes(self) -> int | None:

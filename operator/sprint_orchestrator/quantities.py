@@ -129,6 +129,22 @@ def memory_bytes(value: Any) -> int:
     return size
 
 
+DISK_MIN = 16 << 20  # runtime/disks.py: mkfs.ext4 needs room for its own metadata
+
+
+def disk_bytes(value: Any) -> int:
+    """Bytes of a disk cap, written as a memory size (both notations): "2Gi", "2g", "64Mi" -> bytes."""
+    size = memory_bytes(value)
+    if size < DISK_MIN:
+        raise _fail(value, f"is {size} bytes, less than 16Mi, too little for a container's filesystem")
+    return size
+
+
+def disk_bytes_or_none(value: Any) -> int:
+    """A configured disk cap; 0 (or "0") means none."""
+    return 0 if value in (0, "0") and not isinstance(value, bool) else disk_bytes(value)
+
+
 def _power(suffix: str) -> int:
     return _POWER[suffix[:1].lower()] if suffix not in ("b", "B") else 0
 

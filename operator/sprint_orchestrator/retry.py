@@ -112,6 +112,7 @@ def effective_limits(
         cpus=nano / quantities.NANO if nano else defaults.cpus,
         memory_bytes=spec.memory_bytes or defaults.memory_bytes,
         pids=spec.pids or defaults.pids or DEFAULT_PIDS,
+        disk_bytes=spec.disk_bytes or defaults.disk_bytes,
     )
     memory = int(raised.get("memoryBytes") or 0)
     if memory > (limits.memory_bytes or 0):
@@ -128,6 +129,7 @@ def operator_defaults(config: Any) -> Limits:
         cpus=nano / quantities.NANO if nano else None,
         memory_bytes=getattr(containers, "default_memory", None),
         pids=getattr(containers, "default_pids", None),
+        disk_bytes=getattr(containers, "default_disk", None) or None,
     )
 
 

@@ -13,6 +13,7 @@ import pytest
 from _hostile import attack, command_task, hostile_sprint, operator_clone
 
 from _oplog import assert_clean_log
+from _procs import mounts_under
 from localcluster import LocalCluster
 from test_lifecycle_e2e import git, seed_repository
 
@@ -33,6 +34,7 @@ SCRIPTS = {
     "memory-balloon": f"{PY} 'b=[]\nwhile True: b.append(bytearray(64<<20))'",
     "stdout-flood": "head -c 300000000 /dev/zero | tr '\\000' A; echo x > OUT",
     "tmp-fill": 'head -c 900000000 /dev/zero > /tmp/fill; echo "tmp: $?" > OUT',
+    "disk-fill": "head -c 400000000 /dev/zero > OUT",
     "network": "ls /sys/class/net > OUT",
     "honest": "echo 'all good' > OUT",
 }
@@ -45,7 +47,8 @@ def attacked(cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory) ->
     scripts = {tid: script.replace("OUT", f"out-{tid}.txt") for tid, script in SCRIPTS.items()}
     tasks = [command_task(tid, scripts[tid], [f"out-{tid}.txt"], "true") for tid in SCRIPTS]
     manifest = hostile_sprint(SPRINT, repo, tasks, scripts)
-    manifest["spec"]["container"]["resourceLimits"] = {"memory": "1Gi", "pids": 128, "timeoutSeconds": 300}
+    limits = {"memory": "1Gi", "pids": 128, "timeoutSeconds": 300, "disk": "128Mi"}  # huge-file's 70 MB fit
+    manifest["spec"]["container"]["resourceLimits"] = limits
     manifest["spec"]["policy"] = {"maxAttempts": 1, "outOfScopeChanges": "warn"}
     with attack(cluster, tmp, manifest) as result:
         yield {**result, "repo": repo}
@@ -110,6 +113,14 @@ def test_tmp_is_size_capped(attacked: dict[str, Any]) -> None:
     task = attacked["tasks"]["tmp-fill"]
     assert (task["phase"], task.get("reason")) == ("Completed", "Merged"), (task.get("gates"), task)
     assert "out-tmp-fill.txt" in sprint_files(attacked)
+
+
+def test_a_disk_fill_fails_only_its_task_with_a_clear_reason(attacked: dict[str, Any]) -> None:
+    task = attacked["tasks"]["disk-fill"]
+    assert (task["phase"], task.get("reason")) == ("Failed", "DiskQuotaExceeded"), task
+    assert "filled their disk cap (128Mi)" in task["error"], task
+    assert "out-disk-fill.txt" not in sprint_files(attacked)
+    assert mounts_under(attacked["tmp"]) == []  # every task's disk unmounted once its container ended
 
 
 def test_a_task_container_has_no_network_but_loopback(attacked: dict[str, Any]) -> None:

@@ -273,6 +273,8 @@ class TaskRunner:
             )
         if budget:
             await self._fail(common, "BudgetExceeded", budget, retryable=False)
+        elif getattr(outcome, "disk_full", False):  # a retry would fill the same cap: not retried
+            await self._fail(common, "DiskQuotaExceeded", f"the task team {outcome.reason}", retryable=False)
         elif str(outcome.health) in ("timed-out", "oom-killed", "removed") or (outcome.exit_code or 0) != 0:
             await self._container_failed(common, outcome)
         else:

@@ -16,16 +16,21 @@ from typing import Any
 from .. import usage
 from ..errors import InvalidInput
 from ..proxy import TaskBudget, TaskKey
+from ..teams.results import USAGE_MAX
+from ..teams.safefiles import TooLarge, read_capped
 from ..usage import TokenUsage
 
 
 def read_live(artifacts: Path, fmt: str) -> Any:
     """The usage so far, from the team's usage file while it is being written; None if unreadable."""
     path = artifacts / "usage.jsonl" if fmt == "usage-jsonl" else artifacts / "agent-output.jsonl"
-    try:
-        text = path.read_text(errors="replace")
-    except OSError:
+    try:  # the team's file: never a FIFO that blocks the event loop, a symlink, or too large to load
+        data = read_capped(path, USAGE_MAX)
+    except (OSError, TooLarge):
         return None
+    if data is None:
+        return None
+    text = data.decode(errors="replace")
     complete = text[: text.rfind("\n") + 1]  # ignore a line still being written
     if not complete.strip():
         return None

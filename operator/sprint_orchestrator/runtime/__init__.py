@@ -39,6 +39,7 @@ class Limits:
     cpus: float | None = None
     memory_bytes: int | None = None
     pids: int | None = 512
+    disk_bytes: int | None = None  # what the workspace and /artifacts may hold together (runtime/disks.py)
 
 
 @dataclass(frozen=True)
@@ -95,6 +96,7 @@ class RunOutcome:
     finished_at: datetime | None
     log_path: Path
     reason: str = ""
+    disk_full: bool = False  # failed with its workspace and /artifacts at their disk cap
 
     @property
     def succeeded(self) -> bool:

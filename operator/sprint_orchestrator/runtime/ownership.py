@@ -4,6 +4,8 @@ Tasks run as an unprivileged user (uid 1000 by default) on a bind-mounted worksp
 the workspace to that user before the start and takes it back when the container has ended, so the git
 engine (running as the operator) always finds files it owns — libgit2 refuses repositories owned by
 another user. Without root the operator cannot chown: the container then runs as the operator's ids.
+With a user namespace per container (root), Podman hands the trees to the container's mapped ids and
+the operator takes them back the same way.
 """
 
 from __future__ import annotations
@@ -49,3 +51,27 @@ def hand_over(paths: list[Path], user: str | None) -> None:
 def take_back(paths: list[Path]) -> None:
     for path in paths:
         chown_tree(path, os.getuid(), os.getgid())
+
+
+SUBID_OWNER = "containers"  # whose /etc/subuid and /etc/subgid ranges Podman's userns=auto takes
+SUBID_MIN = 65536  # one container's range
+
+
+def subid_problem(subuid: str, subgid: str) -> str | None:
+    """Why Podman cannot give containers their own user namespaces, or None: /etc/subuid and /etc/subgid
+    (their texts) must give the `containers` user a range of at least 65536 ids above 65535."""
+    for name, text in (("/etc/subuid", subuid), ("/etc/subgid", subgid)):
+        if not any(_usable(line) for line in text.splitlines()):
+            return (
+                f"{name} has no range of host ids for the {SUBID_OWNER!r} user, which Podman needs to give "
+                f"each container its own user namespace; add '{SUBID_OWNER}:2147483647:2147483648' "
+                "(hack/setup-podman.sh does)."
+            )
+    return None
+
+
+def _usable(line: str) -> bool:
+    parts = line.strip().split(":")
+    if len(parts) != 3 or parts[0] != SUBID_OWNER or not (parts[1].isdigit() and parts[2].isdigit()):
+        return False
+    return int(parts[1]) > 65535 and int(parts[2]) >= SUBID_MIN

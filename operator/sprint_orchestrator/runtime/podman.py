@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import os
 import re
 import shutil
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Mapping, Sequence
@@ -23,7 +25,7 @@ from typing import Any
 import podman.errors
 from podman import PodmanClient
 
-from .. import LABEL_SPRINT
+from .. import LABEL_SPRINT, quantities
 from ..errors import ImageBuildFailed, RuntimeUnavailable, TaskStartFailed
 from ..settings import Settings
 from . import (
@@ -42,6 +44,7 @@ from . import (
     cgroups,
     container_name,
     containers,
+    disks,
     exits,
     images,
     logs,
@@ -58,9 +61,11 @@ STOP_GRACE_S = 5
 LABEL_OWNER = "sprintorchestrator.dev/owner"
 LABEL_INSTANCE = "sprintorchestrator.dev/instance"
 _POLL = "20ms"  # the API's default 250 ms polling would triple the cost of a short task
-_CHECK_TIMEOUT_S = 30
+_CHECK_TIMEOUT_S = 120  # per API call: a loaded 2-core machine kept Podman busy past 30 s
+_REMOVE_TRIES = 5
 _OOM_SETTLE_S = 2.0  # after a failed exit: how long to let the memory cgroup's removal be seen
 _REPO_CONF = Path(__file__).resolve().parents[3] / "hack" / "containers.conf"
+SUBUID, SUBGID = Path("/etc/subuid"), Path("/etc/subgid")
 
 
 class PodmanRuntime:
@@ -69,6 +74,9 @@ class PodmanRuntime:
         self.service = proc
         self.log_dir = state_dir / "logs"
         self.secrets_dir = state_dir / "secrets"
+        self.disk_dir = state_dir / "disks"
+        self._disk_locks: dict[str, threading.Lock] = {}
+        self._disk_guard = threading.Lock()
         self.base_image = Settings.base_image
         self.package_sources = images.PackageSources()
         self._timed_out: set[str] = set()
@@ -76,6 +84,9 @@ class PodmanRuntime:
         self._oom = cgroups.Watches()
         self.owner = hashlib.sha256(str(state_dir.resolve()).encode()).hexdigest()[:16]
         self.instance = uuid.uuid4().hex
+        # As root, each container gets its own user namespace (a private range of host ids); a rootless
+        # Podman already runs in the operator's own.
+        self.userns = os.geteuid() == 0
 
     # -- connecting --------------------------------------------------------------------------------
 
@@ -108,6 +119,8 @@ class PodmanRuntime:
         vulnerable = runc_problem(str(oci.get("version") or ""))
         if vulnerable:
             return [vulnerable]
+        if self.userns and (missing := ownership.subid_problem(_read(SUBUID), _read(SUBGID))):
+            return [missing]
         if not self.client.images.exists(self.base_image):
             return [f"the base image {self.base_image} is missing; build it with hack/base-image.sh."]
         result = self.run_oneshot(self.base_image, ["true"], None, 60, Limits(memory_bytes=64 << 20, pids=64))
@@ -193,18 +206,23 @@ class PodmanRuntime:
         existing = self._get(name)
         if existing is None:
             user = ownership.effective_user(spec.user)
-            ownership.hand_over([spec.workspace, spec.artifacts], user)
+            if not self.userns:  # else Podman hands them over, to the user's mapped ids (`U`)
+                ownership.hand_over([spec.workspace, spec.artifacts], user)
             secrets = self._write_secrets(name, spec.secrets, user)
-            try:
-                existing = self.client.containers.create(
-                    **containers.task_kwargs(spec, name, user, self._log(name), secrets)
-                )
-            except podman.errors.APIError as exc:
-                existing = self._get(name)  # lost a race against a twin: adopt it below
-                if existing is None:
-                    raise TaskStartFailed(
-                        f"cannot create container {name} from {spec.image}: {exc}"
-                    ) from None
+            trees = {"workspace": spec.workspace, "artifacts": spec.artifacts}
+            with self._disk_lock(name):  # held until the container exists: pruning must not take its disk
+                self._attach_disk(name, spec.limits, trees)
+                try:
+                    existing = self.client.containers.create(
+                        **containers.task_kwargs(spec, name, user, self._log(name), secrets, self.userns)
+                    )
+                except podman.errors.APIError as exc:
+                    existing = self._get(name)  # lost a race against a twin: adopt it below
+                    if existing is None:
+                        disks.detach(self.disk_dir, name)
+                        raise TaskStartFailed(
+                            f"cannot create container {name} from {spec.image}: {exc}"
+                        ) from None
         _check_labels(existing, spec, name)
         return self._run(existing, spec, name)
 
@@ -254,7 +272,7 @@ class PodmanRuntime:
             container.reload()
             if container.status == "running":
                 self._timed_out.add(handle.name)
-                container.stop(timeout=STOP_GRACE_S)
+                _stop(container, STOP_GRACE_S)
                 container.reload()
         except podman.errors.APIError:  # 404, or 500 "no such container" while a removal is under way
             if self._get(handle.name) is not None:
@@ -268,7 +286,7 @@ class PodmanRuntime:
         container = self._get(name)
         if container is not None and container.status == "running":
             with contextlib.suppress(podman.errors.NotFound):
-                container.stop(timeout=grace_s)
+                _stop(container, grace_s)
 
     def _outcome(
         self, container: Any, handle: RunHandle, timeout_s: float, writable: list[Path]
@@ -293,10 +311,15 @@ class PodmanRuntime:
         )
         health, reason = exits.classify(facts)
         ownership.take_back(writable)
-        return RunOutcome(code, health, started, finished, self._text_logs(handle.name), reason)
+        full = self._detach_disk(handle.name, failed=health == Health.EXITED and code not in (0, None))
+        if full:
+            reason = f"{reason}: its workspace and /artifacts filled their disk cap ({full})"
+        text = self._text_logs(handle.name)
+        return RunOutcome(code, health, started, finished, text, reason, disk_full=bool(full))
 
     def _gone(self, handle: RunHandle, writable: list[Path]) -> RunOutcome:
         ownership.take_back(writable)
+        self._detach_disk(handle.name)
         now = datetime.now(UTC)
         text = self._text_logs(handle.name)
         return RunOutcome(None, Health.REMOVED, handle.started_at, now, text, "the container was removed")
@@ -338,12 +361,22 @@ class PodmanRuntime:
 
     def prune_oneshots(self) -> list[str]:
         """Remove finished one-shot (gate) containers an interrupted operator left behind: an earlier
-        process of this operator (same owner, other instance), or unlabelled ones of older versions."""
+        process of this operator (same owner, other instance), or unlabelled ones of older versions;
+        and the size-capped disks of containers that no longer exist."""
         found = self._list({"label": f"{LABEL_ROLE}=oneshot"})
         stale = [c.name for c in found if c.status not in ("running", "paused") and self._left_behind(c)]
         for name in stale:
             self.remove(name)
+        self._prune_disks()
         return stale
+
+    def _prune_disks(self) -> None:
+        """Give back the disks of containers that are gone (an operator that died between removing a
+        container and its disk): their trees are copied back, the filesystems removed."""
+        for name in disks.attached(self.disk_dir):
+            with self._disk_lock(name):
+                if self._get(name) is None:
+                    disks.detach(self.disk_dir, name)
 
     def _left_behind(self, container: Any) -> bool:
         labels = container.labels or {}
@@ -356,10 +389,28 @@ class PodmanRuntime:
         container = self._get(name)
         if container is not None:
             self._removed.add(name)
-            container.remove(force=True, v=True)
+            self._remove(container, name)
+        self._detach_disk(name)  # removed while it ran: its work comes back, as after an exit
         shutil.rmtree(self.secrets_dir / name, ignore_errors=True)
         self._timed_out.discard(name)
         self._oom.drop(name)
+
+    def _remove(self, container: Any, name: str) -> None:
+        """Remove a container. With a user namespace, Podman's own clean-up after the exit races the
+        removal and can fail it with "unlinkat …/userdata/shm: device or resource busy" although the
+        container ends up removed: that is success; a container still there is removed once more."""
+        for tries_left in range(_REMOVE_TRIES - 1, -1, -1):
+            try:
+                container.remove(force=True, v=True)
+                return
+            except podman.errors.NotFound:
+                return
+            except podman.errors.APIError:
+                if self._get(name) is None:
+                    return
+                if not tries_left:
+                    raise
+                time.sleep(0.5)
 
     # -- one-shot containers (quality gates, checks) -----------------------------------------------
 
@@ -375,14 +426,20 @@ class PodmanRuntime:
         name = f"so-oneshot-{uuid.uuid4().hex[:12]}"
         user = ownership.effective_user(AGENT_USER if workdir_mount else None)
         mounts = [workdir_mount] if workdir_mount else []
-        ownership.hand_over(mounts, user)
-        kwargs = containers.hardened(image, command, name, limits, self._log(name), user)
+        if not self.userns:
+            ownership.hand_over(mounts, user)
+        kwargs = containers.hardened(image, command, name, limits, self._log(name), user, self.userns)
         kwargs["labels"] = {LABEL_ROLE: "oneshot", LABEL_OWNER: self.owner, LABEL_INSTANCE: self.instance}
-        work = [containers.bind(Mount(workdir_mount, "/workspace", read_only=False))] if workdir_mount else []
+        work = (
+            [containers.bind(Mount(workdir_mount, "/workspace", False), self.userns)] if workdir_mount else []
+        )
         kwargs["mounts"] = [*work, containers.TMP]  # a test runner writes caches to /tmp: size-capped
         begin = time.perf_counter()
         try:
-            container = self.client.containers.create(**kwargs)
+            with self._disk_lock(name):  # held until the container exists: pruning must not take its disk
+                if workdir_mount:
+                    self._attach_disk(name, limits, {"workspace": workdir_mount})
+                container = self.client.containers.create(**kwargs)
             container.start()
             handle = RunHandle(name, container.id, "", "", 0, self._log(name), None)
             outcome = self.wait(handle, timeout_s)
@@ -390,12 +447,32 @@ class PodmanRuntime:
             return OneshotResult(None, time.perf_counter() - begin, f"container failed to run: {exc}")
         finally:
             ownership.take_back(mounts)
-            self.remove(name)
+            self.remove(name)  # the disk too
         text = outcome.log_path.read_text(errors="replace")
         for path in (self._log(name), outcome.log_path, outcome.log_path.with_suffix(".stdout")):
             path.unlink(missing_ok=True)
         timed_out = outcome.health == Health.TIMED_OUT
         return OneshotResult(outcome.exit_code, time.perf_counter() - begin, logs.tail(text), timed_out)
+
+    # -- size-capped disks -----------------------------------------------------------------------------
+
+    def _attach_disk(self, name: str, limits: Limits, trees: Mapping[str, Path]) -> None:
+        """The container's writable trees on a filesystem of limits.disk_bytes (mounting needs root)."""
+        if limits.disk_bytes and self.userns:  # the caller holds the container's disk lock
+            disks.attach(self.disk_dir, name, limits.disk_bytes, trees)
+
+    def _detach_disk(self, name: str, failed: bool = False) -> str:
+        """Copy the container's trees back and drop its filesystem; the cap ("64Mi") when a `failed`
+        container had filled it, else ""."""
+        with self._disk_lock(name):
+            size = disks.size(self.disk_dir, name)
+            full = failed and disks.is_full(self.disk_dir, name)
+            disks.detach(self.disk_dir, name)
+        return quantities.format_bytes(size) if full and size else ""
+
+    def _disk_lock(self, name: str) -> threading.Lock:
+        with self._disk_guard:
+            return self._disk_locks.setdefault(name, threading.Lock())
 
     # -- helpers ---------------------------------------------------------------------------------------
 
@@ -425,7 +502,8 @@ class PodmanRuntime:
             path = folder / key
             path.write_text(value)
             path.chmod(0o400)
-        ownership.hand_over([folder], user)
+        if not self.userns:
+            ownership.hand_over([folder], user)
         return folder
 
 
@@ -438,6 +516,24 @@ def _service_for(settings: Settings) -> service.ServiceProcess:
     if (run_dir / service.SOCKET_NAME).exists() and _answers(service.socket_url(run_dir)):
         return service.ServiceProcess(service.socket_url(run_dir), None)
     return service.start_service(run_dir, env)
+
+
+def _stop(container: Any, grace_s: float) -> None:
+    """`podman stop -t grace_s`, waiting as long as Podman needs: podman-py gives up reading the answer
+    after 1.5 x grace_s, which a loaded machine exceeds (a 1 s grace failed with a read timeout)."""
+    response = container.client.post(
+        f"/containers/{container.id}/stop", params={"timeout": int(grace_s)}, timeout=grace_s + 120
+    )
+    if response.status_code == 304:  # stopped already
+        return
+    response.raise_for_status()
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text()
+    except OSError:
+        return ""
 
 
 def _answers(url: str) -> bool:
