@@ -120,3 +120,17 @@ def markdown(data: Mapping[str, Any]) -> str:
     lines += ["", "## Timeline", ""]
     lines += [f"- {e['start']} → {e['end'] or '…'}: {e['taskId']}" for e in data["timeline"]]
     return "\n".join(lines) + "\n"
+
+
+STATUS_MARKDOWN_MAX = 65536
+
+
+def status_markdown(text: str, path: str) -> str:
+    """The report as the Sprint's status keeps it: whole up to 64 KiB (a 100-task report is ~20 KiB),
+    else its head and a line naming the committed file (a 1,000-task report must not fill the Sprint's
+    etcd object, nor exceed status.report.markdown's maxLength)."""
+    if len(text) <= STATUS_MARKDOWN_MAX:
+        return text
+    note = f"\n… truncated here; the whole report is {path} on the sprint branch\n"
+    head = text[: STATUS_MARKDOWN_MAX - len(note)]
+    return head[: head.rfind("\n") + 1 or len(head)] + note

@@ -108,7 +108,11 @@ def describe_error(base: str, error: Any) -> list[str]:
     if kind == "extra_forbidden":
         return [f"{where}: unknown field"]
     if kind == "invalid":
-        return [f"{where}: {error['msg']}"]
+        return [f"{where}: {error['msg']}" if where else error["msg"]]
+    if kind == "too_long" and error.get("ctx", {}).get("field_type") == "List":
+        # the apiserver's words for maxItems, so every edge refuses a long list with the same line
+        ctx = error["ctx"]
+        return [f"{where}: Too many: {ctx['actual_length']}: must have at most {ctx['max_length']} items"]
     if kind == "value_error":
         return [f"{where}: {error['msg'].removeprefix('Value error, ')}"]
     return [f"{where}: {error['msg']} (got {_short(error.get('input'))})"]

@@ -16,6 +16,7 @@ from ..hostpaths import default_roots, host_path_problems
 from ..kube import Kube
 from ..model import SprintSpec, validate_sprint_spec
 from ..settings import Settings
+from .taskcache import TaskCache
 
 log = logging.getLogger("sprint_orchestrator.operator")
 
@@ -33,6 +34,7 @@ class OperatorContext:
     merge_locks: dict[str, asyncio.Lock] = field(default_factory=dict)
     sprint_phases: dict[str, str] = field(default_factory=dict)  # "ns/name" -> phase, kept by the loops
     usage_listeners: dict[tuple[str, str, int], Callable[[Any], None]] = field(default_factory=dict)
+    task_cache: TaskCache = field(default_factory=TaskCache)  # the sprint loops' reads of their Tasks
     runtime_check: asyncio.Task[None] | None = None
     _runtime_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     _proxy_lock: asyncio.Lock = field(default_factory=asyncio.Lock)

@@ -73,7 +73,7 @@ class Integrator:
                 "report": {
                     "path": path,
                     "summary": _summary(data),
-                    "markdown": text,
+                    "markdown": report.status_markdown(text, path),
                     "slotUtilization": data["slotUtilization"],
                 }
             }

@@ -133,6 +133,8 @@ async def _merge(
                 f"task {task_id} conflicts in {', '.join(paths[:10])}; isolated, the sprint goes on",
                 warn=True,
             )
+    # the slot is free now: the loop refills it while the task's worktree is removed
+    rec.ctx.wake(rec.key)
     await asyncio.to_thread(_cleanup, engine, sprint_id, task_id, int(status.get("attempt") or 1))
 
 

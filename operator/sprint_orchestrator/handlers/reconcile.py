@@ -31,9 +31,11 @@ class SprintReconciler:
         self.key = f"{namespace}/{name}"
         self.phase = "Pending"  # as last read from (or written to) the Sprint's status
         self.removed: list[dict[str, Any]] = []  # Tasks whose id spec.tasks no longer lists, unfinished
+        self._spec: tuple[Any, SprintSpec] | None = None  # (metadata.generation, its accepted spec)
 
     async def close(self) -> None:
         self.ctx.sprint_phases.pop(self.key, None)
+        self.ctx.task_cache.drop(self.key)
         for key in [k for k in self.ctx.runners if k.startswith(self.key + "/")]:
             self.ctx.runners.pop(key).cancel()
 
@@ -64,6 +66,7 @@ class SprintReconciler:
         )
         if updated is not None:
             task["status"] = updated.get("status", {})
+            self.ctx.task_cache.remember(updated)
 
     def ref_events(self, body: dict[str, Any], changes: Any) -> None:
         """One Kubernetes Event per ref the git engine moved (the audit trail, next to its log line)."""
@@ -89,7 +92,7 @@ class SprintReconciler:
         if self.ctx.sprint_phases.get(self.key) != "Initializing" or phase != "Pending":
             self.ctx.sprint_phases[self.key] = phase
         try:
-            spec = self.ctx.accept_spec(body.get("spec"))
+            spec = self._accepted(body)
         except InvalidInput:
             return 30.0  # check_spec has set Ready=False/InvalidSpec; wait for a spec change
         tasks = await self._ensure_tasks(body, spec)
@@ -111,10 +114,21 @@ class SprintReconciler:
         delay: float = await step(body, spec, tasks)
         return delay
 
+    def _accepted(self, body: dict[str, Any]) -> SprintSpec:
+        """The accepted spec, validated once per generation (a 1,000-task spec takes ~30 ms; a busy
+        sprint runs several rounds a second). A spec change bumps metadata.generation."""
+        generation = body["metadata"].get("generation")
+        if self._spec is None or generation is None or self._spec[0] != generation:
+            self._spec = (generation, self.ctx.accept_spec(body.get("spec")))
+        return self._spec[1]
+
     # --- children ------------------------------------------------------------------------------
 
     async def _ensure_tasks(self, body: dict[str, Any], spec: SprintSpec) -> list[dict[str, Any]]:
-        existing = await self._call(self.ctx.kube.tasks_of, self.namespace, self.name)
+        cache = self.ctx.task_cache
+        if not cache.fresh(self.key):  # first round, or the periodic resync: LIST once
+            cache.prime(self.key, await self._call(self.ctx.kube.tasks_of, self.namespace, self.name))
+        existing = cache.tasks(self.key)
         by_id = {t["spec"]["taskId"]: t for t in existing}
         sprint_id = spec.resolved_id(self.name)
         max_attempts = spec.policy.max_attempts
@@ -124,6 +138,7 @@ class SprintReconciler:
             if task is None:
                 manifest = self._task_manifest(body, sprint_id, definition)
                 task, _ = await self._call(self.ctx.kube.create, TASKS, self.namespace, manifest)
+                cache.remember(task)
             if not (task.get("status") or {}).get("phase"):
                 await self.patch_task(
                     task,
@@ -308,8 +323,11 @@ class SprintReconciler:
 
     async def _running(self, body: dict[str, Any], spec: SprintSpec, tasks: list[dict[str, Any]]) -> float:
         await actions.handle_task_actions(self, body, spec, tasks, terminal=False)
-        # Merge first (one at a time, in gate order), so the slots they free are refilled this round.
-        while await merge_next(self, body, spec, tasks):
+        # Merge first (one at a time, in gate order), so the slots they free are refilled this round:
+        # the tasks no runner merges (a restarted operator finds them waiting). A runner merges its own
+        # task right after its gates; the round does not wait for those merges to admit the next task.
+        orphans = [t for t in tasks if not self._has_runner(t)]
+        while await merge_next(self, body, spec, orphans):
             pass
         now = dt.datetime.now(dt.UTC)
         views = counts.task_views(spec, tasks, now)
@@ -365,11 +383,14 @@ class SprintReconciler:
             if (task.get("status") or {}).get("phase") in ("Running", "Gating"):
                 self._spawn(body, spec, task)
 
+    def _has_runner(self, task: dict[str, Any]) -> bool:
+        current = self.ctx.runners.get(f"{self.key}/{task['spec']['taskId']}")
+        return current is not None and not current.done()
+
     def _spawn(self, body: dict[str, Any], spec: SprintSpec, task: dict[str, Any]) -> None:
-        key = f"{self.key}/{task['spec']['taskId']}"
-        current = self.ctx.runners.get(key)
-        if current is not None and not current.done():
+        if self._has_runner(task):
             return
+        key = f"{self.key}/{task['spec']['taskId']}"
         from .runner import TaskRunner  # imports the runtime adapters only when tasks run
 
         runner = TaskRunner(self, body, spec, task)

@@ -14,6 +14,7 @@ from .. import GROUP
 from ..errors import InvalidInput
 from ..settings import from_env, in_cluster_api_server
 from .context import OperatorContext
+from .diffbase import DigestDiffBaseStorage
 
 log = logging.getLogger("sprint_orchestrator.operator")
 
@@ -23,7 +24,8 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     # kopf's own bookkeeping lives in .status (declared in the CRDs under status.kopf), never in
     # annotations: Argo CD ignores .status but would see every annotation write as drift.
     settings.persistence.progress_storage = kopf.StatusProgressStorage(field="status.kopf.progress")
-    settings.persistence.diffbase_storage = kopf.StatusDiffBaseStorage(
+    # a digest of the spec, not a second copy of it: a 1,000-task Sprint must fit in one etcd object
+    settings.persistence.diffbase_storage = DigestDiffBaseStorage(
         field="status.kopf.lastHandledConfiguration"
     )
     settings.persistence.finalizer = f"{GROUP}/finalizer"
