@@ -215,8 +215,16 @@ class Kube:
                 return False
             raise _wrap(f"delete {plural}/{name} in {namespace}", exc) from exc
 
-    def event(self, obj: Mapping[str, Any], reason: str, message: str, type_: str = "Normal") -> None:
-        """Post a Kubernetes Event about `obj` (used by the CLI; handlers use kopf's events)."""
+    def event(
+        self,
+        obj: Mapping[str, Any],
+        reason: str,
+        message: str,
+        type_: str = "Normal",
+        component: str = "sprintctl",
+    ) -> None:
+        """Post a Kubernetes Event about `obj` (used by the CLI, and by handlers for the Events that must
+        be written before the status they explain: kopf posts its events later, from a queue)."""
         meta = obj["metadata"]
         stamp = dt.datetime.now(dt.UTC)
         body = client.CoreV1Event(
@@ -234,7 +242,7 @@ class Kube:
             first_timestamp=stamp,
             last_timestamp=stamp,
             count=1,
-            source=client.V1EventSource(component="sprintctl"),
+            source=client.V1EventSource(component=component),
         )
         try:
             self._count("create events")

@@ -10,7 +10,7 @@ import asyncio
 import datetime as dt
 from typing import Any, cast
 
-from .. import ANNOTATION_CANCEL, LABEL_SPRINT, LABEL_TASK, lifecycle, plan
+from .. import ANNOTATION_CANCEL, GROUP, LABEL_SPRINT, LABEL_TASK, VERSION, lifecycle, plan
 from ..errors import ImageBuildFailed, InvalidInput, OrchestratorError
 from ..kube import SPRINTS, TASKS, now_iso
 from ..model import SprintSpec, task_resource_name
@@ -23,6 +23,7 @@ from .merging import merge_next
 
 TERMINAL = frozenset({"Completed", "Partial", "Failed", "RolledBack"})
 ACTIVE = frozenset({"Initializing", "Running", "Integrating"})
+PHASE_EVENT = "PhaseChanged"  # the reason of the Event every phase change gets (tests/chaos/invariants.py)
 
 
 class SprintReconciler:
@@ -43,27 +44,39 @@ class SprintReconciler:
         return await asyncio.to_thread(fn, *args)
 
     async def patch(self, status: dict[str, Any]) -> None:
-        """Patch the Sprint's status; a phase change is checked against the lifecycle table."""
+        """Patch the Sprint's status; a phase change is checked against the lifecycle table and gets
+        its PhaseChanged Event first."""
         new = status.get("phase")
         if new is not None and new != self.phase:
-            lifecycle.event_for_move(lifecycle.SPRINT_TRANSITIONS, self.phase, new)
+            event = lifecycle.event_for_move(lifecycle.SPRINT_TRANSITIONS, self.phase, new)
+            ref = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "Sprint", "metadata": {"name": self.name}}
+            await self._phase_event(ref, self.phase, new, event, status.get("message"))
             self.phase = self.ctx.sprint_phases[self.key] = new
         await self._call(self.ctx.kube.patch_status, SPRINTS, self.namespace, self.name, status)
 
     async def patch_task(self, task: dict[str, Any], status: dict[str, Any]) -> None:
-        """Patch a Task's status; a phase change is checked against the lifecycle table and sets the
-        board column of the new phase (one table decides both)."""
+        """Patch a Task's status; a phase change is checked against the lifecycle table, gets its
+        PhaseChanged Event first and sets the board column of the new phase (one table decides both)."""
         new = status.get("phase")
         if new is not None:
             old = (task.get("status") or {}).get("phase") or "Pending"
             if new != old:
-                lifecycle.event_for_move(lifecycle.TASK_TRANSITIONS, old, new)
+                event = lifecycle.event_for_move(lifecycle.TASK_TRANSITIONS, old, new)
+                await self._phase_event(task, old, new, event, status.get("reason") or status.get("error"))
             status = {**status, "column": lifecycle.COLUMN_OF_PHASE[new]}
         updated = await self._call(
             self.ctx.kube.patch_status, TASKS, self.namespace, task["metadata"]["name"], status
         )
         if updated is not None:
             task["status"] = updated.get("status", {})
+
+    async def _phase_event(self, obj: dict[str, Any], old: str, new: str, event: str, why: Any) -> None:
+        """The Event of a phase change, posted (synchronously) before the status says it: an operator
+        killed between the two leaves an Event and the old phase, and the move is made (and posted)
+        again after the restart; never a phase change without its Event."""
+        ref = {**obj, "metadata": {**obj["metadata"], "namespace": self.namespace}}
+        message = f"{old} -> {new} ({event}){f': {why}' if why else ''}"
+        await self._call(self.ctx.kube.event, ref, PHASE_EVENT, message, "Normal", "sprint-orchestrator")
 
     def ref_events(self, body: dict[str, Any], changes: Any) -> None:
         """One Kubernetes Event per ref the git engine moved (the audit trail, next to its log line)."""
