@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import threading
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, cast
 
 from kubernetes import client, config, watch
@@ -187,6 +187,45 @@ class Kube:
             if exc.status == 404:
                 return None
             raise _wrap(f"patch status of {plural}/{name} in {namespace}", exc) from exc
+
+    def patch_status_merged(
+        self,
+        plural: str,
+        namespace: str,
+        name: str,
+        status: Mapping[str, Any],
+        merge: Callable[[list[dict[str, Any]] | None], list[dict[str, Any]]],
+        attempts: int = 10,
+    ) -> dict[str, Any] | None:
+        """Merge-patch `.status` with `.status.conditions` made by `merge` from the conditions the object
+        has now, written only if the object did not change since it was read (its resourceVersion is
+        the patch's precondition: the API server answers 409 otherwise, and we read and merge again).
+        A JSON merge patch replaces a list whole: without this, a writer holding an older copy would
+        drop the conditions another writer set meanwhile. None when the object is gone."""
+        for _ in range(attempts):
+            current = self.get(plural, namespace, name)
+            if current is None:
+                return None
+            conditions = merge((current.get("status") or {}).get("conditions"))
+            body = {
+                "metadata": {"resourceVersion": current["metadata"]["resourceVersion"]},
+                "status": {**status, "conditions": conditions},
+            }
+            try:
+                self._count(f"status {plural}")
+                return _obj(
+                    self.custom.patch_namespaced_custom_object_status(
+                        GROUP, VERSION, namespace, plural, name, body
+                    )
+                )
+            except ApiException as exc:
+                if exc.status == 404:
+                    return None
+                if exc.status != 409:
+                    raise _wrap(f"patch status of {plural}/{name} in {namespace}", exc) from exc
+        raise KubeError(
+            f"patch status of {plural}/{name} in {namespace}: still conflicting after {attempts} reads", 409
+        )
 
     def patch(self, plural: str, namespace: str, name: str, patch: Mapping[str, Any]) -> dict[str, Any]:
         """Merge-patch metadata/spec (annotations for human actions, spec.suspend)."""

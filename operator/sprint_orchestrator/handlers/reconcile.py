@@ -17,7 +17,7 @@ from ..model import SprintSpec, task_resource_name
 from ..teams import missing_key
 from ..teams.keys import PROVIDER_OF_TEAM
 from . import actions, counts, spec_changes
-from .conditions import set_condition
+from .conditions import merge_conditions, set_condition
 from .context import OperatorContext
 from .merging import merge_next
 
@@ -52,7 +52,21 @@ class SprintReconciler:
             ref = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "Sprint", "metadata": {"name": self.name}}
             await self._phase_event(ref, self.phase, new, event, status.get("message"))
             self.phase = self.ctx.sprint_phases[self.key] = new
-        await self._call(self.ctx.kube.patch_status, SPRINTS, self.namespace, self.name, status)
+        updates = status.get("conditions")
+        if updates is None:
+            await self._call(self.ctx.kube.patch_status, SPRINTS, self.namespace, self.name, status)
+            return
+        # The conditions this write sets, merged by type into the Sprint's current ones (kube.py).
+        rest = {key: value for key, value in status.items() if key != "conditions"}
+        now = now_iso()
+        await self._call(
+            self.ctx.kube.patch_status_merged,
+            SPRINTS,
+            self.namespace,
+            self.name,
+            rest,
+            lambda current: merge_conditions(current, updates, now),
+        )
 
     async def patch_task(self, task: dict[str, Any], status: dict[str, Any]) -> None:
         """Patch a Task's status; a phase change is checked against the lifecycle table, gets its
@@ -256,7 +270,7 @@ class SprintReconciler:
                 "startedAt": status.get("startedAt") or now_iso(),
                 "message": "running tasks",
                 "conditions": set_condition(
-                    status.get("conditions"),
+                    None,
                     "Running",
                     True,
                     "Started",
@@ -292,15 +306,12 @@ class SprintReconciler:
         return self.ctx.settings.base_image
 
     async def _fail_init(self, body: dict[str, Any], reason: str, message: str) -> float:
-        status = body.get("status") or {}
         await self.patch(
             {
                 "phase": "Failed",
                 "message": message[:4000],
                 "completedAt": now_iso(),
-                "conditions": set_condition(
-                    status.get("conditions"), "Ready", False, reason, message[:4000], now_iso()
-                ),
+                "conditions": set_condition(None, "Ready", False, reason, message[:4000], now_iso()),
             }
         )
         self.event(body, reason, message, warn=True)
@@ -421,14 +432,13 @@ class SprintReconciler:
                     "containerHealth": "removed",
                 },
             )
-        status = body.get("status") or {}
         await self.patch(
             {
                 "phase": "Failed",
                 "message": "cancelled by a user",
                 "completedAt": now_iso(),
                 "conditions": set_condition(
-                    status.get("conditions"),
+                    None,
                     "Completed",
                     False,
                     "Cancelled",
