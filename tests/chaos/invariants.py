@@ -373,20 +373,19 @@ def nothing_left(world: World) -> list[str]:
         for sprint_dir in (root / "tasks").glob("*"):
             if sprint_dir.name in finished and any(sprint_dir.rglob("*")):
                 out.append(f"{sprint_dir} of the finished sprint {sprint_dir.name} still holds files")
-        for entry in (root / "journal").glob("*"):
-            out.append(f"journal entry {entry} (an intent record) was left behind")
+        for intent in (root / "journal").glob("*"):
+            out.append(f"journal entry {intent} (an intent record) was left behind")
         for lock in clone.rglob("*.lock"):
             out.append(f"git lock file {lock} was left behind")
         for partial in root.glob("*.partial-*"):
             out.append(f"partial clone {partial} was left behind")
     llm = world.state_dir / "run" / "llm"
     if not live and llm.exists():
-        for entry in llm.iterdir():
-            out.append(f"proxy socket directory {entry} was left behind")
-    tmp = world.state_dir / "tmp"
-    if tmp.exists():
-        for entry in tmp.iterdir():
-            out.append(f"temporary file {entry} was left behind in the operator's TMPDIR")
+        for socket_dir in llm.iterdir():
+            out.append(f"proxy socket directory {socket_dir} was left behind")
+    for tmp in (world.state_dir / "tmp", world.state_dir / "run" / "tmp"):  # TMPDIR, tempdirs.py
+        for leftover in tmp.iterdir() if tmp.exists() else ():
+            out.append(f"temporary file {leftover} was left behind (no operator process owns it)")
     for stray in world.state_dir.rglob("*"):
         if stray.name.endswith((".tmp", ".partial")) or ".tmp-" in stray.name:
             out.append(f"temporary file {stray} was left behind")
@@ -423,7 +422,7 @@ CHECKS: dict[str, Callable[[World], list[str]]] = {
 
 def check(world: World, skip: Iterable[str] = ()) -> list[str]:
     """Every violation of every check (but those in `skip`), prefixed by the check's name."""
-    out = []
+    out: list[str] = []
     for name, fn in CHECKS.items():
         if name in skip:
             continue

@@ -19,6 +19,7 @@ class Recorder:
         self._lock = threading.Lock()
         self._phases: dict[tuple[str, str], str] = {}
         self._transitions: list[Transition] = []
+        self._moments: list[float] = []  # time.monotonic() of each transition, in order
         self._commits: set[str] = set()
         self._stop = threading.Event()
         self._threads = [
@@ -44,6 +45,11 @@ class Recorder:
         with self._lock:
             return list(self._transitions)
 
+    def progress_after(self, moment: float) -> float | None:
+        """The time.monotonic() of the first phase change after `moment`, or None (none yet)."""
+        with self._lock:
+            return next((m for m in self._moments if m > moment), None)
+
     def commits(self) -> set[str]:
         with self._lock:
             return set(self._commits)
@@ -60,6 +66,7 @@ class Recorder:
                 self._phases[key] = phase
                 if old is not None:
                     self._transitions.append(Transition(kind, key[1], old, phase))
+                    self._moments.append(time.monotonic())
 
     def _follow(self, plural: str, kind: str) -> None:
         version = ""

@@ -141,6 +141,7 @@ class TaskRunner:
             timeout_s=timeout_s,
         )
         handle = await asyncio.to_thread(runtime.start_task, run_spec)
+        checkpoint("task-started-before-status")
         await self.patch(
             {
                 "branch": ws.branch,
