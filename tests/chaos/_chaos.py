@@ -32,6 +32,7 @@ class ChaosRun:
         self.recorder = Recorder(self.kube, namespace).__enter__()
         self.proc: subprocess.Popen[bytes] | None = None
         self.deleted: set[str] = set()
+        self.logs = [self.log]  # every operator log of the run (a second replica adds its own)
 
     def start(self, faults: str = "") -> subprocess.Popen[bytes]:
         extra = {**self.env, **({"SPRINT_ORCHESTRATOR_FAULTS": faults} if faults else {})}
@@ -54,7 +55,7 @@ class ChaosRun:
             self.namespace,
             self.repo,
             self.state,
-            [self.log],
+            self.logs,
             self.base_main,
             trees_dir=self.tmp / "trees",
             recorder=self.recorder,

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .. import faults
+from .. import faults, lease
 from ..errors import InvalidInput, OrchestratorError
 from ..hostpaths import default_roots, host_path_problems
 from ..kube import Kube
@@ -33,6 +33,7 @@ class OperatorContext:
     sprint_phases: dict[str, str] = field(default_factory=dict)  # "ns/name" -> phase, kept by the loops
     usage_listeners: dict[tuple[str, str, int], Callable[[Any], None]] = field(default_factory=dict)
     runtime_check: asyncio.Task[None] | None = None
+    lease_keeper: asyncio.Task[None] | None = None
     _runtime_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     _proxy_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
@@ -43,6 +44,11 @@ class OperatorContext:
 
     async def start(self) -> None:
         faults.arm(self.settings.faults)  # tests only; a bad point name stops the start-up here
+        if self.settings.lease_namespace:  # one active replica: a standby waits here (lease.py)
+            keeper = lease.LeaseKeeper(self.kube, self.settings.lease_namespace, self.settings.lease_seconds)
+            lease.install(keeper)
+            await keeper.acquire()
+            self.lease_keeper = asyncio.create_task(keeper.keep(), name="lease")
         for path in (self.settings.state_dir, self.settings.artifacts_dir, self.settings.run_dir):
             path.mkdir(parents=True, exist_ok=True)
         self.runtime_check = asyncio.create_task(self._check_runtime(), name="runtime check")
@@ -59,6 +65,8 @@ class OperatorContext:
             log.info("the container runtime is ready (removed %d leftover gate containers)", len(pruned))
 
     async def stop(self) -> None:
+        if self.lease_keeper is not None:
+            self.lease_keeper.cancel()
         if self.runtime_check is not None:
             await asyncio.gather(self.runtime_check, return_exceptions=True)
         for task in list(self.runners.values()):
