@@ -12,7 +12,8 @@ fault thread injects, every 0.5-4 s, one of:
     refuse     the remote's pre-receive hook refuses the next 1-3 pushes
     container  a running task container of the sprint removed by hand (podman rm -f)
 
-until `--faults N` are injected; the sprint under way then finishes undisturbed, the operator stops, and
+(after a kill, the next fault waits until the restarted operator made progress, at most 90 s) until
+`--faults N` are injected; the sprint under way then finishes undisturbed, the operator stops, and
 tests/chaos/invariants.py checks the whole run. Figures: faults injected (by kind), sprints converged
 (ended Completed or Partial), invariant violations (goal 0), the median recovery time after a kill
 (kill -> the next phase change any Sprint or Task makes), the calm sprint's time beside the median
@@ -54,6 +55,7 @@ NAMESPACE = "chaos"
 IMAGE = "localhost/sprint-orchestrator/base:bookworm"
 TERMINAL = ("Completed", "Partial", "Failed", "RolledBack")
 SPRINT_TIMEOUT_S = 1200.0
+RECOVERY_WAIT_S = 90.0
 SPRINTCTL = str(Path(sys.executable).parent / "sprintctl")
 
 
@@ -278,6 +280,13 @@ class Faults:
                 if kind == "kill":
                     self.kills.append(time.monotonic())
                     self.world.kill_and_restart()
+                    # The next fault once the restarted operator made progress (or after RECOVERY_WAIT_S):
+                    # kills faster than a start-up would test nothing but the start-up.
+                    deadline = time.monotonic() + RECOVERY_WAIT_S
+                    while (
+                        self.recorder.progress_after(self.kills[-1]) is None and time.monotonic() < deadline
+                    ):
+                        time.sleep(0.2)
                 elif kind == "pause":
                     self.world.pause(self.rng.uniform(1.0, 5.0))
                 elif kind == "refuse":
