@@ -343,19 +343,21 @@ def run(tmp: Path, local: LocalCluster, limit: int, seed: int) -> dict[str, Any]
                 break
         faults.stopping.set()
         faults.thread.join(timeout=120)
-    finally:
         world.stop()
         recorder.stop()
-    world.refusals.write_text("0")
-    found = check(
-        collect(kube, NAMESPACE, world.remote, world.state, [world.oplog], world.base_main,
-                trees_dir=tmp / "trees", recorder=recorder)
-    )  # fmt: skip
+        world.refusals.write_text("0")
+        found = check(
+            collect(kube, NAMESPACE, world.remote, world.state, [world.oplog], world.base_main,
+                    trees_dir=tmp / "trees", recorder=recorder)
+        )  # fmt: skip
+    finally:
+        faults.stopping.set()
+        recorder.stop()
+        world.close()  # the operator, its Podman service, the git daemon
+        kube.close()
     for violation in found:
         log(f"VIOLATION {violation}")
     recoveries = [p - k for k in faults.kills if (p := recorder.progress_after(k)) is not None]
-    world.close()
-    kube.close()
     converged = sum(1 for p in phases if p in ("Completed", "Partial"))
     return {
         "faults_injected": faults.total,
