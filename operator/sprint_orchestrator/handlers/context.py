@@ -104,7 +104,11 @@ class OperatorContext:
                 from ..runtime import RUNTIMES
 
                 name = getattr(getattr(self.settings.config, "containers", None), "runtime", None) or "podman"
-                self.runtime = await asyncio.to_thread(RUNTIMES[name], self.settings)
+                runtime: Any = await asyncio.to_thread(RUNTIMES[name], self.settings)
+                # What an earlier process, or a connect that failed in this one (a create the runtime
+                # finished after our client gave up on it), left: pruned whenever a runtime is made.
+                await asyncio.to_thread(runtime.prune_oneshots)
+                self.runtime = runtime
             return self.runtime
 
     async def get_proxy(self) -> Any:
