@@ -128,6 +128,7 @@ class World:
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            start_new_session=True,  # `git daemon` runs git-daemon as a child: stopped as a group
         )  # fmt: skip
         url = f"git://127.0.0.1:{port}/target.git"
         deadline = time.monotonic() + 60
@@ -179,7 +180,8 @@ class World:
 
     def close(self) -> None:
         self.stop()
-        self.daemon.terminate()
+        if self.daemon.poll() is None:
+            os.killpg(self.daemon.pid, signal.SIGTERM)
         self.daemon.wait(timeout=30)
 
 
