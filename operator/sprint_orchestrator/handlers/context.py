@@ -107,7 +107,10 @@ class OperatorContext:
                 runtime: Any = await asyncio.to_thread(RUNTIMES[name], self.settings)
                 # What an earlier process, or a connect that failed in this one (a create the runtime
                 # finished after our client gave up on it), left: pruned whenever a runtime is made.
-                await asyncio.to_thread(runtime.prune_oneshots)
+                try:
+                    await asyncio.to_thread(runtime.prune_oneshots)
+                except Exception as exc:  # best effort (a Podman API error too): pruned again next time
+                    log.warning("could not prune leftover gate containers: %s", exc)
                 self.runtime = runtime
             return self.runtime
 
