@@ -371,8 +371,10 @@ def nothing_left(world: World) -> list[str]:
             if parts[:1] == ("sprints",) and len(parts) > 1 and parts[1] in world.deleted:
                 out.append(f"sprint worktree {path} of the deleted sprint {parts[1]} is still there")
         for sprint_dir in (root / "tasks").glob("*"):
-            if sprint_dir.name in finished and any(sprint_dir.rglob("*")):
-                out.append(f"{sprint_dir} of the finished sprint {sprint_dir.name} still holds files")
+            held = sorted(str(p.relative_to(sprint_dir)) for p in sprint_dir.rglob("*"))
+            if sprint_dir.name in finished and held:
+                example = ", ".join(held[:3])
+                out.append(f"{sprint_dir} of the finished sprint {sprint_dir.name} still holds {example}")
         for intent in (root / "journal").glob("*"):
             out.append(f"journal entry {intent} (an intent record) was left behind")
         for lock in clone.rglob("*.lock"):

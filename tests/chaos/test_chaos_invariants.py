@@ -157,7 +157,7 @@ def test_leftover_locks_worktrees_sockets_and_temporary_files_are_found(tmp_path
     labels = {"sprintorchestrator.dev/sprint": "s1", "sprintorchestrator.dev/role": "task"}
     w.containers = [{"Names": ["so-s1-a-1"], "State": "exited", "Labels": labels}]
     found = "\n".join(invariants.nothing_left(w))
-    for text in ("main.lock", "s1.a.1", "sprint-gate-x", "still holds files", "so-s1-a-1"):
+    for text in ("main.lock", "s1.a.1", "sprint-gate-x", "still holds a", "so-s1-a-1"):
         assert text in found, found
 
 
