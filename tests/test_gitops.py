@@ -348,6 +348,20 @@ def test_a_new_attempt_restarts_from_the_sprint_head_keeping_old_commits(engine:
     assert old in git(engine.gitdir, "for-each-ref", "--format=%(objectname)", "refs/sprint-orchestrator/")
 
 
+def test_a_new_attempt_removes_the_earlier_attempt_s_directory_after_salvaging_its_work(
+    engine: GitEngine, tmp_path: Path
+) -> None:
+    engine.create_sprint("s1")
+    first = engine.create_task("s1", "t1", 1, ["src/a.py"])
+    write_files(first.workspace, {"src/a.py": "unfinished\n"})  # never committed: its container died
+    engine.create_task("s1", "t1", 2, ["src/a.py"])
+    assert not (tmp_path / "wt" / "tasks" / "s1" / "t1" / "1").exists()
+    salvaged = git(engine.gitdir, "rev-parse", "refs/sprint-orchestrator/salvage/s1/t1/1")
+    assert git(engine.gitdir, "show", f"{salvaged}:src/a.py") == "unfinished"
+    engine.cleanup_task("s1", "t1", 2)
+    assert not (tmp_path / "wt" / "tasks" / "s1").exists()  # nothing of the task outlives its cleanup
+
+
 def test_commit_file_commits_without_a_checkout(engine: GitEngine) -> None:
     sprint = engine.create_sprint("s1")
     commit = engine.commit_file("sprint/s1", "reports/s1.md", b"# report\n", "Sprint s1 report")

@@ -542,3 +542,13 @@ def test_pruning_spares_the_gates_of_this_operator_process_and_of_other_operator
         assert subprocess.run(["podman", "container", "exists", names["ours"]], check=False).returncode == 0
     finally:
         subprocess.run(["podman", "rm", "-f", *names.values()], check=False, capture_output=True)
+
+
+def test_a_listed_container_s_state_is_read_from_a_listing_or_an_inspect() -> None:
+    from types import SimpleNamespace
+
+    from sprint_orchestrator.runtime.podman import _state
+
+    assert _state(SimpleNamespace(attrs={"State": "exited"})) == "exited"  # a listing
+    assert _state(SimpleNamespace(attrs={"State": {"Status": "running"}})) == "running"  # an inspect
+    assert _state(SimpleNamespace(attrs={})) == ""

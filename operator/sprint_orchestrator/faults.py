@@ -29,6 +29,9 @@ POINTS = frozenset(
         "task-merged-before-status",  # handlers/merging.py: merged into the sprint branch, Task not updated
         "report-committed-before-status",  # handlers/integrate.py: report committed, Sprint not updated
         "cleanup",  # handlers/integrate.py: end-of-sprint cleanup, after the first task's worktree went
+        "task-started-before-status",  # handlers/runner.py: the task's container runs, the Task lacks it
+        "gates-passed-before-status",  # handlers/gating.py: the gates ran, their results not recorded
+        "main-pushed-before-status",  # handlers/integrate.py: the remote has main, the Sprint says nothing
     }
 )
 

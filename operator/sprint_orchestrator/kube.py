@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import threading
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, cast
 
 from kubernetes import client, config, watch
@@ -18,6 +18,7 @@ from kubernetes.client.exceptions import ApiException
 
 from . import GROUP, LABEL_SPRINT, VERSION
 from .errors import OrchestratorError
+from .lease import fence
 
 SPRINTS = "sprints"
 TASKS = "tasks"
@@ -159,6 +160,7 @@ class Kube:
         """Create an object; if it exists already, return the existing one (idempotent)."""
         name = body["metadata"]["name"]
         try:
+            fence()
             self._count(f"create {plural}")
             created = self.custom.create_namespaced_custom_object(
                 GROUP, VERSION, namespace, plural, dict(body)
@@ -177,6 +179,7 @@ class Kube:
     ) -> dict[str, Any] | None:
         """Merge-patch `.status`; returns None when the object is gone."""
         try:
+            fence()
             self._count(f"status {plural}")
             return _obj(
                 self.custom.patch_namespaced_custom_object_status(
@@ -188,9 +191,50 @@ class Kube:
                 return None
             raise _wrap(f"patch status of {plural}/{name} in {namespace}", exc) from exc
 
+    def patch_status_merged(
+        self,
+        plural: str,
+        namespace: str,
+        name: str,
+        status: Mapping[str, Any],
+        merge: Callable[[list[dict[str, Any]] | None], list[dict[str, Any]]],
+        attempts: int = 10,
+    ) -> dict[str, Any] | None:
+        """Merge-patch `.status` with `.status.conditions` made by `merge` from the conditions the object
+        has now, written only if the object did not change since it was read (its resourceVersion is
+        the patch's precondition: the API server answers 409 otherwise, and we read and merge again).
+        A JSON merge patch replaces a list whole: without this, a writer holding an older copy would
+        drop the conditions another writer set meanwhile. None when the object is gone."""
+        for _ in range(attempts):
+            current = self.get(plural, namespace, name)
+            if current is None:
+                return None
+            conditions = merge((current.get("status") or {}).get("conditions"))
+            body = {
+                "metadata": {"resourceVersion": current["metadata"]["resourceVersion"]},
+                "status": {**status, "conditions": conditions},
+            }
+            try:
+                fence()
+                self._count(f"status {plural}")
+                return _obj(
+                    self.custom.patch_namespaced_custom_object_status(
+                        GROUP, VERSION, namespace, plural, name, body
+                    )
+                )
+            except ApiException as exc:
+                if exc.status == 404:
+                    return None
+                if exc.status != 409:
+                    raise _wrap(f"patch status of {plural}/{name} in {namespace}", exc) from exc
+        raise KubeError(
+            f"patch status of {plural}/{name} in {namespace}: still conflicting after {attempts} reads", 409
+        )
+
     def patch(self, plural: str, namespace: str, name: str, patch: Mapping[str, Any]) -> dict[str, Any]:
         """Merge-patch metadata/spec (annotations for human actions, spec.suspend)."""
         try:
+            fence()
             self._count(f"patch {plural}")
             return _obj(
                 self.custom.patch_namespaced_custom_object(
@@ -205,6 +249,7 @@ class Kube:
 
     def delete(self, plural: str, namespace: str, name: str) -> bool:
         try:
+            fence()
             self._count(f"delete {plural}")
             self.custom.delete_namespaced_custom_object(
                 GROUP, VERSION, namespace, plural, name, propagation_policy="Background"
@@ -215,8 +260,16 @@ class Kube:
                 return False
             raise _wrap(f"delete {plural}/{name} in {namespace}", exc) from exc
 
-    def event(self, obj: Mapping[str, Any], reason: str, message: str, type_: str = "Normal") -> None:
-        """Post a Kubernetes Event about `obj` (used by the CLI; handlers use kopf's events)."""
+    def event(
+        self,
+        obj: Mapping[str, Any],
+        reason: str,
+        message: str,
+        type_: str = "Normal",
+        component: str = "sprintctl",
+    ) -> None:
+        """Post a Kubernetes Event about `obj` (used by the CLI, and by handlers for the Events that must
+        be written before the status they explain: kopf posts its events later, from a queue)."""
         meta = obj["metadata"]
         stamp = dt.datetime.now(dt.UTC)
         body = client.CoreV1Event(
@@ -234,9 +287,10 @@ class Kube:
             first_timestamp=stamp,
             last_timestamp=stamp,
             count=1,
-            source=client.V1EventSource(component="sprintctl"),
+            source=client.V1EventSource(component=component),
         )
         try:
+            fence()
             self._count("create events")
             self.core.create_namespaced_event(meta["namespace"], body)
         except ApiException as exc:
@@ -248,6 +302,43 @@ class Kube:
         except ApiException as exc:
             if exc.status != 409:
                 raise _wrap(f"create namespace {name}", exc) from exc
+
+    # --- the Lease of the active replica (lease.py; never fenced: it is how a replica gets the fence) --
+
+    def get_lease(self, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            return self._plain(
+                client.CoordinationV1Api(self.api_client).read_namespaced_lease(name, namespace)
+            )
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise _wrap(f"get lease {name} in {namespace}", exc) from exc
+
+    def write_lease(self, namespace: str, name: str, spec: Mapping[str, Any], version: str | None) -> bool:
+        """Create the Lease (version None) or replace the one read at `version`; False when another
+        writer got there first (409: it exists, or it changed since it was read)."""
+        api = client.CoordinationV1Api(self.api_client)
+        meta: dict[str, Any] = {"name": name, "namespace": namespace}
+        if version:
+            meta["resourceVersion"] = version  # the precondition: 409 if it changed since it was read
+        body: Any = {
+            "apiVersion": "coordination.k8s.io/v1",
+            "kind": "Lease",
+            "metadata": meta,
+            "spec": dict(spec),
+        }
+        try:
+            self._count("write leases")
+            if version is None:
+                api.create_namespaced_lease(namespace, body)
+            else:
+                api.replace_namespaced_lease(name, namespace, body)
+        except ApiException as exc:
+            if exc.status == 409:
+                return False
+            raise _wrap(f"write lease {name} in {namespace}", exc) from exc
+        return True
 
     # --- Pods (the pods runtime) ------------------------------------------------------------------
 

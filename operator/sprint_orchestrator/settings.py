@@ -38,6 +38,8 @@ class Settings:
     api_keys: Mapping[str, str] = field(default_factory=dict, repr=False)
     llm_upstreams: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_LLM_UPSTREAMS))
     env: Mapping[str, str] = field(default_factory=dict, repr=False)
+    lease_namespace: str = ""  # one active replica: hold a Lease there (lease.py); "" = no Lease
+    lease_seconds: int = 15
     faults: str = ""  # tests only: fault points that SIGKILL the operator (faults.py); never in production
     config: Any = None  # config.OrchestratorConfig, loaded by load()
 
@@ -84,6 +86,8 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
         },
         env=env,
         faults=get("FAULTS", "") or "",
+        lease_namespace=get("LEASE_NAMESPACE", "") or "",
+        lease_seconds=int(get("LEASE_SECONDS", "15") or 15),
     )
     return load(settings)
 

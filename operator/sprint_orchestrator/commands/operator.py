@@ -27,6 +27,11 @@ def run(args: argparse.Namespace) -> int:
     import kopf
 
     from .. import handlers  # noqa: F401  (registers the handlers)
+    from ..settings import from_env
+    from ..tempdirs import claim
+
+    # Before kopf logs in: the client writes the kubeconfig's certificates to temporary files.
+    claim(from_env().state_dir)
 
     kopf.configure(verbose=args.verbose, log_format=kopf.LogFormat[args.log_format.upper()])
     asyncio.run(

@@ -19,6 +19,7 @@ from pathlib import Path
 import pygit2
 
 from ..errors import GitError, MergeRefused
+from ..lease import fence
 from .locks import RepoLock, repo_lock
 from .results import RefChange
 
@@ -126,6 +127,7 @@ class Core:
 
         libgit2 re-reads the ref under its lock file and compares it with the value we loaded.
         """
+        fence()  # a replica without a live Lease moves no ref (lease.py)
         repo = self.repo()
         try:
             if expected is None:
@@ -142,6 +144,7 @@ class Core:
     def delete_ref(
         self, ref: str, expected: str, reason: str, sprint: str | None = None, task: str | None = None
     ) -> RefChange:
+        fence()
         current = self.repo().references.get(ref)
         if current is None or str(current.target) != expected:
             raise MergeRefused(_moved(ref, expected, current))

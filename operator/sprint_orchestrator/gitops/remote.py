@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 import pygit2
 
 from ..errors import GitError, InvalidInput
+from ..lease import fence
 from .core import ORCHESTRATOR_REFS, Core
 from .results import Credentials, RefChange
 
@@ -147,6 +148,7 @@ def push_blocker(core: Core, origin: Origin) -> str | None:
 
 def push_main(core: Core, origin: Origin) -> str | None:
     """Push main without force; returns None on success, else why the remote refused."""
+    fence()  # the remote's main moves only from the replica that holds the Lease
     callbacks = _Callbacks(origin.credentials)
     spec = f"refs/heads/{core.main_branch}:refs/heads/{core.main_branch}"
     try:

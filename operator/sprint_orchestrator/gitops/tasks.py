@@ -153,12 +153,17 @@ def _check_task(sprint: str, task: str, attempt: int) -> None:
 
 
 def _retire_other_attempts(core: Core, sprint: str, task: str, attempt: int) -> list[RefChange]:
-    """Earlier attempts hold the task branch in their worktrees: salvage their work, then drop them."""
+    """Earlier attempts hold the task branch in their worktrees: salvage their work, then drop them,
+    worktree, workspace and all (the end of the sprint cleans only the last attempt: an earlier one's
+    directory left here would outlive the sprint with no owner)."""
     changes = []
     for other in (core.layout.root / "tasks" / sprint / task).glob("*"):
-        if other.name.isdigit() and int(other.name) != attempt and (other / "worktree").exists():
+        if other.name.isdigit() and int(other.name) != attempt and other.is_dir():
+            name = task_worktree_name(sprint, task, int(other.name))
             changes += salvage(core, sprint, task, int(other.name))
-            worktrees.drop(core, task_worktree_name(sprint, task, int(other.name)), other / "worktree")
+            worktrees.drop(core, name, other / "worktree")
+            remove_path(other)
+            (core.layout.journal / f"{name}.json").unlink(missing_ok=True)
     return changes
 
 

@@ -49,6 +49,25 @@ def set_condition(
     return out
 
 
+def merge_conditions(
+    current: Sequence[Mapping[str, Any]] | None, updates: Sequence[Mapping[str, Any]], now: str
+) -> list[dict[str, Any]]:
+    """`current` (the conditions the API server has now) with each of `updates` set by its type: every
+    other type is kept as it is, so two writers of different types never undo each other's."""
+    out = [dict(c) for c in current or []]
+    for update in updates:
+        out = set_condition(
+            out,
+            str(update["type"]),
+            str(update["status"]),
+            str(update.get("reason") or ""),
+            str(update.get("message") or ""),
+            now,
+            update.get("observedGeneration"),
+        )
+    return out
+
+
 def changed(current: Mapping[str, Any], patch: Mapping[str, Any]) -> dict[str, Any]:
     """The part of `patch` that differs from `current` (top-level keys), so unchanged writes are skipped."""
     return {key: value for key, value in patch.items() if current.get(key) != value}

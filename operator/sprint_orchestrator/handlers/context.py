@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .. import faults, statedir
+from .. import faults, lease, statedir
 from ..branchpolicy import main_branch_problems
 from ..errors import InvalidInput, OrchestratorError
 from ..hostpaths import default_roots, host_path_problems
@@ -36,6 +36,7 @@ class OperatorContext:
     usage_listeners: dict[tuple[str, str, int], Callable[[Any], None]] = field(default_factory=dict)
     task_cache: TaskCache = field(default_factory=TaskCache)  # the sprint loops' reads of their Tasks
     runtime_check: asyncio.Task[None] | None = None
+    lease_keeper: asyncio.Task[None] | None = None
     _runtime_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     _proxy_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
@@ -51,6 +52,11 @@ class OperatorContext:
             statedir.prepare(self.settings.trees_dir, "working trees directory (git.working_trees_path)")
         for path in (self.settings.artifacts_dir, self.settings.run_dir):
             path.mkdir(mode=0o700, exist_ok=True)
+        if self.settings.lease_namespace:  # one active replica: a standby waits here (lease.py)
+            keeper = lease.LeaseKeeper(self.kube, self.settings.lease_namespace, self.settings.lease_seconds)
+            lease.install(keeper)
+            await keeper.acquire()
+            self.lease_keeper = asyncio.create_task(keeper.keep(), name="lease")
         self.runtime_check = asyncio.create_task(self._check_runtime(), name="runtime check")
 
     async def _check_runtime(self) -> None:
@@ -65,6 +71,8 @@ class OperatorContext:
             log.info("the container runtime is ready (removed %d leftover gate containers)", len(pruned))
 
     async def stop(self) -> None:
+        if self.lease_keeper is not None:
+            self.lease_keeper.cancel()
         if self.runtime_check is not None:
             await asyncio.gather(self.runtime_check, return_exceptions=True)
         for task in list(self.runners.values()):
@@ -105,7 +113,14 @@ class OperatorContext:
                 from ..runtime import RUNTIMES
 
                 name = getattr(getattr(self.settings.config, "containers", None), "runtime", None) or "podman"
-                self.runtime = await asyncio.to_thread(RUNTIMES[name], self.settings)
+                runtime: Any = await asyncio.to_thread(RUNTIMES[name], self.settings)
+                # What an earlier process, or a connect that failed in this one (a create the runtime
+                # finished after our client gave up on it), left: pruned whenever a runtime is made.
+                try:
+                    await asyncio.to_thread(runtime.prune_oneshots)
+                except Exception as exc:  # best effort (a Podman API error too): pruned again next time
+                    log.warning("could not prune leftover gate containers: %s", exc)
+                self.runtime = runtime
             return self.runtime
 
     async def get_proxy(self) -> Any:

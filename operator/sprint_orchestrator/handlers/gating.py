@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import protected
+from ..faults import checkpoint
 from ..kube import now_iso
 from ..runtime import Limits
 
@@ -99,6 +100,7 @@ async def gate_task(runner: Any) -> None:
     commands = list(definition.test_requirements)
     args = (engine, runtime, image, sprint_head, overlay, commands, limits, timeout_s, runner.task)
     results = await asyncio.to_thread(run_gates, *args)
+    checkpoint("gates-passed-before-status")
     out_of_scope = list(status.get("outOfScope") or [])
     reason, why = verdict(
         results, out_of_scope, str(spec.policy.out_of_scope_changes), list(status.get("protectedPaths") or [])

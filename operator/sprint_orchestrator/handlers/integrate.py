@@ -111,6 +111,8 @@ class Integrator:
         main = await asyncio.to_thread(
             engine.merge_sprint_to_main, self.sprint_id, head, str(self.status.get("baseCommit"))
         )
+        if main.pushed:
+            checkpoint("main-pushed-before-status")
         self.rec.ref_events(self.body, main.changes)
         if main.main_moved and not main.moved:  # moved between our test run and the swap: again
             conflict = await self._merge_main(engine, main.main_commit)
@@ -130,10 +132,10 @@ class Integrator:
     async def finish(self, main_commit: str, head: str, message: str, pushed: bool = True) -> float:
         """Main is where it belongs (pushed, or in a clone that is not pushed by design): end the sprint
         as its tasks say."""
-        conditions = self.status.get("conditions")
+        conditions = None
         attempts = int((self.status.get("push") or {}).get("attempts") or 0)
         if pushed:
-            conditions = publish.pushed_condition(conditions, main_commit)
+            conditions = publish.pushed_condition(None, main_commit)
         return await self._end(
             self._outcome(),
             message,
@@ -253,7 +255,7 @@ class Integrator:
                 **extra,
                 "conditions": set_condition(
                     set_condition(
-                        conditions_extra or self.status.get("conditions"),
+                        conditions_extra,
                         "Integrated",
                         ok,
                         "TestsPassed" if ok else "TestsFailed",

@@ -82,9 +82,9 @@ async def record_refusal(integrator: Any, main_commit: str, why: str) -> float:
         "lastError": why[:4000],
         "nextAttemptAt": retry_at.replace(microsecond=0).isoformat().replace("+00:00", "Z"),
     }
-    conditions = set_condition(status.get("conditions"), "Pushed", False, "PushRefused", message, now_iso())
-    await integrator.rec.patch({"push": push, "message": message, "conditions": conditions})
-    status.update(push=push, message=message, conditions=conditions)
+    refused = set_condition(None, "Pushed", False, "PushRefused", message, now_iso())
+    await integrator.rec.patch({"push": push, "message": message, "conditions": refused})  # by type
+    status.update(push=push, message=message)
     integrator.rec.event(integrator.body, "PushRefused", message, warn=True)
     return delay
 

@@ -10,19 +10,20 @@ import asyncio
 import datetime as dt
 from typing import Any, cast
 
-from .. import ANNOTATION_CANCEL, LABEL_SPRINT, LABEL_TASK, lifecycle, plan
+from .. import ANNOTATION_CANCEL, GROUP, LABEL_SPRINT, LABEL_TASK, VERSION, lifecycle, plan
 from ..errors import ImageBuildFailed, InvalidInput, OrchestratorError
 from ..kube import SPRINTS, TASKS, now_iso
 from ..model import SprintSpec, task_resource_name
 from ..teams import missing_key
 from ..teams.keys import PROVIDER_OF_TEAM
 from . import actions, counts, spec_changes, tokens
-from .conditions import set_condition
+from .conditions import merge_conditions, set_condition
 from .context import OperatorContext
 from .merging import merge_next
 
 TERMINAL = frozenset({"Completed", "Partial", "Failed", "RolledBack"})
 ACTIVE = frozenset({"Initializing", "Running", "Integrating"})
+PHASE_EVENT = "PhaseChanged"  # the reason of the Event every phase change gets (tests/chaos/invariants.py)
 
 
 class SprintReconciler:
@@ -45,21 +46,39 @@ class SprintReconciler:
         return await asyncio.to_thread(fn, *args)
 
     async def patch(self, status: dict[str, Any]) -> None:
-        """Patch the Sprint's status; a phase change is checked against the lifecycle table."""
+        """Patch the Sprint's status; a phase change is checked against the lifecycle table and gets
+        its PhaseChanged Event first."""
         new = status.get("phase")
         if new is not None and new != self.phase:
-            lifecycle.event_for_move(lifecycle.SPRINT_TRANSITIONS, self.phase, new)
+            event = lifecycle.event_for_move(lifecycle.SPRINT_TRANSITIONS, self.phase, new)
+            ref = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "Sprint", "metadata": {"name": self.name}}
+            await self._phase_event(ref, self.phase, new, event, status.get("message"))
             self.phase = self.ctx.sprint_phases[self.key] = new
-        await self._call(self.ctx.kube.patch_status, SPRINTS, self.namespace, self.name, status)
+        updates = status.get("conditions")
+        if updates is None:
+            await self._call(self.ctx.kube.patch_status, SPRINTS, self.namespace, self.name, status)
+            return
+        # The conditions this write sets, merged by type into the Sprint's current ones (kube.py).
+        rest = {key: value for key, value in status.items() if key != "conditions"}
+        now = now_iso()
+        await self._call(
+            self.ctx.kube.patch_status_merged,
+            SPRINTS,
+            self.namespace,
+            self.name,
+            rest,
+            lambda current: merge_conditions(current, updates, now),
+        )
 
     async def patch_task(self, task: dict[str, Any], status: dict[str, Any]) -> None:
-        """Patch a Task's status; a phase change is checked against the lifecycle table and sets the
-        board column of the new phase (one table decides both)."""
+        """Patch a Task's status; a phase change is checked against the lifecycle table, gets its
+        PhaseChanged Event first and sets the board column of the new phase (one table decides both)."""
         new = status.get("phase")
         if new is not None:
             old = (task.get("status") or {}).get("phase") or "Pending"
             if new != old:
-                lifecycle.event_for_move(lifecycle.TASK_TRANSITIONS, old, new)
+                event = lifecycle.event_for_move(lifecycle.TASK_TRANSITIONS, old, new)
+                await self._phase_event(task, old, new, event, status.get("reason") or status.get("error"))
             status = {**status, "column": lifecycle.COLUMN_OF_PHASE[new]}
         updated = await self._call(
             self.ctx.kube.patch_status, TASKS, self.namespace, task["metadata"]["name"], status
@@ -67,6 +86,14 @@ class SprintReconciler:
         if updated is not None:
             task["status"] = updated.get("status", {})
             self.ctx.task_cache.remember(updated)
+
+    async def _phase_event(self, obj: dict[str, Any], old: str, new: str, event: str, why: Any) -> None:
+        """The Event of a phase change, posted (synchronously) before the status says it: an operator
+        killed between the two leaves an Event and the old phase, and the move is made (and posted)
+        again after the restart; never a phase change without its Event."""
+        ref = {**obj, "metadata": {**obj["metadata"], "namespace": self.namespace}}
+        message = f"{old} -> {new} ({event}){f': {why}' if why else ''}"
+        await self._call(self.ctx.kube.event, ref, PHASE_EVENT, message, "Normal", "sprint-orchestrator")
 
     def ref_events(self, body: dict[str, Any], changes: Any) -> None:
         """One Kubernetes Event per ref the git engine moved (the audit trail, next to its log line)."""
@@ -258,7 +285,7 @@ class SprintReconciler:
                 "startedAt": status.get("startedAt") or now_iso(),
                 "message": "running tasks",
                 "conditions": set_condition(
-                    status.get("conditions"),
+                    None,
                     "Running",
                     True,
                     "Started",
@@ -294,15 +321,12 @@ class SprintReconciler:
         return self.ctx.settings.base_image
 
     async def _fail_init(self, body: dict[str, Any], reason: str, message: str) -> float:
-        status = body.get("status") or {}
         await self.patch(
             {
                 "phase": "Failed",
                 "message": message[:4000],
                 "completedAt": now_iso(),
-                "conditions": set_condition(
-                    status.get("conditions"), "Ready", False, reason, message[:4000], now_iso()
-                ),
+                "conditions": set_condition(None, "Ready", False, reason, message[:4000], now_iso()),
             }
         )
         self.event(body, reason, message, warn=True)
@@ -431,14 +455,13 @@ class SprintReconciler:
                     "containerHealth": "removed",
                 },
             )
-        status = body.get("status") or {}
         await self.patch(
             {
                 "phase": "Failed",
                 "message": "cancelled by a user",
                 "completedAt": now_iso(),
                 "conditions": set_condition(
-                    status.get("conditions"),
+                    None,
                     "Completed",
                     False,
                     "Cancelled",

@@ -155,6 +155,7 @@ class TaskRunner:
             owner=self.task,
         )
         handle = await asyncio.to_thread(runtime.start_task, run_spec)
+        checkpoint("task-started-before-status")
         await self.patch(
             {
                 "branch": ws.branch,

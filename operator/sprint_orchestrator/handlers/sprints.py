@@ -15,7 +15,7 @@ import kopf
 from .. import GROUP, VERSION
 from ..errors import InvalidInput
 from ..kube import SPRINTS, now_iso
-from .conditions import set_condition
+from .conditions import merge_conditions, set_condition
 from .context import OperatorContext
 from .reconcile import SprintReconciler
 
@@ -48,16 +48,23 @@ async def check_spec(
         ready, reason, message = True, "Accepted", "the sprint spec is valid"
     except InvalidInput as exc:
         ready, reason, message = False, "InvalidSpec", "; ".join(exc.problems)[:4000]
-    conditions = set_condition(
-        status.get("conditions"), "Ready", ready, reason, message, now_iso(), generation
-    )
-    patch: dict[str, Any] = {"conditions": conditions, "observedGeneration": generation}
+    now = now_iso()
+    ready_condition = set_condition(None, "Ready", ready, reason, message, now, generation)
+    patch: dict[str, Any] = {"observedGeneration": generation}
     if not ready:
         patch["message"] = message
         if not status.get("phase"):
             patch["phase"] = "Pending"
         kopf.warn(cast(Any, _body_ref(name, str(namespace))), reason="InvalidSpec", message=message[:1000])
-    await asyncio.to_thread(ctx.kube.patch_status, SPRINTS, str(namespace), name, patch)
+    # Ready merged by type into the conditions the Sprint has now: the sprint loop writes the others.
+    await asyncio.to_thread(
+        ctx.kube.patch_status_merged,
+        SPRINTS,
+        str(namespace),
+        name,
+        patch,
+        lambda current: merge_conditions(current, ready_condition, now),
+    )
     ctx.wake(f"{namespace}/{name}")
 
 

@@ -364,7 +364,7 @@ class PodmanRuntime:
         process of this operator (same owner, other instance), or unlabelled ones of older versions;
         and the size-capped disks of containers that no longer exist."""
         found = self._list({"label": f"{LABEL_ROLE}=oneshot"})
-        stale = [c.name for c in found if c.status not in ("running", "paused") and self._left_behind(c)]
+        stale = [c.name for c in found if _state(c) not in ("running", "paused") and self._left_behind(c)]
         for name in stale:
             self.remove(name)
         self._prune_disks()
@@ -563,6 +563,14 @@ def _chunk_text(chunk: Any) -> str:
     if isinstance(chunk, dict):
         return str(chunk.get("stream") or chunk.get("error") or "")
     return str(chunk)
+
+
+def _state(container: Any) -> str:
+    """A listed container's state: the listing gives it as a string (`"State": "exited"`), an inspect
+    as an object (`"State": {"Status": "exited"}`); podman-py's `.status` reads only the latter (and
+    raised TypeError on a listing, so start-up pruning removed nothing)."""
+    state = (container.attrs or {}).get("State")
+    return str(state.get("Status") if isinstance(state, dict) else state or "")
 
 
 def package_sources(settings: Settings) -> images.PackageSources:

@@ -1,0 +1,43 @@
+"""The operator's temporary files: a directory per process, a stopped process's removed at start-up."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from sprint_orchestrator import tempdirs
+
+
+@pytest.fixture(autouse=True)
+def _restore_tempdir() -> Iterator[None]:
+    before = tempfile.tempdir
+    yield
+    tempfile.tempdir = before
+
+
+def test_a_stopped_process_s_temporary_files_go_and_a_running_one_s_stay(tmp_path: Path) -> None:
+    root = tmp_path / "run" / "tmp"
+    dead = root / "999999999-12345"  # no such pid
+    reused = root / f"1-{int(tempdirs._start_time(1) or 0) + 1}"  # pid 1, but another start time
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        alive = root / f"{sleeper.pid}-{tempdirs._start_time(sleeper.pid)}"
+        for directory in (dead, reused, alive):
+            directory.mkdir(parents=True)
+            (directory / "client-key").write_text("secret")
+        mine = tempdirs.claim(tmp_path)
+        assert not dead.exists() and not reused.exists()
+        assert (alive / "client-key").exists()
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    assert mine.parent == root and mine.is_dir()
+    fd, name = tempfile.mkstemp()
+    os.close(fd)
+    assert Path(name).parent == mine
