@@ -83,19 +83,25 @@ def sprint(name: str, **spec: Any) -> dict[str, Any]:
 EDITOR_ARGS = ("--as", EDITOR, "--as-group", "system:authenticated")
 
 
+def wait_until_in_force(cluster: LocalCluster, namespace: str) -> str:
+    """A new policy takes a moment to reach the apiserver's admission: apply a refused Sprint as the
+    editor until it is refused. One that got through before is deleted first, because applying it again
+    would be an update that leaves the host path unchanged, which the policy lets through."""
+    escape = sprint("escape", team={"type": "demo", "recipes": "/etc"})
+
+    def refused() -> str | None:
+        kubectl(cluster, "delete", "sprint", "escape", "-n", namespace, "--ignore-not-found", "--wait=true")
+        code, out = apply_as(cluster, namespace, escape, *EDITOR_ARGS)
+        return None if code == 0 else out
+
+    message: str = wait_for(refused, timeout=90, what="the admission policy to refuse /etc")
+    return message
+
+
 def test_a_namespace_editor_cannot_name_host_paths_or_branches_the_admin_did_not_allow(
     cluster: LocalCluster, namespace: str, policy: str
 ) -> None:
-    escape = sprint("escape", team={"type": "demo", "recipes": "/etc"})
-
-    def refused() -> str | None:  # a new policy takes a moment to reach the apiserver's admission
-        code, out = apply_as(cluster, namespace, escape, *EDITOR_ARGS)
-        if code == 0:
-            kubectl(cluster, "delete", "sprint", "escape", "-n", namespace, "--wait=false", check=False)
-            return None
-        return out
-
-    message = wait_for(refused, timeout=90, what="the admission policy to refuse /etc")
+    message = wait_until_in_force(cluster, namespace)
     assert (
         policy in message
         and "spec.team.recipes: /etc is outside the host paths this cluster allows" in message
@@ -126,13 +132,7 @@ def test_a_namespace_editor_cannot_name_host_paths_or_branches_the_admin_did_not
 def test_a_cluster_admin_is_not_stopped_by_the_policy(
     cluster: LocalCluster, namespace: str, policy: str
 ) -> None:
-    wait_for(
-        lambda: apply_as(
-            cluster, namespace, sprint("probe", team={"type": "demo", "recipes": "/etc"}), *EDITOR_ARGS
-        )[0],
-        timeout=90,
-        what="the policy to be in force",
-    )
+    wait_until_in_force(cluster, namespace)
     etc = {"type": "demo", "recipes": "/etc"}
     code, out = apply_as(cluster, namespace, sprint("admin", team=etc))
     assert code == 0, out  # the operator still refuses it against its own configuration (InvalidSpec)
