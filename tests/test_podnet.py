@@ -33,6 +33,25 @@ def test_the_policy_selects_only_its_pod_denies_ingress_and_allows_the_operators
     ]
 
 
+def test_in_a_pod_the_operator_is_reached_by_its_pods_labels_and_a_service_name_needs_dns() -> None:
+    """The operator listening on every address behind a Service: NetworkPolicy sees the Pod's address
+    after the Service's is translated, so the peer is the operator's Pods, not an ipBlock of 0.0.0.0."""
+    policy = podnet.network_policy("so-s-t-1", "ns", {}, "0.0.0.0", [8081, 4001], [], "so-system", dns=True)
+    to_operator, to_dns = policy["spec"]["egress"]
+    assert to_operator["to"] == [
+        {
+            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "so-system"}},
+            "podSelector": {"matchLabels": podnet.OPERATOR_POD_LABELS},
+        }
+    ]
+    assert [p["port"] for p in to_operator["ports"]] == [4001, 8081]
+    assert to_dns == {"to": [podnet.KUBE_SYSTEM], "ports": [{"protocol": "UDP", "port": 53},
+                                                          {"protocol": "TCP", "port": 53}]}  # fmt: skip
+    outside = podnet.network_policy("so-s-t-1", "ns", {}, "10.0.0.1", [4000], [], "so-system")
+    assert outside["spec"]["egress"][0]["to"] == [{"ipBlock": {"cidr": "10.0.0.1/32"}}]
+    assert len(outside["spec"]["egress"]) == 1
+
+
 def test_the_credential_reaches_the_pod_by_secret_reference_never_as_a_value_in_its_spec() -> None:
     pod = podspec.manifest(_run(secret="so-s-t-1", secret_keys=["ANTHROPIC_API_KEY"]))
     [main] = pod["spec"]["containers"]

@@ -56,6 +56,25 @@ def _meta(name: str, namespace: str, labels: Mapping[str, str], owners: Owners) 
     return meta
 
 
+OPERATOR_POD_LABELS = {  # the chart's and the kustomize base's operator Pods
+    "app.kubernetes.io/name": "sprint-orchestrator",
+    "app.kubernetes.io/component": "operator",
+}
+KUBE_SYSTEM = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}}}
+
+
+def operator_peer(operator_ip: str, operator_namespace: str | None) -> dict[str, Any]:
+    """Where the operator is, as a NetworkPolicy peer. Outside the cluster: its address (/32). In a Pod
+    (it listens on every address, behind a Service): its Pods by label in its namespace, because
+    NetworkPolicy is checked after the Service's address is translated to the Pod's."""
+    if operator_ip not in ("", "0.0.0.0", "::") or not operator_namespace:
+        return {"ipBlock": {"cidr": f"{operator_ip}/32"}}
+    return {
+        "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": operator_namespace}},
+        "podSelector": {"matchLabels": dict(OPERATOR_POD_LABELS)},
+    }
+
+
 def network_policy(
     name: str,
     namespace: str,
@@ -63,8 +82,20 @@ def network_policy(
     operator_ip: str,
     ports: Sequence[int],
     owners: list[dict[str, Any]],
+    operator_namespace: str | None = None,
+    dns: bool = False,
 ) -> dict[str, Any]:
-    """Deny all ingress; allow egress to `operator_ip`/32 on `ports` (TCP) only."""
+    """Deny all ingress; allow egress to the operator (`operator_peer`) on `ports` (TCP) only, and to the
+    cluster's DNS (kube-system, port 53) when the operator's address is a name (`dns`)."""
+    egress: list[dict[str, Any]] = [
+        {
+            "to": [operator_peer(operator_ip, operator_namespace)],
+            "ports": [{"protocol": "TCP", "port": int(p)} for p in sorted(set(ports))],
+        }
+    ]
+    if dns:
+        ports_53 = [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]
+        egress.append({"to": [KUBE_SYSTEM], "ports": ports_53})
     return {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "NetworkPolicy",
@@ -73,12 +104,7 @@ def network_policy(
             "podSelector": {"matchLabels": {LABEL_POD: name}},
             "policyTypes": ["Ingress", "Egress"],
             "ingress": [],
-            "egress": [
-                {
-                    "to": [{"ipBlock": {"cidr": f"{operator_ip}/32"}}],
-                    "ports": [{"protocol": "TCP", "port": int(p)} for p in sorted(set(ports))],
-                }
-            ],
+            "egress": egress,
         },
     }
 

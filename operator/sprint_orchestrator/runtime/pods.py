@@ -20,6 +20,7 @@ single-file mounts (refused).
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import socket
 import time
 import uuid
@@ -338,7 +339,11 @@ class PodsRuntime:
     ) -> None:
         """Before the Pod: its NetworkPolicy, and its Secret when it has secrets (podnet.py)."""
         ports = (self.transfer.port, int(self.proxy_socket.getsockname()[1]))
-        policy = podnet.network_policy(name, self.namespace, labels, self.transfer.host, ports, owners)
+        advertised = self.transfer.advertise.rsplit(":", 1)[0]
+        policy = podnet.network_policy(
+            name, self.namespace, labels, self.transfer.host, ports, owners,
+            operator_namespace=_own_namespace(), dns=not _is_ip(advertised),
+        )  # fmt: skip
         self.kube.put_namespaced(self.namespace, policy)
         if secrets:
             secret = podnet.secret(name, self.namespace, labels, secrets, owners)
@@ -352,3 +357,22 @@ class PodsRuntime:
     def _log(self, name: str) -> Path:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         return self.log_dir / f"{name}.txt"
+
+
+_SA_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+
+
+def _own_namespace() -> str | None:
+    """The operator's namespace when it runs in a Pod (its ServiceAccount's), else None."""
+    try:
+        return _SA_NAMESPACE.read_text().strip() or None
+    except OSError:
+        return None
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return True
