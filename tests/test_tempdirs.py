@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
@@ -41,3 +42,22 @@ def test_a_stopped_process_s_temporary_files_go_and_a_running_one_s_stay(tmp_pat
     fd, name = tempfile.mkstemp()
     os.close(fd)
     assert Path(name).parent == mine
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to mount")
+def test_a_stopped_process_s_directory_that_cannot_go_yet_never_stops_the_start_up(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """What a killed operator started may still hold its directory (here: a mount inside it): the next
+    start leaves it for later and says so, it does not crash (it did: IsADirectoryError)."""
+    busy = tmp_path / "run" / "tmp" / "1-1" / "busy"
+    busy.mkdir(parents=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(busy)], check=True)
+    try:
+        (busy / "file").write_text("x")
+        with caplog.at_level(logging.WARNING, "sprint_orchestrator.operator"):
+            mine = tempdirs.claim(tmp_path)
+        assert mine.is_dir() and (tmp_path / "run" / "tmp" / "1-1").is_dir()
+        assert "could not remove all temporary files" in caplog.text
+    finally:
+        subprocess.run(["umount", str(busy)], check=True)

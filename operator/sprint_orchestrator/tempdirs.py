@@ -42,12 +42,24 @@ def claim(state_dir: Path) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     for entry in root.iterdir():
         if not _owner_alive(entry.name):
-            shutil.rmtree(entry, ignore_errors=True)
-            with contextlib.suppress(FileNotFoundError):
-                entry.unlink()  # not a directory
-            log.info("removed the temporary files of a stopped operator process: %s", entry)
+            _remove(entry)
     mine = root / f"{os.getpid()}-{_start_time(os.getpid())}"
     mine.mkdir(mode=0o700, exist_ok=True)
     tempfile.tempdir = str(mine)
     atexit.register(shutil.rmtree, mine, True)
     return mine
+
+
+def _remove(entry: Path) -> None:
+    """Remove a stopped process's entry; never fail the start-up over it. A directory can outlive one
+    rmtree when something the killed process started still writes into it: it is left for the next
+    start, and said."""
+    if entry.is_dir() and not entry.is_symlink():
+        shutil.rmtree(entry, ignore_errors=True)
+    else:
+        with contextlib.suppress(OSError):
+            entry.unlink()
+    if entry.exists() or entry.is_symlink():
+        log.warning("could not remove all temporary files of a stopped operator process yet: %s", entry)
+    else:
+        log.info("removed the temporary files of a stopped operator process: %s", entry)
