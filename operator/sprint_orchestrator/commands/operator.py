@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
 
 HELP = "run the operator: watch Sprints and Tasks and run them"
 
@@ -27,11 +28,20 @@ def run(args: argparse.Namespace) -> int:
     import kopf
 
     from .. import handlers  # noqa: F401  (registers the handlers)
+    from ..errors import InvalidInput
     from ..settings import from_env
+    from ..statedir import prepare
     from ..tempdirs import claim
 
-    # Before kopf logs in: the client writes the kubeconfig's certificates to temporary files.
-    claim(from_env().state_dir)
+    # The state directory is checked before anything is written into it (statedir.py); then, before
+    # kopf logs in, temporary files (the client writes the kubeconfig's certificates) go under it.
+    state_dir = from_env().state_dir
+    try:
+        prepare(state_dir)
+    except InvalidInput as exc:
+        print(f"sprintctl operator: {exc}", file=sys.stderr)
+        return 2
+    claim(state_dir)
 
     kopf.configure(verbose=args.verbose, log_format=kopf.LogFormat[args.log_format.upper()])
     asyncio.run(
