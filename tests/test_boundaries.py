@@ -57,3 +57,19 @@ def test_a_tasks_token_accounting_has_one_home_that_the_proxy_attempt_does_not_c
         for node in ast.parse((handlers / "tokens.py").read_text()).body
         if isinstance(node, ast.FunctionDef)
     }
+
+
+def test_the_web_app_does_not_import_the_clis_helpers() -> None:
+    """The dashboard and sprintctl share code through neutral modules (nonces.py, review.py), never
+    through `commands/`."""
+    importers = sorted(
+        str(path.relative_to(PACKAGE))
+        for path in (PACKAGE / "web").rglob("*.py")
+        if any(
+            isinstance(node, ast.ImportFrom)
+            and node.level >= 1
+            and (node.module or "").startswith("commands")
+            for node in ast.walk(ast.parse(path.read_text(), str(path)))
+        )
+    )
+    assert importers == []

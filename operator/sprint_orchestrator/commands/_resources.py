@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import uuid
 from typing import Any
 
 from ..errors import InvalidInput
 from ..kube import SPRINTS, TASKS, Kube
 from ..model import task_resource_name
+from ..nonces import annotate
 
 
 def add_target(parser: argparse.ArgumentParser, task: bool) -> None:
@@ -36,24 +36,6 @@ def get_task(kube: Kube, args: argparse.Namespace) -> dict[str, Any]:
     if task is None:
         raise InvalidInput(f"task {args.task!r} of sprint {args.sprint!r} not found in {args.namespace!r}")
     return task
-
-
-def annotate(
-    kube: Kube,
-    plural: str,
-    obj: dict[str, Any],
-    key: str,
-    reason: str,
-    message: str,
-    extra: dict[str, str] | None = None,
-) -> str:
-    """Set `key` to a fresh nonce (with `extra` annotations in the same write) and record an Event."""
-    nonce = uuid.uuid4().hex[:12]
-    meta = obj["metadata"]
-    annotations = {**(extra or {}), key: nonce}
-    kube.patch(plural, meta["namespace"], meta["name"], {"metadata": {"annotations": annotations}})
-    kube.event(obj, reason, message)
-    return nonce
 
 
 def request_task_action(args: argparse.Namespace, annotation: str, verb: str) -> int:

@@ -8,7 +8,8 @@ import argparse
 from .. import ANNOTATION_APPROVE, ANNOTATION_APPROVE_COMMIT
 from ..errors import InvalidInput
 from ..kube import TASKS
-from ._resources import add_target, annotate, connect, get_task
+from ..nonces import annotate
+from ._resources import add_target, connect, get_task
 
 HELP = "approve a task waiting in review: merge exactly the commit reviewed"
 

@@ -6,7 +6,8 @@ import argparse
 
 from .. import ANNOTATION_CANCEL
 from ..kube import SPRINTS
-from ._resources import add_target, annotate, connect, get_sprint
+from ..nonces import annotate
+from ._resources import add_target, connect, get_sprint
 
 HELP = "cancel a sprint: stop its containers; main is not changed"
 

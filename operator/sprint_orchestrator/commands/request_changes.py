@@ -10,8 +10,9 @@ from typing import Any
 from .. import ANNOTATION_REQUEST_CHANGES, ANNOTATION_REVIEW
 from ..errors import InvalidInput
 from ..kube import TASKS
+from ..nonces import annotate
 from ..review import parse_review
-from ._resources import add_target, annotate, connect, get_task
+from ._resources import add_target, connect, get_task
 
 HELP = "request changes on a task in review: its agent continues from its commit with your comments"
 

@@ -11,10 +11,10 @@ from fastapi import APIRouter, Body, Depends, HTTPException
 from fastapi.responses import JSONResponse
 
 from .. import ANNOTATION_RETRY, board, report
-from ..commands._resources import annotate
 from ..errors import InvalidInput
 from ..kaiban.state import team_state
 from ..kube import SPRINTS, TASKS
+from ..nonces import annotate
 from ..prd import manifest_from_prd
 from ..status import Column
 from .context import Dashboard, dashboard, find_sprint, find_task, problems_detail, require_token

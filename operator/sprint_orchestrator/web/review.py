@@ -17,10 +17,10 @@ from .. import (
     ANNOTATION_REVIEW,
     board,
 )
-from ..commands._resources import annotate
 from ..errors import GitError, InvalidInput
 from ..gitops import diff as gitdiff
 from ..kube import TASKS
+from ..nonces import annotate
 from ..review import NoDiff, diff_target, parse_review
 from ..status import Column
 from .context import Dashboard, dashboard, find_sprint, find_task, require_token
