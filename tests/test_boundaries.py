@@ -59,6 +59,9 @@ def test_a_tasks_token_accounting_has_one_home_that_the_proxy_attempt_does_not_c
     }
 
 
+CLI = "commands"
+
+
 def test_the_web_app_does_not_import_the_clis_helpers() -> None:
     """The dashboard and sprintctl share code through neutral modules (nonces.py, review.py), never
     through `commands/`."""
