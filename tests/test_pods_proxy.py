@@ -379,7 +379,7 @@ def test_a_claude_code_team_task_runs_as_a_pod_with_its_attempts_credential_and_
         f"orchestrator: {{allowed_host_paths: ['{tmp_path}']}}\n"
         f"git: {{working_trees_path: '{tmp_path / 'trees'}'}}\n"
         "containers: {runtime: pods, base_image: localhost/sprint-orchestrator/base:bookworm, "
-        f"registry: '{nodes.registry}', transfer_address: '{node_set.slot.host_ip}', pods_namespace: {ns}}}\n"
+        f"registry: '{nodes.registry}', registry_plain_http: true, transfer_address: '{node_set.slot.host_ip}', pods_namespace: {ns}}}\n"
     )
     log = tmp_path / "operator.log"
     with ThreadedStandIn() as standin:
@@ -393,6 +393,7 @@ def test_a_claude_code_team_task_runs_as_a_pod_with_its_attempts_credential_and_
             status = wait_terminal(nodes, ns, SPRINT, timeout=1200)
             served = list(standin.served)
             seen_keys = list(standin.seen_keys)
+            assert watcher.specs, ("no task Pod was created", status, by_id(nodes, ns, SPRINT))
             # The attempt ended: its credential, replayed against the proxy, is refused and goes nowhere.
             main = next(iter(watcher.specs.values()))["spec"]["containers"][0]
             env = {e["name"]: e for e in main["env"]}

@@ -6,8 +6,11 @@ from __future__ import annotations
 import io
 import json
 import tarfile
+import threading
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -130,6 +133,43 @@ def test_a_reference_with_a_digest_is_pinned_as_it_is_and_bad_ones_name_the_fiel
     for bad in ("reg.example/x@sha256:zz", "reg.example/UPPER:tag", "reg.example/x:tag;rm"):
         with pytest.raises(ImageBuildFailed, match=r"container\.baseImage"):
             registry.pin(bad)
+
+
+@pytest.fixture
+def plain_http_registry() -> Iterator[str]:
+    """A registry on plain HTTP answering a manifest HEAD as the distribution API does."""
+
+    class Manifests(BaseHTTPRequestHandler):
+        def do_HEAD(self) -> None:
+            found = self.path == "/v2/team/agent/manifests/1"
+            self.send_response(200 if found else 404)
+            if found:
+                self.send_header("Docker-Content-Digest", "sha256:" + "b" * 64)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Manifests)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_tag_is_pinned_by_the_registrys_digest_and_a_plain_http_registry_is_named_as_such(
+    plain_http_registry: str,
+) -> None:
+    host = plain_http_registry
+    assert registry.pin(f"{host}/team/agent:1", [host]) == f"{host}/team/agent@sha256:{'b' * 64}"
+    with pytest.raises(ImageBuildFailed, match=r"container\.baseImage: .* is not in its registry"):
+        registry.pin(f"{host}/team/agent:2", [host])
+    with pytest.raises(ImageBuildFailed, match=r"containers\.registry_plain_http: true"):
+        registry.pin(f"{host}/team/agent:1")
 
 
 def test_a_sprint_needing_a_build_without_podman_fails_with_what_to_do() -> None:

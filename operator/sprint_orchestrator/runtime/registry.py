@@ -95,7 +95,10 @@ def _head_digest(url: str, ref: str, token: str | None = None) -> str:
             ) from None
         raise ImageBuildFailed(f"the registry refused to resolve {ref}: HTTP {exc.code}", "") from None
     except (urllib.error.URLError, OSError) as exc:
-        raise ImageBuildFailed(f"cannot reach the registry of {ref}: {exc}", "") from None
+        hint = ""
+        if url.startswith("https://") and "WRONG_VERSION_NUMBER" in str(exc):
+            hint = " (the registry speaks plain HTTP: set containers.registry_plain_http: true)"
+        raise ImageBuildFailed(f"cannot reach the registry of {ref}: {exc}{hint}", "") from None
 
 
 def _anonymous_token(challenge: str, ref: str) -> str:
