@@ -379,7 +379,8 @@ def test_a_claude_code_team_task_runs_as_a_pod_with_its_attempts_credential_and_
         f"orchestrator: {{allowed_host_paths: ['{tmp_path}']}}\n"
         f"git: {{working_trees_path: '{tmp_path / 'trees'}'}}\n"
         "containers: {runtime: pods, base_image: localhost/sprint-orchestrator/base:bookworm, "
-        f"registry: '{nodes.registry}', registry_plain_http: true, transfer_address: '{node_set.slot.host_ip}', pods_namespace: {ns}}}\n"
+        f"registry: '{nodes.registry}', registry_plain_http: true, "
+        f"transfer_address: '{node_set.slot.host_ip}', pods_namespace: {ns}}}\n"
     )
     log = tmp_path / "operator.log"
     with ThreadedStandIn() as standin:
