@@ -181,6 +181,32 @@ def test_the_default_install_runs_tasks_as_pods_with_nothing_of_the_node() -> No
     assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
 
 
+def test_task_pods_reach_the_operators_workspace_endpoint_and_proxy_through_one_service() -> None:
+    """Both ports the task Pods' own NetworkPolicies open (transfer, proxy) are configured, listened on
+    by the operator container, exposed by the transfer Service and let in by the operator's policy."""
+    for docs in (helm_template(), helm_template("tasks.proxy.port=9444"), kustomize(REPO / "manifests")):
+        config = next(d for d in by_kind(docs, "ConfigMap") if d["metadata"]["name"].endswith("-config"))
+        containers = yaml.safe_load(config["data"]["config.yaml"])["containers"]
+        wanted = {int(containers["transfer_listen"].rsplit(":", 1)[1]), containers["proxy_port"]}
+        assert len(wanted) == 2 and 0 not in wanted
+        deploy = next(
+            d for d in by_kind(docs, "Deployment") if not d["metadata"]["name"].endswith("dashboard")
+        )
+        [operator] = deploy["spec"]["template"]["spec"]["containers"]
+        named = {p["name"]: p["containerPort"] for p in operator["ports"]}
+        assert wanted <= set(named.values())
+        service = next(d for d in by_kind(docs, "Service") if d["metadata"]["name"].endswith("-transfer"))
+        assert {(p["port"], named[p["targetPort"]]) for p in service["spec"]["ports"]} == {
+            (port, port) for port in wanted
+        }
+        policy = next(
+            d for d in by_kind(docs, "NetworkPolicy")
+            if d["spec"]["podSelector"]["matchLabels"].get("app.kubernetes.io/component") == "operator"
+        )  # fmt: skip
+        allowed = {p["port"] for rule in policy["spec"]["ingress"] for p in rule["ports"]}
+        assert wanted <= allowed
+
+
 def test_the_chart_keeps_the_podman_socket_only_for_the_podman_runtime() -> None:
     docs = helm_template("tasks.runtime=podman")
     deploy = next(d for d in by_kind(docs, "Deployment") if d["metadata"]["name"].endswith("orchestrator"))

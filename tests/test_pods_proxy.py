@@ -449,3 +449,68 @@ def _replay(base: str, credential: str) -> int:
     except urllib.error.HTTPError as exc:
         assert json.loads(exc.read())["error"]["type"] == "authentication_error"
         return int(exc.code)
+
+
+@pytest.mark.timeout(2400)
+def test_an_agent_pod_outlives_its_operator_and_the_next_one_resumes_its_credential(
+    tmp_path: Path,
+    nodes: LocalCluster,
+    agent_image: str,  # noqa: F811 (the fixture)
+) -> None:
+    """The REAL Claude Code CLI in a task Pod; the operator is stopped (a rollout's SIGTERM) after the
+    CLI's first model reply, while the Pod runs on. The next operator adopts the Pod, listens on the
+    same proxy port and holds the same credential again: the CLI's later requests are accepted and
+    metered, the attempt finishes as attempt 1, and nothing on disk holds the credential."""
+    from _e2e import apply as apply_manifest
+    from _e2e import start_operator, stop_operator
+    from test_agent_e2e import SPRINT, ThreadedStandIn, agent_sprint
+    from test_lifecycle_e2e import by_id, git, seed_repository, wait_terminal
+
+    node_set = nodes.node_set()
+    assert node_set is not None
+    _install_crds(nodes)
+    ns = f"agent-{uuid.uuid4().hex[:6]}"
+    nodes.kubectl("create", "namespace", ns)
+    nodes.kubectl("label", "namespace", ns, "pod-security.kubernetes.io/enforce=restricted")
+    repo = seed_repository(tmp_path, files={"README.md": "# target\n"})
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        f"orchestrator: {{allowed_host_paths: ['{tmp_path}']}}\n"
+        f"git: {{working_trees_path: '{tmp_path / 'trees'}'}}\n"
+        "containers: {runtime: pods, base_image: localhost/sprint-orchestrator/base:bookworm, "
+        f"registry: '{nodes.registry}', registry_plain_http: true, "
+        f"transfer_address: '{node_set.slot.host_ip}', pods_namespace: {ns}}}\n"
+    )
+    state, log = tmp_path / "state", tmp_path / "operator.log"
+    with ThreadedStandIn() as standin, PodWatcher(nodes, ns) as watcher:
+        standin.faults.block_delay_s = 1.0  # each reply takes seconds: the Pod is mid-run at the stop
+        env = {"SPRINT_ORCHESTRATOR_CONFIG": str(config), "SPRINT_ORCHESTRATOR_ANTHROPIC_URL": standin.url,
+               "ANTHROPIC_API_KEY": REAL_KEY}  # fmt: skip
+        first = start_operator(nodes, ns, state, log, **env)
+        try:
+            apply_manifest(nodes, ns, agent_sprint(repo, agent_image))
+            wait_for(lambda: len(standin.served) >= 1, 900, "the CLI's first model reply")
+        finally:
+            stop_operator(first)
+        before = len(standin.served)
+        second = start_operator(nodes, ns, state, log, **env)
+        try:
+            status = wait_terminal(nodes, ns, SPRINT, timeout=1200)
+        finally:
+            stop_operator(second)
+        served, seen_keys = list(standin.served), list(standin.seen_keys)
+    task = by_id(nodes, ns, SPRINT)["greet"]
+    assert status["phase"] == "Completed", (status.get("message"), task.get("reason"), task.get("error"))
+    assert git("-C", str(repo), "show", "main:OUTPUT.md").startswith("done: ")
+    assert task["attempt"] == 1 and len(watcher.specs) == 1, (task["attempt"], list(watcher.specs))
+    assert len(watcher.credentials) == 1  # the Secret was written once, with the resumed credential
+    assert len(served) > before, "no model request of the Pod went through after the restart"
+    assert seen_keys and all(key == REAL_KEY for key in seen_keys)
+    tokens = task["tokens"]
+    assert tokens["source"] == "proxy"
+    assert tokens["actual"] >= expected_usage(served[:before]).total_tokens > 0
+    [credential] = watcher.credentials
+    for path in state.rglob("*"):
+        if path.is_file():
+            assert credential.encode() not in path.read_bytes() and REAL_KEY.encode() not in path.read_bytes()
+    assert not list((state / "run" / "credentials" / "attempts").glob("*"))  # revoked for good at the end

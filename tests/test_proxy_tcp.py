@@ -153,3 +153,50 @@ def test_a_pod_launch_runs_the_cli_itself_against_the_proxys_tcp_address_without
     assert env["ANTHROPIC_BASE_URL"] == "http://10.0.0.1:4444/anthropic"
     assert not {"OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GEMINI_API_KEY", "SPRINT_LLM_SOCKET"} & set(env)
     assert "127.0.0.1" not in json.dumps([argv, env])
+
+
+async def test_a_restarted_proxy_resumes_a_running_attempts_credential_until_the_attempt_closes(
+    tmp_path: Path, anthropic: AnthropicStandIn
+) -> None:
+    """A task Pod outlives its operator: the operator that adopts it holds the same credential again
+    (derived from what the private state keeps, never the credential itself); once the attempt closes
+    for good, no later operator can."""
+    upstreams, keys = {"anthropic": anthropic.url}, {"anthropic": REAL_KEY}
+    async with MeteringProxy(upstreams, keys, run_dir=tmp_path) as first:
+        base = await first.listen_tcp(socket.create_server(("127.0.0.1", 0)))
+        credential = first.open_task_credential("s1", "t1", 1, TaskBudget())
+        other = first.open_task_credential("s1", "t2", 1, TaskBudget())
+        assert first.resume_task_credential("s1", "t3", 1, TaskBudget()) is None
+        first.close_task_credential("s1", "t1", 1, keep=True)  # stopping: the Pod runs on
+        first.close_task_credential("s1", "t2", 1)  # the attempt ended
+    stored = b"".join(p.read_bytes() for p in (tmp_path / "credentials").rglob("*") if p.is_file())
+    assert credential.encode() not in stored and credential.split("-")[-1].encode() not in stored
+    assert {oct(p.stat().st_mode & 0o777) for p in (tmp_path / "credentials").rglob("*")} <= {
+        "0o600",
+        "0o700",
+    }
+
+    async with MeteringProxy(upstreams, keys, run_dir=tmp_path) as second:
+        base = await second.listen_tcp(socket.create_server(("127.0.0.1", 0)))
+        assert (await _post(base, MESSAGES, anthropic_body(stream=True), _anthropic(credential)))[0] == 401
+        assert second.resume_task_credential("s1", "t1", 1, TaskBudget()) == credential
+        assert second.resume_task_credential("s1", "t2", 1, TaskBudget()) is None
+        assert (await _post(base, MESSAGES, anthropic_body(stream=True), _anthropic(credential)))[0] == 200
+        assert (await _post(base, MESSAGES, anthropic_body(stream=True), _anthropic(other)))[0] == 401
+        assert counts(second.usage_for("s1", "t1", 1)) == counts(expected_usage(anthropic.served))
+        second.close_task_credential("s1", "t1", 1)
+        assert (await _post(base, MESSAGES, anthropic_body(stream=True), _anthropic(credential)))[0] == 401
+        assert second.resume_task_credential("s1", "t1", 1, TaskBudget()) is None
+    assert len(anthropic.served) == 1
+
+
+def test_a_planted_symlink_in_the_credential_store_is_never_followed(tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.write_bytes(b"k" * 32)
+    store = tmp_path / "run" / "credentials"
+    store.mkdir(parents=True)
+    (store / "key").symlink_to(outside)
+    proxy = MeteringProxy({}, {}, run_dir=tmp_path / "run")
+    with pytest.raises(OSError, match="credential key"):
+        proxy.open_task_credential("s1", "t1", 1, TaskBudget())
+    assert outside.read_bytes() == b"k" * 32

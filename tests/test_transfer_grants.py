@@ -184,3 +184,42 @@ def test_a_sprint_needing_a_build_without_podman_fails_with_what_to_do() -> None
     with pytest.raises(ImageBuildFailed, match="bake") as failed:
         podimages.sprint_image("reg.example/team/base:1", ["apt:jq"], {}, {}, "reg.example", [], no_podman)
     assert "container.baseImage" in str(failed.value) and "no Podman socket" in str(failed.value)
+
+
+def test_task_pods_reach_the_proxy_on_the_advertised_host_and_a_restart_listens_on_the_same_port(
+    tmp_path: Path,
+) -> None:
+    """Behind a Service the Pods' base URL names the Service, on the configured port; on a host with any
+    free port, the next operator listens where the running Pods' URLs point."""
+    from typing import Any, cast
+
+    from sprint_orchestrator.runtime.pods import PodsRuntime
+
+    kube = cast(Any, None)  # the constructor does not talk to the API server
+    behind = PodsRuntime(kube, "ns", "so-transfer.so.svc:18081", tmp_path / "a", listen="127.0.0.1:0",
+                         proxy_port=free_port())  # fmt: skip
+    try:
+        port = behind.proxy_socket.getsockname()[1]
+        assert behind.proxy_url == f"http://so-transfer.so.svc:{port}"
+    finally:
+        behind.transfer.close()
+        behind.proxy_socket.close()
+    first = PodsRuntime(kube, "ns", "127.0.0.1", tmp_path / "b")
+    port = first.proxy_socket.getsockname()[1]
+    assert first.proxy_url == f"http://127.0.0.1:{port}"
+    first.transfer.close()
+    first.proxy_socket.close()
+    second = PodsRuntime(kube, "ns", "127.0.0.1", tmp_path / "b")
+    try:
+        assert second.proxy_socket.getsockname()[1] == port
+    finally:
+        second.transfer.close()
+        second.proxy_socket.close()
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])

@@ -116,6 +116,10 @@ class ContainersSection(Section):
     pods_namespace: str = Field(default="default", min_length=1, max_length=63)
     transfer_address: str | None = Field(default=None, min_length=1)
     transfer_listen: str | None = Field(default=None, min_length=1)
+    # The port of the metering proxy task Pods reach on transfer_address's host (and it listens on beside
+    # transfer_listen's): 0 takes any free port (an operator process on the host); behind a Service, the
+    # Service's port (the chart and manifests/ use 8082).
+    proxy_port: int = Field(default=0, ge=0, le=65535)
 
 
 class KaibanSection(Section):

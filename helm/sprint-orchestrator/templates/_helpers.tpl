@@ -55,6 +55,7 @@ state volume, the image's bundled examples (the demo team's recipes) allowed as 
 {{- $_ := set $containers "pods_namespace" (include "so.taskNamespace" .) -}}
 {{- $_ := set $containers "transfer_address" (include "so.transferAddress" .) -}}
 {{- $_ := set $containers "transfer_listen" (printf "0.0.0.0:%d" (int .Values.tasks.transfer.port)) -}}
+{{- $_ := set $containers "proxy_port" (int .Values.tasks.proxy.port) -}}
 {{- end -}}
 {{- $config := dict "orchestrator" $orchestrator "git" $git "containers" $containers -}}
 {{- with .Values.config.kaiban }}{{ $_ := set $config "kaiban" . }}{{ end -}}

@@ -97,8 +97,8 @@ class MeteredAttempt:
         )
 
     async def close(self, keep: bool) -> None:
-        if self.socket is None:
-            self.proxy.close_task_credential(*self.key)  # a restarted operator cannot hand it out again
+        if self.socket is None:  # revoked; kept on disk (never in a usable form) only for a restart
+            self.proxy.close_task_credential(*self.key, keep=keep)
         else:
             await self.proxy.close_task_socket(*self.key, keep_directory=keep)
         if not keep:
@@ -149,9 +149,10 @@ async def open_attempt(
     journal = journal_path(ctx.settings.run_dir, key)
     fresh = not _known(proxy, key)
     listener = getattr(ctx.runtime, "proxy_socket", None)  # the runner got the runtime already
-    if listener is not None:  # task Pods: TCP and a credential
-        base_url = await proxy.listen_tcp(listener)
-        credential = proxy.open_task_credential(*key, task)
+    if listener is not None:  # task Pods: TCP and a credential (the one its Pod has, after a restart)
+        base_url = await proxy.listen_tcp(listener, getattr(ctx.runtime, "proxy_url", None))
+        resumed = proxy.resume_task_credential(*key, task) if fresh else None
+        credential = resumed or proxy.open_task_credential(*key, task)
         socket = None
     else:
         base_url, credential = "", ""

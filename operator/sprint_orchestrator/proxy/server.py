@@ -69,7 +69,7 @@ class MeteringProxy:
         self._slots = {p: FairSlots(self._limits.concurrency) for p in routing.PROVIDERS}
         self._sites: dict[TaskKey, web.UnixSite] = {}
         self._by_socket: dict[str, TaskKey] = {}
-        self.credentials = tcp.CredentialBook()
+        self.credentials = tcp.CredentialBook(self._run_dir / "credentials")
         self._tcp: web.SockSite | None = None
         self.tcp_url: str | None = None
         self._runner: web.AppRunner | None = None
@@ -156,15 +156,16 @@ class MeteringProxy:
         await site.stop()
         sockets.remove(path, keep_directory)
 
-    async def listen_tcp(self, sock: socket.socket) -> str:
-        """Serve task Pods on a bound TCP socket (once; the runtime binds it); return the base URL."""
+    async def listen_tcp(self, sock: socket.socket, advertised: str | None = None) -> str:
+        """Serve task Pods on a bound TCP socket (once; the runtime binds it); return the base URL the
+        Pods reach it on (`advertised`, e.g. behind a Service; else the socket's own address)."""
         if self._runner is None:
             raise RuntimeError("MeteringProxy.listen_tcp called before start()")
         if self._tcp is None:
             site = web.SockSite(self._runner, sock)
             await site.start()
             host, port = sock.getsockname()[:2]
-            self._tcp, self.tcp_url = site, f"http://{host}:{port}"
+            self._tcp, self.tcp_url = site, advertised or f"http://{host}:{port}"
         assert self.tcp_url is not None
         return self.tcp_url
 
@@ -175,9 +176,22 @@ class MeteringProxy:
         self.ledger.open(key, budget)
         return self.credentials.grant(key)
 
-    def close_task_credential(self, sprint_id: str, task_id: str, attempt: int) -> None:
-        """Revoke the attempt's credential: its next request is refused (its usage stays readable)."""
-        self.credentials.revoke(TaskKey(sprint_id, task_id, attempt))
+    def resume_task_credential(
+        self, sprint_id: str, task_id: str, attempt: int, budget: TaskBudget
+    ) -> str | None:
+        """The credential the attempt held before the operator restarted (its Pod still has it), held
+        again with the attempt's budget; None when it was never granted or was revoked."""
+        key = TaskKey(sprint_id, task_id, attempt)
+        sockets.check_key(key)
+        credential = self.credentials.resume(key)
+        if credential is not None:
+            self.ledger.open(key, budget)
+        return credential
+
+    def close_task_credential(self, sprint_id: str, task_id: str, attempt: int, keep: bool = False) -> None:
+        """Revoke the attempt's credential: its next request is refused (its usage stays readable).
+        `keep`: the operator is stopping while the Pod runs on: a restarted operator may resume it."""
+        self.credentials.revoke(TaskKey(sprint_id, task_id, attempt), forget=not keep)
 
     def set_sprint_budget(
         self,

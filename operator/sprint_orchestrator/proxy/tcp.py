@@ -25,10 +25,15 @@ CLI itself, pointed at the proxy's TCP address, its placeholder keys replaced by
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import hmac
+import os
 import secrets
+import stat
 import threading
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from urllib.parse import parse_qsl
 
 from .sockets import CONTAINER_PORT, TaskKey
@@ -48,30 +53,80 @@ def digest(credential: str) -> str:
 
 
 class CredentialBook:
-    """credential digest -> attempt, thread-safe; a credential maps to one attempt until revoked."""
+    """credential digest -> attempt, thread-safe; a credential maps to one attempt until revoked.
 
-    def __init__(self) -> None:
+    With a `store` directory (the operator's private state), an attempt's credential survives a restart
+    of the operator, so a task Pod it adopts keeps working: the credential is HMAC-SHA256(a key made
+    once and kept in the store, the attempt + a random nonce), and the store keeps only the nonce per
+    attempt (`resume` derives the same credential again). The store is the operator's private state
+    (0700, like the transfer grants) and never holds a credential; deleting an attempt's nonce when the
+    attempt closes revokes its credential for good.
+    """
+
+    def __init__(self, store: Path | None = None) -> None:
         self._keys: dict[str, TaskKey] = {}
         self._by_key: dict[TaskKey, str] = {}
         self._lock = threading.Lock()
+        self._store = store
 
     def grant(self, key: TaskKey) -> str:
         """A fresh credential for the attempt (a previous one of the same attempt is revoked)."""
-        credential = mint()
+        nonce = secrets.token_bytes(16)
+        if self._store is None:
+            credential = mint()
+        else:
+            _write_private(self._nonce_path(key), nonce)
+            credential = self._derive(key, nonce)
+        self._hold(key, credential)
+        return credential
+
+    def resume(self, key: TaskKey) -> str | None:
+        """The credential the attempt was granted before a restart, held again; None if it has none."""
+        if self._store is None:
+            return None
+        nonce = _read_private(self._nonce_path(key), 16)
+        if nonce is None:
+            return None
+        credential = self._derive(key, nonce)
+        self._hold(key, credential)
+        return credential
+
+    def revoke(self, key: TaskKey, forget: bool = True) -> bool:
+        """Refuse the attempt's credential from now on; `forget`: also drop what lets a restarted
+        operator hold it again (False while the operator stops and the Pod runs on)."""
+        with self._lock:
+            held = self._by_key.pop(key, None)
+            if held is not None:
+                self._keys.pop(held, None)
+        if forget and self._store is not None:
+            self._nonce_path(key).unlink(missing_ok=True)
+        return held is not None
+
+    def _hold(self, key: TaskKey, credential: str) -> None:
         with self._lock:
             old = self._by_key.pop(key, None)
             if old is not None:
                 self._keys.pop(old, None)
             self._keys[digest(credential)] = key
             self._by_key[key] = digest(credential)
-        return credential
 
-    def revoke(self, key: TaskKey) -> bool:
-        with self._lock:
-            held = self._by_key.pop(key, None)
-            if held is not None:
-                self._keys.pop(held, None)
-        return held is not None
+    def _nonce_path(self, key: TaskKey) -> Path:
+        assert self._store is not None
+        name = hashlib.sha256(f"{key.sprint_id}\0{key.task_id}\0{key.attempt}".encode()).hexdigest()
+        return self._store / "attempts" / name
+
+    def _derive(self, key: TaskKey, nonce: bytes) -> str:
+        assert self._store is not None
+        path = self._store / "key"
+        secret = _read_private(path, 32)
+        if secret is None:
+            _write_private(path, secrets.token_bytes(32), exclusive=True)
+            secret = _read_private(path, 32)
+        if secret is None:
+            raise OSError(f"cannot read the credential key {path}")
+        message = f"{key.sprint_id}\0{key.task_id}\0{key.attempt}\0".encode() + nonce
+        mac = hmac.new(secret, message, hashlib.sha256).digest()
+        return CREDENTIAL_PREFIX + base64.urlsafe_b64encode(mac).decode().rstrip("=")
 
     def holds(self, key: TaskKey) -> bool:
         with self._lock:
@@ -82,6 +137,37 @@ class CredentialBook:
             return None
         with self._lock:  # a lookup by SHA-256 of a random secret: nothing to learn from its timing
             return self._keys.get(digest(credential))
+
+
+def _write_private(path: Path, data: bytes, exclusive: bool = False) -> None:
+    """`data` into a 0600 file in a 0700 directory, atomically (never through a symlink)."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if exclusive:
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        except FileExistsError:
+            return  # another writer made it first: read theirs
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+        return
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "wb") as out:
+        out.write(data)
+    os.replace(tmp, path)
+
+
+def _read_private(path: Path, size: int) -> bytes | None:
+    """The file's bytes when it is a regular file of exactly `size` bytes, not a symlink; else None."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:
+        return None
+    with os.fdopen(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+            return None
+        data = handle.read(size + 1)
+    return data if len(data) == size else None
 
 
 def presented(headers: Mapping[str, str], query: str) -> str | None:

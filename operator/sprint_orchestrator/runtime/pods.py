@@ -69,6 +69,7 @@ class PodsRuntime:
         settings: Settings | None = None,
         listen: str | None = None,
         registry_plain_http: bool = False,
+        proxy_port: int = 0,
     ) -> None:
         self.kube = kube
         self.namespace = namespace
@@ -77,7 +78,15 @@ class PodsRuntime:
         self.transfer = open_endpoint(host, port, transfer_host, store)
         # The metering proxy serves task Pods on this socket (proxy.listen_tcp); bound here, so each
         # Pod's NetworkPolicy can name its port before the proxy first serves.
-        self.proxy_socket = socket.create_server((host, 0))
+        try:
+            self.proxy_socket = _proxy_listener(host, proxy_port, store.root / "proxy-port")
+        except OSError as exc:
+            self.transfer.close()
+            raise RuntimeUnavailable(
+                f"containers.proxy_port: cannot listen on {host}:{proxy_port}: {exc}"
+            ) from None
+        advertised_host = self.transfer.advertise.rsplit(":", 1)[0]
+        self.proxy_url = f"http://{advertised_host}:{self.proxy_socket.getsockname()[1]}"
         self.log_dir = state_dir / "logs"
         self.registry = registry
         self.plain_http = [registry.split("/")[0]] if (registry and registry_plain_http) else []
@@ -98,11 +107,15 @@ class PodsRuntime:
         namespace = str(getattr(section, "pods_namespace", None) or "default")
         listen = getattr(section, "transfer_listen", None)
         plain = bool(getattr(section, "registry_plain_http", False))
+        proxy_port = int(getattr(section, "proxy_port", 0) or 0)
         try:
             runtime = cls(
                 kube, namespace, host, settings.state_dir, getattr(section, "registry", None), settings,
-                listen, plain,
+                listen, plain, proxy_port,
             )  # fmt: skip
+        except RuntimeUnavailable:
+            kube.close()
+            raise
         except OSError as exc:
             kube.close()
             field = "transfer_listen" if listen else "transfer_address"
@@ -360,6 +373,18 @@ class PodsRuntime:
 
 
 _SA_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+
+
+def _proxy_listener(host: str, port: int, remembered: Path) -> socket.socket:
+    """The metering proxy's listener on the configured port, else on the port of the last run (running
+    Pods' base URLs name it, and a restarted operator resumes their credentials), else any free one."""
+    if not port:
+        with contextlib.suppress(OSError, ValueError):
+            return socket.create_server((host, int(remembered.read_text())))
+    sock = socket.create_server((host, port))
+    if not port:
+        remembered.write_text(str(sock.getsockname()[1]))
+    return sock
 
 
 def _own_namespace() -> str | None:
