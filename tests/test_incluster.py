@@ -224,6 +224,62 @@ def test_the_kustomize_base_installed_in_the_cluster_runs_the_demo_sprint_the_sa
     labels = kubectl_json(nodes, "get", "namespace", ns)["metadata"]["labels"]
     assert labels["pod-security.kubernetes.io/enforce"] == "restricted"  # from manifests/, not the test
     run_demo_sprint(nodes, ns, "sprint-orchestrator", work, repository, bare, tmp_path)
+    run_trouble_sprint(nodes, ns, "sprint-orchestrator", work, git_root, tmp_path)
+
+
+def run_trouble_sprint(
+    nodes: LocalCluster, ns: str, deployment: str, work: str, git_root: tuple[Path, str], tmp_path: Path
+) -> None:
+    """examples/sprint-trouble.yaml on its own repository, in the cluster: the two tasks that set the
+    same line conflict (the second to merge is isolated with its path), the task whose test fails waits
+    in review until approved, then fails integration; the sprint ends Partial with the rest merged."""
+    from _e2e import SPRINTCTL
+
+    bare, url = sample_repository(git_root, "textstats-t")
+    sprint = yaml.safe_load((REPO / "examples" / "sprint-trouble.yaml").read_text())
+    sprint["spec"]["repository"] = {"url": url, "mainBranch": "main"}
+    nodes.kubectl("-n", work, "apply", "-f", "-", input=yaml.safe_dump(sprint))
+
+    def tasks() -> dict[str, dict[str, Any]]:
+        found = kubectl_json(
+            nodes, "-n", work, "get", "stask", "-l", "sprintorchestrator.dev/sprint=textstats-trouble"
+        )
+        return {t["spec"]["taskId"]: t.get("status") or {} for t in found["items"]}
+
+    def settled() -> dict[str, dict[str, Any]] | None:
+        seen = tasks()
+        phases = {k: v.get("phase") for k, v in seen.items()}
+        versions = sorted([phases.get("version-a") or "", phases.get("version-b") or ""])
+        done = phases.get("buggy") == "Review" and phases.get("words") == "Completed"
+        return seen if done and versions == ["Completed", "Failed"] else None
+
+    seen = wait_for(settled, 1200, "a conflict isolated and a failed gate in review")
+    loser = "version-a" if seen["version-a"]["phase"] == "Failed" else "version-b"
+    assert (seen[loser]["reason"], seen[loser]["conflicts"]) == ("Conflict", ["textstats/__init__.py"])
+    assert not seen["buggy"]["gates"][0]["passed"]
+    env = dict(os.environ, KUBECONFIG=str(nodes.kubeconfig))
+    approve = [SPRINTCTL, "approve", "textstats-trouble", "buggy", "-n", work]
+    subprocess.run(approve, env=env, check=True, capture_output=True, timeout=120)
+
+    def ended() -> dict[str, Any] | None:
+        status = kubectl_json(nodes, "-n", work, "get", "sprint", "textstats-trouble").get("status") or {}
+        return status if status.get("phase") in ("Completed", "Partial", "Failed") else None
+
+    log = tmp_path / "operator-trouble.log"
+    try:
+        status = wait_for(ended, 900, "the trouble sprint ended")
+    finally:
+        log.write_text(nodes.kubectl("-n", ns, "logs", f"deployment/{deployment}", "--tail=-1"))
+    assert status["phase"] == "Partial", json.dumps(status.get("conditions"), indent=1)
+    assert (tasks()["buggy"]["phase"], tasks()["buggy"]["reason"]) == ("Failed", "IntegrationFailure")
+    tree = ["git", "-C", str(bare), "ls-tree", "-r", "--name-only", "main"]
+    merged = subprocess.run(tree, capture_output=True, text=True, check=True).stdout.split()
+    assert "textstats/words.py" in merged and "textstats/buggy.py" not in merged
+    winner = {"version-a": "version-b", "version-b": "version-a"}[loser]
+    shown = ["git", "-C", str(bare), "show", "main:textstats/__init__.py"]
+    version = subprocess.run(shown, capture_output=True, text=True, check=True).stdout
+    assert {"version-a": "0.2.0", "version-b": "1.0.0"}[winner] in version
+    assert_clean_log(log)
 
 
 def pushed_operator_image(nodes: LocalCluster) -> tuple[str, str]:
