@@ -66,6 +66,7 @@ class StandIn:
     in_flight: int = 0
     max_in_flight: int = 0
     url: str = ""
+    host: str = "127.0.0.1"  # where it listens (a node-bridge address for an operator in a Pod)
     _runner: web.AppRunner | None = None
     _ids: itertools.count[int] = field(default_factory=itertools.count)
 
@@ -74,10 +75,10 @@ class StandIn:
         app.router.add_route("POST", "/{path:.*}", self._dispatch)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        site = web.TCPSite(self._runner, self.host, 0)
         await site.start()
         port = self._runner.addresses[0][1]
-        self.url = f"http://127.0.0.1:{port}"
+        self.url = f"http://{self.host}:{port}"
         return self.url
 
     async def stop(self) -> None:

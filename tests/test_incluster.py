@@ -21,8 +21,11 @@ import yaml
 from _e2e import wait_for
 from _node import two_nodes
 from _oplog import assert_clean_log
+from _proxy import REAL_KEY, expected_usage
+from _standin_anthropic import AnthropicStandIn
 from localcluster import BIN, LocalCluster
 from nodeset import push_image
+from test_agent_e2e import ThreadedStandIn, agent_image  # noqa: F401 (a fixture)
 
 pytestmark = [pytest.mark.node, pytest.mark.podman, pytest.mark.timeout(2400)]
 
@@ -146,31 +149,106 @@ def privileged_parts(pod: dict[str, Any]) -> list[str]:
 
 
 def test_the_chart_installed_in_the_cluster_runs_the_demo_sprint_with_task_pods_on_both_nodes(
-    nodes: LocalCluster, git_root: tuple[Path, str], tmp_path: Path
+    nodes: LocalCluster,
+    git_root: tuple[Path, str],
+    tmp_path: Path,
+    agent_image: str,  # noqa: F811 (the fixture)
 ) -> None:
+    """The demo sprint, then a task of the REAL Claude Code CLI in a task Pod whose model requests go
+    through the operator's metering proxy behind the transfer Service (the Anthropic stand-in upstream,
+    reached by the operator's Pod only)."""
     bare, url = sample_repository(git_root, "textstats")
     repository, tag = pushed_operator_image(nodes)
+    node_set = nodes.node_set()
+    assert node_set is not None
     for ns in (RELEASE_NS, WORK_NS):
         nodes.kubectl("create", "namespace", ns)
     nodes.kubectl("label", "namespace", RELEASE_NS, "pod-security.kubernetes.io/enforce=restricted")
+    nodes.kubectl("-n", RELEASE_NS, "create", "secret", "generic", "sprint-orchestrator-llm",
+                  f"--from-literal=ANTHROPIC_API_KEY={REAL_KEY}")  # fmt: skip
     transfer_ip = static_service_ip(nodes)
-    values = {
-        "image": {"repository": repository, "tag": tag},
-        "persistence": {"enabled": False},  # the local cluster has no volume provisioner
-        "tasks": {
-            "registryPlainHTTP": True,
-            "transfer": {"address": transfer_ip, "service": {"clusterIP": transfer_ip}},  # no cluster DNS
-        },
-        "config": {"git": {"repository_url": url}, "orchestrator": {"default_task_timeout": "900s"}},
-        "networkPolicy": {"extraEgressPorts": [{"port": int(nodes.registry.rsplit(":", 1)[1])}]},
-        "dashboard": {"namespace": WORK_NS},
-    }
-    (tmp_path / "values.yaml").write_text(yaml.safe_dump(values))
-    helm(nodes, "install", "so", str(CHART), "-n", RELEASE_NS, "-f", str(tmp_path / "values.yaml"))
+    with ThreadedStandIn(AnthropicStandIn(host=node_set.slot.host_ip)) as standin:
+        egress = [
+            {"port": int(nodes.registry.rsplit(":", 1)[1])},
+            {"port": int(standin.url.rsplit(":", 1)[1])},
+        ]
+        values = {
+            "image": {"repository": repository, "tag": tag},
+            "persistence": {"enabled": False},  # the local cluster has no volume provisioner
+            "tasks": {
+                "registryPlainHTTP": True,
+                "transfer": {"address": transfer_ip, "service": {"clusterIP": transfer_ip}},  # no cluster DNS
+            },
+            "config": {"git": {"repository_url": url}, "orchestrator": {"default_task_timeout": "900s"}},
+            "networkPolicy": {"extraEgressPorts": egress},
+            "dashboard": {"namespace": WORK_NS},
+            "operator": {"env": {"SPRINT_ORCHESTRATOR_ANTHROPIC_URL": standin.url}},
+        }
+        (tmp_path / "values.yaml").write_text(yaml.safe_dump(values))
+        helm(nodes, "install", "so", str(CHART), "-n", RELEASE_NS, "-f", str(tmp_path / "values.yaml"))
+        try:
+            run_demo_sprint(nodes, RELEASE_NS, "so-sprint-orchestrator", WORK_NS, repository, bare, tmp_path)
+            run_agent_sprint(
+                nodes, "so-sprint-orchestrator", git_root, agent_image, standin, transfer_ip, tmp_path
+            )
+        finally:
+            helm(nodes, "uninstall", "so", "-n", RELEASE_NS, "--wait", "--timeout=300s")
+
+
+def run_agent_sprint(
+    nodes: LocalCluster,
+    deployment: str,
+    git_root: tuple[Path, str],
+    image: str,
+    standin: Any,
+    transfer_ip: str,
+    tmp_path: Path,
+) -> None:
+    """test_agent_e2e's Claude Code sprint in the cluster: the task Pod's CLI reaches the proxy on the
+    Service's proxy port with its attempt's credential (from a Secret), the real key stays in the
+    operator's Pod, the Task's tokens are exactly what the stand-in served."""
+    from test_agent_e2e import SPRINT, agent_sprint
+
+    pushed = push_image(image, nodes.registry, f"sprint-orchestrator/agent:{uuid.uuid4().hex[:8]}")
+    bare, url = sample_repository(git_root, "agent")
+    sprint = agent_sprint(bare, str(pushed))
+    sprint["spec"]["repository"] = {"url": url, "mainBranch": "main"}
+    nodes.kubectl("-n", WORK_NS, "apply", "-f", "-", input=yaml.safe_dump(sprint))
+    pods = PodWatch(nodes)
+
+    def ended() -> dict[str, Any] | None:
+        pods.poll()
+        status = kubectl_json(nodes, "-n", WORK_NS, "get", "sprint", SPRINT).get("status") or {}
+        return status if status.get("phase") in ("Completed", "Partial", "Failed") else None
+
+    log = tmp_path / "operator-agent.log"
     try:
-        run_demo_sprint(nodes, RELEASE_NS, "so-sprint-orchestrator", WORK_NS, repository, bare, tmp_path)
+        status = wait_for(ended, 1800, "the agent sprint ended")
     finally:
-        helm(nodes, "uninstall", "so", "-n", RELEASE_NS, "--wait", "--timeout=300s")
+        log.write_text(nodes.kubectl("-n", RELEASE_NS, "logs", f"deployment/{deployment}", "--tail=-1"))
+    found = kubectl_json(
+        nodes, "-n", WORK_NS, "get", "stask", "-l", f"sprintorchestrator.dev/sprint={SPRINT}"
+    )
+    [task] = [t.get("status") or {} for t in found["items"]]
+    assert status["phase"] == "Completed", (status.get("message"), task.get("reason"), task.get("error"))
+    shown = ["git", "-C", str(bare), "show", "main:OUTPUT.md"]
+    assert subprocess.run(shown, capture_output=True, text=True, check=True).stdout.startswith("done: ")
+
+    served = list(standin.served)
+    expected = expected_usage(served)
+    tokens = task["tokens"]
+    assert len(served) >= 3 and (tokens["source"], tokens["partial"]) == ("proxy", False)
+    assert tokens["actual"] == expected.total_tokens and tokens["input"] == expected.input_tokens
+    assert standin.seen_keys and set(standin.seen_keys) == {REAL_KEY}
+
+    [agent] = [p for p in pods.task_pods() if p["metadata"]["name"] == task["containerName"]]
+    env = {e["name"]: e for e in agent["spec"]["containers"][0]["env"]}
+    assert env["ANTHROPIC_BASE_URL"]["value"] == f"http://{transfer_ip}:8082/anthropic"  # via the Service
+    assert "secretKeyRef" in env["ANTHROPIC_API_KEY"]["valueFrom"]
+    texts = [json.dumps(list(pods.seen.values())), log.read_text()]
+    texts += [nodes.kubectl("-n", ns, "get", "events", "-o", "yaml") for ns in (RELEASE_NS, WORK_NS)]
+    assert not [t for t in texts if REAL_KEY in t]
+    assert_clean_log(log)
 
 
 def test_the_kustomize_base_installed_in_the_cluster_runs_the_demo_sprint_the_same_way(
