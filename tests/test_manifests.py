@@ -76,6 +76,10 @@ def by_kind(docs: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
     return [d for d in docs if d["kind"] == kind]
 
 
+def role_of(docs: list[dict[str, Any]], name_suffix: str) -> list[dict[str, Any]]:
+    return next(d["rules"] for d in by_kind(docs, "Role") if d["metadata"]["name"].endswith(name_suffix))
+
+
 def rules_of(docs: list[dict[str, Any]], name_suffix: str) -> list[dict[str, Any]]:
     return next(
         d["rules"] for d in by_kind(docs, "ClusterRole") if d["metadata"]["name"].endswith(name_suffix)
@@ -149,9 +153,26 @@ def test_chart_and_kustomize_grant_the_same_operator_rules() -> None:
     chart, base = helm_template(), kustomize(REPO / "manifests")
     assert rules_of(chart, "sprint-orchestrator") == rules_of(base, "sprint-orchestrator")
     assert rules_of(chart, "-dashboard") == rules_of(base, "-dashboard")
-    role = [next(d["rules"] for d in by_kind(docs, "Role")) for docs in (chart, base)]
+    role = [role_of(docs, "-tasks") for docs in (chart, base)]
     assert role[0] == role[1]
     assert {"resources": ["pods"], "verbs": ["get", "list", "create", "delete"], "apiGroups": [""]} in role[0]
+    # The Lease: the same rules, each naming its install's Lease, which the Deployment is told to hold.
+    for docs, name in ((chart, "so-sprint-orchestrator"), (base, "sprint-orchestrator")):
+        lease = role_of(docs, "-lease")
+        assert lease == [
+            {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create"]},
+            {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "resourceNames": [name],
+             "verbs": ["get", "update"]},
+        ]  # fmt: skip
+        deploy = next(d for d in by_kind(docs, "Deployment") if d["metadata"]["name"] == name)
+        env = {e["name"]: e for e in deploy["spec"]["template"]["spec"]["containers"][0]["env"]}
+        assert env["SPRINT_ORCHESTRATOR_LEASE_NAME"]["value"] == name
+        assert (
+            env["SPRINT_ORCHESTRATOR_LEASE_NAMESPACE"]["valueFrom"]["fieldRef"]["fieldPath"]
+            == "metadata.namespace"
+        )
+    off = helm_template("operator.leaderElection.enabled=false")
+    assert not [d for d in by_kind(off, "Role") if d["metadata"]["name"].endswith("-lease")]
 
 
 def test_the_default_install_runs_tasks_as_pods_with_nothing_of_the_node() -> None:
@@ -213,7 +234,7 @@ def test_the_chart_keeps_the_podman_socket_only_for_the_podman_runtime() -> None
     volumes = deploy["spec"]["template"]["spec"]["volumes"]
     sockets = [v["hostPath"]["path"] for v in volumes if "hostPath" in v]
     assert sockets == ["/run/user/1000/podman/podman.sock"]
-    assert not by_kind(docs, "Role")
+    assert [d["metadata"]["name"] for d in by_kind(docs, "Role")] == ["so-sprint-orchestrator-lease"]
 
 
 def test_the_chart_ships_the_generated_crds_and_monitoring_when_asked() -> None:
@@ -369,7 +390,13 @@ def test_the_operator_needs_exactly_its_cluster_role(audited: AuditedCluster, tm
     repo = seed_repository(tmp_path, REPO / "examples" / "textstats")
     apply(audited, "work", example("sprint-trouble.yaml", repo))
     port = free_port()
-    with operator_as(config, tmp_path, port, lifecycle_config(tmp_path)) as log:
+    # As deployed: holding its Lease (renewed every 5 s, so the audit sees renewals).
+    lease = {
+        "SPRINT_ORCHESTRATOR_LEASE_NAMESPACE": "sprint-orchestrator",
+        "SPRINT_ORCHESTRATOR_LEASE_NAME": "sprint-orchestrator",
+        "SPRINT_ORCHESTRATOR_LEASE_SECONDS": "15",
+    }
+    with operator_as(config, tmp_path, port, {**lifecycle_config(tmp_path), **lease}) as log:
         wait_for(
             lambda: task_status(audited, "work", "textstats-trouble", "buggy").get("phase") == "Review",
             timeout=300,
@@ -411,11 +438,17 @@ def test_the_operator_needs_exactly_its_cluster_role(audited: AuditedCluster, tm
         assert not any(k.startswith("argocd.argoproj.io") for k in task["metadata"].get("annotations") or {})
     _assert_json_logs(log)
     calls = audited_calls(audited.audit_log, OPERATOR_SA)
-    rules = rules_of(docs, "sprint-orchestrator")
+    rules = rules_of(docs, "sprint-orchestrator") + role_of(docs, "-lease")
     assert calls, "the audit log shows no call by the operator's ServiceAccount"
-    assert violations(calls, rules) == [], "calls the ClusterRole does not allow (or that were refused)"
+    assert violations(calls, rules) == [], (
+        "calls the ClusterRole and Lease Role do not allow (or were refused)"
+    )
     unused = [grant for grant in unused_rules(calls, rules) if grant not in RARE_PATHS]
-    assert unused == [], "ClusterRole grants the operator never used"
+    assert unused == [], "ClusterRole or Lease Role grants the operator never used"
+    holder = json.loads(
+        kubectl(audited, "-n", "sprint-orchestrator", "get", "lease", "sprint-orchestrator", "-o", "json")
+    )
+    assert holder["spec"]["holderIdentity"]
 
 
 def task_status(local: LocalCluster, namespace: str, sprint: str, task: str) -> dict[str, Any]:

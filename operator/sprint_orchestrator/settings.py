@@ -40,6 +40,7 @@ class Settings:
     env: Mapping[str, str] = field(default_factory=dict, repr=False)
     lease_namespace: str = ""  # one active replica: hold a Lease there (lease.py); "" = no Lease
     lease_seconds: int = 15
+    lease_name: str = "sprint-orchestrator"  # one per install (two releases in one namespace differ)
     faults: str = ""  # tests only: fault points that SIGKILL the operator (faults.py); never in production
     config: Any = None  # config.OrchestratorConfig, loaded by load()
 
@@ -88,6 +89,7 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
         faults=get("FAULTS", "") or "",
         lease_namespace=get("LEASE_NAMESPACE", "") or "",
         lease_seconds=int(get("LEASE_SECONDS", "15") or 15),
+        lease_name=get("LEASE_NAME", "") or Settings.lease_name,
     )
     return load(settings)
 

@@ -53,7 +53,10 @@ class OperatorContext:
         for path in (self.settings.artifacts_dir, self.settings.run_dir):
             path.mkdir(mode=0o700, exist_ok=True)
         if self.settings.lease_namespace:  # one active replica: a standby waits here (lease.py)
-            keeper = lease.LeaseKeeper(self.kube, self.settings.lease_namespace, self.settings.lease_seconds)
+            settings = self.settings
+            keeper = lease.LeaseKeeper(
+                self.kube, settings.lease_namespace, settings.lease_seconds, settings.lease_name
+            )
             lease.install(keeper)
             await keeper.acquire()
             self.lease_keeper = asyncio.create_task(keeper.keep(), name="lease")
