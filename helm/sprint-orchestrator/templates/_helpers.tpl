@@ -63,7 +63,7 @@ state volume, the image's bundled examples (the demo team's recipes) allowed as 
 
 {{/* The dashboard asks the operator for task diffs (handlers/diffs.py). */}}
 {{- define "so.diffs" -}}
-{{- and .Values.dashboard.enabled .Values.dashboard.diffs.enabled -}}
+{{- if and .Values.dashboard.enabled .Values.dashboard.diffs.enabled }}true{{ end -}}
 {{- end -}}
 {{- define "so.diffsSecret" -}}
 {{- .Values.dashboard.diffs.tokenSecret | default (printf "%s-diffs" (include "so.fullname" .)) -}}
