@@ -81,7 +81,10 @@ def run(args: argparse.Namespace) -> int:
     listeners = listeners_from(args, settings.config, secret)
     if args.operator_url and not args.operator_token_file:
         raise InvalidInput("--operator-token-file: required with --operator-url")
-    operator_token = secret(args.operator_token_file, "--operator-token-file")
+    token_file = args.operator_token_file  # an optional Secret not created yet: diffs say so (503)
+    operator_token = (
+        secret(token_file, "--operator-token-file") if token_file and token_file.exists() else None
+    )
     dash = Dashboard(
         Kube.from_kubeconfig(args.kubeconfig),
         Hub(args.namespace),
@@ -92,6 +95,7 @@ def run(args: argparse.Namespace) -> int:
         getattr(getattr(settings.config, "git", None), "repository_url", None),
         args.operator_url,
         operator_token,
+        str(token_file or ""),
     )
     app = create_app(dash, listeners)
     config = uvicorn.Config(app, host=args.host, port=args.port, log_level="warning", ws="websockets")

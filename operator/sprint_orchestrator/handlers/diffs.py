@@ -31,10 +31,13 @@ TOKEN_MIN = 16
 _TOKEN_VARIABLE = "SPRINT_ORCHESTRATOR_DIFF_TOKEN_FILE"
 
 
-def load_token(path: Path | None) -> str:
-    """The endpoint's token: the file's content (one line), at least TOKEN_MIN characters."""
+def load_token(path: Path | None) -> str | None:
+    """The endpoint's token: the file's content (one line), at least TOKEN_MIN characters. None when
+    the file does not exist (an optional Secret not created yet: the endpoint stays off)."""
     if path is None:
         raise InvalidInput(f"{_TOKEN_VARIABLE}: required when SPRINT_ORCHESTRATOR_DIFF_PORT is set")
+    if not path.exists():
+        return None
     try:
         token = path.read_text(encoding="utf-8").strip()
     except (OSError, UnicodeDecodeError) as exc:
@@ -83,6 +86,13 @@ async def start(ctx: Any) -> web.AppRunner | None:
     if not settings.diff_port:
         return None
     token = load_token(settings.diff_token_file)
+    if token is None:
+        log.warning(
+            "diff endpoint off: %s does not exist (create the Secret sprint-orchestrator-diffs with a "
+            "key `token`: manifests/README.md); the dashboard shows no diffs meanwhile",
+            settings.diff_token_file,
+        )
+        return None
     runner = web.AppRunner(make_app(ctx, token), access_log=None)
     await runner.setup()
     await web.TCPSite(runner, settings.diff_address, settings.diff_port).start()

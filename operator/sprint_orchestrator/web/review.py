@@ -52,6 +52,12 @@ def task_diff(dash: Dashboard, task: Resource, sprint: Resource | None) -> gitdi
 async def operator_diff(dash: Dashboard, task: Resource, as_text: bool) -> Any:
     """The diff as the operator serves it (handlers/diffs.py): the dashboard in its own Pod has no
     clone. Only the Task's namespace and name are sent; the operator resolves the rest itself."""
+    if not dash.operator_token:
+        raise HTTPException(
+            503,
+            f"no token for the operator's diff endpoint: {dash.operator_token_file} does not exist (create "
+            "the Secret sprint-orchestrator-diffs with a key `token`: manifests/README.md)",
+        )
     meta = task["metadata"]
     path = f"/internal/v1/diff/{quote(meta['namespace'], safe='')}/{quote(meta['name'], safe='')}"
     accept = "text/x-diff" if as_text else "application/json"
