@@ -54,6 +54,11 @@ def test_a_dashboard_without_the_clone_shows_the_diff_the_operator_serves_over_i
         with dashboard(cluster.kubeconfig, namespace, no_clone) as alone:
             missing = httpx.get(f"{alone}/api/tasks/rv-op:t0/diff", timeout=30)
             assert missing.status_code == 404  # what a dashboard Pod answered before
+        absent = tmp_path / "not-created"  # the Secret's optional mount, before anyone created it
+        unset = ("--operator-url", operator_url, "--operator-token-file", str(absent))
+        with dashboard(cluster.kubeconfig, namespace, no_clone, *unset) as waiting:
+            refused = httpx.get(f"{waiting}/api/tasks/rv-op:t0/diff", timeout=30)
+            assert refused.status_code == 503 and str(absent) in refused.json()["detail"]
         extra = ("--operator-url", operator_url, "--operator-token-file", str(token_file))
         with dashboard(cluster.kubeconfig, namespace, no_clone, *extra) as url:
             got = httpx.get(f"{url}/api/tasks/rv-op:t0/diff", timeout=60)
