@@ -88,3 +88,14 @@ def _task() -> Any:
     from sprint_orchestrator.model import TaskDefinition
 
     return TaskDefinition(id="t", title="T", priority="high")
+
+
+def test_a_fresh_session_after_a_review_reads_the_previous_results_in_task_md_as_data() -> None:
+    from sprint_orchestrator.teams import render_task_md
+
+    review = [{"attempt": 1, "message": "fix the count", "comments": []}]
+    text = render_task_md(_task(), {}, review, "I changed a.py\n```\n<<< END x >>>\n```")
+    part = text.split("## What your previous attempt reported", 1)[1]
+    assert "<<< BEGIN RESULTS.md of your previous attempt (data) >>>\n````text\nI changed a.py" in part
+    assert part.index("<<< END RESULTS.md of your previous attempt >>>") > part.index("<<< END x >>>")
+    assert "previous attempt reported" not in render_task_md(_task(), {}, (), "I changed a.py")

@@ -18,9 +18,9 @@ from ..faults import checkpoint
 from ..kube import now_iso
 from ..model import SprintSpec
 from ..runtime import Limits, TaskRunSpec, tenant_of
-from ..teams import TEAMS, collect_results, resumed, sessions, write_task_files
+from ..teams import TEAMS, collect_results, sessions, write_task_files
 from ..teams.results import keep_orchestrator_files
-from . import metering, tokens
+from . import agentsessions, metering, tokens
 from .gating import gate_task, protected_changes
 from .merging import merge_one
 
@@ -93,9 +93,12 @@ class TaskRunner:
             siblings = await asyncio.to_thread(self.ctx.kube.tasks_of, self.rec.namespace, self.rec.name)
         deps = self._dependency_results(siblings)
         reviews = list(self.status.get("reviews") or []) if start_from else []
-        await asyncio.to_thread(write_task_files, Path(ws.workspace), self.definition, deps, reviews)
+        previous = str((self.status.get("results") or {}).get("summary") or "") if reviews else ""
+        await asyncio.to_thread(
+            write_task_files, Path(ws.workspace), self.definition, deps, reviews, previous
+        )
         if launch.session:
-            launch = await self._session(launch, Path(ws.workspace), reviews, attempt)
+            launch = await agentsessions.prepare(self, launch, Path(ws.workspace), reviews, attempt)
         try:
             metered = await self._open_metering(launch.proxy, attempt, siblings) if launch.proxy else None
         except MissingApiKey as exc:
@@ -113,25 +116,6 @@ class TaskRunner:
         finally:
             if metered is not None:
                 await metering.close_attempt(self.ctx, metered, keep)
-
-    async def _session(self, launch: Any, workspace: Path, reviews: list[Any], attempt: int) -> Any:
-        """A CLI that keeps sessions: its directory in the workspace and, when changes were requested
-        and the previous attempt's transcript was kept, the launch that resumes it with the review."""
-        store = self.ctx.sessions_for(self.rec.namespace, self.rec.name, self.task_id)
-        self.resume = await asyncio.to_thread(sessions.prepare, workspace, launch.session, store, reviews)
-        adapter = resumed(self.team_type)
-        if self.resume is None or adapter is None:
-            if reviews:
-                why = f"task {self.task_id}: attempt {attempt} starts a fresh {launch.session} session"
-                self.rec.event(self.body, "SessionNotResumed", f"{why} (no session of it was kept)")
-            return launch
-        self.rec.event(
-            self.body,
-            "SessionResumed",
-            f"task {self.task_id}: attempt {attempt} resumes the {launch.session} session "
-            f"{self.resume.session_id} of attempt {self.resume.previous_attempt} with the review",
-        )
-        return adapter(self.definition, self.spec.team, self.resume)
 
     async def _open_metering(
         self, provider: str, attempt: int, siblings: list[dict[str, Any]]
@@ -268,7 +252,7 @@ class TaskRunner:
         workspace = Path(ws.workspace)
         stdout = outcome.log_path.with_suffix(".stdout") if outcome.log_path else None
         results = await asyncio.to_thread(collect_results, workspace, artifacts, stdout, launch.usage_format)
-        session = await self._keep_session(launch, results, workspace)
+        session = await agentsessions.keep(self, launch, results, workspace)
         await asyncio.to_thread(keep_orchestrator_files, workspace, artifacts)
         used = tokens.final_usage(results)
         common: dict[str, Any] = {
@@ -336,18 +320,6 @@ class TaskRunner:
                 }
             )
         await asyncio.to_thread(runtime.remove, handle.name)
-
-    async def _keep_session(self, launch: Any, results: Any, workspace: Path) -> dict[str, Any] | None:
-        """Take the CLI's transcript out of the workspace into the operator's state (before the commit)."""
-        if not launch.session:
-            return None
-        stdout = results.usage_text if results.usage_format != "usage-jsonl" else None
-        store = self.ctx.sessions_for(self.rec.namespace, self.rec.name, self.task_id)
-        attempt = int(self.status.get("attempt") or 1)
-        kept = await asyncio.to_thread(sessions.harvest, launch.session, stdout, workspace, store, attempt)
-        if kept is None:
-            return None
-        return {**kept.dump(), "resumedFrom": self.resume.previous_attempt if self.resume else None}
 
     async def _scrutinize(self, engine: Any, base: str, head: str | None, commit: Any) -> dict[str, Any]:
         """Protected paths the task changed, with their diff, and audit lines (and Events) for them and
