@@ -18,6 +18,7 @@ import pytest
 
 from _e2e import apply, operator_env, operator_process, wait_for
 from _proxy import REAL_KEY, expected_usage
+from _standin_anthropic import OpenAIStandIn
 from localcluster import LocalCluster
 from test_agent_e2e import SPRINT, InspectWatcher, ThreadedStandIn, agent_image, agent_sprint
 from test_lifecycle_e2e import by_id, config, events_in, seed_repository
@@ -121,3 +122,40 @@ def test_changes_requested_resume_the_claude_code_session_with_the_review_as_its
     assert not list(Path(second["artifactsPath"]).rglob("*.jsonl"))
     reasons = [e["reason"] for e in events_in(cluster, namespace)]
     assert "SessionResumed" in reasons and "SessionNotResumed" not in reasons
+
+
+def test_changes_requested_resume_the_codex_thread_with_the_review_as_its_next_prompt(
+    cluster: LocalCluster, namespace: str, tmp_path: Path, agent_image: str
+) -> None:
+    """Codex (the OpenAI stand-in only answers, so attempt 1 changes nothing and waits in Review):
+    attempt 2 runs `codex exec resume <thread> <review>` and the stand-in's request carries attempt 1's
+    prompt and answer, then the review."""
+    repo = seed_repository(tmp_path, files={"README.md": "# target\n"})
+    state = tmp_path / "state"
+    with ThreadedStandIn(OpenAIStandIn()) as standin:
+        settings = {**config(tmp_path), "SPRINT_ORCHESTRATOR_OPENAI_URL": standin.url,
+                    "OPENAI_API_KEY": REAL_KEY}  # fmt: skip
+        env = {**operator_env(cluster, state), **settings}
+        with (
+            InspectWatcher(cluster, namespace) as watcher,
+            operator_process(cluster, namespace, state, tmp_path / "op.log", **settings),
+        ):
+            apply(cluster, namespace, agent_sprint(repo, agent_image, team="codex"))
+            first = in_review(cluster, namespace, 1)
+            rounds_1 = len(standin.requests)
+            sprintctl(env, "request-changes", SPRINT, "greet", "-n", namespace, "-m", COMMENT)
+            second = in_review(cluster, namespace, 2)
+            requests = list(standin.requests)
+            seen = dict(watcher.seen)
+    thread = first["session"]["id"]
+    assert first["session"]["cli"] == "codex" and first["reason"] == "NoChanges", first
+    assert second["session"] == {"cli": "codex", "id": thread, "attempt": 2, "resumedFrom": 1}
+    commands = [json.loads(text)[0]["Config"]["Cmd"] for text in seen.values()]
+    (resumed,) = [c for c in commands if "resume" in c]
+    assert resumed[resumed.index("resume") :][-2:][0] == thread and COMMENT in resumed[-1]
+    assert rounds_1 >= 1 and len(requests) > rounds_1
+    said = [json.dumps(item.get("content")) for item in requests[rounds_1]["input"]]
+    first_prompt = next(i for i, s in enumerate(said) if "Read TASK.md" in s)
+    answer = next(i for i, s in enumerate(said) if "Hello from the stand-in." in s)
+    review = next(i for i, s in enumerate(said) if COMMENT in s)
+    assert first_prompt < answer < review, said
