@@ -166,7 +166,7 @@ def test_the_chart_installed_in_the_cluster_runs_the_demo_sprint_with_task_pods_
     nodes.kubectl("label", "namespace", RELEASE_NS, "pod-security.kubernetes.io/enforce=restricted")
     nodes.kubectl("-n", RELEASE_NS, "create", "secret", "generic", "sprint-orchestrator-llm",
                   f"--from-literal=ANTHROPIC_API_KEY={REAL_KEY}")  # fmt: skip
-    transfer_ip = static_service_ip(nodes)
+    transfer_ip, diffs_ip = static_service_ip(nodes), static_service_ip(nodes, 11)
     with ThreadedStandIn(AnthropicStandIn(host=node_set.slot.host_ip)) as standin:
         egress = [
             {"port": int(nodes.registry.rsplit(":", 1)[1])},
@@ -181,13 +181,20 @@ def test_the_chart_installed_in_the_cluster_runs_the_demo_sprint_with_task_pods_
             },
             "config": {"git": {"repository_url": url}, "orchestrator": {"default_task_timeout": "900s"}},
             "networkPolicy": {"extraEgressPorts": egress},
-            "dashboard": {"namespace": WORK_NS},
+            # the operator's diff Service at a static ClusterIP too: the dashboard finds it without DNS
+            "dashboard": {"namespace": WORK_NS, "diffs": {"service": {"clusterIP": diffs_ip}}},
             "operator": {"env": {"SPRINT_ORCHESTRATOR_ANTHROPIC_URL": standin.url}},
         }
         (tmp_path / "values.yaml").write_text(yaml.safe_dump(values))
         helm(nodes, "install", "so", str(CHART), "-n", RELEASE_NS, "-f", str(tmp_path / "values.yaml"))
         try:
             run_demo_sprint(nodes, RELEASE_NS, "so-sprint-orchestrator", WORK_NS, repository, bare, tmp_path)
+            diff = dashboard_get(nodes, RELEASE_NS, "/api/tasks/textstats-1:words/diff")
+            assert diff["status"] == 200, diff
+            body = json.loads(diff["body"])
+            assert body["phase"] == "Completed" and "textstats/words.py" in [f["path"] for f in body["files"]]
+            text = dashboard_get(nodes, RELEASE_NS, "/api/tasks/textstats-1:words/diff", "text/x-diff")
+            assert text["status"] == 200 and "diff --git a/textstats/words.py" in text["body"], text
             run_agent_sprint(
                 nodes, "so-sprint-orchestrator", git_root, agent_image, standin, transfer_ip, tmp_path
             )
@@ -369,12 +376,32 @@ def pushed_operator_image(nodes: LocalCluster) -> tuple[str, str]:
     return repository, tag
 
 
-def static_service_ip(nodes: LocalCluster) -> str:
+def static_service_ip(nodes: LocalCluster, host: int = 10) -> str:
     """An address in the Service CIDR's static band (never handed out dynamically): the transfer Service's
     ClusterIP, since Pods here have no cluster DNS to find its name."""
     node_set = nodes.node_set()
     assert node_set is not None
-    return node_set.slot.service_cidr.rsplit(".", 1)[0] + ".10"
+    return node_set.slot.service_cidr.rsplit(".", 1)[0] + f".{host}"
+
+
+def dashboard_get(
+    nodes: LocalCluster, ns: str, path: str, accept: str = "application/json"
+) -> dict[str, Any]:
+    """GET a path of the dashboard from inside its own Pod (the test host does not reach ClusterIPs):
+    {"status", "body"}."""
+    script = (
+        "import json, sys, urllib.error, urllib.request\n"
+        "url, accept = 'http://127.0.0.1:8080' + sys.argv[1], sys.argv[2]\n"
+        "request = urllib.request.Request(url, headers={'Accept': accept})\n"
+        "try:\n"
+        "    answer = urllib.request.urlopen(request, timeout=120)\n"
+        "except urllib.error.HTTPError as exc:\n"
+        "    answer = exc\n"
+        "print(json.dumps({'status': answer.status, 'body': answer.read().decode()}))\n"
+    )
+    pod = "deployment/so-sprint-orchestrator-dashboard"
+    out = nodes.kubectl("-n", ns, "exec", pod, "--", "python3", "-c", script, path, accept)
+    return dict(json.loads(out))
 
 
 def run_demo_sprint(

@@ -5,6 +5,7 @@ log of a real operator process running as that ServiceAccount: every call allowe
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import signal
@@ -125,13 +126,43 @@ def test_the_dashboard_reads_its_action_and_read_tokens_from_secrets_when_named(
         return dict(deployment["spec"]["template"]["spec"])
 
     plain = dashboard_pod()
-    assert not any("token-file" in a for a in plain["containers"][0]["args"])
+    assert not any(
+        a.startswith(("--token-file", "--read-token-file")) for a in plain["containers"][0]["args"]
+    )
     pod = dashboard_pod("dashboard.tokensSecret=so-tokens", "dashboard.readTokensSecret=so-readers")
     args = pod["containers"][0]["args"]
     assert "--token-file=/etc/sprint-orchestrator/tokens/tokens" in args
     assert "--read-token-file=/etc/sprint-orchestrator/read-tokens/tokens" in args
     secrets = {v["name"]: v["secret"] for v in pod["volumes"] if "secret" in v}
     assert secrets["read-tokens"]["secretName"] == "so-readers" and secrets["tokens"]["defaultMode"] == 0o440
+
+
+def test_the_dashboard_asks_the_operator_for_diffs_with_a_token_both_pods_mount() -> None:
+    docs = [d for d in yaml.safe_load_all(helm("template", "so", str(CHART)).stdout) if d]
+    deployments = {d["metadata"]["name"]: d["spec"]["template"]["spec"] for d in by_kind(docs, "Deployment")}
+    operator, dash = deployments["so-sprint-orchestrator"], deployments["so-sprint-orchestrator-dashboard"]
+    (secret,) = [
+        d for d in by_kind(docs, "Secret") if d["metadata"]["name"] == "so-sprint-orchestrator-diffs"
+    ]
+    assert len(base64.b64decode(secret["data"]["token"])) == 40
+    for pod in (operator, dash):
+        volumes = {v["name"]: v.get("secret") for v in pod["volumes"]}
+        assert volumes["diffs-token"]["secretName"] == "so-sprint-orchestrator-diffs"
+    env = {e["name"]: e["value"] for e in operator["containers"][0]["env"]}
+    assert (env["SPRINT_ORCHESTRATOR_DIFF_PORT"], env["SPRINT_ORCHESTRATOR_DIFF_ADDRESS"]) == (
+        "8083",
+        "0.0.0.0",
+    )
+    args = dash["containers"][0]["args"]
+    assert "--operator-url=http://so-sprint-orchestrator-diffs.default.svc:8083" in args
+    assert "--operator-token-file=/etc/sprint-orchestrator/diffs/token" in args
+    policy = next(
+        d for d in by_kind(docs, "NetworkPolicy") if d["metadata"]["name"] == "so-sprint-orchestrator"
+    )
+    (rule,) = [r for r in policy["spec"]["ingress"] if {"protocol": "TCP", "port": 8083} in r["ports"]]
+    assert rule["from"][0]["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == "dashboard"
+    off = helm("template", "so", str(CHART), "--set", "dashboard.diffs.enabled=false").stdout
+    assert "DIFF_PORT" not in off and "--operator-url" not in off
 
 
 @pytest.mark.parametrize(

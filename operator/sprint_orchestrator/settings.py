@@ -33,6 +33,9 @@ class Settings:
     metrics_port: int = 0
     metrics_address: str = "127.0.0.1"  # 0.0.0.0 only where asked (in a Pod: the manifests set it)
     health_port: int = 0
+    diff_port: int = 0  # the dashboard's internal diff endpoint (handlers/diffs.py); 0: off
+    diff_address: str = "127.0.0.1"
+    diff_token_file: Path | None = None
     base_image: str = "localhost/sprint-orchestrator/base:bookworm"
     agent_image: str = "localhost/sprint-orchestrator/agent:bookworm"  # hack/agent-image.sh
     api_keys: Mapping[str, str] = field(default_factory=dict, repr=False)
@@ -78,6 +81,9 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
         metrics_port=int(get("METRICS_PORT", "0") or 0),
         metrics_address=get("METRICS_ADDRESS", "127.0.0.1") or "127.0.0.1",
         health_port=int(get("HEALTH_PORT", "0") or 0),
+        diff_port=int(get("DIFF_PORT", "0") or 0),
+        diff_address=get("DIFF_ADDRESS", "127.0.0.1") or "127.0.0.1",
+        diff_token_file=Path(token) if (token := get("DIFF_TOKEN_FILE")) else None,
         base_image=get("BASE_IMAGE", Settings.base_image) or Settings.base_image,
         agent_image=get("AGENT_IMAGE", Settings.agent_image) or Settings.agent_image,
         api_keys={provider: env[var] for provider, var in API_KEY_VARIABLES.items() if env.get(var)},

@@ -217,6 +217,17 @@ class ReviewRecord(StatusModel):
     tokens: int | None = Field(default=None, description="Tokens the reviewed attempt used.")
 
 
+class AgentSession(StatusModel):
+    """The agent CLI's session the last attempt left, kept by the operator so that a review resumes it."""
+
+    cli: str = Field(max_length=32)
+    id: str = Field(max_length=64)
+    attempt: int
+    resumed_from: int | None = Field(
+        default=None, description="The earlier attempt whose session this attempt resumed."
+    )
+
+
 class TaskStatus(StatusModel):
     observed_generation: int | None = None
     conditions: Conditions | None = None
@@ -284,6 +295,9 @@ class TaskStatus(StatusModel):
     )
     approved_commit: str | None = Field(
         default=None, max_length=64, description="The exact commit a reviewer approved for merging."
+    )
+    session: AgentSession | None = Field(
+        default=None, description="The agent CLI's session kept for the next attempt to resume."
     )
     kopf: PreserveUnknown | None = None
 

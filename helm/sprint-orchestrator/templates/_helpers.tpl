@@ -61,3 +61,15 @@ state volume, the image's bundled examples (the demo team's recipes) allowed as 
 {{- with .Values.config.kaiban }}{{ $_ := set $config "kaiban" . }}{{ end -}}
 {{ toYaml $config }}
 {{- end -}}
+
+{{/* The dashboard asks the operator for task diffs (handlers/diffs.py). */}}
+{{- define "so.diffs" -}}
+{{- if and .Values.dashboard.enabled .Values.dashboard.diffs.enabled }}true{{ end -}}
+{{- end -}}
+{{- define "so.diffsSecret" -}}
+{{- .Values.dashboard.diffs.tokenSecret | default (printf "%s-diffs" (include "so.fullname" .)) -}}
+{{- end -}}
+{{- define "so.diffsURL" -}}
+{{- $host := .Values.dashboard.diffs.service.clusterIP | default (printf "%s-diffs.%s.svc" (include "so.fullname" .) .Release.Namespace) -}}
+http://{{ $host }}:{{ .Values.dashboard.diffs.port }}
+{{- end -}}

@@ -30,6 +30,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="tokens reads need (default: open)",
     )
+    parser.add_argument(
+        "--operator-url",
+        default=None,
+        help="the operator's diff endpoint (SPRINT_ORCHESTRATOR_DIFF_PORT), where this dashboard has no "
+        "clone, e.g. in its own Pod",
+    )
+    parser.add_argument(
+        "--operator-token-file", type=Path, default=None, help="the token of that endpoint (required with it)"
+    )
     group = parser.add_argument_group("mirroring and notifications (all optional)")
     group.add_argument("--kaiban-api-url", default=None, help="Kaiban.io API (default: kaiban.api_url)")
     group.add_argument("--kaiban-token-file", type=Path, default=None)
@@ -70,6 +79,12 @@ def run(args: argparse.Namespace) -> int:
     tokens = load_tokens(args.token_file)  # options first: a typo fails before any connection
     read_tokens = load_tokens(args.read_token_file, "--read-token-file")
     listeners = listeners_from(args, settings.config, secret)
+    if args.operator_url and not args.operator_token_file:
+        raise InvalidInput("--operator-token-file: required with --operator-url")
+    token_file = args.operator_token_file  # an optional Secret not created yet: diffs say so (503)
+    operator_token = (
+        secret(token_file, "--operator-token-file") if token_file and token_file.exists() else None
+    )
     dash = Dashboard(
         Kube.from_kubeconfig(args.kubeconfig),
         Hub(args.namespace),
@@ -78,6 +93,9 @@ def run(args: argparse.Namespace) -> int:
         (settings.state_dir,),
         settings.trees_dir,
         getattr(getattr(settings.config, "git", None), "repository_url", None),
+        args.operator_url,
+        operator_token,
+        str(token_file or ""),
     )
     app = create_app(dash, listeners)
     config = uvicorn.Config(app, host=args.host, port=args.port, log_level="warning", ws="websockets")

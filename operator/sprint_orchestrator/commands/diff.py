@@ -29,16 +29,7 @@ def run(args: argparse.Namespace) -> int:
     settings = settings_module.from_env()
     default_url = getattr(getattr(settings.config, "git", None), "repository_url", None)
     target = diff_target(task, sprint, default_url)
-    diff = gitdiff.for_task(
-        settings.trees_dir,
-        target.url,
-        target.sprint_id,
-        target.base,
-        target.head,
-        target.files_to_modify,
-        target.extra_protected,
-        target.refused,
-    )
+    diff = gitdiff.for_target(settings.trees_dir, target)
     if args.json:
         print(json.dumps(diff.to_json(), indent=2))
     elif args.stat:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 
 HELP = "run the operator: watch Sprints and Tasks and run them"
@@ -42,6 +43,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"sprintctl operator: {exc}", file=sys.stderr)
         return 2
     claim(state_dir)
+    if args.namespace:  # the settings the handlers read name them too (the diff endpoint checks them)
+        os.environ["SPRINT_ORCHESTRATOR_NAMESPACES"] = ",".join(args.namespace)
 
     kopf.configure(verbose=args.verbose, log_format=kopf.LogFormat[args.log_format.upper()])
     asyncio.run(

@@ -11,13 +11,16 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pygit2
 
 from .. import protected
 from ..errors import GitError, InvalidInput
 from .core import Layout
+
+if TYPE_CHECKING:
+    from ..review import DiffTarget
 
 MAX_FILE_BYTES = 512 * 1024
 MAX_TOTAL_CHARS = 2_000_000
@@ -300,3 +303,17 @@ def for_task(
             raise GitError(f"the sprint branch sprint/{sprint_id} is not in the clone of {url}")
         base = merge_base(repo, head, str(sprint_head.target)) or head
     return task_diff(repo, base, head, files_to_modify, extra_protected, refused)
+
+
+def for_target(trees_dir: Path, target: DiffTarget) -> TaskDiff:
+    """`for_task` of a Task and Sprint as `review.diff_target` resolved them."""
+    return for_task(
+        trees_dir,
+        target.url,
+        target.sprint_id,
+        target.base,
+        target.head,
+        target.files_to_modify,
+        target.extra_protected,
+        target.refused,
+    )

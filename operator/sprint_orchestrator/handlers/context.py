@@ -167,3 +167,7 @@ class OperatorContext:
 
     def artifacts_for(self, namespace: str, sprint: str, task: str, attempt: int) -> Path:
         return self.settings.artifacts_dir / namespace / sprint / task / str(attempt)
+
+    def sessions_for(self, namespace: str, sprint: str, task: str) -> Path:
+        """Where the agent CLI's session of a task is kept between attempts (teams/sessions.py)."""
+        return self.settings.state_dir / "sessions" / namespace / sprint / task

@@ -18,9 +18,9 @@ from ..faults import checkpoint
 from ..kube import now_iso
 from ..model import SprintSpec
 from ..runtime import Limits, TaskRunSpec, tenant_of
-from ..teams import TEAMS, collect_results, write_task_files
+from ..teams import TEAMS, collect_results, sessions, write_task_files
 from ..teams.results import keep_orchestrator_files
-from . import metering, tokens
+from . import agentsessions, metering, tokens
 from .gating import gate_task, protected_changes
 from .merging import merge_one
 
@@ -40,6 +40,7 @@ class TaskRunner:
         self.tenant = tenant_of(rec.namespace, rec.name)  # this Sprint resource, whatever its sprintId
         self.definition = spec.task(self.task_id)
         self.budget_stop: str | None = None
+        self.resume: sessions.Resume | None = None
 
     @property
     def team_type(self) -> str:
@@ -92,7 +93,12 @@ class TaskRunner:
             siblings = await asyncio.to_thread(self.ctx.kube.tasks_of, self.rec.namespace, self.rec.name)
         deps = self._dependency_results(siblings)
         reviews = list(self.status.get("reviews") or []) if start_from else []
-        await asyncio.to_thread(write_task_files, Path(ws.workspace), self.definition, deps, reviews)
+        previous = str((self.status.get("results") or {}).get("summary") or "") if reviews else ""
+        await asyncio.to_thread(
+            write_task_files, Path(ws.workspace), self.definition, deps, reviews, previous
+        )
+        if launch.session:
+            launch = await agentsessions.prepare(self, launch, Path(ws.workspace), reviews, attempt)
         try:
             metered = await self._open_metering(launch.proxy, attempt, siblings) if launch.proxy else None
         except MissingApiKey as exc:
@@ -246,6 +252,7 @@ class TaskRunner:
         workspace = Path(ws.workspace)
         stdout = outcome.log_path.with_suffix(".stdout") if outcome.log_path else None
         results = await asyncio.to_thread(collect_results, workspace, artifacts, stdout, launch.usage_format)
+        session = await agentsessions.keep(self, launch, results, workspace)
         await asyncio.to_thread(keep_orchestrator_files, workspace, artifacts)
         used = tokens.final_usage(results)
         common: dict[str, Any] = {
@@ -261,6 +268,7 @@ class TaskRunner:
                 "problems": list(results.problems),
             },
             "logPath": str(outcome.log_path or ""),
+            **({"session": session} if launch.session else {}),
         }
         budget = self.budget_stop or (metered.refusal() if metered is not None else None)
         if not budget and metered is None and used is not None:  # a team that ended before a live check

@@ -13,6 +13,7 @@ import kopf
 from .. import GROUP
 from ..errors import InvalidInput
 from ..settings import from_env, in_cluster_api_server
+from . import diffs
 from .context import OperatorContext
 from .diffbase import DigestDiffBaseStorage
 
@@ -45,6 +46,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
         memo["context"] = ctx
     try:
         await ctx.start()
+        memo["diff_server"] = await diffs.start(ctx)  # the dashboard's diff reads, when configured
     except InvalidInput as exc:  # a state directory we must not use: stop with the reason, not retry
         raise kopf.PermanentError(str(exc)) from exc
     log.info("operator started", extra={"state_dir": str(ctx.settings.state_dir)})
@@ -52,6 +54,9 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
 
 @kopf.on.cleanup()
 async def shutdown(memo: kopf.Memo, **_: Any) -> None:
+    server = memo.get("diff_server")
+    if server is not None:
+        await server.cleanup()
     ctx = memo.get("context")
     if isinstance(ctx, OperatorContext):
         await ctx.stop()

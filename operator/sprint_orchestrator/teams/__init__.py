@@ -22,7 +22,8 @@ class TeamLaunch:
     """How to start a team. usage_source: "artifact" (/artifacts/usage.jsonl), "stdout" (the container's
     output, in `usage_format`) or "artifact-or-stdout". proxy: the model API ("anthropic", "openai")
     the team reaches through the operator's metering proxy, "" for none; the runner then mounts the
-    attempt's socket at `proxy.CONTAINER_SOCKET_DIR` and bills the proxy's usage."""
+    attempt's socket at `proxy.CONTAINER_SOCKET_DIR` and bills the proxy's usage. session: the CLI
+    whose session the runner keeps between attempts (sessions.py), "" for none."""
 
     command: Sequence[str]
     environment: Mapping[str, str]
@@ -31,6 +32,7 @@ class TeamLaunch:
     usage_source: str
     secrets: Sequence[str] = field(default_factory=tuple)
     proxy: str = ""
+    session: str = ""
 
 
 TeamAdapter = Callable[["TaskFields", "TeamConfig"], TeamLaunch]
@@ -50,6 +52,15 @@ def _teams() -> dict[str, TeamAdapter]:
 
 TEAMS: dict[str, TeamAdapter] = _teams()
 
+
+def resumed(team_type: str) -> Callable[..., TeamLaunch] | None:
+    """The adapter that resumes a kept session (`adapter(task, team, resume)`), None when the team's
+    CLI has none."""
+    from . import adapters
+
+    return {"claude-code": adapters.claude_code, "codex": adapters.codex}.get(team_type)
+
+
 from .keys import missing_key  # noqa: E402
 from .results import TaskResults, collect_results  # noqa: E402
 from .taskmd import render_task_md, task_id_of, write_task_files  # noqa: E402
@@ -62,6 +73,7 @@ __all__ = [
     "collect_results",
     "missing_key",
     "render_task_md",
+    "resumed",
     "task_id_of",
     "write_task_files",
 ]

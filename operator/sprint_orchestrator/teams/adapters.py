@@ -15,7 +15,8 @@ from ..errors import InvalidInput
 from ..model import TaskFields, TeamConfig
 from ..proxy import agent_environment, codex_provider_args, forwarder_command
 from ..runtime import Mount
-from . import TeamLaunch
+from . import TeamLaunch, sessions
+from .sessions import Resume
 from .taskmd import task_id_of
 
 FILES = Path(__file__).resolve().parent / "files"
@@ -53,22 +54,30 @@ def command(task: TaskFields, team: TeamConfig) -> TeamLaunch:
     return TeamLaunch(tuple(team.command), env, (_TEAM_FILES,), "auto", "artifact-or-stdout")
 
 
-def claude_code(task: TaskFields, team: TeamConfig) -> TeamLaunch:
-    """Claude Code through the metering proxy; its own stream-json report stays the agent's view."""
-    claude = ["claude", "-p", PROMPT, "--output-format", "stream-json", "--verbose",
+def claude_code(task: TaskFields, team: TeamConfig, resume: Resume | None = None) -> TeamLaunch:
+    """Claude Code through the metering proxy; its own stream-json report stays the agent's view.
+    Its sessions are kept in the workspace (sessions.py); `resume` continues one with the review."""
+    start = ["-p", resume.prompt, "--resume", resume.session_id] if resume else ["-p", PROMPT]
+    claude = ["claude", *start, "--output-format", "stream-json", "--verbose",
               "--permission-mode", "acceptEdits", *_model(team)]  # fmt: skip
-    env = {"SPRINT_TASK_ID": task_id_of(task), **agent_environment()}
-    return TeamLaunch(
-        tuple(forwarder_command(claude)), env, (), "claude-stream-json", "stdout", proxy="anthropic"
-    )
+    env = {"SPRINT_TASK_ID": task_id_of(task), **agent_environment(), **sessions.environment("claude-code")}
+    return TeamLaunch(tuple(forwarder_command(claude)), env, (), "claude-stream-json", "stdout",
+                      proxy="anthropic", session="claude-code")  # fmt: skip
 
 
-def codex(task: TaskFields, team: TeamConfig) -> TeamLaunch:
-    """Codex through the metering proxy (it ignores OPENAI_BASE_URL: the provider is set by options)."""
-    cli = ["codex", "exec", "--json", "--skip-git-repo-check", "--sandbox", "workspace-write",
-           *codex_provider_args(), *_model(team), PROMPT]  # fmt: skip
-    env = {"SPRINT_TASK_ID": task_id_of(task), **agent_environment()}
-    return TeamLaunch(tuple(forwarder_command(cli)), env, (), "codex-json", "stdout", proxy="openai")
+def codex(task: TaskFields, team: TeamConfig, resume: Resume | None = None) -> TeamLaunch:
+    """Codex through the metering proxy (it ignores OPENAI_BASE_URL: the provider is set by options).
+    `resume`: `codex exec resume ID PROMPT` (which takes the sandbox only as a config value)."""
+    common = ["--json", "--skip-git-repo-check"]
+    if resume:
+        cli = ["codex", "exec", "resume", *common, "-c", 'sandbox_mode="workspace-write"',
+               *codex_provider_args(), *_model(team), resume.session_id, resume.prompt]  # fmt: skip
+    else:
+        cli = ["codex", "exec", *common, "--sandbox", "workspace-write",
+               *codex_provider_args(), *_model(team), PROMPT]  # fmt: skip
+    env = {"SPRINT_TASK_ID": task_id_of(task), **agent_environment(), **sessions.environment("codex")}
+    return TeamLaunch(tuple(forwarder_command(cli)), env, (), "codex-json", "stdout", proxy="openai",
+                      session="codex")  # fmt: skip
 
 
 def gemini(task: TaskFields, team: TeamConfig) -> TeamLaunch:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ..model import TaskFields
-from ..review import render_reviews
+from ..review import quote, render_reviews
 
 TASK_MD = "TASK.md"
 TASK_JSON = ".sprint/task.json"
@@ -39,10 +39,14 @@ def quoted_result(task_id: str, text: str) -> str:
 
 
 def render_task_md(
-    task: TaskFields, dependency_results: Mapping[str, str], reviews: Sequence[Mapping[str, Any]] = ()
+    task: TaskFields,
+    dependency_results: Mapping[str, str],
+    reviews: Sequence[Mapping[str, Any]] = (),
+    previous_results: str = "",
 ) -> str:
     """TASK.md: title, description, requirements, success criteria, files, tests, dependency results,
-    and the reviews that asked for changes (quoted, with their file/line anchors)."""
+    the reviews that asked for changes (quoted, with their file/line anchors) and what the reviewed
+    attempt wrote in its RESULTS.md (the context of a fresh session)."""
     parts = [f"# Task {task_id_of(task)}: {task.title}\n", f"Priority: {task.priority}\n"]
     if task.estimated_tokens is not None:
         parts.append(f"Estimated tokens: {task.estimated_tokens}\n")
@@ -61,6 +65,11 @@ def render_task_md(
         for dep in sorted(dependency_results):
             parts.append(quoted_result(dep, _clip(dependency_results[dep]).strip()))
     parts.append(render_reviews([dict(r) for r in reviews]))
+    if reviews and previous_results.strip():
+        parts.append(
+            "\n## What your previous attempt reported\n\nIts RESULTS.md, quoted as data:\n\n"
+            + quote(_clip(previous_results).strip(), "RESULTS.md of your previous attempt")
+        )
     parts.append(
         "\n## How to report\n\nWork only inside this directory. When done, write RESULTS.md here: what you "
         "changed, how you tested it, and anything left open. Do not commit: the orchestrator does.\n"
@@ -90,9 +99,10 @@ def write_task_files(
     task: TaskFields,
     dependency_results: Mapping[str, str],
     reviews: Sequence[Mapping[str, Any]] = (),
+    previous_results: str = "",
 ) -> None:
     """Write TASK.md and .sprint/task.json into the workspace root."""
-    text = render_task_md(task, dependency_results, reviews)
+    text = render_task_md(task, dependency_results, reviews, previous_results)
     (workspace / TASK_MD).write_text(text, encoding="utf-8")
     doc = workspace / TASK_JSON
     doc.parent.mkdir(exist_ok=True)

@@ -25,6 +25,9 @@ class Dashboard:
     roots: tuple[Path, ...] = ()  # logs and artifacts are served only from under these
     trees_dir: Path | None = None  # the operator's clones, read for task diffs (None: no diffs here)
     repository_url: str | None = None  # git.repository_url: the repository of Sprints that name none
+    operator_url: str | None = None  # the operator's diff endpoint (handlers/diffs.py), in a cluster
+    operator_token: str | None = field(default=None, repr=False)
+    operator_token_file: str = ""  # where the token was looked for (named when it is missing)
 
     @property
     def namespace(self) -> str:

@@ -1,12 +1,16 @@
 """Review like a merge request: a task's diff, "request changes" with comments, approval of the exact
-commit reviewed. Reads come from the operator's clone (read-only); actions are nonce annotations, as
-`sprintctl` and `kubectl annotate` write them, and need a token."""
+commit reviewed. Reads come from the operator's clone (read-only), or where the dashboard has none (its
+own Pod) from the operator's internal diff endpoint (handlers/diffs.py, `--operator-url`); actions are
+nonce annotations, as `sprintctl` and `kubectl annotate` write them, and need a token."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Annotated, Any
+from urllib.parse import quote
 
+import aiohttp
 from fastapi import APIRouter, Body, Depends, HTTPException, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
@@ -40,22 +44,41 @@ def task_diff(dash: Dashboard, task: Resource, sprint: Resource | None) -> gitdi
     if dash.trees_dir is None:
         raise HTTPException(404, "this dashboard has no access to the operator's clones")
     try:
-        target = diff_target(task, sprint, dash.repository_url)
-    except NoDiff as exc:
+        return gitdiff.for_target(dash.trees_dir, diff_target(task, sprint, dash.repository_url))
+    except (NoDiff, GitError) as exc:
         raise HTTPException(404, str(exc)) from None
-    try:
-        return gitdiff.for_task(
-            dash.trees_dir,
-            target.url,
-            target.sprint_id,
-            target.base,
-            target.head,
-            target.files_to_modify,
-            target.extra_protected,
-            target.refused,
+
+
+async def operator_diff(dash: Dashboard, task: Resource, as_text: bool) -> Any:
+    """The diff as the operator serves it (handlers/diffs.py): the dashboard in its own Pod has no
+    clone. Only the Task's namespace and name are sent; the operator resolves the rest itself."""
+    if not dash.operator_token:
+        raise HTTPException(
+            503,
+            f"no token for the operator's diff endpoint: {dash.operator_token_file} does not exist (create "
+            "the Secret sprint-orchestrator-diffs with a key `token`: manifests/README.md)",
         )
-    except GitError as exc:
-        raise HTTPException(404, str(exc)) from None
+    meta = task["metadata"]
+    path = f"/internal/v1/diff/{quote(meta['namespace'], safe='')}/{quote(meta['name'], safe='')}"
+    accept = "text/x-diff" if as_text else "application/json"
+    headers = {"Authorization": f"Bearer {dash.operator_token}", "Accept": accept}
+    timeout = aiohttp.ClientTimeout(total=120)
+    try:
+        async with (
+            aiohttp.ClientSession(timeout=timeout) as session,
+            session.get(str(dash.operator_url).rstrip("/") + path, headers=headers) as answer,
+        ):
+            body = await answer.read()
+            kind = answer.headers.get("Content-Type", "")
+            status = answer.status
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        raise HTTPException(502, f"the operator's diff endpoint did not answer ({exc})") from None
+    if status != 200:
+        detail = body.decode("utf-8", "replace")[:2000]
+        if "json" in kind:
+            detail = str(json.loads(body).get("detail") or detail)
+        raise HTTPException(404 if status == 404 else 502, f"the operator: {detail}")
+    return body.decode("utf-8") if as_text else json.loads(body)
 
 
 @router.get(
@@ -65,10 +88,18 @@ def task_diff(dash: Dashboard, task: Resource, sprint: Resource | None) -> gitdi
 )
 async def get_diff(dash: Dash, task_id: str, request: Request) -> Response:
     task = find_task(dash, task_id)
-    sprint = await find_sprint(dash, str(task["spec"].get("sprintRef") or ""))
-    diff = await asyncio.to_thread(task_diff, dash, task, sprint)
-    if "text/x-diff" in request.headers.get("accept", ""):
-        return PlainTextResponse(diff.text(), media_type="text/x-diff; charset=utf-8")
+    as_text = "text/x-diff" in request.headers.get("accept", "")
+    if dash.operator_url:
+        answer = await operator_diff(dash, task, as_text)
+        if as_text:
+            return PlainTextResponse(str(answer), media_type="text/x-diff; charset=utf-8")
+        found: dict[str, Any] = dict(answer)
+    else:
+        sprint = await find_sprint(dash, str(task["spec"].get("sprintRef") or ""))
+        diff = await asyncio.to_thread(task_diff, dash, task, sprint)
+        if as_text:
+            return PlainTextResponse(diff.text(), media_type="text/x-diff; charset=utf-8")
+        found = diff.to_json()
     status = task.get("status") or {}
     body = {
         "name": task["metadata"]["name"],
@@ -76,7 +107,7 @@ async def get_diff(dash: Dash, task_id: str, request: Request) -> Response:
         "phase": status.get("phase"),
         "attempt": status.get("attempt"),
         "reviews": status.get("reviews") or [],
-        **diff.to_json(),
+        **found,
     }
     return JSONResponse(body)
 
