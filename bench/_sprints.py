@@ -147,7 +147,7 @@ class Bench:
         )
         items = cast(dict[str, Any], found)["items"]
         spans = [(when(t["status"]["startTime"]), when(t["status"]["completionTime"])) for t in items]
-        return {"wall": wall, "spans": spans, "phase": phase}
+        return {"wall": wall, "spans": spans, "phase": phase, "parts": [parts(t["status"]) for t in items]}
 
     def status(self, name: str) -> dict[str, Any]:
         sprint = self.custom.get_namespaced_custom_object(
@@ -157,6 +157,25 @@ class Bench:
 
     def phase(self, name: str) -> str:
         return str(self.status(name).get("phase") or "")
+
+
+def parts(status: dict[str, Any]) -> dict[str, float]:
+    """Where a task's time went, from its status: admitted -> gated less the gates (workspace, the task's
+    container or Pod, the commit), the gates (each a fresh container or Pod), gated -> merged (the merge
+    queue and the merge)."""
+    start, gated, done = (when(status[k]) for k in ("startTime", "gatedAt", "completionTime"))
+    gates = sum(float(g.get("durationSeconds") or 0) for g in status.get("gates") or [])
+    return {
+        "run_s": (gated - start).total_seconds() - gates,
+        "gates_s": gates,
+        "merge_s": (done - gated).total_seconds(),
+    }
+
+
+def median_parts(runs: list[dict[str, Any]]) -> dict[str, float]:
+    found = [p for run in runs for p in run["parts"]]
+    keys = ("run_s", "gates_s", "merge_s")
+    return {key: round(statistics.median(p[key] for p in found), 3) for key in keys}
 
 
 def occupied_seconds(spans: list[Span], slots: int) -> float:

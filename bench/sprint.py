@@ -17,6 +17,9 @@ sprint and the chain, beside the baseline's wall time for the same tasks; slot u
 API writes per task (the kube-apiserver's own request counters).
 
 Last line: one JSON object of figures. BENCH_ROUNDS (2), BENCH_TASKS (10), BENCH_SLOTS (5).
+
+`--runtime kubernetes` (bench/_sprint_pods.py): the Pods runtime on a 2-node local cluster beside the
+Podman runtime, each against its raw baseline (bare Pods / `podman run`), 10- and 50-task sprints.
 """
 
 from __future__ import annotations
