@@ -368,6 +368,24 @@ class Kube:
                 return None
             raise _wrap(f"get pod {name} in {namespace}", exc) from exc
 
+    def watch_pod(
+        self, namespace: str, name: str, resource_version: str, timeout_seconds: int
+    ) -> Iterator[tuple[str, dict[str, Any]]]:
+        """(type, Pod) for each change of one Pod after `resource_version` (ADDED, MODIFIED, DELETED), for
+        up to `timeout_seconds`; a KubeError with status 410 means the version is too old: get it again."""
+        stream = watch.Watch()  # type: ignore[no-untyped-call]
+        try:
+            for event in stream.stream(  # type: ignore[no-untyped-call]
+                self.core.list_namespaced_pod, namespace, field_selector=f"metadata.name={name}",
+                resource_version=resource_version, timeout_seconds=timeout_seconds, deserialize=False,
+                _request_timeout=timeout_seconds + 30,
+            ):  # fmt: skip
+                yield str(event["type"]), dict(event["object"])
+        except ApiException as exc:
+            raise _wrap(f"watch pod {name} in {namespace}", exc) from exc
+        finally:
+            stream.stop()  # type: ignore[no-untyped-call]
+
     def list_pods(self, namespace: str, selector: str) -> list[dict[str, Any]]:
         try:
             out = self._plain(self.core.list_namespaced_pod(namespace, label_selector=selector))

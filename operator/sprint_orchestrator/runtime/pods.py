@@ -54,7 +54,8 @@ from .transfer import GrantStore, key_of, open_endpoint, split_address
 if TYPE_CHECKING:
     from ..settings import Settings
 
-_POLL_S = 0.5
+_WATCH_S = 60  # one watch request of a Pod lasts at most this long, then it is read again
+_RETRY_S = 0.5  # after a failed watch
 _PENDING_SLACK_S = 120.0  # activeDeadlineSeconds counts from the kubelet's start: allow for scheduling
 
 
@@ -221,10 +222,10 @@ class PodsRuntime:
         )
 
     def wait(self, handle: RunHandle, timeout_s: float) -> RunOutcome:
-        """Poll the Pod until the kubelet reports it ended; past its deadline plus slack, delete it."""
+        """Watch the Pod until the kubelet reports it ended; past its deadline plus slack, delete it."""
         deadline = time.monotonic() + timeout_s + _PENDING_SLACK_S
+        pod = self.kube.get_pod(self.namespace, handle.name)
         while True:
-            pod = self.kube.get_pod(self.namespace, handle.name)
             verdict = podspec.verdict(pod)
             if verdict.done:
                 break
@@ -232,7 +233,7 @@ class PodsRuntime:
                 self.kube.delete_pod(self.namespace, handle.name, grace_s=0)
                 verdict = podspec.PodVerdict(True, Health.TIMED_OUT, None, "the Pod never finished in time")
                 break
-            time.sleep(_POLL_S)
+            pod = self._next(handle.name, pod, deadline)
         log_path = self._save_logs(handle.name, pod)
         exit_code, reason = verdict.exit_code, verdict.reason
         if handle.task_id and verdict.health == Health.EXITED and exit_code is not None:
@@ -247,6 +248,22 @@ class PodsRuntime:
             log_path,
             reason,
         )
+
+    def _next(self, name: str, pod: dict[str, Any] | None, deadline: float) -> dict[str, Any] | None:
+        """The Pod after its next change (None once deleted), watched from the version in hand; when the
+        watch ends with no change (its timeout, the deadline) or fails, the Pod as it is now."""
+        version = str(((pod or {}).get("metadata") or {}).get("resourceVersion") or "")
+        seconds = int(max(1, min(_WATCH_S, deadline - time.monotonic() + 1)))
+        if version:
+            try:
+                for kind, changed in self.kube.watch_pod(self.namespace, name, version, seconds):
+                    if kind == "DELETED":
+                        return None
+                    if kind in ("ADDED", "MODIFIED"):
+                        return changed
+            except KubeError:  # 410 (the version is too old) or the API server: read it again
+                time.sleep(_RETRY_S)
+        return self.kube.get_pod(self.namespace, name)
 
     def _result_problem(self, name: str) -> str:
         """Why the task's result did not (safely) arrive, or ""."""

@@ -32,18 +32,23 @@ AGENT_UID = 1000
 TMP_LIMIT = "1Gi"
 TRANSFER_ENV = "SO_TRANSFER"
 
-# Works with busybox (wget) and with the Debian base image (python3, no wget).
-_GET = (
-    'if command -v wget >/dev/null 2>&1; then wget -q -O /tmp/.so-in.tar "$1"; else python3 -c '
-    "'import sys,shutil,urllib.request as u;"
-    'shutil.copyfileobj(u.urlopen(sys.argv[1]),open(sys.argv[2],"wb"))\''
-    ' "$1" /tmp/.so-in.tar; fi'
+# Works with busybox (wget) and with the Debian base image (python3, no wget): the workspace and each
+# read-only mount (/so-mount/<i>, as many as exist) are downloaded first, by one python3 process when
+# there is no wget (a python3 start costs as much as the download), then unpacked.
+_GET_ALL = (
+    "if command -v wget >/dev/null 2>&1; then k=0; for p in $names; do wget -q -O /tmp/.so-in-$k.tar "
+    f'"${TRANSFER_ENV}/$p"; k=$((k+1)); done; else python3 -c '
+    "'import sys,shutil,urllib.request as u\n"
+    "for k,p in enumerate(sys.argv[2:]):\n"
+    ' f=open("/tmp/.so-in-%d.tar"%k,"wb")\n'
+    ' shutil.copyfileobj(u.urlopen(sys.argv[1]+"/"+p),f);f.close()\''
+    f' "${TRANSFER_ENV}" $names; fi'
 )
 FETCH_SCRIPT = (
-    f'set -e; so_get() {{ {_GET}; }}; so_get "${TRANSFER_ENV}/workspace"; '
-    "tar -x -f /tmp/.so-in.tar -C /workspace; i=0; while [ -d /so-mount/$i ]; do "
-    f'so_get "${TRANSFER_ENV}/mount/$i"; tar -x -f /tmp/.so-in.tar -C /so-mount/$i; i=$((i+1)); done; '
-    "rm -f /tmp/.so-in.tar"
+    "set -e; n=0; names=workspace; "
+    'while [ -d /so-mount/$n ]; do names="$names mount/$n"; n=$((n+1)); done; '
+    f"{_GET_ALL}; tar -x -f /tmp/.so-in-0.tar -C /workspace; i=0; while [ $i -lt $n ]; do "
+    "tar -x -f /tmp/.so-in-$((i+1)).tar -C /so-mount/$i; i=$((i+1)); done; rm -f /tmp/.so-in-*.tar"
 )
 # busybox wget posts a file as text (up to its first NUL byte): without python3, PUT through nc.
 # so_put returns 1 when the endpoint answered anything but 200 (a refusal is final) and 2 when nothing
