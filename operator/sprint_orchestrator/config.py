@@ -116,6 +116,13 @@ class ContainersSection(Section):
     pods_namespace: str = Field(default="default", min_length=1, max_length=63)
     transfer_address: str | None = Field(default=None, min_length=1)
     transfer_listen: str | None = Field(default=None, min_length=1)
+    # runtime: pods. How long an image pull may fail (often transient) before the attempt ends as an
+    # infrastructure failure; how long a Pod may be unschedulable before the Task says "no node fits".
+    image_pull_grace: Seconds = 60
+    unschedulable_report_after: Seconds = 120
+    # Infrastructure retries of one task (evicted, node lost, image pull failed: retry.py), beside and not
+    # counted against the Sprint's maxAttempts.
+    infrastructure_retries: int = Field(default=5, ge=0, le=100)
 
 
 class KaibanSection(Section):

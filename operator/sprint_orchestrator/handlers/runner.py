@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import quantities, retry
-from ..errors import InvalidInput, MissingApiKey, OrchestratorError
+from ..errors import InfrastructureFailure, InvalidInput, MissingApiKey, OrchestratorError, PodRejected
 from ..faults import checkpoint
 from ..kube import now_iso
 from ..model import SprintSpec
@@ -21,12 +21,20 @@ from ..runtime import Limits, TaskRunSpec, tenant_of
 from ..teams import TEAMS, collect_results, write_task_files
 from ..teams.results import keep_orchestrator_files
 from . import metering, tokens
-from .gating import gate_task, protected_changes
+from .conditions import set_condition
+from .gating import gate_task, protected_changes, scheduling_of
 from .merging import merge_one
 
 LIVE_USAGE_SECONDS = 2.0
+NOTICE_SECONDS = 5.0  # how often a waiting Pod's notice ("no node fits") is looked at
+BACKOFF_BASE_S = 10.0  # retry.backoff_s: 10 s, 20 s, 40 s ... capped at RetryPolicy.max_backoff_s
 # status.reason of a container that failed, by retry kind (Failed when the attempts are used up)
-REASONS = {"timed-out": "Timeout", "oom-killed": "OOMKilled", "error": "Error"}
+REASONS = {
+    "timed-out": "Timeout",
+    "oom-killed": "OOMKilled",
+    "error": "Error",
+    "infrastructure": "Infrastructure",
+}
 TEAM_NAME = "Sprint Orchestrator task team"
 TEAM_EMAIL = "task-team@sprintorchestrator.dev"
 
@@ -63,6 +71,10 @@ class TaskRunner:
                 await merge_one(self.rec, self.body, self.spec, self.task)
         except asyncio.CancelledError:
             raise
+        except PodRejected as exc:  # the API server will refuse the same Pod again: a human fixes the spec
+            await self._fail({}, "PodRejected", str(exc)[:4000], retryable=True)
+        except InfrastructureFailure as exc:  # e.g. an evicted gate Pod
+            await self._infrastructure_failure(str(exc), "infrastructure")
         except OrchestratorError as exc:
             await self._infrastructure_failure(str(exc))
         except Exception as exc:  # a bug must not kill the sprint: record it, retry with backoff
@@ -153,6 +165,7 @@ class TaskRunner:
             timeout_s=timeout_s,
             secrets=secrets,
             owner=self.task,
+            scheduling=scheduling_of(self.spec),
         )
         handle = await asyncio.to_thread(runtime.start_task, run_spec)
         checkpoint("task-started-before-status")
@@ -170,9 +183,35 @@ class TaskRunner:
         )
         self.ctx.wake(self.rec.key)
         waiter = asyncio.ensure_future(asyncio.to_thread(runtime.wait, handle, run_spec.timeout_s))
-        await self._live_usage(waiter, artifacts, runtime, handle, metered)
-        outcome = await waiter
+        notices = asyncio.ensure_future(self._notices(waiter, runtime, handle.name))
+        try:
+            await self._live_usage(waiter, artifacts, runtime, handle, metered)
+            outcome = await waiter
+        finally:
+            notices.cancel()
         await self._finish_container(engine, ws, runtime, handle, outcome, artifacts, launch, metered)
+
+    async def _notices(self, waiter: asyncio.Future[Any], runtime: Any, name: str) -> None:
+        """What the runtime says about a Pod that waits (pods: "no node fits: ..." once it has been
+        unschedulable for containers.unschedulable_report_after) as the Task's PodScheduled condition
+        and a warning Event; cleared when the Pod is scheduled after all."""
+        notice = getattr(runtime, "notice", None)
+        shown: str | None = None
+        while notice is not None and not waiter.done():
+            await asyncio.wait([waiter], timeout=NOTICE_SECONDS)
+            text = await asyncio.to_thread(notice, name)
+            if text is None or text == shown or waiter.done():
+                continue
+            shown = text
+            fits = not text
+            condition = set_condition(
+                self.status.get("conditions"), "PodScheduled", fits, "Scheduled" if fits else "Unschedulable",
+                "the Pod was scheduled" if fits else text[:2000], now_iso(),
+            )  # fmt: skip
+            await self.patch({"conditions": condition})
+            if not fits:
+                why = f"task {self.task_id}: {text[:1000]}"
+                self.rec.event(self.body, "TaskUnschedulable", why, warn=True)
 
     def _dependency_results(self, siblings: list[dict[str, Any]]) -> dict[str, str]:
         results: dict[str, str] = {}
@@ -276,6 +315,8 @@ class TaskRunner:
             await self._fail(common, "BudgetExceeded", budget, retryable=False)
         elif getattr(outcome, "disk_full", False):  # a retry would fill the same cap: not retried
             await self._fail(common, "DiskQuotaExceeded", f"the task team {outcome.reason}", retryable=False)
+        elif getattr(outcome, "infrastructure", ""):
+            await self._infrastructure_outcome(common, outcome)
         elif str(outcome.health) in ("timed-out", "oom-killed", "removed") or (outcome.exit_code or 0) != 0:
             await self._container_failed(common, outcome)
         else:
@@ -372,21 +413,42 @@ class TaskRunner:
         }[kind]
         await self._retry_or_fail(common, kind, message)
 
-    async def _retry_or_fail(self, common: dict[str, Any], kind: str, message: str) -> None:
+    async def _infrastructure_outcome(self, common: dict[str, Any], outcome: Any) -> None:
+        """The node or the cluster ended the Pod (runtime/podstatus.py). Never scheduled by its deadline:
+        failed, not retried (the sprint's nodeSelector, tolerations or resources fit no node; a human
+        fixes that and retries). Anything else: an infrastructure retry."""
+        kind = str(outcome.infrastructure)
+        if kind == "Unschedulable":
+            await self._fail(common, "Unschedulable", str(outcome.reason)[:4000], retryable=True)
+            return
+        await self._retry_or_fail(common, "infrastructure", f"{kind}: {outcome.reason}"[:4000], kind)
+
+    async def _retry_or_fail(self, common: dict[str, Any], kind: str, message: str, reason: str = "") -> None:
         attempt = int(self.status.get("attempt") or 1)
         limits, timeout_s = self.limits()
-        decision = retry.decide_retry(kind, attempt, self.spec.policy.max_attempts, limits, 5.0, timeout_s)
+        infra = int(self.status.get("infraRetries") or 0)
+        containers = getattr(self.ctx.settings.config, "containers", None)
+        policy = retry.RetryPolicy(max_infra_retries=int(getattr(containers, "infrastructure_retries", 5)))
+        decision = retry.decide_retry(
+            kind, attempt, self.spec.policy.max_attempts, limits, BACKOFF_BASE_S, timeout_s, policy, infra
+        )
+        reason = reason or REASONS[kind]
         if not decision.retry:
-            await self._fail(common, REASONS[kind], f"{message}; {decision.reason}", retryable=True)
+            await self._fail(common, reason, f"{message}; {decision.reason}", retryable=True)
             return
         retry_at = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=decision.delay_s)
+        extra: dict[str, Any] = {}
+        if kind == "infrastructure":  # one more attempt that the work's maxAttempts does not count
+            allowed = int(self.status.get("maxAttempts") or attempt) + 1
+            extra = {"infraRetries": infra + 1, "maxAttempts": allowed}
         await self.patch(
             {
                 **common,
+                **extra,
                 "phase": "Ready",
                 "column": "ready",
                 "error": message,
-                "reason": REASONS[kind],
+                "reason": reason,
                 "recoveryAction": decision.reason,
                 "limits": retry.limits_status(decision.new_limits, decision.new_timeout_s),
                 "nextRetryAt": retry_at.replace(microsecond=0).isoformat().replace("+00:00", "Z"),
@@ -413,8 +475,10 @@ class TaskRunner:
         )
         self.rec.event(self.body, "TaskFailed", f"task {self.task_id}: {message}", warn=True)
 
-    async def _infrastructure_failure(self, message: str) -> None:
-        await self._retry_or_fail({}, "error", message[:4000])
+    async def _infrastructure_failure(self, message: str, kind: str = "error") -> None:
+        """An exception ended the step: "error" (a start that failed, a bug) counts against maxAttempts;
+        "infrastructure" (InfrastructureFailure: the cluster ended a gate Pod) has its own budget."""
+        await self._retry_or_fail({}, kind, message[:4000])
 
     # --- Gating --------------------------------------------------------------------------------
 
