@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sprint_orchestrator.runtime import Health, Limits, podspec, podstatus
+from sprint_orchestrator.runtime import Health, Limits, Scheduling, podspec, podstatus
 
 
 def _run(**changes: Any) -> podspec.PodRun:
@@ -79,3 +79,22 @@ def test_the_verdict_follows_the_kubelets_pod_status() -> None:
     assert late.health == Health.TIMED_OUT
     no_workspace = podstatus.verdict(_pod("Failed", fetch=1))
     assert no_workspace.exit_code is None and "fetching the workspace failed" in no_workspace.reason
+
+
+def test_the_sprints_scheduling_choices_go_on_the_pod_and_nothing_when_it_made_none() -> None:
+    placed = Scheduling(
+        runtime_class_name="gvisor",
+        node_selector={"kubernetes.io/hostname": "node2"},
+        tolerations=({"key": "dedicated", "operator": "Equal", "value": "sprints", "effect": "NoSchedule"},),
+        priority_class_name="batch-low",
+    )
+    spec = podspec.manifest(_run(scheduling=placed))["spec"]
+    assert spec["runtimeClassName"] == "gvisor"
+    assert spec["nodeSelector"] == {"kubernetes.io/hostname": "node2"}
+    assert spec["tolerations"] == [
+        {"key": "dedicated", "operator": "Equal", "value": "sprints", "effect": "NoSchedule"}
+    ]
+    assert spec["priorityClassName"] == "batch-low"
+    bare = podspec.manifest(_run())["spec"]
+    assert not {"runtimeClassName", "nodeSelector", "tolerations", "priorityClassName"} & set(bare)
+    assert not Scheduling() and placed

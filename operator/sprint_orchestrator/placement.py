@@ -160,3 +160,12 @@ class Toleration(BaseModel):
 
 Tolerations = Annotated[list[Toleration], Field(max_length=TOLERATIONS_MAX)]
 SCHEDULING_FIELDS = ("runtimeClassName", "nodeSelector", "tolerations", "priorityClassName")
+
+
+def ignored_by(runtime: str, container: Mapping[str, Any] | None) -> str:
+    """The note for the Sprint's status message when a runtime without nodes (podman) is given
+    scheduling fields: they are ignored, not refused (the same Sprint runs on a cluster unchanged)."""
+    if runtime != "podman" or not container:
+        return ""
+    ignored = [f"spec.container.{name}" for name in SCHEDULING_FIELDS if container.get(name)]
+    return f" (the podman runtime ignores {', '.join(ignored)}: they place Pods)" if ignored else ""

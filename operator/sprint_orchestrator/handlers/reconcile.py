@@ -300,11 +300,8 @@ class SprintReconciler:
     def _ignored_placement(self, spec: SprintSpec) -> str:
         """The podman runtime has no nodes: the scheduling fields the sprint set are ignored, said once."""
         containers = getattr(self.ctx.settings.config, "containers", None)
-        if getattr(containers, "runtime", "podman") != "podman" or spec.container is None:
-            return ""
-        fields = spec.container.dump()
-        ignored = [f"spec.container.{name}" for name in placement.SCHEDULING_FIELDS if fields.get(name)]
-        return f" (the podman runtime ignores {', '.join(ignored)}: they place Pods)" if ignored else ""
+        runtime = str(getattr(containers, "runtime", "podman"))
+        return placement.ignored_by(runtime, spec.container.dump() if spec.container else None)
 
     def _build_image(self, runtime: Any, spec: SprintSpec, sprint_id: str) -> str:
         container = spec.container

@@ -58,7 +58,6 @@ if TYPE_CHECKING:
     from ..settings import Settings
 
 _POLL_S = 0.5
-_PENDING_SLACK_S = 120.0  # activeDeadlineSeconds counts from the kubelet's start: allow for scheduling
 
 
 class PodsRuntime:
@@ -226,7 +225,7 @@ class PodsRuntime:
         """Poll the Pod until the kubelet reports it ended (podstatus.verdict); end it early when it is
         stuck (an image that cannot be pulled past the grace: podstatus.stall_action); past its deadline
         plus slack (never started), delete it."""
-        verdict, pod = self._watch(handle.name, time.monotonic() + timeout_s + _PENDING_SLACK_S)
+        verdict, pod = self._watch(handle.name, time.monotonic() + timeout_s + self.stalls.pending_slack_s)
         self._notices.pop(handle.name, None)
         log_path = self._save_logs(handle.name, pod)
         if verdict.infrastructure:  # the Pod may be stuck terminating on a lost node: not waited for

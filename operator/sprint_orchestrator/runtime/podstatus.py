@@ -83,6 +83,9 @@ class Stall:
 class StallPolicy:
     pull_grace_s: float = 60.0  # an image pull failing this long ends the attempt
     unschedulable_report_s: float = 120.0  # unschedulable this long is reported on the Task
+    # activeDeadlineSeconds counts from the kubelet's start: a Pod not started by its timeout plus this
+    # (never scheduled, say) is ended by the operator
+    pending_slack_s: float = 120.0
 
 
 DEFAULT_STALLS = StallPolicy()
