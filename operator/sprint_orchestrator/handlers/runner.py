@@ -8,11 +8,10 @@ tree. Every step is idempotent, so a restarted operator re-enters at the phase t
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 from pathlib import Path
 from typing import Any
 
-from .. import quantities, retry
+from .. import retry
 from ..errors import InfrastructureFailure, InvalidInput, MissingApiKey, OrchestratorError, PodRejected
 from ..faults import checkpoint
 from ..kube import now_iso
@@ -20,21 +19,13 @@ from ..model import SprintSpec
 from ..runtime import Limits, TaskRunSpec, tenant_of
 from ..teams import TEAMS, collect_results, write_task_files
 from ..teams.results import keep_orchestrator_files
-from . import metering, tokens
+from . import failures, metering, tokens
 from .conditions import set_condition
 from .gating import gate_task, protected_changes, scheduling_of
 from .merging import merge_one
 
 LIVE_USAGE_SECONDS = 2.0
 NOTICE_SECONDS = 5.0  # how often a waiting Pod's notice ("no node fits") is looked at
-BACKOFF_BASE_S = 10.0  # retry.backoff_s: 10 s, 20 s, 40 s ... capped at RetryPolicy.max_backoff_s
-# status.reason of a container that failed, by retry kind (Failed when the attempts are used up)
-REASONS = {
-    "timed-out": "Timeout",
-    "oom-killed": "OOMKilled",
-    "error": "Error",
-    "infrastructure": "Infrastructure",
-}
 TEAM_NAME = "Sprint Orchestrator task team"
 TEAM_EMAIL = "task-team@sprintorchestrator.dev"
 
@@ -72,14 +63,14 @@ class TaskRunner:
         except asyncio.CancelledError:
             raise
         except PodRejected as exc:  # the API server will refuse the same Pod again: a human fixes the spec
-            await self._fail({}, "PodRejected", str(exc)[:4000], retryable=True)
+            await failures.fail(self, {}, "PodRejected", str(exc)[:4000], retryable=True)
         except InfrastructureFailure as exc:  # e.g. an evicted gate Pod
-            await self._infrastructure_failure(str(exc), "infrastructure")
+            await failures.infrastructure_failure(self, str(exc), "infrastructure")
         except OrchestratorError as exc:
-            await self._infrastructure_failure(str(exc))
+            await failures.infrastructure_failure(self, str(exc))
         except Exception as exc:  # a bug must not kill the sprint: record it, retry with backoff
             self.rec.log.exception("task %s failed unexpectedly", self.task_id)
-            await self._infrastructure_failure(f"{type(exc).__name__}: {exc}")
+            await failures.infrastructure_failure(self, f"{type(exc).__name__}: {exc}")
         finally:
             self.ctx.wake(self.rec.key)
 
@@ -108,10 +99,10 @@ class TaskRunner:
         try:
             metered = await self._open_metering(launch.proxy, attempt, siblings) if launch.proxy else None
         except MissingApiKey as exc:
-            await self._fail({}, "MissingApiKey", str(exc), retryable=False)
+            await failures.fail(self, {}, "MissingApiKey", str(exc), retryable=False)
             return
         except InvalidInput as exc:  # e.g. a proxy socket path the state directory makes too long
-            await self._fail({}, "ProxyUnavailable", str(exc), retryable=False)
+            await failures.fail(self, {}, "ProxyUnavailable", str(exc), retryable=False)
             return
         keep = False  # the operator stopping: the container runs on and is re-attached after a restart
         try:
@@ -312,13 +303,15 @@ class TaskRunner:
                 tokens.earlier_attempts(self.status),
             )
         if budget:
-            await self._fail(common, "BudgetExceeded", budget, retryable=False)
+            await failures.fail(self, common, "BudgetExceeded", budget, retryable=False)
         elif getattr(outcome, "disk_full", False):  # a retry would fill the same cap: not retried
-            await self._fail(common, "DiskQuotaExceeded", f"the task team {outcome.reason}", retryable=False)
+            await failures.fail(
+                self, common, "DiskQuotaExceeded", f"the task team {outcome.reason}", retryable=False
+            )
         elif getattr(outcome, "infrastructure", ""):
-            await self._infrastructure_outcome(common, outcome)
+            await failures.infrastructure_outcome(self, common, outcome)
         elif str(outcome.health) in ("timed-out", "oom-killed", "removed") or (outcome.exit_code or 0) != 0:
-            await self._container_failed(common, outcome)
+            await failures.container_failed(self, common, outcome)
         else:
             commit = await asyncio.to_thread(
                 engine.commit_task,
@@ -401,84 +394,8 @@ class TaskRunner:
         )
         self.rec.event(self.body, "TaskNeedsReview", f"task {self.task_id}: {why}", warn=True)
 
-    async def _container_failed(self, common: dict[str, Any], outcome: Any) -> None:
-        health = str(outcome.health)
-        kind = health if health in ("timed-out", "oom-killed") else "error"
-        limits, timeout_s = self.limits()
-        memory = quantities.format_bytes(limits.memory_bytes) if limits.memory_bytes else "no limit"
-        message = {
-            "timed-out": f"the container ran past its time limit ({timeout_s:g}s)",
-            "oom-killed": f"the container ran out of memory ({memory}; {outcome.reason})",
-            "error": f"the task team exited with code {outcome.exit_code} ({outcome.reason or health})",
-        }[kind]
-        await self._retry_or_fail(common, kind, message)
-
-    async def _infrastructure_outcome(self, common: dict[str, Any], outcome: Any) -> None:
-        """The node or the cluster ended the Pod (runtime/podstatus.py). Never scheduled by its deadline:
-        failed, not retried (the sprint's nodeSelector, tolerations or resources fit no node; a human
-        fixes that and retries). Anything else: an infrastructure retry."""
-        kind = str(outcome.infrastructure)
-        if kind == "Unschedulable":
-            await self._fail(common, "Unschedulable", str(outcome.reason)[:4000], retryable=True)
-            return
-        await self._retry_or_fail(common, "infrastructure", f"{kind}: {outcome.reason}"[:4000], kind)
-
-    async def _retry_or_fail(self, common: dict[str, Any], kind: str, message: str, reason: str = "") -> None:
-        attempt = int(self.status.get("attempt") or 1)
-        limits, timeout_s = self.limits()
-        infra = int(self.status.get("infraRetries") or 0)
-        containers = getattr(self.ctx.settings.config, "containers", None)
-        policy = retry.RetryPolicy(max_infra_retries=int(getattr(containers, "infrastructure_retries", 5)))
-        decision = retry.decide_retry(
-            kind, attempt, self.spec.policy.max_attempts, limits, BACKOFF_BASE_S, timeout_s, policy, infra
-        )
-        reason = reason or REASONS[kind]
-        if not decision.retry:
-            await self._fail(common, reason, f"{message}; {decision.reason}", retryable=True)
-            return
-        retry_at = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=decision.delay_s)
-        extra: dict[str, Any] = {}
-        if kind == "infrastructure":  # one more attempt that the work's maxAttempts does not count
-            allowed = int(self.status.get("maxAttempts") or attempt) + 1
-            extra = {"infraRetries": infra + 1, "maxAttempts": allowed}
-        await self.patch(
-            {
-                **common,
-                **extra,
-                "phase": "Ready",
-                "column": "ready",
-                "error": message,
-                "reason": reason,
-                "recoveryAction": decision.reason,
-                "limits": retry.limits_status(decision.new_limits, decision.new_timeout_s),
-                "nextRetryAt": retry_at.replace(microsecond=0).isoformat().replace("+00:00", "Z"),
-            }
-        )
-        self.rec.event(
-            self.body, "TaskRetry", f"task {self.task_id}: {message}; {decision.reason}", warn=True
-        )
-
     def rec_body(self) -> dict[str, Any]:
         return self.body
-
-    async def _fail(self, common: dict[str, Any], reason: str, message: str, retryable: bool) -> None:
-        await self.patch(
-            {
-                **common,
-                "phase": "Failed",
-                "column": "failed",
-                "reason": reason,
-                "error": message,
-                "completionTime": now_iso(),
-                "recoveryAction": "retry" if retryable else "sprintctl retry",
-            }
-        )
-        self.rec.event(self.body, "TaskFailed", f"task {self.task_id}: {message}", warn=True)
-
-    async def _infrastructure_failure(self, message: str, kind: str = "error") -> None:
-        """An exception ended the step: "error" (a start that failed, a bug) counts against maxAttempts;
-        "infrastructure" (InfrastructureFailure: the cluster ended a gate Pod) has its own budget."""
-        await self._retry_or_fail({}, kind, message[:4000])
 
     # --- Gating --------------------------------------------------------------------------------
 
