@@ -158,7 +158,8 @@ def test_an_evicted_task_pod_is_retried_as_infrastructure_on_the_selected_node_a
     evicted through the Eviction API while the agent runs: that attempt is an infrastructure failure,
     retried (not counted against maxAttempts: 1 here), and the sprint completes, every Pod on node2.
     Beside it, sprint `sandboxed` names a RuntimeClass the cluster does not have: its task fails at once
-    with the API server's reason, no hang and no retries."""
+    with the API server's reason, no hang and no retries; and sprint `unfit` selects a node that does not
+    exist: its Task says "no node fits" while it waits, then fails Unschedulable (not Timeout)."""
     node_set = nodes.node_set()
     assert node_set is not None
     nodes.kubectl("apply", "--server-side", "-f", str(CRDS))
@@ -174,13 +175,13 @@ def test_an_evicted_task_pod_is_retried_as_infrastructure_on_the_selected_node_a
     other = seed_repository(tmp_path / "other", files={"README.md": "# other\n"})
     config = tmp_path / "config.yaml"
     config.write_text(
-        "orchestrator: {max_concurrent_sprints: 2, default_team: demo, "
+        "orchestrator: {max_concurrent_sprints: 3, default_team: demo, "
         f"allowed_host_paths: ['{tmp_path}']}}\n"
         f"git: {{working_trees_path: '{tmp_path / 'trees'}'}}\n"
         "containers: {runtime: pods, base_image: localhost/sprint-orchestrator/base:bookworm, "
         f"registry: '{nodes.registry}', registry_plain_http: true, "
         f"transfer_address: '{node_set.slot.host_ip}', pods_namespace: {ns}, "
-        "cleanup_on_completion: false}\n"
+        "cleanup_on_completion: false, unschedulable_report_after: 3}\n"
     )
     placed = suspended_sprint("placed", tasks=2, repository={"url": str(repo), "mainBranch": "main"})
     placed["spec"].update(
@@ -191,11 +192,22 @@ def test_an_evicted_task_pod_is_retried_as_infrastructure_on_the_selected_node_a
     )
     sandboxed = suspended_sprint("sandboxed", tasks=1, repository={"url": str(other), "mainBranch": "main"})
     sandboxed["spec"].update(suspend=False, container={"runtimeClassName": "no-such-sandbox"})
+    (tmp_path / "third").mkdir()
+    third = seed_repository(tmp_path / "third", files={"README.md": "# third\n"})
+    unfit = suspended_sprint("unfit", tasks=1, repository={"url": str(third), "mainBranch": "main"})
+    unfit["spec"].update(
+        suspend=False,
+        container={
+            "nodeSelector": {"kubernetes.io/hostname": "no-such-node"},
+            "resourceLimits": {"timeoutSeconds": 5},
+        },
+    )
     with operator_process(
         nodes, ns, tmp_path / "state", tmp_path / "operator.log", SPRINT_ORCHESTRATOR_CONFIG=str(config)
     ):
         apply(nodes, ns, placed)
         apply(nodes, ns, sandboxed)
+        apply(nodes, ns, unfit)
         (victim,) = wait_for(
             lambda: _running_pods(nodes, ns, "placed"), 600, "the first task Pod's agent running"
         )
@@ -204,6 +216,7 @@ def test_an_evicted_task_pod_is_retried_as_infrastructure_on_the_selected_node_a
         assert status["phase"] == "Completed", json.dumps(status, indent=1)[:4000]
         refused = wait_for(lambda: _ended(nodes, ns, "sandboxed"), 300, "sprint sandboxed ended")
         assert refused["phase"] == "Failed", refused
+        wait_for(lambda: _ended(nodes, ns, "unfit"), 600, "sprint unfit ended")
         events = json.loads(nodes.kubectl("-n", ns, "get", "events", "-o", "json"))["items"]
         tasks = {
             (t["spec"]["sprintRef"], t["spec"]["taskId"]): t["status"]
@@ -224,5 +237,12 @@ def test_an_evicted_task_pod_is_retried_as_infrastructure_on_the_selected_node_a
     sandbox = tasks[("sandboxed", "t0")]
     assert (sandbox["phase"], sandbox["reason"], sandbox["attempt"]) == ("Failed", "PodRejected", 1), sandbox
     assert "no-such-sandbox" in sandbox["error"] and "RuntimeClass" in sandbox["error"], sandbox
+    lonely = tasks[("unfit", "t0")]
+    assert (lonely["phase"], lonely["reason"], lonely["attempt"]) == ("Failed", "Unschedulable", 1), lonely
+    assert lonely["error"].startswith("no node fits: 0/2 nodes are available"), lonely["error"]
+    (scheduled,) = [c for c in lonely["conditions"] if c["type"] == "PodScheduled"]
+    assert (scheduled["status"], scheduled["reason"]) == ("False", "Unschedulable"), scheduled
+    assert "node affinity/selector" in scheduled["message"], scheduled
+    assert any(e.get("reason") == "TaskUnschedulable" for e in events), [e.get("reason") for e in events]
     merged = git("-C", str(repo), "ls-tree", "-r", "--name-only", "main")
     assert "notes/t0.md" in merged and "notes/t1.md" in merged
