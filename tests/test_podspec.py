@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sprint_orchestrator.runtime import Health, Limits, podspec
+from sprint_orchestrator.runtime import Health, Limits, Scheduling, podspec, podstatus
 
 
 def _run(**changes: Any) -> podspec.PodRun:
@@ -67,15 +67,34 @@ def _pod(
 
 
 def test_the_verdict_follows_the_kubelets_pod_status() -> None:
-    assert podspec.verdict(None).health == Health.REMOVED
-    assert not podspec.verdict({"status": {"phase": "Running"}}).done
-    ok = podspec.verdict(_pod("Succeeded", main={"exitCode": 0, "reason": "Completed"}))
+    assert podstatus.verdict(None).health == Health.REMOVED
+    assert not podstatus.verdict({"status": {"phase": "Running"}}).done
+    ok = podstatus.verdict(_pod("Succeeded", main={"exitCode": 0, "reason": "Completed"}))
     assert (ok.health, ok.exit_code) == (Health.EXITED, 0)
-    failed = podspec.verdict(_pod("Failed", main={"exitCode": 3, "reason": "Error"}))
+    failed = podstatus.verdict(_pod("Failed", main={"exitCode": 3, "reason": "Error"}))
     assert (failed.health, failed.exit_code) == (Health.EXITED, 3)
-    oom = podspec.verdict(_pod("Failed", main={"exitCode": 137, "reason": "OOMKilled"}))
+    oom = podstatus.verdict(_pod("Failed", main={"exitCode": 137, "reason": "OOMKilled"}))
     assert oom.health == Health.OOM_KILLED
-    late = podspec.verdict(_pod("Failed", "DeadlineExceeded", main={"exitCode": 137, "reason": "Error"}))
+    late = podstatus.verdict(_pod("Failed", "DeadlineExceeded", main={"exitCode": 137, "reason": "Error"}))
     assert late.health == Health.TIMED_OUT
-    no_workspace = podspec.verdict(_pod("Failed", fetch=1))
+    no_workspace = podstatus.verdict(_pod("Failed", fetch=1))
     assert no_workspace.exit_code is None and "fetching the workspace failed" in no_workspace.reason
+
+
+def test_the_sprints_scheduling_choices_go_on_the_pod_and_nothing_when_it_made_none() -> None:
+    placed = Scheduling(
+        runtime_class_name="gvisor",
+        node_selector={"kubernetes.io/hostname": "node2"},
+        tolerations=({"key": "dedicated", "operator": "Equal", "value": "sprints", "effect": "NoSchedule"},),
+        priority_class_name="batch-low",
+    )
+    spec = podspec.manifest(_run(scheduling=placed))["spec"]
+    assert spec["runtimeClassName"] == "gvisor"
+    assert spec["nodeSelector"] == {"kubernetes.io/hostname": "node2"}
+    assert spec["tolerations"] == [
+        {"key": "dedicated", "operator": "Equal", "value": "sprints", "effect": "NoSchedule"}
+    ]
+    assert spec["priorityClassName"] == "batch-low"
+    bare = podspec.manifest(_run())["spec"]
+    assert not {"runtimeClassName", "nodeSelector", "tolerations", "priorityClassName"} & set(bare)
+    assert not Scheduling() and placed

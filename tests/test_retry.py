@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sprint_orchestrator.retry import DEFAULT_MEMORY_BYTES, RetryPolicy, decide_retry
+from sprint_orchestrator.retry import DEFAULT_MEMORY_BYTES, RetryPolicy, backoff_s, decide_retry
 from sprint_orchestrator.runtime import Limits
 
 MiB = 1 << 20
@@ -97,3 +97,37 @@ def test_the_operators_default_limits_fill_what_the_spec_leaves_unset() -> None:
     assert (limits.memory_bytes, limits.cpus, limits.pids, timeout) == (1 << 30, 0.5, 64, 60.0)
     unset, _ = effective_limits(None, {}, 60.0, operator_defaults(config_from_mapping({}, {})))
     assert (unset.memory_bytes, unset.cpus, unset.pids) == (4 << 30, 2.0, 512)  # always limited
+
+
+def test_an_infrastructure_failure_is_retried_unchanged_without_using_up_the_works_attempts() -> None:
+    decision = decide_retry("infrastructure", 1, 1, LIMITS, 10, timeout_s=60)
+    assert (decision.retry, decision.new_limits, decision.new_timeout_s, decision.delay_s) == (
+        True,
+        LIMITS,
+        60,
+        10,
+    )
+    assert decision.reason == "infrastructure: attempt 2 unchanged (infrastructure retry 1 of 5)"
+
+
+def test_infrastructure_retries_back_off_on_their_own_count_and_stop_at_their_budget() -> None:
+    delays = [decide_retry("infrastructure", n + 1, 3, LIMITS, 10, infra_retries=n).delay_s for n in range(5)]
+    assert delays == [10, 20, 40, 80, 160]
+    spent = decide_retry("infrastructure", 6, 3, LIMITS, 10, infra_retries=5)
+    assert not spent.retry and "no infrastructure retries left (5 of 5 used)" in spent.reason
+    assert not decide_retry("infrastructure", 1, 3, LIMITS, 10, policy=RetryPolicy(max_infra_retries=0)).retry
+
+
+def test_attempts_the_infrastructure_ended_do_not_count_against_max_attempts() -> None:
+    """Attempt 3 failed for its work after two evictions: it was the work's first try of three."""
+    decision = decide_retry("error", 3, 3, LIMITS, 10, infra_retries=2)
+    assert decision.retry and decision.delay_s == 10
+    assert not decide_retry("error", 5, 3, LIMITS, 10, infra_retries=2).retry
+
+
+def test_every_backoff_is_capped_at_five_minutes() -> None:
+    assert backoff_s(1, 10, 300) == 10
+    assert backoff_s(5, 10, 300) == 160
+    assert backoff_s(6, 10, 300) == 300
+    assert decide_retry("infrastructure", 20, 3, LIMITS, 10, infra_retries=4).delay_s == 160
+    assert decide_retry("timed-out", 9, 10, LIMITS, 10).delay_s == RetryPolicy().max_backoff_s == 300

@@ -120,6 +120,13 @@ class ContainersSection(Section):
     # transfer_listen's): 0 takes any free port (an operator process on the host); behind a Service, the
     # Service's port (the chart and manifests/ use 8082).
     proxy_port: int = Field(default=0, ge=0, le=65535)
+    # runtime: pods. How long an image pull may fail (often transient) before the attempt ends as an
+    # infrastructure failure; how long a Pod may be unschedulable before the Task says "no node fits".
+    image_pull_grace: Seconds = 60
+    unschedulable_report_after: Seconds = 120
+    # Infrastructure retries of one task (evicted, node lost, image pull failed: retry.py), beside and not
+    # counted against the Sprint's maxAttempts.
+    infrastructure_retries: int = Field(default=5, ge=0, le=100)
 
 
 class KaibanSection(Section):

@@ -48,6 +48,15 @@ class TaskStartFailed(OrchestratorError):
     """A task container could not be created or started (bad image, name taken by a foreign container)."""
 
 
+class PodRejected(TaskStartFailed):
+    """The API server refused a task's Pod for a reason a retry would meet again (a RuntimeClass or
+    PriorityClass that does not exist, an invalid field, Pod Security): the task fails at once."""
+
+
+class InfrastructureFailure(OrchestratorError):
+    """The node or the cluster ended a run, not its work (an evicted gate Pod): retried as such."""
+
+
 class UsageParseError(InvalidInput):
     """A token-usage transcript could not be parsed."""
 

@@ -32,7 +32,7 @@ from pydantic.alias_generators import to_camel
 from pydantic.config import JsonDict
 from pydantic_core import PydanticCustomError
 
-from . import plan, quantities
+from . import placement, plan, quantities
 from .errors import InvalidInput
 from .validators import (
     DEPENDENCY_PATTERN,
@@ -205,6 +205,13 @@ class ContainerConfig(CamelModel):
         json_schema_extra={"maxProperties": LIST_MAX, "x-kubernetes-validations": [ENV_NAME_RULE]},
     )
     resource_limits: ResourceLimits | None = None
+    # Where the Pods run (placement.py); the podman runtime ignores these and says so.
+    runtime_class_name: placement.ClassName | None = Field(
+        default=None, description="The RuntimeClass of every Pod (gVisor, Kata: where the cluster has one)."
+    )
+    node_selector: placement.NodeSelector | None = None
+    tolerations: placement.Tolerations | None = None
+    priority_class_name: placement.PriorityClassName | None = None
 
     @model_validator(mode="after")
     def _check_environment(self) -> ContainerConfig:

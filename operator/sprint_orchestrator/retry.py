@@ -1,14 +1,25 @@
 """What to do after a failed attempt: the PRD's failure-handling policy as one pure function.
 
-    timed-out      -> retry with a longer wall-clock limit (x timeout_factor, capped)
-    oom-killed     -> retry with more memory (x memory_factor, capped)
-    error          -> retry unchanged (an infrastructure failure: start failed, runtime error, crash)
-    anything else  -> no retry (success, a failed quality gate goes to review, a conflict is isolated,
-                      a budget stop is final: test failures are never retried into a pass)
+    timed-out       -> retry with a longer wall-clock limit (x timeout_factor, capped)
+    oom-killed      -> retry with more memory (x memory_factor, capped)
+    error           -> retry unchanged (the team crashed, the runtime failed to start it)
+    infrastructure  -> retry unchanged, on a budget of its own: Kubernetes says the node or the cluster
+                       ended the run, not its work (evicted, node lost, preempted, an image that could
+                       not be pulled: runtime/podstatus.py)
+    anything else   -> no retry (success, a failed quality gate goes to review, a conflict is isolated,
+                       a budget stop is final: test failures are never retried into a pass)
 
-Every retry waits base_backoff_s * 2**(attempt-1), capped at max_backoff_s, and no retry happens once
-`attempt` (1-based, the attempt that just ended; durable in the Task status) reaches max_attempts.
-When a limit is already at its cap, retrying would repeat the same failure, so it is not retried.
+One backoff rule for every retry: the n-th waits base_backoff_s * 2**(n-1), capped at max_backoff_s
+(10 s, 20 s, 40 s ... 5 min from the runner). For work retries n counts the attempts that ended for the
+work's own reasons; for infrastructure retries, the infrastructure retries so far.
+
+Why infrastructure has its own budget (`max_infra_retries`, containers.infrastructure_retries), not
+maxAttempts: maxAttempts says how many times the author lets the work try; a drained node or a lost
+one says nothing about the work (Kubernetes' Jobs ignore DisruptionTarget failures in backoffLimit for
+the same reason), and two evictions must not fail a task that never failed. The budget still ends an
+image that can never be pulled. So no work retry happens once `attempt` (1-based, the attempt that just
+ended; durable in the Task status) minus the infrastructure retries reaches max_attempts. When a limit
+is already at its cap, retrying would repeat the same failure, so it is not retried.
 
 Example: decide_retry("oom-killed", 1, 3, Limits(memory_bytes=512 MiB), 10)
          -> RetryDecision(retry=True, new_limits=Limits(memory_bytes=1 GiB), delay_s=10,
@@ -25,7 +36,7 @@ from . import quantities
 from .model import ResourceLimits
 from .runtime import Limits
 
-RETRYABLE = ("timed-out", "oom-killed", "error")
+RETRYABLE = ("timed-out", "oom-killed", "error", "infrastructure")
 DEFAULT_PIDS = 512
 DEFAULT_MEMORY_BYTES = 1 << 30  # "more memory" for a task that had no explicit limit
 
@@ -36,7 +47,8 @@ class RetryPolicy:
     memory_factor: float = 2.0
     max_timeout_s: float = 4 * 3600
     max_memory_bytes: int = 8 << 30
-    max_backoff_s: float = 600.0
+    max_backoff_s: float = 300.0
+    max_infra_retries: int = 5
 
 
 @dataclass(frozen=True)
@@ -56,23 +68,38 @@ def decide_retry(
     base_backoff_s: float,
     timeout_s: float = 3600.0,
     policy: RetryPolicy = RetryPolicy(),
+    infra_retries: int = 0,
 ) -> RetryDecision:
-    """Whether and how to run attempt `attempt + 1` after an attempt that ended as `outcome_kind`."""
+    """Whether and how to run attempt `attempt + 1` after an attempt that ended as `outcome_kind`;
+    `infra_retries`: the earlier attempts that ended as infrastructure failures (and were retried)."""
     if outcome_kind not in RETRYABLE:
         return _stop(limits, timeout_s, f"{outcome_kind}: not retried")
-    if attempt >= max_attempts:
+    if outcome_kind == "infrastructure":
+        if infra_retries >= policy.max_infra_retries:
+            used = f"{infra_retries} of {policy.max_infra_retries} used"
+            return _stop(limits, timeout_s, f"infrastructure: no infrastructure retries left ({used})")
+        delay = backoff_s(infra_retries + 1, base_backoff_s, policy.max_backoff_s)
+        why = f"infrastructure: attempt {attempt + 1} unchanged (infrastructure retry {infra_retries + 1} of "
+        return RetryDecision(True, limits, timeout_s, delay, f"{why}{policy.max_infra_retries})")
+    counted = attempt - infra_retries
+    if counted >= max_attempts:
         return _stop(
-            limits, timeout_s, f"{outcome_kind}: no attempts left ({attempt} of {max_attempts} used)"
+            limits, timeout_s, f"{outcome_kind}: no attempts left ({counted} of {max_attempts} used)"
         )
     new_limits, new_timeout, change = _raise_limits(outcome_kind, limits, timeout_s, policy)
     if change is None:
         return _stop(
             limits, timeout_s, f"{outcome_kind}: already at the cap, a retry would fail the same way"
         )
-    delay = min(base_backoff_s * 2 ** (attempt - 1), policy.max_backoff_s)
+    delay = backoff_s(counted, base_backoff_s, policy.max_backoff_s)
     return RetryDecision(
         True, new_limits, new_timeout, delay, f"{outcome_kind}: attempt {attempt + 1} {change}"
     )
+
+
+def backoff_s(n: int, base_s: float, cap_s: float) -> float:
+    """The wait before the n-th retry (n >= 1): base, doubled each time, capped."""
+    return float(min(base_s * 2 ** (n - 1), cap_s))
 
 
 def _raise_limits(

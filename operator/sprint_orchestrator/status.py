@@ -235,6 +235,11 @@ class TaskStatus(StatusModel):
     phase: TaskPhase | None = None
     attempt: int | None = None
     max_attempts: int | None = None
+    infra_retries: int | None = Field(
+        default=None,
+        description="Attempts the infrastructure ended (evicted, node lost, image pull): retried on a budget "
+        "of their own, not counted against maxAttempts.",
+    )
     branch: str | None = None
     workspace: str | None = None
     container_id: str | None = None

@@ -18,9 +18,20 @@ from pathlib import Path
 from typing import Any
 
 from .. import protected
+from ..errors import InfrastructureFailure
 from ..faults import checkpoint
 from ..kube import now_iso
-from ..runtime import Limits
+from ..model import SprintSpec
+from ..runtime import ANYWHERE, Limits, Scheduling
+
+
+def scheduling_of(spec: SprintSpec) -> Scheduling:
+    """Where the sprint's Pods may run (spec.container: placement.py); nothing set -> anywhere."""
+    c = spec.container
+    if c is None:
+        return Scheduling()
+    tolerations = tuple(t.pod_field() for t in c.tolerations or [])
+    return Scheduling(c.runtime_class_name, dict(c.node_selector or {}), tolerations, c.priority_class_name)
 
 
 def gate_overlay(engine: Any, base: str, commit: str, files_to_modify: list[str]) -> dict[str, str]:
@@ -46,8 +57,11 @@ def run_gates(
     limits: Limits,
     timeout_s: float,
     owner: Mapping[str, Any] | None = None,
+    scheduling: Scheduling = ANYWHERE,
 ) -> list[dict[str, Any]]:
-    """Run each command in a fresh container on `tree_commit` with `overlay` paths from other commits."""
+    """Run each command in a fresh container on `tree_commit` with `overlay` paths from other commits.
+    InfrastructureFailure when the cluster ended one (evicted, image not pulled): that says nothing
+    about the command, so it is not a failed gate."""
     results: list[dict[str, Any]] = []
     if not commands:
         return results
@@ -56,7 +70,14 @@ def run_gates(
         engine.export_tree(tree_commit, tree, dict(overlay))
         for index, command in enumerate(commands):
             started = time.monotonic()
-            outcome = runtime.run_oneshot(image, ["/bin/sh", "-c", command], tree, timeout_s, limits, owner)
+            outcome = runtime.run_oneshot(
+                image, ["/bin/sh", "-c", command], tree, timeout_s, limits, owner, scheduling
+            )
+            if outcome.infrastructure:
+                raise InfrastructureFailure(
+                    f"{outcome.infrastructure}: the run of {command!r} was ended by the cluster: "
+                    f"{outcome.log_tail.strip().splitlines()[-1] if outcome.log_tail.strip() else ''}"
+                )
             results.append(
                 {
                     "name": f"test-{index + 1}",
@@ -98,7 +119,8 @@ async def gate_task(runner: Any) -> None:
     overlay = await asyncio.to_thread(gate_overlay, engine, base, commit, list(definition.files_to_modify))
     limits, timeout_s = runner.limits()
     commands = list(definition.test_requirements)
-    args = (engine, runtime, image, sprint_head, overlay, commands, limits, timeout_s, runner.task)
+    placed = scheduling_of(spec)
+    args = (engine, runtime, image, sprint_head, overlay, commands, limits, timeout_s, runner.task, placed)
     results = await asyncio.to_thread(run_gates, *args)
     checkpoint("gates-passed-before-status")
     out_of_scope = list(status.get("outOfScope") or [])

@@ -14,13 +14,16 @@ import logging
 from typing import Any
 
 from .. import lifecycle, report, retry
+from ..errors import InfrastructureFailure
 from ..faults import checkpoint
 from ..kube import now_iso
 from ..model import SprintSpec
 from ..runtime import Limits, tenant_of
 from . import publish
 from .conditions import set_condition
-from .gating import run_gates
+from .gating import run_gates, scheduling_of
+
+INFRA_RETRY_S = 30.0
 
 log = logging.getLogger("sprint_orchestrator.operator")
 
@@ -47,7 +50,11 @@ class Integrator:
             if conflict:
                 return await self._end("Failed", conflict, [])
         head = await self._commit_report(engine)
-        results = await self._test(engine, runtime, head)
+        try:
+            results = await self._test(engine, runtime, head)
+        except InfrastructureFailure as exc:  # the cluster ended a test Pod: the tests run again later
+            self.rec.event(self.body, "IntegrationRetry", f"{exc}"[:1000], warn=True)
+            return INFRA_RETRY_S
         if all(r["passed"] for r in results):
             return await self._to_main(engine, head, results)
         return await self._failed(engine, runtime, head, results)
@@ -96,6 +103,8 @@ class Integrator:
             list(self.spec.integration_tests),
             self._limits(),
             1800.0,
+            None,
+            scheduling_of(self.spec),
         )
 
     def _limits(self) -> Limits:

@@ -10,7 +10,7 @@ import asyncio
 import datetime as dt
 from typing import Any, cast
 
-from .. import ANNOTATION_CANCEL, GROUP, LABEL_SPRINT, LABEL_TASK, VERSION, lifecycle, plan
+from .. import ANNOTATION_CANCEL, GROUP, LABEL_SPRINT, LABEL_TASK, VERSION, lifecycle, placement, plan
 from ..errors import ImageBuildFailed, InvalidInput, OrchestratorError
 from ..kube import SPRINTS, TASKS, now_iso
 from ..model import SprintSpec, task_resource_name
@@ -283,7 +283,7 @@ class SprintReconciler:
                 "baseCommit": refs.base_commit,
                 "image": image,
                 "startedAt": status.get("startedAt") or now_iso(),
-                "message": "running tasks",
+                "message": "running tasks" + self._ignored_placement(spec),
                 "conditions": set_condition(
                     None,
                     "Running",
@@ -296,6 +296,12 @@ class SprintReconciler:
         )
         self.event(body, "Started", f"branch {refs.branch} at {refs.base_commit[:12]}, image {image}")
         return 0.0
+
+    def _ignored_placement(self, spec: SprintSpec) -> str:
+        """The podman runtime has no nodes: the scheduling fields the sprint set are ignored, said once."""
+        containers = getattr(self.ctx.settings.config, "containers", None)
+        runtime = str(getattr(containers, "runtime", "podman"))
+        return placement.ignored_by(runtime, spec.container.dump() if spec.container else None)
 
     def _build_image(self, runtime: Any, spec: SprintSpec, sprint_id: str) -> str:
         container = spec.container

@@ -8,25 +8,24 @@ tree. Every step is idempotent, so a restarted operator re-enters at the phase t
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 from pathlib import Path
 from typing import Any
 
-from .. import quantities, retry
-from ..errors import InvalidInput, MissingApiKey, OrchestratorError
+from .. import retry
+from ..errors import InfrastructureFailure, InvalidInput, MissingApiKey, OrchestratorError, PodRejected
 from ..faults import checkpoint
 from ..kube import now_iso
 from ..model import SprintSpec
 from ..runtime import Limits, TaskRunSpec, tenant_of
 from ..teams import TEAMS, collect_results, sessions, write_task_files
 from ..teams.results import keep_orchestrator_files
-from . import agentsessions, metering, tokens
-from .gating import gate_task, protected_changes
+from . import agentsessions, failures, metering, tokens
+from .conditions import set_condition
+from .gating import gate_task, protected_changes, scheduling_of
 from .merging import merge_one
 
 LIVE_USAGE_SECONDS = 2.0
-# status.reason of a container that failed, by retry kind (Failed when the attempts are used up)
-REASONS = {"timed-out": "Timeout", "oom-killed": "OOMKilled", "error": "Error"}
+NOTICE_SECONDS = 5.0  # how often a waiting Pod's notice ("no node fits") is looked at
 TEAM_NAME = "Sprint Orchestrator task team"
 TEAM_EMAIL = "task-team@sprintorchestrator.dev"
 
@@ -64,11 +63,15 @@ class TaskRunner:
                 await merge_one(self.rec, self.body, self.spec, self.task)
         except asyncio.CancelledError:
             raise
+        except PodRejected as exc:  # the API server will refuse the same Pod again: a human fixes the spec
+            await failures.fail(self, {}, "PodRejected", str(exc)[:4000], retryable=True)
+        except InfrastructureFailure as exc:  # e.g. an evicted gate Pod
+            await failures.infrastructure_failure(self, str(exc), "infrastructure")
         except OrchestratorError as exc:
-            await self._infrastructure_failure(str(exc))
+            await failures.infrastructure_failure(self, str(exc))
         except Exception as exc:  # a bug must not kill the sprint: record it, retry with backoff
             self.rec.log.exception("task %s failed unexpectedly", self.task_id)
-            await self._infrastructure_failure(f"{type(exc).__name__}: {exc}")
+            await failures.infrastructure_failure(self, f"{type(exc).__name__}: {exc}")
         finally:
             self.ctx.wake(self.rec.key)
 
@@ -102,10 +105,10 @@ class TaskRunner:
         try:
             metered = await self._open_metering(launch.proxy, attempt, siblings) if launch.proxy else None
         except MissingApiKey as exc:
-            await self._fail({}, "MissingApiKey", str(exc), retryable=False)
+            await failures.fail(self, {}, "MissingApiKey", str(exc), retryable=False)
             return
         except InvalidInput as exc:  # e.g. a proxy socket path the state directory makes too long
-            await self._fail({}, "ProxyUnavailable", str(exc), retryable=False)
+            await failures.fail(self, {}, "ProxyUnavailable", str(exc), retryable=False)
             return
         keep = False  # the operator stopping: the container runs on and is re-attached after a restart
         try:
@@ -159,6 +162,7 @@ class TaskRunner:
             timeout_s=timeout_s,
             secrets=secrets,
             owner=self.task,
+            scheduling=scheduling_of(self.spec),
         )
         handle = await asyncio.to_thread(runtime.start_task, run_spec)
         checkpoint("task-started-before-status")
@@ -176,9 +180,35 @@ class TaskRunner:
         )
         self.ctx.wake(self.rec.key)
         waiter = asyncio.ensure_future(asyncio.to_thread(runtime.wait, handle, run_spec.timeout_s))
-        await self._live_usage(waiter, artifacts, runtime, handle, metered)
-        outcome = await waiter
+        notices = asyncio.ensure_future(self._notices(waiter, runtime, handle.name))
+        try:
+            await self._live_usage(waiter, artifacts, runtime, handle, metered)
+            outcome = await waiter
+        finally:
+            notices.cancel()
         await self._finish_container(engine, ws, runtime, handle, outcome, artifacts, launch, metered)
+
+    async def _notices(self, waiter: asyncio.Future[Any], runtime: Any, name: str) -> None:
+        """What the runtime says about a Pod that waits (pods: "no node fits: ..." once it has been
+        unschedulable for containers.unschedulable_report_after) as the Task's PodScheduled condition
+        and a warning Event; cleared when the Pod is scheduled after all."""
+        notice = getattr(runtime, "notice", None)
+        shown: str | None = None
+        while notice is not None and not waiter.done():
+            await asyncio.wait([waiter], timeout=NOTICE_SECONDS)
+            text = await asyncio.to_thread(notice, name)
+            if text is None or text == shown or waiter.done():
+                continue
+            shown = text
+            fits = not text
+            condition = set_condition(
+                self.status.get("conditions"), "PodScheduled", fits, "Scheduled" if fits else "Unschedulable",
+                "the Pod was scheduled" if fits else text[:2000], now_iso(),
+            )  # fmt: skip
+            await self.patch({"conditions": condition})
+            if not fits:
+                why = f"task {self.task_id}: {text[:1000]}"
+                self.rec.event(self.body, "TaskUnschedulable", why, warn=True)
 
     def _dependency_results(self, siblings: list[dict[str, Any]]) -> dict[str, str]:
         results: dict[str, str] = {}
@@ -281,11 +311,15 @@ class TaskRunner:
                 tokens.earlier_attempts(self.status),
             )
         if budget:
-            await self._fail(common, "BudgetExceeded", budget, retryable=False)
+            await failures.fail(self, common, "BudgetExceeded", budget, retryable=False)
         elif getattr(outcome, "disk_full", False):  # a retry would fill the same cap: not retried
-            await self._fail(common, "DiskQuotaExceeded", f"the task team {outcome.reason}", retryable=False)
+            await failures.fail(
+                self, common, "DiskQuotaExceeded", f"the task team {outcome.reason}", retryable=False
+            )
+        elif getattr(outcome, "infrastructure", ""):
+            await failures.infrastructure_outcome(self, common, outcome)
         elif str(outcome.health) in ("timed-out", "oom-killed", "removed") or (outcome.exit_code or 0) != 0:
-            await self._container_failed(common, outcome)
+            await failures.container_failed(self, common, outcome)
         else:
             commit = await asyncio.to_thread(
                 engine.commit_task,
@@ -368,61 +402,8 @@ class TaskRunner:
         )
         self.rec.event(self.body, "TaskNeedsReview", f"task {self.task_id}: {why}", warn=True)
 
-    async def _container_failed(self, common: dict[str, Any], outcome: Any) -> None:
-        health = str(outcome.health)
-        kind = health if health in ("timed-out", "oom-killed") else "error"
-        limits, timeout_s = self.limits()
-        memory = quantities.format_bytes(limits.memory_bytes) if limits.memory_bytes else "no limit"
-        message = {
-            "timed-out": f"the container ran past its time limit ({timeout_s:g}s)",
-            "oom-killed": f"the container ran out of memory ({memory}; {outcome.reason})",
-            "error": f"the task team exited with code {outcome.exit_code} ({outcome.reason or health})",
-        }[kind]
-        await self._retry_or_fail(common, kind, message)
-
-    async def _retry_or_fail(self, common: dict[str, Any], kind: str, message: str) -> None:
-        attempt = int(self.status.get("attempt") or 1)
-        limits, timeout_s = self.limits()
-        decision = retry.decide_retry(kind, attempt, self.spec.policy.max_attempts, limits, 5.0, timeout_s)
-        if not decision.retry:
-            await self._fail(common, REASONS[kind], f"{message}; {decision.reason}", retryable=True)
-            return
-        retry_at = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=decision.delay_s)
-        await self.patch(
-            {
-                **common,
-                "phase": "Ready",
-                "column": "ready",
-                "error": message,
-                "reason": REASONS[kind],
-                "recoveryAction": decision.reason,
-                "limits": retry.limits_status(decision.new_limits, decision.new_timeout_s),
-                "nextRetryAt": retry_at.replace(microsecond=0).isoformat().replace("+00:00", "Z"),
-            }
-        )
-        self.rec.event(
-            self.body, "TaskRetry", f"task {self.task_id}: {message}; {decision.reason}", warn=True
-        )
-
     def rec_body(self) -> dict[str, Any]:
         return self.body
-
-    async def _fail(self, common: dict[str, Any], reason: str, message: str, retryable: bool) -> None:
-        await self.patch(
-            {
-                **common,
-                "phase": "Failed",
-                "column": "failed",
-                "reason": reason,
-                "error": message,
-                "completionTime": now_iso(),
-                "recoveryAction": "retry" if retryable else "sprintctl retry",
-            }
-        )
-        self.rec.event(self.body, "TaskFailed", f"task {self.task_id}: {message}", warn=True)
-
-    async def _infrastructure_failure(self, message: str) -> None:
-        await self._retry_or_fail({}, "error", message[:4000])
 
     # --- Gating --------------------------------------------------------------------------------
 

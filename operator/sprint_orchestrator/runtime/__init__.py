@@ -43,6 +43,25 @@ class Limits:
 
 
 @dataclass(frozen=True)
+class Scheduling:
+    """Where a sprint's Pods may run (spec.container; validated in model.py). The pods runtime puts it on
+    every task, gate and integration Pod; the podman runtime has no nodes and ignores it (the Sprint's
+    status message says so)."""
+
+    runtime_class_name: str | None = None
+    node_selector: Mapping[str, str] = field(default_factory=dict)
+    tolerations: Sequence[Mapping[str, Any]] = ()
+    priority_class_name: str | None = None
+
+    def __bool__(self) -> bool:
+        chosen = (self.runtime_class_name, self.node_selector, self.tolerations, self.priority_class_name)
+        return any(chosen)
+
+
+ANYWHERE = Scheduling()  # no scheduling choice: the default of every runtime call that takes one
+
+
+@dataclass(frozen=True)
 class Mount:
     """A host directory bind-mounted into the container (read-only unless said otherwise)."""
 
@@ -72,6 +91,7 @@ class TaskRunSpec:
     secrets: Mapping[str, str] = field(default_factory=dict, repr=False)
     tenant: str = ""  # tenant_of(namespace, Sprint name): two Sprints with one sprintId never share
     owner: Mapping[str, Any] | None = field(default=None, repr=False)  # the Task (the pods runtime's owner)
+    scheduling: Scheduling = ANYWHERE
 
 
 @dataclass(frozen=True)
@@ -97,6 +117,7 @@ class RunOutcome:
     log_path: Path
     reason: str = ""
     disk_full: bool = False  # failed with its workspace and /artifacts at their disk cap
+    infrastructure: str = ""  # the node or cluster ended the run, not its work (podstatus.py), e.g. Evicted
 
     @property
     def succeeded(self) -> bool:
@@ -128,6 +149,7 @@ class OneshotResult:
     duration_s: float
     log_tail: str
     timed_out: bool = False
+    infrastructure: str = ""  # as RunOutcome.infrastructure: the run says nothing about the command
 
 
 class Runtime(Protocol):
@@ -171,6 +193,7 @@ class Runtime(Protocol):
         timeout_s: float,
         limits: Limits,
         owner: Mapping[str, Any] | None = None,
+        scheduling: Scheduling = ANYWHERE,
     ) -> OneshotResult:
         """Run `command` once on `workdir_mount`; `owner`: the Task the run belongs to (if any)."""
         ...

@@ -30,6 +30,7 @@ from ..errors import ImageBuildFailed, RuntimeUnavailable, TaskStartFailed
 from ..settings import Settings
 from . import (
     AGENT_USER,
+    ANYWHERE,
     LABEL_ROLE,
     LABEL_TENANT,
     ContainerInfo,
@@ -40,6 +41,7 @@ from . import (
     OneshotResult,
     RunHandle,
     RunOutcome,
+    Scheduling,
     TaskRunSpec,
     cgroups,
     container_name,
@@ -422,6 +424,7 @@ class PodmanRuntime:
         timeout_s: float,
         limits: Limits,
         owner: Mapping[str, Any] | None = None,  # containers have no owner: the Task's is for Pods
+        scheduling: Scheduling = ANYWHERE,  # no nodes here: ignored (the Sprint's message says so)
     ) -> OneshotResult:
         name = f"so-oneshot-{uuid.uuid4().hex[:12]}"
         user = ownership.effective_user(AGENT_USER if workdir_mount else None)

@@ -29,9 +29,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .. import LABEL_SPRINT
-from ..errors import RuntimeUnavailable, TaskStartFailed
+from ..errors import PodRejected, RuntimeUnavailable, TaskStartFailed
 from ..kube import Kube, KubeError
 from . import (
+    ANYWHERE,
     LABEL_ROLE,
     LABEL_TENANT,
     ContainerInfo,
@@ -41,12 +42,14 @@ from . import (
     OneshotResult,
     RunHandle,
     RunOutcome,
+    Scheduling,
     TaskRunSpec,
     container_name,
     logs,
     podimages,
     podnet,
     podspec,
+    podstatus,
     task_labels,
 )
 from .transfer import GrantStore, key_of, open_endpoint, split_address
@@ -55,8 +58,8 @@ if TYPE_CHECKING:
     from ..settings import Settings
 
 _WATCH_S = 60  # one watch request of a Pod lasts at most this long, then it is read again
+_STALL_CHECK_S = 5  # while the Pod is stuck (pull errors, unschedulable): how often its grace is checked
 _RETRY_S = 0.5  # after a failed watch
-_PENDING_SLACK_S = 120.0  # activeDeadlineSeconds counts from the kubelet's start: allow for scheduling
 
 
 class PodsRuntime:
@@ -71,6 +74,7 @@ class PodsRuntime:
         listen: str | None = None,
         registry_plain_http: bool = False,
         proxy_port: int = 0,
+        stalls: podstatus.StallPolicy = podstatus.DEFAULT_STALLS,
     ) -> None:
         self.kube = kube
         self.namespace = namespace
@@ -94,6 +98,9 @@ class PodsRuntime:
         self.settings = settings
         self._tokens: dict[str, str] = self.transfer.pods()  # Pod name -> its grant's key
         self._podman: Any = None
+        self.stalls = stalls
+        self._ours: set[str] = set()  # Pods the operator deletes itself: their end is no one's fault
+        self._notices: dict[str, str] = {}  # Pod name -> what the Task should show while it waits
 
     @classmethod
     def connect(cls, settings: Settings) -> PodsRuntime:
@@ -109,10 +116,14 @@ class PodsRuntime:
         listen = getattr(section, "transfer_listen", None)
         plain = bool(getattr(section, "registry_plain_http", False))
         proxy_port = int(getattr(section, "proxy_port", 0) or 0)
+        stalls = podstatus.StallPolicy(
+            float(getattr(section, "image_pull_grace", 60)),
+            float(getattr(section, "unschedulable_report_after", 120)),
+        )
         try:
             runtime = cls(
                 kube, namespace, host, settings.state_dir, getattr(section, "registry", None), settings,
-                listen, plain, proxy_port,
+                listen, plain, proxy_port, stalls,
             )  # fmt: skip
         except RuntimeUnavailable:
             kube.close()
@@ -197,15 +208,19 @@ class PodsRuntime:
             name, self.namespace, spec.image, spec.command, self.transfer.url(token), labels,
             spec.limits, spec.timeout_s, spec.environment, upload=True,
             mounts=[m.target for m in spec.extra_mounts], secret=name if spec.secrets else "",
-            secret_keys=sorted(spec.secrets), owners=owners,
+            secret_keys=sorted(spec.secrets), owners=owners, scheduling=spec.scheduling,
         )  # fmt: skip
+        self._ours.discard(name)
         try:
             self._attach(name, labels, spec.secrets, owners)
             pod, created = self.kube.create_pod(self.namespace, podspec.manifest(run))
         except KubeError as exc:
             self.transfer.revoke(token)
             self._detach(name)
-            raise TaskStartFailed(f"cannot create Pod {name} from {spec.image}: {exc}") from None
+            message = f"cannot create Pod {name} from {spec.image}: {exc}"
+            if podstatus.create_refusal_is_final(exc.status, str(exc)):
+                raise PodRejected(message) from None
+            raise TaskStartFailed(message) from None
         if not created:
             self.transfer.revoke(token)
             found = (pod.get("metadata") or {}).get("labels") or {}
@@ -222,19 +237,14 @@ class PodsRuntime:
         )
 
     def wait(self, handle: RunHandle, timeout_s: float) -> RunOutcome:
-        """Watch the Pod until the kubelet reports it ended; past its deadline plus slack, delete it."""
-        deadline = time.monotonic() + timeout_s + _PENDING_SLACK_S
-        pod = self.kube.get_pod(self.namespace, handle.name)
-        while True:
-            verdict = podspec.verdict(pod)
-            if verdict.done:
-                break
-            if time.monotonic() > deadline:
-                self.kube.delete_pod(self.namespace, handle.name, grace_s=0)
-                verdict = podspec.PodVerdict(True, Health.TIMED_OUT, None, "the Pod never finished in time")
-                break
-            pod = self._next(handle.name, pod, deadline)
+        """Watch the Pod until the kubelet reports it ended (podstatus.verdict); end it early when it is
+        stuck (an image that cannot be pulled past the grace: podstatus.stall_action); past its deadline
+        plus slack (never started), delete it."""
+        verdict, pod = self._watch(handle.name, time.monotonic() + timeout_s + self.stalls.pending_slack_s)
+        self._notices.pop(handle.name, None)
         log_path = self._save_logs(handle.name, pod)
+        if verdict.infrastructure:  # the Pod may be stuck terminating on a lost node: not waited for
+            self._delete(handle.name)
         exit_code, reason = verdict.exit_code, verdict.reason
         if handle.task_id and verdict.health == Health.EXITED and exit_code is not None:
             missing = self._result_problem(handle.name)
@@ -243,17 +253,61 @@ class PodsRuntime:
         return RunOutcome(
             exit_code,
             verdict.health,
-            podspec.parse_time(verdict.started_at),
-            podspec.parse_time(verdict.finished_at),
+            podstatus.parse_time(verdict.started_at),
+            podstatus.parse_time(verdict.finished_at),
             log_path,
             reason,
+            infrastructure=verdict.infrastructure,
         )
 
-    def _next(self, name: str, pod: dict[str, Any] | None, deadline: float) -> dict[str, Any] | None:
+    def _watch(self, name: str, deadline: float) -> tuple[podstatus.PodVerdict, dict[str, Any] | None]:
+        """The Pod's verdict once it is done (and the Pod as last read, for its logs)."""
+        last: dict[str, Any] | None = None
+        seen: dict[str, float] = {}  # stall kind -> when first seen (monotonic); kept across a pull retry
+        pod = self.kube.get_pod(self.namespace, name)
+        while True:
+            verdict = podstatus.verdict(pod, last, ours=name in self._ours)
+            if verdict.done:
+                return verdict, pod
+            last, stall, now = pod, podstatus.stall(pod), time.monotonic()
+            if stall is None and podstatus.progressed(pod):
+                seen.clear()
+            action = "wait"
+            if stall is not None:
+                action = podstatus.stall_action(stall, now - seen.setdefault(stall.kind, now), self.stalls)
+            if stall is not None and action == "end":
+                return _ended(stall.kind, stall.message), pod
+            self._note(name, stall.message if stall is not None and action == "report" else None)
+            if now > deadline:
+                self._delete(name)
+                if stall is not None and stall.kind == "Unschedulable":
+                    return _ended("Unschedulable", stall.message), pod
+                late = podstatus.PodVerdict(True, Health.TIMED_OUT, None, "the Pod never finished in time")
+                return late, pod
+            pod = self._next(name, pod, deadline, _STALL_CHECK_S if stall is not None else _WATCH_S)
+
+    def _note(self, name: str, message: str | None) -> None:
+        if message:
+            self._notices[name] = message
+        elif name in self._notices:
+            self._notices[name] = ""  # it passed (scheduled after all): the Task's notice is cleared
+
+    def notice(self, name: str) -> str | None:
+        """What the Task should show about its waiting Pod now ("no node fits: ..."), "" once that has
+        passed, None when there is nothing to say."""
+        return self._notices.get(name)
+
+    def _delete(self, name: str) -> None:
+        self._ours.add(name)
+        self.kube.delete_pod(self.namespace, name, grace_s=0)
+
+    def _next(
+        self, name: str, pod: dict[str, Any] | None, deadline: float, longest: float
+    ) -> dict[str, Any] | None:
         """The Pod after its next change (None once deleted), watched from the version in hand; when the
         watch ends with no change (its timeout, the deadline) or fails, the Pod as it is now."""
         version = str(((pod or {}).get("metadata") or {}).get("resourceVersion") or "")
-        seconds = int(max(1, min(_WATCH_S, deadline - time.monotonic() + 1)))
+        seconds = int(max(1, min(longest, deadline - time.monotonic() + 1)))
         if version:
             try:
                 for kind, changed in self.kube.watch_pod(self.namespace, name, version, seconds):
@@ -286,9 +340,9 @@ class PodsRuntime:
     def _save_logs(self, name: str, pod: dict[str, Any] | None) -> Path:
         text = self._log(name)
         if pod is not None:
-            parts = [self.kube.pod_log(self.namespace, name, "main")]
+            parts = [self._pod_log(name, "main")]
             if not parts[0]:
-                parts.append(self.kube.pod_log(self.namespace, name, "fetch"))
+                parts.append(self._pod_log(name, "fetch"))
             text.write_text("".join(parts))
         elif not text.exists():
             text.write_text("")
@@ -296,13 +350,20 @@ class PodsRuntime:
         text.with_suffix(".stdout").write_text(text.read_text(errors="replace"))
         return text
 
+    def _pod_log(self, name: str, container: str) -> str:
+        try:
+            return self.kube.pod_log(self.namespace, name, container)
+        except KubeError:  # e.g. the kubelet of a lost node: the verdict matters more than the log
+            return ""
+
     def stop(self, handle_or_name: RunHandle | str, grace_s: float = 5) -> None:
         name = handle_or_name if isinstance(handle_or_name, str) else handle_or_name.name
+        self._ours.add(name)
         self.kube.delete_pod(self.namespace, name, grace_s=int(grace_s))
 
     def remove(self, handle_or_name: RunHandle | str) -> None:
         name = handle_or_name if isinstance(handle_or_name, str) else handle_or_name.name
-        self.kube.delete_pod(self.namespace, name, grace_s=0)
+        self._delete(name)
         self._detach(name)
         key = self._tokens.pop(name, None)
         if key:
@@ -313,13 +374,13 @@ class PodsRuntime:
 
     def status(self, name: str) -> ContainerInfo | None:
         pod = self.kube.get_pod(self.namespace, name)
-        return None if pod is None else podspec.info(pod)
+        return None if pod is None else podstatus.info(pod)
 
     def find_task_containers(self, sprint_id: str | None = None, tenant: str = "") -> list[ContainerInfo]:
         selector = f"{LABEL_ROLE}=task" + (f",{LABEL_SPRINT}={sprint_id}" if sprint_id else "")
         selector += f",{LABEL_TENANT}={tenant}" if tenant else ""
         return sorted(
-            (podspec.info(p) for p in self.kube.list_pods(self.namespace, selector)), key=lambda i: i.name
+            (podstatus.info(p) for p in self.kube.list_pods(self.namespace, selector)), key=lambda i: i.name
         )
 
     # -- one-shot Pods (quality gates, integration checks) ---------------------------------------------
@@ -332,6 +393,7 @@ class PodsRuntime:
         timeout_s: float,
         limits: Limits,
         owner: Mapping[str, Any] | None = None,
+        scheduling: Scheduling = ANYWHERE,
     ) -> OneshotResult:
         """Run `command` on a copy of `workdir_mount` in a Pod; nothing comes back but its exit and logs."""
         name = f"so-oneshot-{uuid.uuid4().hex[:12]}"
@@ -342,7 +404,7 @@ class PodsRuntime:
         token = self.transfer.grant(source, {})
         run = podspec.PodRun(
             name, self.namespace, image, command, self.transfer.url(token), labels,
-            limits, timeout_s, {}, upload=False, owners=owners,
+            limits, timeout_s, {}, upload=False, owners=owners, scheduling=scheduling,
         )  # fmt: skip
         begin = time.perf_counter()
         try:
@@ -354,7 +416,8 @@ class PodsRuntime:
             return OneshotResult(None, time.perf_counter() - begin, f"the Pod failed to run: {exc}")
         finally:
             self.transfer.revoke(token)
-            self.kube.delete_pod(self.namespace, name, grace_s=0)
+            self._delete(name)
+            self._ours.discard(name)  # a one-shot's name is never used again
             self._detach(name, secret=False)
         text = outcome.log_path.read_text(errors="replace")
         outcome.log_path.unlink(missing_ok=True)
@@ -362,7 +425,9 @@ class PodsRuntime:
         if outcome.reason and outcome.exit_code is None:
             text += f"\n{outcome.reason}\n"
         timed_out = outcome.health == Health.TIMED_OUT
-        return OneshotResult(outcome.exit_code, time.perf_counter() - begin, logs.tail(text), timed_out)
+        return OneshotResult(
+            outcome.exit_code, time.perf_counter() - begin, logs.tail(text), timed_out, outcome.infrastructure
+        )
 
     def _attach(
         self, name: str, labels: dict[str, str], secrets: Mapping[str, str], owners: list[dict[str, Any]]
@@ -387,6 +452,11 @@ class PodsRuntime:
     def _log(self, name: str) -> Path:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         return self.log_dir / f"{name}.txt"
+
+
+def _ended(kind: str, why: str) -> podstatus.PodVerdict:
+    """The verdict on a Pod the operator ends because it is stuck (an infrastructure failure)."""
+    return podstatus.PodVerdict(True, Health.REMOVED, None, why, infrastructure=kind)
 
 
 _SA_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")

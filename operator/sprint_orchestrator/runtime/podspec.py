@@ -21,12 +21,9 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
-from .. import LABEL_ATTEMPT, LABEL_SPRINT, LABEL_TASK
-from ..status import ContainerHealth
-from . import ContainerInfo, Limits, podnet
+from . import ANYWHERE, Limits, Scheduling, podnet
 
 AGENT_UID = 1000
 TMP_LIMIT = "1Gi"
@@ -96,6 +93,7 @@ class PodRun:
     secret: str = ""  # the attempt's Secret (podnet.py); its keys become the main container's env
     secret_keys: Sequence[str] = ()
     owners: Sequence[Mapping[str, Any]] = ()  # ownerReferences (the Task)
+    scheduling: Scheduling = ANYWHERE
 
 
 def resources(limits: Limits) -> dict[str, Any]:
@@ -188,75 +186,17 @@ def manifest(run: PodRun) -> dict[str, Any]:
             "initContainers": [fetch],
             "containers": [main],
             "volumes": volumes,
+            **placement(run.scheduling),
         },
     }
 
 
-@dataclass(frozen=True)
-class PodVerdict:
-    done: bool
-    health: ContainerHealth
-    exit_code: int | None
-    reason: str = ""
-    started_at: str | None = None
-    finished_at: str | None = None
-
-
-def verdict(pod: Mapping[str, Any] | None) -> PodVerdict:
-    """What the kubelet's Pod status says: running, exited with a code, OOM-killed, timed out, removed."""
-    if pod is None:
-        return PodVerdict(True, ContainerHealth.REMOVED, None, "the Pod was removed")
-    status = pod.get("status") or {}
-    phase = status.get("phase")
-    main = _terminated(status.get("containerStatuses"), "main")
-    started = (main or {}).get("startedAt") or status.get("startTime")
-    finished = (main or {}).get("finishedAt")
-    if phase not in ("Succeeded", "Failed"):
-        return PodVerdict(False, ContainerHealth.RUNNING, None, started_at=started)
-    if status.get("reason") == "DeadlineExceeded":
-        return PodVerdict(
-            True, ContainerHealth.TIMED_OUT, None, "the Pod passed its deadline", started, finished
-        )
-    fetch = _terminated(status.get("initContainerStatuses"), "fetch")
-    if fetch is not None and fetch.get("exitCode") != 0:
-        reason = f"fetching the workspace failed (exit {fetch.get('exitCode')}: {fetch.get('reason')})"
-        return PodVerdict(True, ContainerHealth.EXITED, None, reason, started, finished)
-    if main is None:
-        return PodVerdict(True, ContainerHealth.EXITED, None, f"the Pod {phase}: {status.get('reason')}")
-    code = main.get("exitCode")
-    if main.get("reason") == "OOMKilled":
-        return PodVerdict(
-            True, ContainerHealth.OOM_KILLED, code, "killed for memory (OOMKilled)", started, finished
-        )
-    return PodVerdict(True, ContainerHealth.EXITED, code, "", started, finished)
-
-
-def _terminated(statuses: Any, name: str) -> dict[str, Any] | None:
-    for item in statuses or []:
-        if item.get("name") == name:
-            state = (item.get("state") or {}).get("terminated")
-            return dict(state) if state else None
-    return None
-
-
-def parse_time(value: str | None) -> datetime | None:
-    if not value:
-        return None
-    return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC)
-
-
-def info(pod: Mapping[str, Any]) -> ContainerInfo:
-    meta = pod.get("metadata") or {}
-    labels = meta.get("labels") or {}
-    verdict_ = verdict(pod)
-    return ContainerInfo(
-        name=str(meta.get("name")),
-        container_id=str(meta.get("uid") or ""),
-        sprint_id=str(labels.get(LABEL_SPRINT, "")),
-        task_id=str(labels.get(LABEL_TASK, "")),
-        attempt=int(labels.get(LABEL_ATTEMPT, "0") or 0),
-        health=verdict_.health,
-        exit_code=verdict_.exit_code,
-        started_at=parse_time(verdict_.started_at),
-        finished_at=parse_time(verdict_.finished_at),
-    )
+def placement(scheduling: Scheduling) -> dict[str, Any]:
+    """The Pod spec fields of the sprint's scheduling choices (only those it set)."""
+    fields: dict[str, Any] = {
+        "runtimeClassName": scheduling.runtime_class_name,
+        "nodeSelector": dict(scheduling.node_selector) or None,
+        "tolerations": [dict(t) for t in scheduling.tolerations] or None,
+        "priorityClassName": scheduling.priority_class_name,
+    }
+    return {key: value for key, value in fields.items() if value}

@@ -1,0 +1,103 @@
+"""How a task attempt that failed ends: retried (retry.py decides how and when) or Failed, with its
+reason, message and Event. Kubernetes' infrastructure verdicts (runtime/podstatus.py) are retried on
+their own budget; a Pod never scheduled by its deadline fails ("no node fits")."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from .. import quantities, retry
+from ..kube import now_iso
+
+BACKOFF_BASE_S = 10.0  # retry.backoff_s: 10 s, 20 s, 40 s ... capped at RetryPolicy.max_backoff_s
+# status.reason of a container that failed, by retry kind (Failed when the attempts are used up)
+REASONS = {
+    "timed-out": "Timeout",
+    "oom-killed": "OOMKilled",
+    "error": "Error",
+    "infrastructure": "Infrastructure",
+}
+
+
+async def container_failed(runner: Any, common: dict[str, Any], outcome: Any) -> None:
+    health = str(outcome.health)
+    kind = health if health in ("timed-out", "oom-killed") else "error"
+    limits, timeout_s = runner.limits()
+    memory = quantities.format_bytes(limits.memory_bytes) if limits.memory_bytes else "no limit"
+    message = {
+        "timed-out": f"the container ran past its time limit ({timeout_s:g}s)",
+        "oom-killed": f"the container ran out of memory ({memory}; {outcome.reason})",
+        "error": f"the task team exited with code {outcome.exit_code} ({outcome.reason or health})",
+    }[kind]
+    await retry_or_fail(runner, common, kind, message)
+
+
+async def infrastructure_outcome(runner: Any, common: dict[str, Any], outcome: Any) -> None:
+    """The node or the cluster ended the Pod (runtime/podstatus.py). Never scheduled by its deadline:
+    failed, not retried (the sprint's nodeSelector, tolerations or resources fit no node; a human
+    fixes that and retries). Anything else: an infrastructure retry."""
+    kind = str(outcome.infrastructure)
+    if kind == "Unschedulable":
+        await fail(runner, common, "Unschedulable", str(outcome.reason)[:4000], retryable=True)
+        return
+    await retry_or_fail(runner, common, "infrastructure", f"{kind}: {outcome.reason}"[:4000], kind)
+
+
+async def retry_or_fail(
+    runner: Any, common: dict[str, Any], kind: str, message: str, reason: str = ""
+) -> None:
+    attempt = int(runner.status.get("attempt") or 1)
+    limits, timeout_s = runner.limits()
+    infra = int(runner.status.get("infraRetries") or 0)
+    containers = getattr(runner.ctx.settings.config, "containers", None)
+    policy = retry.RetryPolicy(max_infra_retries=int(getattr(containers, "infrastructure_retries", 5)))
+    decision = retry.decide_retry(
+        kind, attempt, runner.spec.policy.max_attempts, limits, BACKOFF_BASE_S, timeout_s, policy, infra
+    )
+    reason = reason or REASONS[kind]
+    if not decision.retry:
+        await fail(runner, common, reason, f"{message}; {decision.reason}", retryable=True)
+        return
+    retry_at = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=decision.delay_s)
+    extra: dict[str, Any] = {}
+    if kind == "infrastructure":  # one more attempt that the work's maxAttempts does not count
+        allowed = int(runner.status.get("maxAttempts") or attempt) + 1
+        extra = {"infraRetries": infra + 1, "maxAttempts": allowed}
+    await runner.patch(
+        {
+            **common,
+            **extra,
+            "phase": "Ready",
+            "column": "ready",
+            "error": message,
+            "reason": reason,
+            "recoveryAction": decision.reason,
+            "limits": retry.limits_status(decision.new_limits, decision.new_timeout_s),
+            "nextRetryAt": retry_at.replace(microsecond=0).isoformat().replace("+00:00", "Z"),
+        }
+    )
+    runner.rec.event(
+        runner.body, "TaskRetry", f"task {runner.task_id}: {message}; {decision.reason}", warn=True
+    )
+
+
+async def fail(runner: Any, common: dict[str, Any], reason: str, message: str, retryable: bool) -> None:
+    await runner.patch(
+        {
+            **common,
+            "phase": "Failed",
+            "column": "failed",
+            "reason": reason,
+            "error": message,
+            "completionTime": now_iso(),
+            "recoveryAction": "retry" if retryable else "sprintctl retry",
+        }
+    )
+    runner.rec.event(runner.body, "TaskFailed", f"task {runner.task_id}: {message}", warn=True)
+
+
+async def infrastructure_failure(runner: Any, message: str, kind: str = "error") -> None:
+    """An exception ended the step: "error" (a start that failed, a bug) counts against maxAttempts;
+    "infrastructure" (InfrastructureFailure: the cluster ended a gate Pod) has its own budget."""
+    await retry_or_fail(runner, {}, kind, message[:4000])

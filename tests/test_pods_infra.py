@@ -1,0 +1,248 @@
+"""Kubernetes' own verdicts on real nodes (`containers.runtime: pods`): an image that cannot be pulled, a
+RuntimeClass that does not exist, a Pod no node fits, an evicted task Pod, and a sprint's nodeSelector
+placing every task Pod on the node it names."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import threading
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from _e2e import apply, operator_process, sprint_status, suspended_sprint, wait_for
+from _node import build_busybox_image, two_nodes
+from conftest import CRDS
+from localcluster import LocalCluster
+from nodeset import push_image
+from sprint_orchestrator.errors import PodRejected
+from sprint_orchestrator.kube import Kube
+from sprint_orchestrator.runtime import Health, Limits, RunOutcome, Scheduling, TaskRunSpec
+from sprint_orchestrator.runtime.pods import PodsRuntime
+from sprint_orchestrator.runtime.podstatus import StallPolicy
+from test_lifecycle_e2e import git, seed_repository
+
+pytestmark = [pytest.mark.node, pytest.mark.podman, pytest.mark.timeout(1500)]
+
+SMALL = Limits(cpus=0.5, memory_bytes=64 << 20)
+# Short enough for a test, long enough that a transient pull error on a loaded machine is not one.
+STALLS = StallPolicy(pull_grace_s=10, unschedulable_report_s=2, pending_slack_s=30)
+
+
+@pytest.fixture(scope="module")
+def nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+    with two_nodes(tmp_path_factory.mktemp("infra")) as local:
+        yield local
+
+
+@pytest.fixture(scope="module")
+def image(nodes: LocalCluster) -> str:
+    return str(
+        push_image(build_busybox_image(), nodes.registry, f"infra-test/busybox:{uuid.uuid4().hex[:8]}")
+    )
+
+
+@pytest.fixture(scope="module")
+def runtime(nodes: LocalCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[PodsRuntime]:
+    node_set = nodes.node_set()
+    assert node_set is not None
+    namespace = f"infra-{uuid.uuid4().hex[:6]}"
+    nodes.kubectl("create", "namespace", namespace)
+    nodes.kubectl("label", "namespace", namespace, "pod-security.kubernetes.io/enforce=restricted")
+    kube = Kube.from_kubeconfig(str(nodes.kubeconfig))
+    state = tmp_path_factory.mktemp("state")
+    pods = PodsRuntime(kube, namespace, node_set.slot.host_ip, state, registry=nodes.registry, stalls=STALLS)
+    try:
+        yield pods
+    finally:
+        pods.close()
+
+
+def _spec(tmp_path: Path, image: str, script: str = "echo hi > out.txt", **changes: Any) -> TaskRunSpec:
+    ws, artifacts = tmp_path / "ws", tmp_path / "artifacts"
+    ws.mkdir(exist_ok=True)
+    artifacts.mkdir(exist_ok=True)
+    spec = TaskRunSpec(
+        sprint_id="infra-1",
+        task_id=f"t{uuid.uuid4().hex[:6]}",
+        attempt=1,
+        image=image,
+        command=["/bin/sh", "-c", script],
+        workspace=ws,
+        artifacts=artifacts,
+        limits=SMALL,
+        timeout_s=600,
+    )
+    return dataclasses.replace(spec, **changes)
+
+
+def test_a_task_pod_whose_image_cannot_be_pulled_ends_as_an_infrastructure_failure_naming_the_image(
+    tmp_path: Path, runtime: PodsRuntime, nodes: LocalCluster
+) -> None:
+    missing = f"{nodes.registry}/infra-test/never-pushed:{uuid.uuid4().hex[:8]}"
+    spec = _spec(tmp_path, missing)
+    handle = runtime.start_task(spec)
+    outcome = runtime.wait(handle, spec.timeout_s)
+    runtime.remove(handle)
+    assert outcome.infrastructure == "ImagePullFailed", outcome
+    assert outcome.health != Health.TIMED_OUT
+    assert missing in outcome.reason and "cannot be pulled" in outcome.reason, outcome.reason
+    assert "ErrImagePull" in outcome.reason or "ImagePullBackOff" in outcome.reason, outcome.reason
+    wait_for(lambda: runtime.status(handle.name) is None, 60, "the stuck Pod deleted")
+
+
+def test_a_runtime_class_that_does_not_exist_refuses_the_pod_with_a_clear_error(
+    tmp_path: Path, image: str, runtime: PodsRuntime
+) -> None:
+    spec = _spec(tmp_path, image, scheduling=Scheduling(runtime_class_name="no-such-sandbox"))
+    with pytest.raises(PodRejected, match="no-such-sandbox") as refused:
+        runtime.start_task(spec)
+    assert "RuntimeClass" in str(refused.value)
+    assert runtime.status(f"so-infra-1-{spec.task_id}-1") is None
+
+
+def test_a_pod_no_node_fits_is_reported_then_ends_as_unschedulable_not_as_a_timeout(
+    tmp_path: Path, image: str, runtime: PodsRuntime
+) -> None:
+    placed = Scheduling(node_selector={"kubernetes.io/hostname": "no-such-node"})
+    spec = _spec(tmp_path, image, scheduling=placed, timeout_s=5)
+    handle = runtime.start_task(spec)
+    outcomes: list[RunOutcome] = []
+    waiter = threading.Thread(target=lambda: outcomes.append(runtime.wait(handle, spec.timeout_s)))
+    waiter.start()
+    try:
+        notice = wait_for(lambda: runtime.notice(handle.name), 120, "the unschedulable notice")
+        assert notice.startswith("no node fits: 0/2 nodes are available"), notice
+        assert "node affinity/selector" in notice, notice
+    finally:
+        waiter.join(timeout=300)
+    runtime.remove(handle)
+    (outcome,) = outcomes
+    assert (outcome.health, outcome.infrastructure) == (Health.REMOVED, "Unschedulable"), outcome
+    assert outcome.reason.startswith("no node fits: "), outcome.reason
+
+
+def _running_pods(nodes: LocalCluster, ns: str, sprint: str) -> list[dict[str, Any]]:
+    """The sprint's task Pods whose agent (main container) runs now."""
+    selector = f"sprintorchestrator.dev/role=task,sprintorchestrator.dev/sprint={sprint}"
+    pods = json.loads(nodes.kubectl("-n", ns, "get", "pods", "-l", selector, "-o", "json"))
+    return [
+        pod
+        for pod in pods["items"]
+        if any(
+            s["name"] == "main" and "running" in (s.get("state") or {})
+            for s in pod.get("status", {}).get("containerStatuses") or []
+        )
+    ]
+
+
+def _evict(nodes: LocalCluster, ns: str, name: str) -> None:
+    eviction = {"apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": name, "namespace": ns}}
+    path = f"/api/v1/namespaces/{ns}/pods/{name}/eviction"
+    nodes.kubectl("create", "--raw", path, "-f", "-", input=json.dumps(eviction))
+
+
+def _ended(nodes: LocalCluster, ns: str, name: str) -> dict[str, Any] | None:
+    status = sprint_status(nodes, ns, name)
+    return status if status.get("phase") in ("Completed", "Partial", "Failed", "RolledBack") else None
+
+
+def test_an_evicted_task_pod_is_retried_as_infrastructure_on_the_selected_node_and_the_sprint_completes(
+    tmp_path: Path, nodes: LocalCluster
+) -> None:
+    """The operator as a process. Sprint `placed` selects node2 for its Pods; its first task Pod is
+    evicted through the Eviction API while the agent runs: that attempt is an infrastructure failure,
+    retried (not counted against maxAttempts: 1 here), and the sprint completes, every Pod on node2.
+    Beside it, sprint `sandboxed` names a RuntimeClass the cluster does not have: its task fails at once
+    with the API server's reason, no hang and no retries; and sprint `unfit` selects a node that does not
+    exist: its Task says "no node fits" while it waits, then fails Unschedulable (not Timeout)."""
+    node_set = nodes.node_set()
+    assert node_set is not None
+    nodes.kubectl("apply", "--server-side", "-f", str(CRDS))
+    for crd in ("sprints", "tasks"):
+        nodes.kubectl(
+            "wait", "--for=condition=Established", f"crd/{crd}.sprintorchestrator.dev", "--timeout=60s"
+        )
+    ns = f"evict-{uuid.uuid4().hex[:6]}"
+    nodes.kubectl("create", "namespace", ns)
+    nodes.kubectl("label", "namespace", ns, "pod-security.kubernetes.io/enforce=restricted")
+    repo = seed_repository(tmp_path, files={"README.md": "# target\n"})
+    (tmp_path / "other").mkdir()
+    other = seed_repository(tmp_path / "other", files={"README.md": "# other\n"})
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        "orchestrator: {max_concurrent_sprints: 3, default_team: demo, "
+        f"allowed_host_paths: ['{tmp_path}']}}\n"
+        f"git: {{working_trees_path: '{tmp_path / 'trees'}'}}\n"
+        "containers: {runtime: pods, base_image: localhost/sprint-orchestrator/base:bookworm, "
+        f"registry: '{nodes.registry}', registry_plain_http: true, "
+        f"transfer_address: '{node_set.slot.host_ip}', pods_namespace: {ns}, "
+        "cleanup_on_completion: false, unschedulable_report_after: 3}\n"
+    )
+    placed = suspended_sprint("placed", tasks=2, repository={"url": str(repo), "mainBranch": "main"})
+    placed["spec"].update(
+        suspend=False,
+        team={"type": "demo", "sleepSeconds": 20},  # the agent runs long enough to be evicted
+        policy={"maxAttempts": 1},  # an eviction must not use up the work's only attempt
+        container={"nodeSelector": {"kubernetes.io/hostname": "node2"}},
+    )
+    sandboxed = suspended_sprint("sandboxed", tasks=1, repository={"url": str(other), "mainBranch": "main"})
+    sandboxed["spec"].update(suspend=False, container={"runtimeClassName": "no-such-sandbox"})
+    (tmp_path / "third").mkdir()
+    third = seed_repository(tmp_path / "third", files={"README.md": "# third\n"})
+    unfit = suspended_sprint("unfit", tasks=1, repository={"url": str(third), "mainBranch": "main"})
+    unfit["spec"].update(
+        suspend=False,
+        container={
+            "nodeSelector": {"kubernetes.io/hostname": "no-such-node"},
+            "resourceLimits": {"timeoutSeconds": 5},
+        },
+    )
+    with operator_process(
+        nodes, ns, tmp_path / "state", tmp_path / "operator.log", SPRINT_ORCHESTRATOR_CONFIG=str(config)
+    ):
+        apply(nodes, ns, placed)
+        apply(nodes, ns, sandboxed)
+        apply(nodes, ns, unfit)
+        (victim,) = wait_for(
+            lambda: _running_pods(nodes, ns, "placed"), 600, "the first task Pod's agent running"
+        )
+        _evict(nodes, ns, victim["metadata"]["name"])
+        status = wait_for(lambda: _ended(nodes, ns, "placed"), 900, "sprint placed ended")
+        assert status["phase"] == "Completed", json.dumps(status, indent=1)[:4000]
+        refused = wait_for(lambda: _ended(nodes, ns, "sandboxed"), 300, "sprint sandboxed ended")
+        assert refused["phase"] == "Failed", refused
+        wait_for(lambda: _ended(nodes, ns, "unfit"), 600, "sprint unfit ended")
+        events = json.loads(nodes.kubectl("-n", ns, "get", "events", "-o", "json"))["items"]
+        tasks = {
+            (t["spec"]["sprintRef"], t["spec"]["taskId"]): t["status"]
+            for t in json.loads(nodes.kubectl("-n", ns, "get", "stask", "-o", "json"))["items"]
+        }
+    evicted = tasks[("placed", "t0")]
+    assert (evicted["attempt"], evicted["infraRetries"], evicted["phase"]) == (2, 1, "Completed"), evicted
+    retries = [e["message"] for e in events if e.get("reason") == "TaskRetry"]
+    assert any("Evicted" in m and "EvictionByEvictionAPI" in m for m in retries), retries
+    placements = {
+        e["involvedObject"]["name"]: e["message"].rsplit(" to ", 1)[-1]
+        for e in events
+        if e.get("reason") == "Scheduled"
+    }
+    task_pods = [name for name in placements if name.startswith("so-placed-")]
+    assert len(task_pods) == 3, placements  # t0 twice (evicted, then retried), t1 once
+    assert {placements[name] for name in task_pods} == {"node2"}, placements
+    sandbox = tasks[("sandboxed", "t0")]
+    assert (sandbox["phase"], sandbox["reason"], sandbox["attempt"]) == ("Failed", "PodRejected", 1), sandbox
+    assert "no-such-sandbox" in sandbox["error"] and "RuntimeClass" in sandbox["error"], sandbox
+    lonely = tasks[("unfit", "t0")]
+    assert (lonely["phase"], lonely["reason"], lonely["attempt"]) == ("Failed", "Unschedulable", 1), lonely
+    assert lonely["error"].startswith("no node fits: 0/2 nodes are available"), lonely["error"]
+    (scheduled,) = [c for c in lonely["conditions"] if c["type"] == "PodScheduled"]
+    assert (scheduled["status"], scheduled["reason"]) == ("False", "Unschedulable"), scheduled
+    assert "node affinity/selector" in scheduled["message"], scheduled
+    assert any(e.get("reason") == "TaskUnschedulable" for e in events), [e.get("reason") for e in events]
+    merged = git("-C", str(repo), "ls-tree", "-r", "--name-only", "main")
+    assert "notes/t0.md" in merged and "notes/t1.md" in merged
