@@ -120,3 +120,29 @@ def test_hub_computes_a_sprint_snapshot_once_per_change_for_all_clients() -> Non
     page, kaiban = hub.snapshot("s1")
     assert page is not first[0]
     assert page["cards"][0]["column"] == "completed" and kaiban["tasks"][0]["status"] == "DONE"
+
+
+async def test_connector_posts_the_reviewers_request_for_changes_and_the_approval_as_activities() -> None:
+    """Sent back from review with a review of the attempt in hand: a `review` activity with the
+    comments; a plain retry (the last review is about an earlier attempt): none; approved: the commit."""
+    review = {
+        "attempt": 2, "by": "ana", "time": "2026-12-06T10:00:00Z", "commit": "c0ffee1",
+        "message": "Handle empty input.",
+        "comments": [{"body": "off by one", "path": "textstats/words.py", "line": 3}, {"body": "more tests"}],
+    }  # fmt: skip
+    async with http_receiver() as kaiban, httpx.AsyncClient() as client:
+        connector = KaibanConnector(f"{kaiban.url}/api/v1", "tok-1", client, backoff=FAST)
+        await connector(move("ready", "review", {"attempt": 2, "reviews": [review]}))
+        await connector(move("ready", "review", {"attempt": 3, "reviews": [review]}))
+        await connector(move("in-progress", "review", {"attempt": 3, "approvedCommit": "beef042"}))
+        await connector(move("in-progress", "ready", {"attempt": 3, "reviews": [review]}))
+    activities = [json.loads(r.body) for r in kaiban.requests if r.path.endswith("/activities")]
+    assert activities == [
+        {
+            "type": "review", "id": "t0-review-1", "task_id": "t0", "by": "ana", "attempt": 2,
+            "commit": "c0ffee1", "message": "Handle empty input.", "time": "2026-12-06T10:00:00Z",
+            "comments": review["comments"],
+        },
+        {"type": "approval", "id": "t0-approval-beef042", "task_id": "t0", "commit": "beef042", "attempt": 3},
+    ]  # fmt: skip
+    assert len([r for r in kaiban.requests if r.method == "PUT"]) == 4

@@ -4,7 +4,9 @@ Kaiban.io's REST paths are not publicly documented (shared/kaiban.md), so this i
 implement and test against a local stand-in; every call carries `Authorization: Bearer <token>`:
 
     PUT  {api}/boards/{board}/cards/{card}             card upsert: title, description, column, status
-    POST {api}/boards/{board}/cards/{card}/activities  {"type": "cost", ...} once per finished task
+    POST {api}/boards/{board}/cards/{card}/activities  {"type": "cost", ...} once per finished task;
+                                                       {"type": "review", ...} when a reviewer requests
+                                                       changes; {"type": "approval", ...} on approval
 
 Columns todo/doing/done/blocked, statuses TODO/DOING/DONE/BLOCKED (review and failed both block).
 Card ids are "{sprint id}-{task id}"; the board is the configured one, else "sprint-{sprint id}".
@@ -60,6 +62,41 @@ def cost_activity(task: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def review_activity(task: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The latest request for changes (who, on which attempt and commit, the message and the anchored
+    comments) when it is about the attempt in hand (not an earlier one, as on a plain retry), else None.
+    `id` makes a repeated delivery recognisable."""
+    status = parse_task_status(task.get("status"))
+    if not status.reviews or status.reviews[-1].attempt != (status.attempt or 0):
+        return None
+    review = status.reviews[-1]
+    return {
+        "type": "review",
+        "id": f"{task_id(task)}-review-{len(status.reviews)}",
+        "task_id": task_id(task),
+        "by": review.by,
+        "attempt": review.attempt,
+        "commit": review.commit,
+        "message": review.message or "",
+        "comments": [c.model_dump(exclude_none=True) for c in review.comments or []],
+        "time": review.time,
+    }
+
+
+def approval_activity(task: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The reviewer's approval of an exact commit, or None when the task was not approved."""
+    status = parse_task_status(task.get("status"))
+    if not status.approved_commit:
+        return None
+    return {
+        "type": "approval",
+        "id": f"{task_id(task)}-approval-{status.approved_commit}",
+        "task_id": task_id(task),
+        "commit": status.approved_commit,
+        "attempt": status.attempt,
+    }
+
+
 class KaibanConnector:
     """A transition listener mirroring Task column changes into a Kaiban.io board."""
 
@@ -90,5 +127,13 @@ class KaibanConnector:
             return
         url = self._card_url(move.sprint, move.task)
         await self._send("PUT", url, card_body(move.sprint, move.task, move.new))
+        if move.old == Column.REVIEW and move.new == Column.READY:  # sent back: the review is why
+            review = review_activity(move.task)
+            if review is not None:
+                await self._send("POST", f"{url}/activities", review)
+        elif move.old == Column.REVIEW and move.new != Column.FAILED:  # approved: merging the commit
+            approval = approval_activity(move.task)
+            if approval is not None:
+                await self._send("POST", f"{url}/activities", approval)
         if move.new in FINISHED:
             await self._send("POST", f"{url}/activities", cost_activity(move.task))
