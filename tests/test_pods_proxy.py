@@ -514,3 +514,89 @@ def test_an_agent_pod_outlives_its_operator_and_the_next_one_resumes_its_credent
         if path.is_file():
             assert credential.encode() not in path.read_bytes() and REAL_KEY.encode() not in path.read_bytes()
     assert not list((state / "run" / "credentials" / "attempts").glob("*"))  # revoked for good at the end
+
+
+@pytest.mark.timeout(2400)
+def test_changes_requested_on_pods_resume_the_claude_code_session_with_the_review(
+    tmp_path: Path,
+    nodes: LocalCluster,
+    agent_image: str,  # noqa: F811 (the fixture)
+) -> None:
+    """Review on the Pods runtime: the REAL Claude Code CLI in a task Pod writes a file outside its
+    task's files, so the task waits in Review; a reviewer requests changes; attempt 2's Pod runs
+    `claude --resume <attempt 1's session>` with the review as its prompt (the session travelled back
+    with the workspace and was kept in the operator's state), and the stand-in receives the earlier
+    conversation followed by the review. The proxy metered both attempts exactly."""
+    from _e2e import apply as apply_manifest
+    from _e2e import operator_env, operator_process
+    from test_agent_e2e import SPRINT, ThreadedStandIn, agent_sprint
+    from test_lifecycle_e2e import seed_repository
+    from test_review_e2e import sprintctl
+    from test_review_resume_e2e import COMMENT, texts
+
+    node_set = nodes.node_set()
+    assert node_set is not None
+    _install_crds(nodes)
+    ns = f"review-{uuid.uuid4().hex[:6]}"
+    nodes.kubectl("create", "namespace", ns)
+    nodes.kubectl("label", "namespace", ns, "pod-security.kubernetes.io/enforce=restricted")
+    repo = seed_repository(tmp_path, files={"README.md": "# target\n"})
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        f"orchestrator: {{allowed_host_paths: ['{tmp_path}']}}\n"
+        f"git: {{working_trees_path: '{tmp_path / 'trees'}'}}\n"
+        "containers: {runtime: pods, base_image: localhost/sprint-orchestrator/base:bookworm, "
+        f"registry: '{nodes.registry}', registry_plain_http: true, "
+        f"transfer_address: '{node_set.slot.host_ip}', pods_namespace: {ns}}}\n"
+    )
+    manifest = agent_sprint(repo, agent_image)
+    manifest["spec"]["tasks"][0]["filesToModify"] = ["GREETING.md"]  # OUTPUT.md: out of scope, Review
+    state = tmp_path / "state"
+
+    def in_review(attempt: int) -> dict[str, Any]:
+        from test_lifecycle_e2e import by_id
+
+        def seen() -> dict[str, Any] | None:
+            task = by_id(nodes, ns, SPRINT).get("greet", {})
+            return task if task.get("phase") == "Review" and task.get("attempt") == attempt else None
+
+        return dict(wait_for(seen, 1200, f"task greet in Review on attempt {attempt}"))
+
+    with ThreadedStandIn() as standin, PodWatcher(nodes, ns) as watcher:
+        settings = {"SPRINT_ORCHESTRATOR_CONFIG": str(config), "ANTHROPIC_API_KEY": REAL_KEY,
+                    "SPRINT_ORCHESTRATOR_ANTHROPIC_URL": standin.url}  # fmt: skip
+        env = {**operator_env(nodes, state), **settings}
+        with operator_process(nodes, ns, state, tmp_path / "operator.log", **settings):
+            apply_manifest(nodes, ns, manifest)
+            first = in_review(1)
+            rounds_1 = len(standin.requests)
+            session = first["session"]
+            sprintctl(
+                env, "request-changes", SPRINT, "greet", "-n", ns, "--by", "alice",
+                "-m", "OUTPUT.md is fine, but the greeting is short.", "-c", f"OUTPUT.md:1={COMMENT}",
+            )  # fmt: skip
+            second = in_review(2)
+            requests, served = list(standin.requests), list(standin.served)
+        specs = dict(watcher.specs)
+
+    assert (session["cli"], session["attempt"]) == ("claude-code", 1), first
+    assert second["session"] == {"cli": "claude-code", "id": session["id"], "attempt": 2, "resumedFrom": 1}
+    commands = [spec["spec"]["containers"][0]["command"] for spec in specs.values()]
+    resumed = [c for c in commands if "--resume" in c]
+    assert len(commands) == 2 and len(resumed) == 1, commands
+    assert resumed[0][resumed[0].index("--resume") + 1] == session["id"]
+    assert COMMENT in resumed[0][resumed[0].index("-p") + 1]
+
+    assert rounds_1 >= 3 and len(requests) > rounds_1
+    earlier = [texts(m) for m in requests[rounds_1 - 1]["messages"]]
+    now = [texts(m) for m in requests[rounds_1]["messages"]]
+    assert now[: len(earlier)] == earlier, "attempt 2 did not carry attempt 1's conversation"
+    assert len(now) == len(earlier) + 2 and any(COMMENT in t for t in now[-1]), now[len(earlier) :]
+
+    expected = expected_usage(served)
+    by_attempt = second.get("tokensByAttempt") or {}
+    assert by_attempt.get("1") and second["tokens"]["source"] == "proxy"
+    assert by_attempt["1"] + second["tokens"]["actual"] == expected.total_tokens
+    kept = state / "sessions" / ns / SPRINT / "greet" / "transcript.jsonl"
+    assert session["id"] in kept.read_text() and COMMENT in kept.read_text()
+    assert second["changedFiles"] == ["OUTPUT.md"], second
