@@ -74,6 +74,28 @@ def test_the_status_block_bills_the_proxy_and_shows_the_agents_own_count() -> No
     assert tokens.status_tokens(None, agent, 100, None)["source"] == "agent"
 
 
+def claude_result(input_: int, output: int, cache_read: int, cache_creation: int, cost: float) -> str:
+    """Claude Code's stream-json `result` line: `modelUsage` and `total_cost_usd` cover the session."""
+    model = {"inputTokens": input_, "outputTokens": output, "cacheReadInputTokens": cache_read,
+             "cacheCreationInputTokens": cache_creation, "costUSD": cost}  # fmt: skip
+    record = {"type": "result", "subtype": "success", "session_id": "s", "total_cost_usd": cost,
+              "usage": {"input_tokens": 1}, "modelUsage": {"claude-x": model}}  # fmt: skip
+    return json.dumps(record)
+
+
+def test_a_resumed_claude_session_reports_only_what_this_attempt_spent() -> None:
+    """Real figures from a resumed attempt: the CLI said 1946 tokens / $0.0039285 for the whole session,
+    of which attempt 1 had reported 1143 / $0.00275175; the proxy metered 803 for attempt 2."""
+    first = parse(claude_result(321, 69, 600, 153, 0.00275175), "claude-stream-json")
+    second = parse(claude_result(442, 98, 1200, 206, 0.0039285), "claude-stream-json")
+    wire = parse(message(29), "anthropic-json")
+    session = tokens.session_report({"cli": "claude-code", "id": "s", "attempt": 1}, first)
+    assert (session["reportedTokens"], session["reportedCostUsd"]) == (1143, 0.00275175)
+    block = tokens.proxy_tokens(wire, second, 100, None, earlier=session)
+    assert (block["agentReported"], block["costUsd"]) == (1946 - 1143, round(0.0039285 - 0.00275175, 8))
+    assert tokens.proxy_tokens(wire, second, 100, None)["agentReported"] == 1946  # not resumed: as said
+
+
 def test_a_missing_key_names_the_variable_to_set() -> None:
     message = metering.missing_key_message("anthropic", "claude-code")
     assert "ANTHROPIC_API_KEY" in message and "'claude-code'" in message and "never enters" in message

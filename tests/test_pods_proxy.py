@@ -152,12 +152,12 @@ def _install_crds(nodes: LocalCluster) -> None:
     nodes.kubectl("apply", "--server-side", "-f", str(CRDS))
 
     def established() -> bool:
-        path = '{.status.conditions[?(@.type=="Established")].status}'
-        return all(
-            nodes.kubectl("get", f"crd/{crd}.sprintorchestrator.dev", "-o", f"jsonpath={path}").strip()
-            == "True"
-            for crd in ("sprints", "tasks")
-        )
+        for crd in ("sprints", "tasks"):
+            found = json.loads(nodes.kubectl("get", f"crd/{crd}.sprintorchestrator.dev", "-o", "json"))
+            conditions = (found.get("status") or {}).get("conditions") or []  # none yet right after apply
+            if not any(c.get("type") == "Established" and c.get("status") == "True" for c in conditions):
+                return False
+        return True
 
     wait_for(established, 60, "the CRDs established")
 
@@ -580,7 +580,9 @@ def test_changes_requested_on_pods_resume_the_claude_code_session_with_the_revie
         specs = dict(watcher.specs)
 
     assert (session["cli"], session["attempt"]) == ("claude-code", 1), first
-    assert second["session"] == {"cli": "claude-code", "id": session["id"], "attempt": 2, "resumedFrom": 1}
+    assert {k: second["session"][k] for k in ("cli", "id", "attempt", "resumedFrom")} == {
+        "cli": "claude-code", "id": session["id"], "attempt": 2, "resumedFrom": 1
+    }  # fmt: skip
     commands = [spec["spec"]["containers"][0]["command"] for spec in specs.values()]
     resumed = [c for c in commands if "--resume" in c]
     assert len(commands) == 2 and len(resumed) == 1, commands
@@ -597,6 +599,9 @@ def test_changes_requested_on_pods_resume_the_claude_code_session_with_the_revie
     by_attempt = second.get("tokensByAttempt") or {}
     assert by_attempt.get("1") and second["tokens"]["source"] == "proxy"
     assert by_attempt["1"] + second["tokens"]["actual"] == expected.total_tokens
+    # the CLI reports its whole session; the Task shows what it said for this attempt alone
+    assert second["tokens"]["agentReported"] == second["tokens"]["actual"], second["tokens"]
+    assert second["session"]["reportedTokens"] == by_attempt["1"] + second["tokens"]["actual"]
     kept = state / "sessions" / ns / SPRINT / "greet" / "transcript.jsonl"
     assert session["id"] in kept.read_text() and COMMENT in kept.read_text()
     assert second["changedFiles"] == ["OUTPUT.md"], second

@@ -89,7 +89,9 @@ def test_changes_requested_resume_the_claude_code_session_with_the_review_as_its
             seen = dict(watcher.seen)
 
     # attempt 2 ran `claude -p <review> --resume <attempt 1's session>` and kept that session
-    assert second["session"] == {"cli": "claude-code", "id": session["id"], "attempt": 2, "resumedFrom": 1}
+    assert {k: second["session"][k] for k in ("cli", "id", "attempt", "resumedFrom")} == {
+        "cli": "claude-code", "id": session["id"], "attempt": 2, "resumedFrom": 1
+    }  # fmt: skip
     commands = [json.loads(text)[0]["Config"]["Cmd"] for text in seen.values()]
     resumed = [c for c in commands if "--resume" in c]
     assert len(commands) == 2 and len(resumed) == 1, commands
@@ -113,6 +115,8 @@ def test_changes_requested_resume_the_claude_code_session_with_the_review_as_its
     by_attempt = second.get("tokensByAttempt") or {}
     assert by_attempt.get("1") and second["tokens"]["source"] == "proxy"
     assert by_attempt["1"] + second["tokens"]["actual"] == expected.total_tokens
+    # the CLI reports its whole session; the Task shows what it said for this attempt alone
+    assert second["tokens"]["agentReported"] == second["tokens"]["actual"], second["tokens"]
 
     # the transcript is in the operator's state, not in git nor the artifacts
     kept = state / "sessions" / namespace / SPRINT / "greet" / "transcript.jsonl"
@@ -149,7 +153,9 @@ def test_changes_requested_resume_the_codex_thread_with_the_review_as_its_next_p
             seen = dict(watcher.seen)
     thread = first["session"]["id"]
     assert first["session"]["cli"] == "codex" and first["reason"] == "NoChanges", first
-    assert second["session"] == {"cli": "codex", "id": thread, "attempt": 2, "resumedFrom": 1}
+    assert {k: second["session"][k] for k in ("cli", "id", "attempt", "resumedFrom")} == {
+        "cli": "codex", "id": thread, "attempt": 2, "resumedFrom": 1
+    }  # fmt: skip
     commands = [json.loads(text)[0]["Config"]["Cmd"] for text in seen.values()]
     (resumed,) = [c for c in commands if "resume" in c]
     assert resumed[resumed.index("resume") :][-2:][0] == thread and COMMENT in resumed[-1]

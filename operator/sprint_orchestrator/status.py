@@ -226,6 +226,12 @@ class AgentSession(StatusModel):
     resumed_from: int | None = Field(
         default=None, description="The earlier attempt whose session this attempt resumed."
     )
+    reported_tokens: int | None = Field(
+        default=None, description="The CLI's own token total for the whole session at this attempt's end."
+    )
+    reported_cost_usd: float | None = Field(
+        default=None, description="The CLI's own cost for the whole session at this attempt's end."
+    )
 
 
 class TaskStatus(StatusModel):

@@ -285,11 +285,17 @@ class TaskRunner:
         session = await agentsessions.keep(self, launch, results, workspace)
         await asyncio.to_thread(keep_orchestrator_files, workspace, artifacts)
         used = tokens.final_usage(results)
+        if session is not None:
+            session = tokens.session_report(session, used)
         common: dict[str, Any] = {
             "containerHealth": str(outcome.health),
             "exitCode": outcome.exit_code,
             "tokens": tokens.status_tokens(
-                metered.usage() if metered else None, used, self.definition.estimated_tokens, None
+                metered.usage() if metered else None,
+                used,
+                self.definition.estimated_tokens,
+                None,
+                agentsessions.resumed_report(self, launch),
             ),
             "results": {
                 "summary": results.summary[:2048],

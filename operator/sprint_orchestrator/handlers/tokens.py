@@ -133,25 +133,46 @@ def known_usage(tasks: Iterable[Mapping[str, Any]], sprint_key: str) -> dict[Tas
 
 
 def proxy_tokens(
-    metered: TokenUsage, agent: TokenUsage | None, estimated: int | None, partial: bool | None
+    metered: TokenUsage,
+    agent: TokenUsage | None,
+    estimated: int | None,
+    partial: bool | None,
+    earlier: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The Task status `tokens` block from the proxy's count, with the CLI's own total beside it."""
+    """The Task status `tokens` block from the proxy's count, with the CLI's own total beside it.
+    `earlier`: the status `session` block of the attempt whose session this one resumed, when the CLI
+    reports the whole session (Claude Code's `modelUsage` and `total_cost_usd` do): its figures are
+    taken off, so each attempt shows what the CLI says it spent in that attempt."""
     out = task_tokens(metered, estimated, partial)
     out["source"] = "proxy"
     out.pop("costUsd", None)  # the proxy knows no prices: a cost is only ever the CLI's own figure
     reported = agent.total_tokens if agent is not None else None
+    before = earlier or {}
     if reported is not None:
-        out["agentReported"] = int(reported)
+        out["agentReported"] = max(0, int(reported) - int(before.get("reportedTokens") or 0))
     if agent is not None and agent.cost_usd is not None:
-        out["costUsd"] = float(agent.cost_usd)
+        cost = float(agent.cost_usd) - float(before.get("reportedCostUsd") or 0.0)
+        out["costUsd"] = round(max(0.0, cost), 8)
     return out
 
 
+def session_report(session: Mapping[str, Any], agent: TokenUsage | None) -> dict[str, Any]:
+    """The status `session` block with the CLI's whole-session figures at this attempt's end."""
+    if agent is None or agent.total_tokens is None:
+        return dict(session)
+    cost = {"reportedCostUsd": float(agent.cost_usd)} if agent.cost_usd is not None else {}
+    return {**session, "reportedTokens": int(agent.total_tokens), **cost}
+
+
 def status_tokens(
-    metered: TokenUsage | None, agent: TokenUsage | None, estimated: int | None, partial: bool | None
+    metered: TokenUsage | None,
+    agent: TokenUsage | None,
+    estimated: int | None,
+    partial: bool | None,
+    earlier: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The `tokens` block: the proxy's count when the attempt is metered, else the agent's own report.
     While running (`partial=True`) a metered block carries no agentReported: the CLI reports at its end."""
     if metered is None:
         return task_tokens(agent, estimated, partial)
-    return proxy_tokens(metered, None if partial else agent, estimated, partial)
+    return proxy_tokens(metered, None if partial else agent, estimated, partial, earlier)
