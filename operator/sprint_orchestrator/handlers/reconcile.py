@@ -10,19 +10,17 @@ import asyncio
 import datetime as dt
 from typing import Any, cast
 
-from .. import ANNOTATION_CANCEL, GROUP, LABEL_SPRINT, LABEL_TASK, VERSION, lifecycle, placement, plan
-from ..errors import ImageBuildFailed, InvalidInput, OrchestratorError
+from .. import ANNOTATION_CANCEL, GROUP, LABEL_SPRINT, LABEL_TASK, VERSION, lifecycle, plan
+from ..errors import InvalidInput, OrchestratorError
 from ..kube import SPRINTS, TASKS, now_iso
 from ..model import SprintSpec, task_resource_name
-from ..teams import missing_key
 from ..teams.keys import PROVIDER_OF_TEAM
-from . import actions, counts, spec_changes, tokens
+from . import actions, counts, initialize, spec_changes, tokens
 from .conditions import merge_conditions, set_condition
 from .context import OperatorContext
 from .merging import merge_next
 
 TERMINAL = frozenset({"Completed", "Partial", "Failed", "RolledBack"})
-ACTIVE = frozenset({"Initializing", "Running", "Integrating"})
 PHASE_EVENT = "PhaseChanged"  # the reason of the Event every phase change gets (tests/chaos/invariants.py)
 
 
@@ -133,8 +131,8 @@ class SprintReconciler:
             await self._cancel(body, tasks)
             return 1.0
         step = {
-            "Pending": self._pending,
-            "Initializing": self._initializing,
+            "Pending": lambda *args: initialize.pending(self, *args),
+            "Initializing": lambda *args: initialize.initializing(self, *args),
             "Running": self._running,
             "Integrating": self._integrating,
         }[phase]
@@ -223,97 +221,6 @@ class SprintReconciler:
 
     # --- Pending -------------------------------------------------------------------------------
 
-    async def _pending(self, body: dict[str, Any], spec: SprintSpec, tasks: list[dict[str, Any]]) -> float:
-        await self._write_counts(body, spec, tasks)
-        status = body.get("status") or {}
-        wait_reason = await self._wait_reason(spec)
-        if wait_reason:
-            if status.get("message") != wait_reason:
-                await self.patch({"phase": "Pending", "message": wait_reason})
-            return 2.0
-        await self.patch({"phase": "Initializing", "message": "creating the sprint branch and image"})
-        self.event(body, "Initializing", "sprint accepted; creating its branch, worktree and image")
-        return 0.0
-
-    async def _wait_reason(self, spec: SprintSpec) -> str | None:
-        if spec.suspend:
-            return "suspended: set spec.suspend=false (sprintctl start) to begin"
-        if spec.after:
-            before = await self._call(self.ctx.kube.get, SPRINTS, self.namespace, spec.after)
-            before_phase = ((before or {}).get("status") or {}).get("phase")
-            if before_phase not in ("Completed", "Partial"):
-                return f"waiting for sprint {spec.after!r} to complete (now {before_phase or 'absent'})"
-        limit = int(
-            getattr(getattr(self.ctx.settings.config, "orchestrator", None), "max_concurrent_sprints", 1)
-        )
-        # The sprints this operator runs, as their loops last saw them. Checked and claimed with no await
-        # in between, so two sprints never take the last place at once.
-        active = sorted(k for k, p in self.ctx.sprint_phases.items() if p in ACTIVE and k != self.key)
-        if len(active) >= limit:
-            running = ", ".join(active)
-            return f"queued: {len(active)} sprint(s) running ({running}); max_concurrent_sprints is {limit}"
-        self.ctx.sprint_phases[self.key] = "Initializing"
-        return None
-
-    # --- Initializing --------------------------------------------------------------------------
-
-    async def _initializing(
-        self, body: dict[str, Any], spec: SprintSpec, tasks: list[dict[str, Any]]
-    ) -> float:
-        sprint_id = spec.resolved_id(self.name)
-        missing = missing_key(str(spec.team.type), self.ctx.settings.api_keys)
-        if missing:  # fail before any branch or image exists: the agent could not do a thing
-            return await self._fail_init(body, "MissingApiKey", missing)
-        try:
-            engine = await self.engine(spec)
-            refs = await self._call(engine.create_sprint, sprint_id, f"{self.namespace}/{self.name}")
-            self.ref_events(body, refs.changes)
-            runtime = await self.ctx.get_runtime()
-            image = await self._call(self._build_image, runtime, spec, sprint_id)
-        except ImageBuildFailed as exc:
-            return await self._fail_init(body, "ImageBuildFailed", f"{exc}\n{exc.log_tail[-2000:]}")
-        except OrchestratorError as exc:
-            return await self._fail_init(body, "InitFailed", str(exc))
-        status = body.get("status") or {}
-        await self.patch(
-            {
-                "phase": "Running",
-                "branch": refs.branch,
-                "worktree": str(refs.worktree),
-                "baseCommit": refs.base_commit,
-                "image": image,
-                "startedAt": status.get("startedAt") or now_iso(),
-                "message": "running tasks" + self._ignored_placement(spec),
-                "conditions": set_condition(
-                    None,
-                    "Running",
-                    True,
-                    "Started",
-                    "tasks are being scheduled",
-                    now_iso(),
-                ),
-            }
-        )
-        self.event(body, "Started", f"branch {refs.branch} at {refs.base_commit[:12]}, image {image}")
-        return 0.0
-
-    def _ignored_placement(self, spec: SprintSpec) -> str:
-        """The podman runtime has no nodes: the scheduling fields the sprint set are ignored, said once."""
-        containers = getattr(self.ctx.settings.config, "containers", None)
-        runtime = str(getattr(containers, "runtime", "podman"))
-        return placement.ignored_by(runtime, spec.container.dump() if spec.container else None)
-
-    def _build_image(self, runtime: Any, spec: SprintSpec, sprint_id: str) -> str:
-        container = spec.container
-        base = (container.base_image if container else None) or self.default_base_image(spec.team.type)
-        result = runtime.ensure_sprint_image(
-            base,
-            list(container.dependencies) if container else [],
-            dict(container.environment) if container else {},
-            {},  # images are content-addressed and shared by sprints: no sprint label on them
-        )
-        return str(result.tag)
-
     def default_base_image(self, team_type: str | None = None) -> str:
         """containers.base_image of a configuration file; else the agent image (the CLIs and the proxy's
         forwarder, hack/agent-image.sh) for an agent team, the base image for the rest."""
@@ -325,18 +232,6 @@ class SprintReconciler:
         if team_type in PROVIDER_OF_TEAM:
             return self.ctx.settings.agent_image
         return self.ctx.settings.base_image
-
-    async def _fail_init(self, body: dict[str, Any], reason: str, message: str) -> float:
-        await self.patch(
-            {
-                "phase": "Failed",
-                "message": message[:4000],
-                "completedAt": now_iso(),
-                "conditions": set_condition(None, "Ready", False, reason, message[:4000], now_iso()),
-            }
-        )
-        self.event(body, reason, message, warn=True)
-        return 10.0
 
     async def engine(self, spec: SprintSpec) -> Any:
         repo = spec.repository
