@@ -115,3 +115,57 @@ def terminated(pod_obj: dict[str, Any]) -> dict[str, Any] | None:
         if state:
             return dict(state)
     return None
+
+
+def install_crds(nodes: LocalCluster) -> None:
+    """Apply the CRDs and wait until both are Established (polled: right after the apply a CRD may have
+    no status yet, which `kubectl wait` and jsonpath filters treat as an error)."""
+    from _e2e import wait_for
+    from conftest import CRDS
+
+    nodes.kubectl("apply", "--server-side", "-f", str(CRDS))
+
+    def established() -> bool:
+        for crd in ("sprints", "tasks"):
+            found = json.loads(nodes.kubectl("get", f"crd/{crd}.sprintorchestrator.dev", "-o", "json"))
+            conditions = (found.get("status") or {}).get("conditions") or []
+            if not any(c.get("type") == "Established" and c.get("status") == "True" for c in conditions):
+                return False
+        return True
+
+    wait_for(established, 60, "the CRDs established")
+
+
+def pods_operator(
+    nodes: LocalCluster,
+    tmp_path: Path,
+    prefix: str,
+    orchestrator: dict[str, Any] | None = None,
+    containers: dict[str, Any] | None = None,
+) -> tuple[str, Path]:
+    """What every e2e of the operator on the pods runtime needs: the CRDs established, a fresh namespace
+    enforcing the restricted Pod Security level, and the operator's configuration file (trees under
+    tmp_path, the local registry on plain HTTP, the host's node-bridge address for transfers). Returns
+    (namespace, config path)."""
+    import uuid
+
+    import yaml
+
+    node_set = nodes.node_set()
+    assert node_set is not None
+    install_crds(nodes)
+    ns = f"{prefix}-{uuid.uuid4().hex[:6]}"
+    nodes.kubectl("create", "namespace", ns)
+    nodes.kubectl("label", "namespace", ns, "pod-security.kubernetes.io/enforce=restricted")
+    config = {
+        "orchestrator": {"allowed_host_paths": [str(tmp_path)], **(orchestrator or {})},
+        "git": {"working_trees_path": str(tmp_path / "trees")},
+        "containers": {
+            "runtime": "pods", "base_image": "localhost/sprint-orchestrator/base:bookworm",
+            "registry": nodes.registry, "registry_plain_http": True,
+            "transfer_address": node_set.slot.host_ip, "pods_namespace": ns, **(containers or {}),
+        },
+    }  # fmt: skip
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return ns, path

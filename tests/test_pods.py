@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from _e2e import wait_for
-from _node import build_busybox_image, two_nodes
+from _node import build_busybox_image, pods_operator, two_nodes
 from localcluster import LocalCluster
 from nodeset import push_image
 from sprint_orchestrator.kube import Kube
@@ -227,30 +227,16 @@ def test_the_operator_with_the_pods_runtime_runs_a_two_task_demo_sprint_to_compl
     registry and both task Pods run on the nodes; their work comes back and is merged."""
     from _e2e import apply as apply_manifest
     from _e2e import operator_process, sprint_status, suspended_sprint
-    from conftest import CRDS
     from test_lifecycle_e2e import git, seed_repository
 
-    node_set = nodes.node_set()
-    assert node_set is not None
-    nodes.kubectl("apply", "--server-side", "-f", str(CRDS))
-    for crd in ("sprints", "tasks"):
-        nodes.kubectl(
-            "wait", "--for=condition=Established", f"crd/{crd}.sprintorchestrator.dev", "--timeout=60s"
-        )
-    ns = f"e2e-{uuid.uuid4().hex[:6]}"
-    nodes.kubectl("create", "namespace", ns)
-    nodes.kubectl("label", "namespace", ns, "pod-security.kubernetes.io/enforce=restricted")
-    repo = seed_repository(tmp_path, files={"README.md": "# target\n"})
-    config = tmp_path / "config.yaml"
-    config.write_text(
-        "orchestrator: {max_parallel_tasks_per_sprint: 2, default_team: demo, "
-        f"allowed_host_paths: ['{tmp_path}']}}\n"
-        f"git: {{working_trees_path: '{tmp_path / 'trees'}'}}\n"
-        "containers: {runtime: pods, base_image: localhost/sprint-orchestrator/base:bookworm, "
-        f"registry: '{nodes.registry}', registry_plain_http: true, "
-        f"transfer_address: '{node_set.slot.host_ip}', pods_namespace: {ns}, "
-        "cleanup_on_completion: false}\n"
+    ns, config = pods_operator(
+        nodes,
+        tmp_path,
+        "e2e",
+        {"max_parallel_tasks_per_sprint": 2, "default_team": "demo"},
+        {"cleanup_on_completion": False},
     )
+    repo = seed_repository(tmp_path, files={"README.md": "# target\n"})
     manifest = suspended_sprint("podsdemo", tasks=2, repository={"url": str(repo), "mainBranch": "main"})
     manifest["spec"]["suspend"] = False
     with operator_process(

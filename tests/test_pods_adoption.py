@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import signal
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,8 +14,7 @@ from typing import Any
 import pytest
 
 from _e2e import apply, sprint_status, start_operator, stop_operator, suspended_sprint, wait_for
-from _node import two_nodes
-from conftest import CRDS
+from _node import pods_operator, two_nodes
 from localcluster import LocalCluster
 from test_lifecycle_e2e import git, seed_repository
 
@@ -47,25 +45,8 @@ def _main_running(nodes: LocalCluster, ns: str, sprint: str = "") -> dict[str, A
 def test_an_operator_killed_while_a_task_pod_runs_adopts_it_after_a_restart_and_merges_its_result(
     tmp_path: Path, nodes: LocalCluster
 ) -> None:
-    node_set = nodes.node_set()
-    assert node_set is not None
-    nodes.kubectl("apply", "--server-side", "-f", str(CRDS))
-    for crd in ("sprints", "tasks"):
-        nodes.kubectl(
-            "wait", "--for=condition=Established", f"crd/{crd}.sprintorchestrator.dev", "--timeout=60s"
-        )
-    ns = f"adopt-{uuid.uuid4().hex[:6]}"
-    nodes.kubectl("create", "namespace", ns)
-    nodes.kubectl("label", "namespace", ns, "pod-security.kubernetes.io/enforce=restricted")
+    ns, config = pods_operator(nodes, tmp_path, "adopt", {"default_team": "demo"}, None)
     repo = seed_repository(tmp_path, files={"README.md": "# target\n"})
-    config = tmp_path / "config.yaml"
-    config.write_text(
-        f"orchestrator: {{default_team: demo, allowed_host_paths: ['{tmp_path}']}}\n"
-        f"git: {{working_trees_path: '{tmp_path / 'trees'}'}}\n"
-        "containers: {runtime: pods, base_image: localhost/sprint-orchestrator/base:bookworm, "
-        f"registry: '{nodes.registry}', registry_plain_http: true, "
-        f"transfer_address: '{node_set.slot.host_ip}', pods_namespace: {ns}}}\n"
-    )
     manifest = suspended_sprint("adopt", tasks=1, repository={"url": str(repo), "mainBranch": "main"})
     manifest["spec"]["suspend"] = False
     manifest["spec"]["team"] = {"type": "demo", "sleepSeconds": 45}  # the Pod runs while the operator is away

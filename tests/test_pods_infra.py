@@ -15,8 +15,7 @@ from typing import Any
 import pytest
 
 from _e2e import apply, operator_process, sprint_status, suspended_sprint, wait_for
-from _node import build_busybox_image, two_nodes
-from conftest import CRDS
+from _node import build_busybox_image, pods_operator, two_nodes
 from localcluster import LocalCluster
 from nodeset import push_image
 from sprint_orchestrator.errors import PodRejected
@@ -160,29 +159,16 @@ def test_an_evicted_task_pod_is_retried_as_infrastructure_on_the_selected_node_a
     Beside it, sprint `sandboxed` names a RuntimeClass the cluster does not have: its task fails at once
     with the API server's reason, no hang and no retries; and sprint `unfit` selects a node that does not
     exist: its Task says "no node fits" while it waits, then fails Unschedulable (not Timeout)."""
-    node_set = nodes.node_set()
-    assert node_set is not None
-    nodes.kubectl("apply", "--server-side", "-f", str(CRDS))
-    for crd in ("sprints", "tasks"):
-        nodes.kubectl(
-            "wait", "--for=condition=Established", f"crd/{crd}.sprintorchestrator.dev", "--timeout=60s"
-        )
-    ns = f"evict-{uuid.uuid4().hex[:6]}"
-    nodes.kubectl("create", "namespace", ns)
-    nodes.kubectl("label", "namespace", ns, "pod-security.kubernetes.io/enforce=restricted")
+    ns, config = pods_operator(
+        nodes,
+        tmp_path,
+        "evict",
+        {"max_concurrent_sprints": 3, "default_team": "demo"},
+        {"cleanup_on_completion": False, "unschedulable_report_after": 3},
+    )
     repo = seed_repository(tmp_path, files={"README.md": "# target\n"})
     (tmp_path / "other").mkdir()
     other = seed_repository(tmp_path / "other", files={"README.md": "# other\n"})
-    config = tmp_path / "config.yaml"
-    config.write_text(
-        "orchestrator: {max_concurrent_sprints: 3, default_team: demo, "
-        f"allowed_host_paths: ['{tmp_path}']}}\n"
-        f"git: {{working_trees_path: '{tmp_path / 'trees'}'}}\n"
-        "containers: {runtime: pods, base_image: localhost/sprint-orchestrator/base:bookworm, "
-        f"registry: '{nodes.registry}', registry_plain_http: true, "
-        f"transfer_address: '{node_set.slot.host_ip}', pods_namespace: {ns}, "
-        "cleanup_on_completion: false, unschedulable_report_after: 3}\n"
-    )
     placed = suspended_sprint("placed", tasks=2, repository={"url": str(repo), "mainBranch": "main"})
     placed["spec"].update(
         suspend=False,

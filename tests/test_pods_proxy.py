@@ -17,10 +17,9 @@ from typing import Any, TypeVar
 import pytest
 
 from _e2e import wait_for
-from _node import build_busybox_image, pod, two_nodes
+from _node import build_busybox_image, install_crds, pod, pods_operator, two_nodes
 from _proxy import REAL_KEY, counts, expected_usage
 from _standin_anthropic import AnthropicStandIn
-from conftest import CRDS
 from localcluster import LocalCluster
 from nodeset import push_image
 from sprint_orchestrator.kube import Kube
@@ -146,22 +145,6 @@ def _get(nodes: LocalCluster, ns: str, kind: str, name: str) -> dict[str, Any] |
     return json.loads(out) if out.strip() else None
 
 
-def _install_crds(nodes: LocalCluster) -> None:
-    """Apply the CRDs and wait until both are Established (polled: `kubectl wait` errors out on a CRD
-    whose status the apiserver has not written yet)."""
-    nodes.kubectl("apply", "--server-side", "-f", str(CRDS))
-
-    def established() -> bool:
-        for crd in ("sprints", "tasks"):
-            found = json.loads(nodes.kubectl("get", f"crd/{crd}.sprintorchestrator.dev", "-o", "json"))
-            conditions = (found.get("status") or {}).get("conditions") or []  # none yet right after apply
-            if not any(c.get("type") == "Established" and c.get("status") == "True" for c in conditions):
-                return False
-        return True
-
-    wait_for(established, 60, "the CRDs established")
-
-
 def _cluster_text(nodes: LocalCluster, ns: str) -> str:
     """Everything the cluster shows about the namespace's Pods: specs, statuses and Events."""
     return str(nodes.kubectl("-n", ns, "get", "pods,events", "-o", "yaml"))
@@ -261,7 +244,7 @@ def test_deleting_a_task_deletes_its_task_pod_and_gate_pod_with_their_secret_and
     tmp_path: Path, image: str, runtime: PodsRuntime, nodes: LocalCluster
 ) -> None:
     ns = runtime.namespace
-    _install_crds(nodes)
+    install_crds(nodes)
     name = f"owned-{uuid.uuid4().hex[:6]}"
     manifest = {
         "apiVersion": "sprintorchestrator.dev/v1alpha1",
@@ -369,19 +352,8 @@ def test_a_claude_code_team_task_runs_as_a_pod_with_its_attempts_credential_and_
 
     node_set = nodes.node_set()
     assert node_set is not None
-    _install_crds(nodes)
-    ns = f"agent-{uuid.uuid4().hex[:6]}"
-    nodes.kubectl("create", "namespace", ns)
-    nodes.kubectl("label", "namespace", ns, "pod-security.kubernetes.io/enforce=restricted")
+    ns, config = pods_operator(nodes, tmp_path, "agent")
     repo = seed_repository(tmp_path, files={"README.md": "# target\n"})
-    config = tmp_path / "config.yaml"
-    config.write_text(
-        f"orchestrator: {{allowed_host_paths: ['{tmp_path}']}}\n"
-        f"git: {{working_trees_path: '{tmp_path / 'trees'}'}}\n"
-        "containers: {runtime: pods, base_image: localhost/sprint-orchestrator/base:bookworm, "
-        f"registry: '{nodes.registry}', registry_plain_http: true, "
-        f"transfer_address: '{node_set.slot.host_ip}', pods_namespace: {ns}}}\n"
-    )
     log = tmp_path / "operator.log"
     with ThreadedStandIn() as standin:
         env = {"SPRINT_ORCHESTRATOR_CONFIG": str(config), "SPRINT_ORCHESTRATOR_ANTHROPIC_URL": standin.url,
@@ -466,21 +438,8 @@ def test_an_agent_pod_outlives_its_operator_and_the_next_one_resumes_its_credent
     from test_agent_e2e import SPRINT, ThreadedStandIn, agent_sprint
     from test_lifecycle_e2e import by_id, git, seed_repository, wait_terminal
 
-    node_set = nodes.node_set()
-    assert node_set is not None
-    _install_crds(nodes)
-    ns = f"agent-{uuid.uuid4().hex[:6]}"
-    nodes.kubectl("create", "namespace", ns)
-    nodes.kubectl("label", "namespace", ns, "pod-security.kubernetes.io/enforce=restricted")
+    ns, config = pods_operator(nodes, tmp_path, "agent")
     repo = seed_repository(tmp_path, files={"README.md": "# target\n"})
-    config = tmp_path / "config.yaml"
-    config.write_text(
-        f"orchestrator: {{allowed_host_paths: ['{tmp_path}']}}\n"
-        f"git: {{working_trees_path: '{tmp_path / 'trees'}'}}\n"
-        "containers: {runtime: pods, base_image: localhost/sprint-orchestrator/base:bookworm, "
-        f"registry: '{nodes.registry}', registry_plain_http: true, "
-        f"transfer_address: '{node_set.slot.host_ip}', pods_namespace: {ns}}}\n"
-    )
     state, log = tmp_path / "state", tmp_path / "operator.log"
     with ThreadedStandIn() as standin, PodWatcher(nodes, ns) as watcher:
         standin.faults.block_delay_s = 1.0  # each reply takes seconds: the Pod is mid-run at the stop
@@ -534,21 +493,8 @@ def test_changes_requested_on_pods_resume_the_claude_code_session_with_the_revie
     from test_review_e2e import sprintctl
     from test_review_resume_e2e import COMMENT, texts
 
-    node_set = nodes.node_set()
-    assert node_set is not None
-    _install_crds(nodes)
-    ns = f"review-{uuid.uuid4().hex[:6]}"
-    nodes.kubectl("create", "namespace", ns)
-    nodes.kubectl("label", "namespace", ns, "pod-security.kubernetes.io/enforce=restricted")
+    ns, config = pods_operator(nodes, tmp_path, "review")
     repo = seed_repository(tmp_path, files={"README.md": "# target\n"})
-    config = tmp_path / "config.yaml"
-    config.write_text(
-        f"orchestrator: {{allowed_host_paths: ['{tmp_path}']}}\n"
-        f"git: {{working_trees_path: '{tmp_path / 'trees'}'}}\n"
-        "containers: {runtime: pods, base_image: localhost/sprint-orchestrator/base:bookworm, "
-        f"registry: '{nodes.registry}', registry_plain_http: true, "
-        f"transfer_address: '{node_set.slot.host_ip}', pods_namespace: {ns}}}\n"
-    )
     manifest = agent_sprint(repo, agent_image)
     manifest["spec"]["tasks"][0]["filesToModify"] = ["GREETING.md"]  # OUTPUT.md: out of scope, Review
     state = tmp_path / "state"
