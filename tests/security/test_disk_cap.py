@@ -199,3 +199,25 @@ def test_the_live_usage_reader_never_blocks_on_a_fifo_nor_follows_a_symlink(tmp_
     (tmp_path / "real.jsonl").write_text('{"input_tokens": 5, "output_tokens": 7}\n')
     os.symlink(tmp_path / "real.jsonl", tmp_path / "usage.jsonl")
     assert tokens.read_live(tmp_path, "usage-jsonl") is None
+
+
+@ROOT_ONLY
+def test_an_unmount_waits_while_the_mount_is_busy_for_a_moment_and_then_says_so(tmp_path: Path) -> None:
+    """The processes of a container that was just removed may hold its disk a moment longer: the
+    unmount tries again until they let go; a mount that stays busy is still an error naming it."""
+    import subprocess
+    import threading
+
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mnt)], check=True)
+    try:
+        holder = open(mnt / "held", "w")  # noqa: SIM115 (closed by the timer)
+        threading.Timer(1.0, holder.close).start()
+        disks.umount(mnt, busy_for_s=30)
+        assert not os.path.ismount(mnt)
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mnt)], check=True)
+        with open(mnt / "held", "w"), pytest.raises(Exception, match="busy"):
+            disks.umount(mnt, busy_for_s=0.5)
+    finally:
+        subprocess.run(["umount", str(mnt)], check=False)

@@ -24,6 +24,7 @@ import json
 import os
 import shutil
 import subprocess
+import time
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -31,6 +32,7 @@ from ..errors import TaskStartFailed
 
 FULL_MARGIN = 1 << 20  # less free than this (or no free inode) after a failed run: the cap was hit
 _TIMEOUT_S = 600  # a copy of a large tree on a loaded machine
+_BUSY_S = 15.0  # how long an unmount may find its mount busy before that is an error
 _IMAGE, _TREES, _MNT = "disk.img", "trees.json", "mnt"
 
 
@@ -67,12 +69,12 @@ def detach(root: Path, name: str, copy_back: bool = True) -> bool:
     trees = _trees(home)
     for source in trees.values():
         while _is_mount(mnt) and _same_filesystem(source, mnt):  # our bind (never another mount)
-            _run(["umount", str(source)])
+            umount(source)
     if _is_mount(mnt):
         if copy_back and (home / "ready").exists():
             for key, source in trees.items():
                 _replace(source, mnt / key)
-        _run(["umount", str(mnt)])
+        umount(mnt)
     shutil.rmtree(home)
     return True
 
@@ -135,6 +137,20 @@ def _is_mount(path: Path) -> bool:
     with contextlib.suppress(OSError):
         return os.path.ismount(path)
     return False
+
+
+def umount(path: Path, busy_for_s: float = _BUSY_S) -> None:
+    """Unmount `path`; while it is busy (the processes of a container that was just removed may still
+    hold it for a moment), try again for up to `busy_for_s` before giving up."""
+    deadline = time.monotonic() + busy_for_s
+    while True:
+        try:
+            _run(["umount", str(path)])
+            return
+        except TaskStartFailed as exc:
+            if "busy" not in str(exc) or time.monotonic() > deadline:
+                raise
+        time.sleep(0.2)
 
 
 def _run(command: list[str]) -> None:
