@@ -31,7 +31,7 @@ from sprint_orchestrator.runtime import (
     logs,
     task_labels,
 )
-from sprint_orchestrator.runtime.podman import PodmanRuntime
+from sprint_orchestrator.runtime.podman import PodmanRuntime, start_race
 from sprint_orchestrator.teams import TEAMS, collect_results, write_task_files
 from sprint_orchestrator.usage import parse
 
@@ -552,3 +552,15 @@ def test_a_listed_container_s_state_is_read_from_a_listing_or_an_inspect() -> No
     assert _state(SimpleNamespace(attrs={"State": "exited"})) == "exited"  # a listing
     assert _state(SimpleNamespace(attrs={"State": {"Status": "running"}})) == "running"  # an inspect
     assert _state(SimpleNamespace(attrs={})) == ""
+
+
+def test_only_podmans_start_race_with_a_command_that_exited_at_once_is_run_again() -> None:
+    """The message a CI run got from Podman for a container whose `true` had already exited; any other
+    failure to run, or a command's own failure, is a verdict, not retried."""
+    race = (
+        "container failed to run: 500 Server Error: Internal Server Error "
+        "(read /proc/18316/cgroup: no such process)"
+    )
+    assert start_race(race)
+    assert not start_race("container failed to run: 500 Server Error: Internal Server Error (no image)")
+    assert not start_race("read /proc/1/cgroup: no such process")  # a command's own output

@@ -426,6 +426,16 @@ class PodmanRuntime:
         owner: Mapping[str, Any] | None = None,  # containers have no owner: the Task's is for Pods
         scheduling: Scheduling = ANYWHERE,  # no nodes here: ignored (the Sprint's message says so)
     ) -> OneshotResult:
+        """Run a one-shot (gate, probe) container to its end; once more in a new container when Podman
+        lost the race with a command that exited at once (`start_race`): nothing of it ran to a verdict."""
+        result = self._oneshot(image, command, workdir_mount, timeout_s, limits)
+        if result.exit_code is None and start_race(result.log_tail):
+            result = self._oneshot(image, command, workdir_mount, timeout_s, limits)
+        return result
+
+    def _oneshot(
+        self, image: str, command: Sequence[str], workdir_mount: Path | None, timeout_s: float, limits: Limits
+    ) -> OneshotResult:
         name = f"so-oneshot-{uuid.uuid4().hex[:12]}"
         user = ownership.effective_user(AGENT_USER if workdir_mount else None)
         mounts = [workdir_mount] if workdir_mount else []
@@ -582,3 +592,10 @@ def package_sources(settings: Settings) -> images.PackageSources:
     if section is None:
         return images.PackageSources()
     return images.PackageSources(tuple(section.apt), tuple(section.pip))
+
+
+def start_race(text: str) -> bool:
+    """PURE: whether a container start failed only because its process had already exited when Podman
+    read its cgroup (`500 … read /proc/<pid>/cgroup: no such process`, seen under load with runc on
+    hybrid cgroups): a start to try again, not a verdict on the command."""
+    return "container failed to run" in text and "/cgroup: no such process" in text
