@@ -18,6 +18,8 @@ from pydantic.alias_generators import to_camel
 from pydantic.config import JsonDict
 from pydantic_core import PydanticCustomError
 
+from .validators import invalid
+
 _LABEL = r"([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)"
 _DNS_LABEL = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
 DNS_SUBDOMAIN = rf"^{_DNS_LABEL}([.]{_DNS_LABEL})*$"  # [.], not \., inside CEL strings
@@ -45,10 +47,6 @@ _SECONDS_RULE: JsonDict = {
 }
 
 
-def _invalid(template: str, value: str) -> PydanticCustomError:
-    return PydanticCustomError("invalid", template, {"value": repr(value)})
-
-
 def label_key_problem(key: str) -> str | None:
     """Why `key` is not a Kubernetes label key ([prefix/]name), or None."""
     prefix, _, name = key.rpartition("/")
@@ -71,14 +69,14 @@ def check_class_name(value: str) -> str:
     """A RuntimeClass or PriorityClass name: a DNS subdomain."""
     if len(value) > 253 or not re.fullmatch(DNS_SUBDOMAIN, value):
         why = "is not a DNS-1123 subdomain (lowercase letters, digits, '-' and '.', starting and ending "
-        raise _invalid("{value} " + why + "with a letter or digit, at most 253 characters)", value)
+        raise invalid("{value} " + why + "with a letter or digit, at most 253 characters)", value)
     return value
 
 
 def check_priority_class(value: str) -> str:
     check_class_name(value)
     if value.startswith("system-"):
-        raise _invalid("{value}: the system- priority classes are for the cluster's own components", value)
+        raise invalid("{value}: the system- priority classes are for the cluster's own components", value)
     return value
 
 
@@ -93,14 +91,14 @@ def check_node_selector(selector: Mapping[str, str]) -> Mapping[str, str]:
 def _check_key(value: str) -> str:
     problem = label_key_problem(value) if value else None
     if problem:
-        raise _invalid("{value} " + problem, value)
+        raise invalid("{value} " + problem, value)
     return value
 
 
 def _check_value(value: str) -> str:
     problem = label_value_problem(value)
     if problem:
-        raise _invalid("{value} " + problem, value)
+        raise invalid("{value} " + problem, value)
     return value
 
 

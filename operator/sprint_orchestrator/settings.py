@@ -48,6 +48,12 @@ class Settings:
     config: Any = None  # config.OrchestratorConfig, loaded by load()
 
     @property
+    def repository_url(self) -> str | None:
+        """The config file's git.repository_url: the repository of a Sprint that names none."""
+        url = getattr(getattr(self.config, "git", None), "repository_url", None)
+        return str(url) if url else None
+
+    @property
     def trees_dir(self) -> Path:
         """The config file's git.working_trees_path when it names one, else under state_dir."""
         path = getattr(getattr(self.config, "git", None), "working_trees_path", None)

@@ -32,15 +32,15 @@ ENV_NAME_RULE: JsonDict = {
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
-def _fail(template: str, value: str, **extra: str) -> PydanticCustomError:
+def invalid(template: str, value: str, **extra: str) -> PydanticCustomError:
     return PydanticCustomError("invalid", template, {"value": repr(value), **extra})
 
 
 def check_safe_id(value: str) -> str:
     if len(value) > 63:
-        raise _fail("{value} is longer than 63 characters", value)
+        raise invalid("{value} is longer than 63 characters", value)
     if not re.fullmatch(ID_PATTERN, value) or ".." in value or value.endswith(".lock"):
-        raise _fail(
+        raise invalid(
             "{value} is not safe as a git ref component (letters, digits, '.', '_', '-'; "
             "starting and ending with a letter or digit; no '..'; not ending in '.lock')",
             value,
@@ -69,13 +69,13 @@ def path_problem(value: str) -> str | None:
 def check_path(value: str) -> str:
     problem = path_problem(value)
     if problem:
-        raise _fail("{value} " + problem, value)
+        raise invalid("{value} " + problem, value)
     return value
 
 
 def check_dependency(value: str) -> str:
     if not re.fullmatch(DEPENDENCY_PATTERN, value):
-        raise _fail("{value} is not 'apt:NAME', 'pip:SPEC' or a package name (no spaces)", value)
+        raise invalid("{value} is not 'apt:NAME', 'pip:SPEC' or a package name (no spaces)", value)
     return value
 
 

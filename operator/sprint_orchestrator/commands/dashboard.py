@@ -92,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
         read_tokens,
         (settings.state_dir,),
         settings.trees_dir,
-        getattr(getattr(settings.config, "git", None), "repository_url", None),
+        settings.repository_url,
         args.operator_url,
         operator_token,
         str(token_file or ""),

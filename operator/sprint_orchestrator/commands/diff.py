@@ -27,8 +27,7 @@ def run(args: argparse.Namespace) -> int:
     kube = connect(args)
     task, sprint = get_task(kube, args), get_sprint(kube, args)
     settings = settings_module.from_env()
-    default_url = getattr(getattr(settings.config, "git", None), "repository_url", None)
-    target = diff_target(task, sprint, default_url)
+    target = diff_target(task, sprint, settings.repository_url)
     diff = gitdiff.for_target(settings.trees_dir, target)
     if args.json:
         print(json.dumps(diff.to_json(), indent=2))

@@ -63,9 +63,8 @@ def make_app(ctx: Any, token: str) -> web.Application:
         sprint = (
             await asyncio.to_thread(ctx.kube.get, SPRINTS, namespace, sprint_name) if sprint_name else None
         )
-        default_url = getattr(getattr(ctx.settings.config, "git", None), "repository_url", None)
         try:
-            target = diff_target(task, sprint, default_url)
+            target = diff_target(task, sprint, ctx.settings.repository_url)
             found = await asyncio.to_thread(gitdiff.for_target, ctx.settings.trees_dir, target)
         except (NoDiff, GitError) as exc:
             return _error(404, str(exc))

@@ -174,11 +174,10 @@ def prepare(workspace: Path, cli: str, store: Path, reviews: list[Mapping[str, A
     if sprint.is_symlink() or (sprint.exists() and not sprint.is_dir()):
         return None  # the CLI then keeps its default directory: no session survives this attempt
     remove_session_dir(workspace)
+    if kept is not None and kept[0].cli == cli and restore(workspace, store, kept[1]):
+        return Resume(kept[0].session_id, resume_prompt(reviews or []), kept[0].attempt)
     (workspace / SESSION_DIR / HOMES[cli][1]).mkdir(parents=True, exist_ok=True)
-    if kept is None or kept[0].cli != cli or not restore(workspace, store, kept[1]):
-        (workspace / SESSION_DIR / HOMES[cli][1]).mkdir(parents=True, exist_ok=True)
-        return None
-    return Resume(kept[0].session_id, resume_prompt(reviews or []), kept[0].attempt)
+    return None
 
 
 def resume_prompt(reviews: list[Mapping[str, Any]]) -> str:
