@@ -44,17 +44,12 @@ async def keep(runner: Any, launch: Any, results: Any, workspace: Path) -> dict[
     return {**kept.dump(), "resumedFrom": runner.resume.previous_attempt if runner.resume else None}
 
 
-# The CLIs whose own usage report covers the whole session, not only the resumed run: Claude Code's
-# result event (`modelUsage`, `total_cost_usd`); Codex reports each turn of this run.
-_CUMULATIVE_REPORTS = ("claude-code",)
-
-
 def resumed_report(runner: Any, launch: Any) -> dict[str, Any] | None:
     """The earlier attempt's `session` block when this attempt resumed it and the CLI reports the whole
     session, so its figures come off this attempt's (tokens.proxy_tokens); else None."""
     resume = runner.resume
     earlier = runner.status.get("session") or {}
-    if resume is None or launch.session not in _CUMULATIVE_REPORTS:
+    if resume is None or launch.session not in sessions.WHOLE_SESSION_REPORTS:
         return None
     if earlier.get("id") != resume.session_id or earlier.get("attempt") != resume.previous_attempt:
         return None

@@ -36,6 +36,9 @@ _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, "O_CLOEX
 _FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
 # The configuration directory each CLI is pointed at, and the variable that points it there.
 HOMES = {"claude-code": ("CLAUDE_CONFIG_DIR", "claude"), "codex": ("CODEX_HOME", "codex")}
+# The CLIs whose own usage report covers the whole session, not only the resumed run: Claude Code's
+# result event (`modelUsage`, `total_cost_usd`); Codex reports each turn of this run.
+WHOLE_SESSION_REPORTS = frozenset({"claude-code"})
 
 
 @dataclass(frozen=True)
