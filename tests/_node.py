@@ -136,6 +136,34 @@ def install_crds(nodes: LocalCluster) -> None:
     wait_for(established, 60, "the CRDs established")
 
 
+def restricted_namespace(nodes: LocalCluster, prefix: str) -> str:
+    """A fresh namespace enforcing the restricted Pod Security level, as task Pods run in."""
+    import uuid
+
+    ns = f"{prefix}-{uuid.uuid4().hex[:6]}"
+    nodes.kubectl("create", "namespace", ns)
+    nodes.kubectl("label", "namespace", ns, "pod-security.kubernetes.io/enforce=restricted")
+    return ns
+
+
+@contextmanager
+def pods_runtime(nodes: LocalCluster, state: Path, prefix: str, **options: Any) -> Iterator[Any]:
+    """A PodsRuntime on the cluster's nodes, in a fresh restricted namespace, advertising the host's
+    node-bridge address; closed at the end."""
+    from sprint_orchestrator.kube import Kube
+    from sprint_orchestrator.runtime.pods import PodsRuntime
+
+    node_set = nodes.node_set()
+    assert node_set is not None
+    namespace = restricted_namespace(nodes, prefix)
+    kube = Kube.from_kubeconfig(str(nodes.kubeconfig))
+    pods = PodsRuntime(kube, namespace, node_set.slot.host_ip, state, registry=nodes.registry, **options)
+    try:
+        yield pods
+    finally:
+        pods.close()
+
+
 def pods_operator(
     nodes: LocalCluster,
     tmp_path: Path,
@@ -147,16 +175,12 @@ def pods_operator(
     enforcing the restricted Pod Security level, and the operator's configuration file (trees under
     tmp_path, the local registry on plain HTTP, the host's node-bridge address for transfers). Returns
     (namespace, config path)."""
-    import uuid
-
     import yaml
 
     node_set = nodes.node_set()
     assert node_set is not None
     install_crds(nodes)
-    ns = f"{prefix}-{uuid.uuid4().hex[:6]}"
-    nodes.kubectl("create", "namespace", ns)
-    nodes.kubectl("label", "namespace", ns, "pod-security.kubernetes.io/enforce=restricted")
+    ns = restricted_namespace(nodes, prefix)
     config = {
         "orchestrator": {"allowed_host_paths": [str(tmp_path)], **(orchestrator or {})},
         "git": {"working_trees_path": str(tmp_path / "trees")},

@@ -14,10 +14,9 @@ from pathlib import Path
 import pytest
 
 from _e2e import wait_for
-from _node import build_busybox_image, pods_operator, two_nodes
+from _node import build_busybox_image, pods_operator, pods_runtime, two_nodes
 from localcluster import LocalCluster
 from nodeset import push_image
-from sprint_orchestrator.kube import Kube
 from sprint_orchestrator.runtime import Health, Limits, Mount, TaskRunSpec
 from sprint_orchestrator.runtime.pods import PodsRuntime
 
@@ -40,18 +39,8 @@ def image(nodes: LocalCluster) -> str:
 
 @pytest.fixture(scope="module")
 def runtime(nodes: LocalCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[PodsRuntime]:
-    node_set = nodes.node_set()
-    assert node_set is not None
-    namespace = f"pods-{uuid.uuid4().hex[:6]}"
-    nodes.kubectl("create", "namespace", namespace)
-    nodes.kubectl("label", "namespace", namespace, "pod-security.kubernetes.io/enforce=restricted")
-    kube = Kube.from_kubeconfig(str(nodes.kubeconfig))
-    state = tmp_path_factory.mktemp("state")
-    pods = PodsRuntime(kube, namespace, node_set.slot.host_ip, state, registry=nodes.registry)
-    try:
+    with pods_runtime(nodes, tmp_path_factory.mktemp("state"), "pods") as pods:
         yield pods
-    finally:
-        pods.close()
 
 
 def _workspace(root: Path, files: dict[str, str]) -> Path:

@@ -15,11 +15,10 @@ from typing import Any
 import pytest
 
 from _e2e import apply, operator_process, sprint_status, suspended_sprint, wait_for
-from _node import build_busybox_image, pods_operator, two_nodes
+from _node import build_busybox_image, pods_operator, pods_runtime, two_nodes
 from localcluster import LocalCluster
 from nodeset import push_image
 from sprint_orchestrator.errors import PodRejected
-from sprint_orchestrator.kube import Kube
 from sprint_orchestrator.runtime import Health, Limits, RunOutcome, Scheduling, TaskRunSpec
 from sprint_orchestrator.runtime.pods import PodsRuntime
 from sprint_orchestrator.runtime.podstatus import StallPolicy
@@ -47,18 +46,8 @@ def image(nodes: LocalCluster) -> str:
 
 @pytest.fixture(scope="module")
 def runtime(nodes: LocalCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[PodsRuntime]:
-    node_set = nodes.node_set()
-    assert node_set is not None
-    namespace = f"infra-{uuid.uuid4().hex[:6]}"
-    nodes.kubectl("create", "namespace", namespace)
-    nodes.kubectl("label", "namespace", namespace, "pod-security.kubernetes.io/enforce=restricted")
-    kube = Kube.from_kubeconfig(str(nodes.kubeconfig))
-    state = tmp_path_factory.mktemp("state")
-    pods = PodsRuntime(kube, namespace, node_set.slot.host_ip, state, registry=nodes.registry, stalls=STALLS)
-    try:
+    with pods_runtime(nodes, tmp_path_factory.mktemp("state"), "infra", stalls=STALLS) as pods:
         yield pods
-    finally:
-        pods.close()
 
 
 def _spec(tmp_path: Path, image: str, script: str = "echo hi > out.txt", **changes: Any) -> TaskRunSpec:

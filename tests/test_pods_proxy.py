@@ -17,12 +17,11 @@ from typing import Any, TypeVar
 import pytest
 
 from _e2e import wait_for
-from _node import build_busybox_image, install_crds, pod, pods_operator, two_nodes
+from _node import build_busybox_image, install_crds, pod, pods_operator, pods_runtime, two_nodes
 from _proxy import REAL_KEY, counts, expected_usage
 from _standin_anthropic import AnthropicStandIn
 from localcluster import LocalCluster
 from nodeset import push_image
-from sprint_orchestrator.kube import Kube
 from sprint_orchestrator.proxy import MeteringProxy, ProxyLimits, TaskBudget
 from sprint_orchestrator.proxy.tcp import key_secrets
 from sprint_orchestrator.runtime import Limits, TaskRunSpec
@@ -97,19 +96,8 @@ def image(nodes: LocalCluster) -> str:
 
 @pytest.fixture(scope="module")
 def runtime(nodes: LocalCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[PodsRuntime]:
-    node_set = nodes.node_set()
-    assert node_set is not None
-    namespace = f"pp-{uuid.uuid4().hex[:6]}"
-    nodes.kubectl("create", "namespace", namespace)
-    nodes.kubectl("label", "namespace", namespace, "pod-security.kubernetes.io/enforce=restricted")
-    kube = Kube.from_kubeconfig(str(nodes.kubeconfig))
-    pods = PodsRuntime(
-        kube, namespace, node_set.slot.host_ip, tmp_path_factory.mktemp("state"), nodes.registry
-    )
-    try:
+    with pods_runtime(nodes, tmp_path_factory.mktemp("state"), "pp") as pods:
         yield pods
-    finally:
-        pods.close()
 
 
 @pytest.fixture(scope="module")
