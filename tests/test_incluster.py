@@ -223,16 +223,8 @@ def run_agent_sprint(
     nodes.kubectl("-n", WORK_NS, "apply", "-f", "-", input=yaml.safe_dump(sprint))
     pods = PodWatch(nodes)
 
-    def ended() -> dict[str, Any] | None:
-        pods.poll()
-        status = kubectl_json(nodes, "-n", WORK_NS, "get", "sprint", SPRINT).get("status") or {}
-        return status if status.get("phase") in ("Completed", "Partial", "Failed") else None
-
     log = tmp_path / "operator-agent.log"
-    try:
-        status = wait_for(ended, 1800, "the agent sprint ended")
-    finally:
-        log.write_text(nodes.kubectl("-n", RELEASE_NS, "logs", f"deployment/{deployment}", "--tail=-1"))
+    status = wait_ended(nodes, (RELEASE_NS, deployment), (WORK_NS, SPRINT), log, pods)
     found = kubectl_json(
         nodes, "-n", WORK_NS, "get", "stask", "-l", f"sprintorchestrator.dev/sprint={SPRINT}"
     )
@@ -346,15 +338,8 @@ def run_trouble_sprint(
     approve = [SPRINTCTL, "approve", "textstats-trouble", "buggy", "-n", work]
     subprocess.run(approve, env=env, check=True, capture_output=True, timeout=120)
 
-    def ended() -> dict[str, Any] | None:
-        status = kubectl_json(nodes, "-n", work, "get", "sprint", "textstats-trouble").get("status") or {}
-        return status if status.get("phase") in ("Completed", "Partial", "Failed") else None
-
     log = tmp_path / "operator-trouble.log"
-    try:
-        status = wait_for(ended, 900, "the trouble sprint ended")
-    finally:
-        log.write_text(nodes.kubectl("-n", ns, "logs", f"deployment/{deployment}", "--tail=-1"))
+    status = wait_ended(nodes, (ns, deployment), (work, "textstats-trouble"), log, timeout=900)
     assert status["phase"] == "Partial", json.dumps(status.get("conditions"), indent=1)
     assert (tasks()["buggy"]["phase"], tasks()["buggy"]["reason"]) == ("Failed", "IntegrationFailure")
     tree = ["git", "-C", str(bare), "ls-tree", "-r", "--name-only", "main"]
@@ -404,6 +389,29 @@ def dashboard_get(
     return dict(json.loads(out))
 
 
+def wait_ended(
+    nodes: LocalCluster,
+    operator: tuple[str, str],
+    sprint: tuple[str, str],
+    log: Path,
+    pods: PodWatch | None = None,
+    timeout: float = 1800,
+) -> dict[str, Any]:
+    """The status of the Sprint (namespace, name) once it reached a terminal phase, polling `pods`
+    meanwhile; the operator Deployment's (namespace, name) log is written to `log` whatever happens."""
+
+    def ended() -> dict[str, Any] | None:
+        if pods is not None:
+            pods.poll()
+        status = kubectl_json(nodes, "-n", sprint[0], "get", "sprint", sprint[1]).get("status") or {}
+        return status if status.get("phase") in ("Completed", "Partial", "Failed") else None
+
+    try:
+        return dict(wait_for(ended, timeout, f"sprint {sprint[1]} ended"))
+    finally:
+        log.write_text(nodes.kubectl("-n", operator[0], "logs", f"deployment/{operator[1]}", "--tail=-1"))
+
+
 def run_demo_sprint(
     nodes: LocalCluster, ns: str, deployment: str, work: str, repository: str, bare: Path, tmp_path: Path
 ) -> None:
@@ -415,16 +423,8 @@ def run_demo_sprint(
     nodes.kubectl("-n", work, "apply", "-f", "-", input=yaml.safe_dump(sprint))
     pods = PodWatch(nodes)
 
-    def ended() -> dict[str, Any] | None:
-        pods.poll()
-        status = kubectl_json(nodes, "-n", work, "get", "sprint", "textstats-1").get("status") or {}
-        return status if status.get("phase") in ("Completed", "Partial", "Failed") else None
-
     log = tmp_path / "operator.log"
-    try:
-        status = wait_for(ended, 1800, "the demo sprint ended")
-    finally:
-        log.write_text(nodes.kubectl("-n", ns, "logs", f"deployment/{deployment}", "--tail=-1"))
+    status = wait_ended(nodes, (ns, deployment), (work, "textstats-1"), log, pods)
     assert status["phase"] == "Completed", json.dumps(status.get("conditions"), indent=1)
     assert str(status["image"]).startswith(f"{repository}@sha256:"), status["image"]
 
