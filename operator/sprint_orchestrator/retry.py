@@ -10,7 +10,7 @@
                        a budget stop is final: test failures are never retried into a pass)
 
 One backoff rule for every retry: the n-th waits base_backoff_s * 2**(n-1), capped at max_backoff_s
-(10 s, 20 s, 40 s ... 5 min from the runner). For work retries n counts the attempts that ended for the
+(BACKOFF_BASE_S: 10 s, 20 s, 40 s ... 5 min). For work retries n counts the attempts that ended for the
 work's own reasons; for infrastructure retries, the infrastructure retries so far.
 
 Why infrastructure has its own budget (`max_infra_retries`, containers.infrastructure_retries), not
@@ -39,6 +39,7 @@ from .runtime import Limits
 RETRYABLE = ("timed-out", "oom-killed", "error", "infrastructure")
 DEFAULT_PIDS = 512
 DEFAULT_MEMORY_BYTES = 1 << 30  # "more memory" for a task that had no explicit limit
+BACKOFF_BASE_S = 10.0  # the first retry's wait (backoff_s): 10 s, 20 s, 40 s ... up to max_backoff_s
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,6 @@ from typing import Any
 from .. import quantities, retry
 from ..kube import now_iso
 
-BACKOFF_BASE_S = 10.0  # retry.backoff_s: 10 s, 20 s, 40 s ... capped at RetryPolicy.max_backoff_s
 # status.reason of a container that failed, by retry kind (Failed when the attempts are used up)
 REASONS = {
     "timed-out": "Timeout",
@@ -53,7 +52,7 @@ async def retry_or_fail(
     containers = getattr(runner.ctx.settings.config, "containers", None)
     policy = retry.RetryPolicy(max_infra_retries=int(getattr(containers, "infrastructure_retries", 5)))
     decision = retry.decide_retry(
-        kind, attempt, runner.spec.policy.max_attempts, limits, BACKOFF_BASE_S, timeout_s, policy, infra
+        kind, attempt, runner.spec.policy.max_attempts, limits, retry.BACKOFF_BASE_S, timeout_s, policy, infra
     )
     reason = reason or REASONS[kind]
     if not decision.retry:
