@@ -8,7 +8,9 @@ can report API writes per task.
 from __future__ import annotations
 
 import datetime as dt
+import random
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, cast
@@ -23,6 +25,10 @@ from .lease import fence
 SPRINTS = "sprints"
 TASKS = "tasks"
 Items = list[dict[str, Any]]
+
+
+CONFLICT_PAUSE_S = 0.01  # the first pause after a 409 is up to 20 ms, doubling
+CONFLICT_PAUSE_MAX_S = 1.0
 
 
 class KubeError(OrchestratorError):
@@ -204,8 +210,13 @@ class Kube:
         has now, written only if the object did not change since it was read (its resourceVersion is
         the patch's precondition: the API server answers 409 otherwise, and we read and merge again).
         A JSON merge patch replaces a list whole: without this, a writer holding an older copy would
-        drop the conditions another writer set meanwhile. None when the object is gone."""
-        for _ in range(attempts):
+        drop the conditions another writer set meanwhile. None when the object is gone.
+        After a conflict it waits a random pause that grows with each one (up to CONFLICT_PAUSE_MAX_S):
+        two writers in lockstep would otherwise read and write in the same order every round, and one
+        could lose every time."""
+        for attempt in range(attempts):
+            if attempt:
+                time.sleep(random.uniform(0, min(CONFLICT_PAUSE_MAX_S, CONFLICT_PAUSE_S * 2**attempt)))
             current = self.get(plural, namespace, name)
             if current is None:
                 return None
