@@ -83,6 +83,28 @@ def test_a_gate_pod_runs_on_a_copy_of_the_workspace_and_reports_its_exit_code_an
     assert "failing" in failed.log_tail
 
 
+def test_a_gate_never_sees_the_transfer_url_and_only_the_operator_decides_a_download_was_lost(
+    tmp_path: Path, image: str, runtime: PodsRuntime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The Pod fetches its workspace in its one container: the gate's process has no transfer URL left,
+    its exit code 125 (the wrapper's own for a failed download) stays its verdict, and a download that
+    failed is told by the operator's endpoint (nothing went out whole), not by the Pod."""
+    ws = _workspace(tmp_path, {"tests/ok.txt": "pass\n"})
+    look = "cat tests/ok.txt; tr '\\0' '\\n' </proc/1/environ; env; "
+    look += "echo pid1=$(tr '\\0' ' ' </proc/1/cmdline)"
+    seen = runtime.run_oneshot(image, ["/bin/sh", "-c", look], ws, 120, SMALL)
+    assert seen.exit_code == 0, seen.log_tail
+    assert "pass" in seen.log_tail and "pid1=/bin/sh -c cat tests/ok.txt" in seen.log_tail
+    assert "SO_TRANSFER" not in seen.log_tail and "/t/" not in seen.log_tail
+    forge = "echo fetching the workspace failed; exit 125"
+    forged = runtime.run_oneshot(image, ["/bin/sh", "-c", forge], ws, 120, SMALL)
+    assert forged.exit_code == 125  # the gate failed: not passed off as a lost download
+    url = runtime.transfer.url
+    monkeypatch.setattr(runtime.transfer, "url", lambda token: url(token) + "-broken")  # its download fails
+    lost = runtime.run_oneshot(image, ["/bin/sh", "-c", "exit 0"], ws, 120, SMALL)
+    assert lost.exit_code is None and "fetching the workspace failed" in lost.log_tail, lost.log_tail
+
+
 def test_a_task_pod_writes_files_that_come_back_into_the_workspace(
     tmp_path: Path, image: str, runtime: PodsRuntime, nodes: LocalCluster
 ) -> None:
@@ -201,7 +223,7 @@ def test_a_task_pod_is_admitted_in_the_restricted_namespace_with_no_token_and_gu
     assert pod["spec"]["enableServiceLinks"] is False
     assert pod["spec"]["activeDeadlineSeconds"] == 120
     assert pod["status"]["qosClass"] == "Guaranteed"
-    for container in pod["spec"]["containers"] + pod["spec"]["initContainers"]:
+    for container in pod["spec"]["containers"]:
         assert not any(m["mountPath"].startswith("/var/run/secrets") for m in container["volumeMounts"])
     log = outcome.log_path.read_text()
     assert "NoNewPrivs:\t1" in log and "CapEff:\t0000000000000000" in log

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import socket
+import struct
 import tarfile
 import threading
 import urllib.error
@@ -15,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from _e2e import wait_for
 from sprint_orchestrator.errors import ImageBuildFailed, RuntimeUnavailable
 from sprint_orchestrator.runtime import podimages, registry
 from sprint_orchestrator.runtime.transfer import GrantStore, TransferServer, key_of, split_address
@@ -75,10 +79,43 @@ def test_a_grant_made_before_a_restart_takes_its_pods_upload_after_it(tmp_path: 
         assert sorted(p.name for p in ws.iterdir()) == ["new.txt"]
         saved = json.loads((tmp_path / "transfer" / f"{key_of(token)}.json").read_text())
         assert saved["received"]["workspace"].startswith("ok") and saved["served"] is True
+        assert grant.fetched and saved["sent"] == ["workspace"]  # it went out whole before the restart
         second.revoke_key(key_of(token))
         assert not list((tmp_path / "transfer").glob("*.json"))
     finally:
         second.close()
+
+
+def _serving() -> bool:
+    return any("process_request_thread" in t.name for t in threading.enumerate())
+
+
+def test_a_download_the_pod_broke_off_is_not_counted_as_fetched(tmp_path: Path) -> None:
+    """The verdict "the Pod ended without its workspace" rests on this fact of the operator's own
+    endpoint, never on what the Pod (whose code a gate judges) exits with or prints."""
+    ws, team = tmp_path / "ws", tmp_path / "team"
+    ws.mkdir()
+    team.mkdir()
+    (ws / "big.bin").write_bytes(os.urandom(8 << 20))  # more than the sockets' buffers hold
+    (team / "run.py").write_text("print('team')\n")
+    server = TransferServer("127.0.0.1", store=GrantStore(tmp_path / "transfer"))
+    try:
+        token = server.grant(ws, {}, mounts=[team])
+        grant = server.grant_of(token)
+        assert grant is not None and not grant.fetched
+        host, port = server.url(token).split("//")[1].split("/")[0].split(":")
+        path = "/" + server.url(token).split("//")[1].split("/", 1)[1]
+        with socket.create_connection((host, int(port)), timeout=30) as cut:
+            cut.sendall(f"GET {path}/workspace HTTP/1.0\r\n\r\n".encode())
+            assert cut.recv(4096).startswith(b"HTTP/1.0 200")
+            cut.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # reset, not close
+        wait_for(lambda: not _serving(), 30, "the endpoint's handler to end on the broken download")
+        assert not grant.fetched and grant.served  # sent in part, and it answers only once
+        with urllib.request.urlopen(f"{server.url(token)}/mount/0", timeout=30) as response:
+            response.read()
+        assert grant.sent == {"mount/0"} and not grant.fetched  # the workspace is still missing
+    finally:
+        server.close()
 
 
 def test_a_digest_presented_as_a_token_opens_nothing(tmp_path: Path) -> None:

@@ -39,8 +39,14 @@ class Grant:
     pod: str = ""
     served: bool = False
     served_mounts: set[int] = field(default_factory=set)
+    sent: set[str] = field(default_factory=set)  # what went out whole: "workspace", "mount/<i>"
     received: dict[str, str] = field(default_factory=dict)  # name -> "ok N members" or the refusal
     refused: dict[str, list[str]] = field(default_factory=dict)
+
+    @property
+    def fetched(self) -> bool:
+        """Whether the workspace and every mount went out whole."""
+        return {"workspace", *(f"mount/{i}" for i in range(len(self.mounts)))} <= self.sent
 
 
 class GrantStore:
@@ -57,6 +63,7 @@ class GrantStore:
             "max_bytes": grant.max_bytes,
             "served": grant.served,
             "served_mounts": sorted(grant.served_mounts),
+            "sent": sorted(grant.sent),
             "received": {k: v for k, v in grant.received.items() if v != "receiving"},
             "refused": grant.refused,
         }
@@ -96,6 +103,7 @@ def _grant(data: dict[str, Any]) -> Grant:
         pod=str(data.get("pod") or ""),
         served=bool(data.get("served")),
         served_mounts={int(i) for i in data.get("served_mounts") or []},
+        sent={str(name) for name in data.get("sent") or []},
         received={str(k): str(v) for k, v in dict(data.get("received") or {}).items()},
         refused={str(k): [str(p) for p in v] for k, v in dict(data.get("refused") or {}).items()},
     )

@@ -1,8 +1,9 @@
 """The Kubernetes runtime (`containers.runtime: pods`): tasks and gates as Pods on the cluster's nodes.
 
 No disk is shared with the nodes: each attempt gets a one-time token on the operator's transfer endpoint
-(`transfer.py`); the Pod's init container fetches the workspace through it and a task's wrapper uploads
-the result trees back (`podspec.py` says how and why). Pod I/O goes through `kube.Kube`; the sprint image
+(`transfer.py`); the Pod's wrapper fetches the workspace through it and, for a task, uploads the result
+trees back (`podspec.py` says how and why); a Pod that ended without its whole workspace is reported as
+a lost download whatever it exited with (`FETCH_FAILED`). Pod I/O goes through `kube.Kube`; the sprint image
 is pinned by digest, built with Podman and pushed to `containers.registry` only when something must be
 baked in (`podimages.py`: in a cluster there is no Podman).
 
@@ -12,9 +13,8 @@ mounts (the team's files, recipes) are copied in like the workspace. Each Pod co
 NetworkPolicy (no ingress; egress to the operator's transfer and proxy ports only) and, when the attempt
 has secrets, a Secret its env references; the Task owns all three (`podnet.py`). Agent teams reach the
 metering proxy on `proxy_socket` (bound beside the transfer endpoint) with a per-attempt credential
-(`proxy/tcp.py`). Not in this slice: a proxy credential surviving an operator restart (an adopted agent
-Pod's next model call is refused), the proxy port behind the in-cluster transfer Service, writable or
-single-file mounts (refused).
+(`proxy/tcp.py`), which a restarted operator honours again. Not in this slice: writable or single-file
+mounts (refused).
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ import socket
 import time
 import uuid
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -60,6 +61,7 @@ if TYPE_CHECKING:
 _WATCH_S = 60  # one watch request of a Pod lasts at most this long, then it is read again
 _STALL_CHECK_S = 5  # while the Pod is stuck (pull errors, unschedulable): how often its grace is checked
 _RETRY_S = 0.5  # after a failed watch
+FETCH_FAILED = "fetching the workspace failed (the Pod ended before it had all of it)"
 
 
 class PodsRuntime:
@@ -325,6 +327,8 @@ class PodsRuntime:
         grant = self.transfer.grant_by_key(key) if key else None
         if grant is None:
             return "the task's result cannot come back (the Pod was adopted and its grant is gone)"
+        if not grant.fetched:
+            return FETCH_FAILED
         if grant.refused:
             refused = "; ".join(p for problems in grant.refused.values() for p in problems)
             return f"the result tree was refused: {refused}"
@@ -340,10 +344,7 @@ class PodsRuntime:
     def _save_logs(self, name: str, pod: dict[str, Any] | None) -> Path:
         text = self._log(name)
         if pod is not None:
-            parts = [self._pod_log(name, "main")]
-            if not parts[0]:
-                parts.append(self._pod_log(name, "fetch"))
-            text.write_text("".join(parts))
+            text.write_text(self._pod_log(name, "main"))
         elif not text.exists():
             text.write_text("")
         # The kubelet keeps one stream: the runner's NAME.stdout (results, usage) is the whole log here.
@@ -412,6 +413,9 @@ class PodsRuntime:
             self.kube.create_pod(self.namespace, podspec.manifest(run))
             handle = RunHandle(name, "", "", "", 0, self._log(name), None)
             outcome = self.wait(handle, timeout_s)
+            grant = self.transfer.grant_of(token)
+            if outcome.health == Health.EXITED and (grant is None or not grant.fetched):
+                outcome = replace(outcome, exit_code=None, reason=FETCH_FAILED)  # not the command's verdict
         except KubeError as exc:
             return OneshotResult(None, time.perf_counter() - begin, f"the Pod failed to run: {exc}")
         finally:

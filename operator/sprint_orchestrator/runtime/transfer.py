@@ -4,14 +4,15 @@ A threaded HTTP server in the operator process, bound to an address the Pods rea
 the host's node-bridge address). Each attempt registers a random one-time token (the only credential,
 32 bytes from `secrets`); its URLs are
 
-    GET  /t/<token>/workspace          the prepared workspace as a tar stream (init container)
+    GET  /t/<token>/workspace          the prepared workspace as a tar stream (the Pod's wrapper)
     GET  /t/<token>/mount/<i>          the i-th read-only mount's directory (the team's files)
     PUT  /t/<token>/result/<name>      a result tree (`workspace`, `artifacts`) after the task ended
 
-Each URL answers once; a second request, an unknown token or name is 404. An upload is spooled to a
-temporary file (capped), then unpacked by `safetar.unpack` into a staging directory beside its target and
-swapped in only if every member passed; the outcome (member count or the refused members) is kept for
-the runtime to report.
+Each URL answers once; a second request, an unknown token or name is 404. What went out whole is
+recorded (`Grant.fetched`: the verdict on a Pod whose download broke off). An upload is spooled to a
+temporary file (capped), then unpacked by `safetar.unpack` into a staging directory beside its target
+and swapped in only if every member passed; the outcome (member count or the refused members) is kept
+for the runtime to report.
 
 Grants are held by the SHA-256 of their token (a request is matched by hashing what it presents) and,
 with a `GrantStore`, kept on disk: a restarted operator re-registers them (`grants.py`) and adopts the
@@ -147,6 +148,12 @@ class TransferServer:
                     return grant, name
         return None
 
+    def _sent(self, grant: Grant, what: str) -> None:
+        """`what` went out whole (a Pod that dropped the connection midway raised before this)."""
+        with self.lock:
+            grant.sent.add(what)
+            self._settle(grant)
+
     def _settle(self, grant: Grant) -> None:
         """A result's outcome is known: keep it on disk (the caller holds the lock)."""
         for key, held in self.grants.items():
@@ -233,6 +240,7 @@ def _handler(owner: TransferServer) -> type[BaseHTTPRequestHandler]:
             grant, what = route
             source = grant.workspace if what == "workspace" else grant.mounts[int(what.split("/")[1])]
             safetar.pack(source, self.wfile)  # type: ignore[arg-type]
+            owner._sent(grant, what)
 
         def do_PUT(self) -> None:
             route = owner._route("PUT", self.path)
