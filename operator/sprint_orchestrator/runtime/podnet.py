@@ -4,7 +4,7 @@
   egress only to the operator's address (`ipBlock` /32) on its two ports, the workspace transfer and the
   metering proxy's TCP listener. No DNS, no apiserver, no other Pod, no other host port: both endpoints
   are IP addresses. It is created before the Pod, so the Pod is never admitted without it (a CNI may
-  still need a moment to program a new Pod's rules; the init container's workspace fetch comes first).
+  still need a moment to program a new Pod's rules; the wrapper's workspace fetch comes before the command).
 - **Secret** (per attempt, named like the Pod): the values of `TaskRunSpec.secrets` (for an agent team,
   its metering-proxy credential under the key variables its CLI reads). The Pod's env references them by
   `secretKeyRef`, so the values are in no Pod spec, `kubectl get pod -o yaml`, Event or operator log;
