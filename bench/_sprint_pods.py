@@ -95,9 +95,7 @@ def main(argv: list[str]) -> int:
 
 def prepare(local: LocalCluster) -> str:
     """CRDs, namespaces (the Pods runtime's restricted), the base image in the registry: its digest."""
-    local.kubectl("apply", "--server-side", "-f", str(REPO / "crds"))
-    for crd in ("sprints", "tasks"):
-        local.kubectl("wait", "--for=condition=Established", f"crd/{crd}.sprintorchestrator.dev")
+    local.apply_crds(REPO / "crds")
     for ns in (PODS_NS, PODMAN_NS, RAW_NS):
         local.kubectl("create", "namespace", ns)
     local.kubectl("label", "namespace", PODS_NS, "pod-security.kubernetes.io/enforce=restricted")

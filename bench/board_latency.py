@@ -297,21 +297,7 @@ def main() -> None:
 
 def run(local: LocalCluster, tmp: Path) -> dict[str, Any]:
     kubectl = [str(BIN / "kubectl"), "--kubeconfig", str(local.kubeconfig)]
-    subprocess.run(
-        [*kubectl, "apply", "--server-side", "-f", str(REPO / "crds")], check=True, capture_output=True
-    )
-    for crd in ("sprints", "tasks"):
-        subprocess.run(
-            [
-                *kubectl,
-                "wait",
-                "--for=condition=Established",
-                f"crd/{crd}.sprintorchestrator.dev",
-                "--timeout=60s",
-            ],
-            check=True,
-            capture_output=True,
-        )
+    local.apply_crds(REPO / "crds")
     subprocess.run([*kubectl, "create", "namespace", NAMESPACE], check=True, capture_output=True)
     kube = Kube.from_kubeconfig(str(local.kubeconfig))
     create_sprint_with_tasks(kube, NAMESPACE, sprint_body(SPRINT, tasks=1))

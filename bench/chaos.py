@@ -318,9 +318,7 @@ class Faults:
 def run(tmp: Path, local: LocalCluster, limit: int, seed: int) -> dict[str, Any]:
     began = time.monotonic()
     world = World(tmp, local)
-    world.kubectl("apply", "--server-side", "-f", str(REPO / "crds"))
-    for crd in ("sprints", "tasks"):
-        world.kubectl("wait", "--for=condition=Established", f"crd/{crd}.sprintorchestrator.dev")
+    local.apply_crds(REPO / "crds")
     world.kubectl("create", "namespace", NAMESPACE)
     kube = Kube.from_kubeconfig(str(local.kubeconfig))
     recorder = Recorder(kube, NAMESPACE).__enter__()

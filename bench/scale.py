@@ -248,9 +248,7 @@ def start_operator(tmp: Path, local: LocalCluster, args: argparse.Namespace) -> 
 
 def run(tmp: Path, local: LocalCluster, args: argparse.Namespace) -> dict[str, Any]:
     scale = Scale(tmp, local, args)
-    sh(*scale.kubectl, "apply", "--server-side", "-f", str(REPO / "crds"))
-    for crd in ("sprints", "tasks"):
-        sh(*scale.kubectl, "wait", "--for=condition=Established", f"crd/{crd}.{GROUP}")
+    local.apply_crds(REPO / "crds")
     operator = start_operator(tmp, local, args)
     sampler = RssSampler(operator.pid)
     sampler.start()

@@ -38,7 +38,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "hack"))
 sys.path.insert(0, str(REPO / "bench"))
 
-from _baseline import IMAGE, Baseline, sh  # noqa: E402
+from _baseline import IMAGE, Baseline  # noqa: E402
 from _sprints import Bench, apiserver_writes, log, seed, span_figures, start_operator, stop_operator  # noqa: E402
 from _sprints import write_recipes as _write_recipes  # noqa: E402
 from localcluster import LocalCluster  # noqa: E402
@@ -83,9 +83,7 @@ def main() -> int:
 
 def run(tmp: Path, local: LocalCluster) -> dict[str, Any]:
     bench = Bench(tmp, local)
-    sh(*bench.kubectl, "apply", "--server-side", "-f", str(REPO / "crds"))
-    for crd in ("sprints", "tasks"):
-        sh(*bench.kubectl, "wait", "--for=condition=Established", f"crd/{crd}.sprintorchestrator.dev")
+    local.apply_crds(REPO / "crds")
     _write_recipes(tmp / "recipes-baseline", "files/", TASKS)
     baseline = Baseline(tmp / "baseline", tmp / "recipes-baseline", seed(tmp, "baseline"))
     operator = start_operator(

@@ -49,7 +49,15 @@ mkdir -p "$demo"
 echo "==> local Kubernetes control plane" >&2
 "$here/cluster" up --state-dir "$demo/cluster" ${NODES:+--nodes "$NODES"}
 kubectl apply --server-side -f "$repo/crds" >/dev/null
-kubectl wait --for=condition=Established crd/sprints.sprintorchestrator.dev crd/tasks.sprintorchestrator.dev --timeout=60s >/dev/null
+# Polled: right after the apply a CRD may have no status yet, which `kubectl wait` reports as an error.
+established() {
+  [ "$(kubectl get "crd/$1.sprintorchestrator.dev" \
+    -o jsonpath='{.status.conditions[?(@.type=="Established")].status}' 2>/dev/null)" = True ]
+}
+for crd in sprints tasks; do
+  for _ in $(seq 300); do established "$crd" && break; sleep 0.2; done
+  established "$crd" || { echo "crd/$crd.sprintorchestrator.dev is not Established after 60 s" >&2; exit 1; }
+done
 
 echo "==> the target repository (examples/textstats, pushed to a fresh bare repository)" >&2
 bash "$here/example-repo.sh" "$demo/textstats.git" >/dev/null

@@ -234,6 +234,27 @@ class LocalCluster:
             raise ClusterError(f"kubectl {' '.join(args)}: {result.stderr.strip()}")
         return result.stdout
 
+    def apply_crds(self, path: Path, names: tuple[str, ...] = ("sprints", "tasks")) -> None:
+        """Apply the CRDs under `path` and wait until each is Established."""
+        self.kubectl("apply", "--server-side", "-f", str(path))
+        self.wait_established(names)
+
+    def wait_established(self, names: tuple[str, ...] = ("sprints", "tasks"), timeout_s: float = 60) -> None:
+        """Polled, not `kubectl wait`: right after the apply a CRD may have no status yet, which
+        `kubectl wait --for=condition` (and a jsonpath filter) reports as an error instead of waiting."""
+        deadline = time.monotonic() + timeout_s
+        for name in names:
+            while True:
+                found = json.loads(self.kubectl("get", f"crd/{name}.sprintorchestrator.dev", "-o", "json"))
+                conditions = (found.get("status") or {}).get("conditions") or []
+                if any(c.get("type") == "Established" and c.get("status") == "True" for c in conditions):
+                    break
+                if time.monotonic() > deadline:
+                    raise ClusterError(
+                        f"crd/{name}.sprintorchestrator.dev not Established in {timeout_s:.0f} s"
+                    )
+                time.sleep(0.2)
+
     def node_set(self) -> NodeSet | None:
         """The running nodes (containerd sockets, directories), or None for a control plane only."""
         return self._nodeset(self.state())

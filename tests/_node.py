@@ -118,22 +118,10 @@ def terminated(pod_obj: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def install_crds(nodes: LocalCluster) -> None:
-    """Apply the CRDs and wait until both are Established (polled: right after the apply a CRD may have
-    no status yet, which `kubectl wait` and jsonpath filters treat as an error)."""
-    from _e2e import wait_for
+    """Apply the CRDs and wait until both are Established."""
     from conftest import CRDS
 
-    nodes.kubectl("apply", "--server-side", "-f", str(CRDS))
-
-    def established() -> bool:
-        for crd in ("sprints", "tasks"):
-            found = json.loads(nodes.kubectl("get", f"crd/{crd}.sprintorchestrator.dev", "-o", "json"))
-            conditions = (found.get("status") or {}).get("conditions") or []
-            if not any(c.get("type") == "Established" and c.get("status") == "True" for c in conditions):
-                return False
-        return True
-
-    wait_for(established, 60, "the CRDs established")
+    nodes.apply_crds(CRDS)
 
 
 def restricted_namespace(nodes: LocalCluster, prefix: str) -> str:

@@ -59,15 +59,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
     local = LocalCluster(state)
     local.up()
     try:
-        kubectl(local, "apply", "--server-side", "-f", str(CRDS))
-        for crd in ("sprints", "tasks"):
-            kubectl(
-                local,
-                "wait",
-                "--for=condition=Established",
-                f"crd/{crd}.sprintorchestrator.dev",
-                "--timeout=60s",
-            )
+        local.apply_crds(CRDS)
         yield local
     finally:
         local.down()

@@ -397,14 +397,7 @@ def audited(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AuditedCluster
 def test_the_operator_needs_exactly_its_cluster_role(audited: AuditedCluster, tmp_path: Path) -> None:
     docs = kustomize(REPO / "manifests")
     server_side_apply(audited, docs, "sprint-orchestrator-kustomize")
-    for crd in ("sprints", "tasks"):
-        kubectl(
-            audited,
-            "wait",
-            "--for=condition=Established",
-            f"crd/{crd}.sprintorchestrator.dev",
-            "--timeout=60s",
-        )
+    audited.wait_established()
     kubectl(audited, "create", "namespace", "work")
     config = sa_kubeconfig(audited, "sprint-orchestrator", "sprint-orchestrator", tmp_path / "sa.kubeconfig")
     sprint = suspended_sprint("audit", tasks=2)

@@ -221,3 +221,64 @@ def test_an_evicted_task_pod_is_retried_as_infrastructure_on_the_selected_node_a
     assert any(e.get("reason") == "TaskUnschedulable" for e in events), [e.get("reason") for e in events]
     merged = git("-C", str(repo), "ls-tree", "-r", "--name-only", "main")
     assert "notes/t0.md" in merged and "notes/t1.md" in merged
+
+
+def _oneshot_running(nodes: LocalCluster, ns: str, sprint: str) -> list[dict[str, Any]]:
+    """The one-shot Pods running now while the sprint is Integrating: its integration tests' Pod."""
+    if sprint_status(nodes, ns, sprint).get("phase") != "Integrating":
+        return []
+    selector = "sprintorchestrator.dev/role=oneshot"
+    pods = json.loads(nodes.kubectl("-n", ns, "get", "pods", "-l", selector, "-o", "json"))["items"]
+    return [p for p in pods if (p.get("status") or {}).get("phase") == "Running" and _main_running(p)]
+
+
+def _main_running(pod: dict[str, Any]) -> bool:
+    statuses = (pod.get("status") or {}).get("containerStatuses") or []
+    return any(s["name"] == "main" and "running" in (s.get("state") or {}) for s in statuses)
+
+
+def test_integration_tests_the_cluster_keeps_ending_run_again_on_the_budget_then_fail_the_sprint_saying_so(
+    tmp_path: Path, nodes: LocalCluster
+) -> None:
+    """An evicted integration-test Pod says nothing about the sprint: the tests run again after the
+    backoff, on the infrastructure budget (`containers.infrastructure_retries`: 1 here); evicted again,
+    the sprint fails saying the tests could not run, and main is left alone."""
+    ns, config = pods_operator(
+        nodes, tmp_path, "integ", {"default_team": "demo"}, {"infrastructure_retries": 1}
+    )
+    repo = seed_repository(tmp_path, files={"README.md": "# target\n"})
+    before = git("-C", str(repo), "rev-parse", "main")
+    shaky = suspended_sprint("shaky", tasks=1, repository={"url": str(repo), "mainBranch": "main"})
+    shaky["spec"].update(suspend=False, integrationTests=["sleep 600"])
+    with operator_process(
+        nodes, ns, tmp_path / "state", tmp_path / "operator.log", SPRINT_ORCHESTRATOR_CONFIG=str(config)
+    ):
+        apply(nodes, ns, shaky)
+        evicted: list[str] = []
+        for round_ in (1, 2):
+            (pod,) = wait_for(
+                lambda: [
+                    p for p in _oneshot_running(nodes, ns, "shaky") if p["metadata"]["name"] not in evicted
+                ],
+                600,
+                f"integration tests running ({round_})",
+            )
+            evicted.append(pod["metadata"]["name"])
+            _evict(nodes, ns, evicted[-1])
+            if round_ == 1:
+                wait_for(
+                    lambda: sprint_status(nodes, ns, "shaky").get("integrationInfraRetries") == 1,
+                    300,
+                    "the first eviction counted",
+                )
+        status = wait_for(lambda: _ended(nodes, ns, "shaky"), 600, "sprint shaky ended")
+        events = json.loads(nodes.kubectl("-n", ns, "get", "events", "-o", "json"))["items"]
+    assert status["phase"] == "Failed", json.dumps(status, indent=1)[:4000]
+    assert status["message"].startswith("the integration tests could not run: "), status["message"]
+    assert (
+        "Evicted" in status["message"] and "no infrastructure retries left (1 of 1 used)" in status["message"]
+    )
+    assert status["integrationInfraRetries"] == 1
+    retried = [e["message"] for e in events if e.get("reason") == "IntegrationRetry"]
+    assert len(retried) == 1 and "infrastructure retry 1 of 1" in retried[0], retried
+    assert git("-C", str(repo), "rev-parse", "main") == before

@@ -144,6 +144,11 @@ class SprintStatus(StatusModel):
     base_commit: str | None = None
     main_commit: str | None = None
     integrated_commit: str | None = None
+    integration_infra_retries: int | None = Field(
+        default=None,
+        description="Times the infrastructure ended the integration tests (an evicted Pod, a lost node): "
+        "run again with backoff on the budget of containers.infrastructure_retries, then the sprint fails.",
+    )
     started_at: DateTime | None = None
     completed_at: DateTime | None = None
     merge_queue: Ids | None = None

@@ -23,8 +23,6 @@ from . import publish
 from .conditions import set_condition
 from .gating import run_gates, scheduling_of
 
-INFRA_RETRY_S = 30.0
-
 log = logging.getLogger("sprint_orchestrator.operator")
 
 
@@ -52,12 +50,39 @@ class Integrator:
         head = await self._commit_report(engine)
         try:
             results = await self._test(engine, runtime, head)
-        except InfrastructureFailure as exc:  # the cluster ended a test Pod: the tests run again later
-            self.rec.event(self.body, "IntegrationRetry", f"{exc}"[:1000], warn=True)
-            return INFRA_RETRY_S
+        except InfrastructureFailure as exc:  # the cluster ended a test Pod: not a verdict on the sprint
+            return await self._infrastructure_failed(str(exc))
         if all(r["passed"] for r in results):
             return await self._to_main(engine, head, results)
         return await self._failed(engine, runtime, head, results)
+
+    async def _infrastructure_failed(self, why: str) -> float:
+        """Run the tests again after the one backoff rule, on the infrastructure budget (retry.py); once
+        it is spent the sprint fails saying so, main unchanged (a cluster that keeps ending the test Pods
+        needs a human, not a retry every few seconds forever)."""
+        used = int(self.status.get("integrationInfraRetries") or 0)
+        containers = getattr(self.rec.ctx.settings.config, "containers", None)
+        policy = retry.RetryPolicy(max_infra_retries=int(getattr(containers, "infrastructure_retries", 5)))
+        decision = retry.decide_retry(
+            "infrastructure",
+            used + 1,
+            used + 1,
+            Limits(),
+            retry.BACKOFF_BASE_S,
+            policy=policy,
+            infra_retries=used,
+        )
+        if not decision.retry:
+            message = f"the integration tests could not run: {why}; {decision.reason}; main was not changed"
+            return await self._end("Failed", message[:4000], [])
+        await self.rec.patch({"integrationInfraRetries": used + 1})
+        self.status["integrationInfraRetries"] = used + 1
+        message = (
+            f"{why} (the integration tests run again in {decision.delay_s:.0f} s: "
+            f"infrastructure retry {used + 1} of {policy.max_infra_retries})"
+        )
+        self.rec.event(self.body, "IntegrationRetry", message[:1000], warn=True)
+        return decision.delay_s
 
     async def _commit_report(self, engine: Any) -> str:
         data = report.build(self.body, self.tasks, dt.datetime.now(dt.UTC))
