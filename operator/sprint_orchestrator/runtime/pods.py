@@ -53,14 +53,12 @@ from . import (
     podstatus,
     task_labels,
 )
+from .podwatch import PodWatcher
 from .transfer import GrantStore, key_of, open_endpoint, split_address
 
 if TYPE_CHECKING:
     from ..settings import Settings
 
-_WATCH_S = 60  # one watch request of a Pod lasts at most this long, then it is read again
-_STALL_CHECK_S = 5  # while the Pod is stuck (pull errors, unschedulable): how often its grace is checked
-_RETRY_S = 0.5  # after a failed watch
 FETCH_FAILED = "fetching the workspace failed (the Pod ended before it had all of it)"
 
 
@@ -102,7 +100,7 @@ class PodsRuntime:
         self._podman: Any = None
         self.stalls = stalls
         self._ours: set[str] = set()  # Pods the operator deletes itself: their end is no one's fault
-        self._notices: dict[str, str] = {}  # Pod name -> what the Task should show while it waits
+        self.watcher = PodWatcher(kube, namespace, stalls, self._delete, self._ours)
 
     @classmethod
     def connect(cls, settings: Settings) -> PodsRuntime:
@@ -242,8 +240,8 @@ class PodsRuntime:
         """Watch the Pod until the kubelet reports it ended (podstatus.verdict); end it early when it is
         stuck (an image that cannot be pulled past the grace: podstatus.stall_action); past its deadline
         plus slack (never started), delete it."""
-        verdict, pod = self._watch(handle.name, time.monotonic() + timeout_s + self.stalls.pending_slack_s)
-        self._notices.pop(handle.name, None)
+        deadline = time.monotonic() + timeout_s + self.stalls.pending_slack_s
+        verdict, pod = self.watcher.watch(handle.name, deadline)
         log_path = self._save_logs(handle.name, pod)
         if verdict.infrastructure:  # the Pod may be stuck terminating on a lost node: not waited for
             self._delete(handle.name)
@@ -262,64 +260,13 @@ class PodsRuntime:
             infrastructure=verdict.infrastructure,
         )
 
-    def _watch(self, name: str, deadline: float) -> tuple[podstatus.PodVerdict, dict[str, Any] | None]:
-        """The Pod's verdict once it is done (and the Pod as last read, for its logs)."""
-        last: dict[str, Any] | None = None
-        seen: dict[str, float] = {}  # stall kind -> when first seen (monotonic); kept across a pull retry
-        pod = self.kube.get_pod(self.namespace, name)
-        while True:
-            verdict = podstatus.verdict(pod, last, ours=name in self._ours)
-            if verdict.done:
-                return verdict, pod
-            last, stall, now = pod, podstatus.stall(pod), time.monotonic()
-            if stall is None and podstatus.progressed(pod):
-                seen.clear()
-            action = "wait"
-            if stall is not None:
-                action = podstatus.stall_action(stall, now - seen.setdefault(stall.kind, now), self.stalls)
-            if stall is not None and action == "end":
-                return _ended(stall.kind, stall.message), pod
-            self._note(name, stall.message if stall is not None and action == "report" else None)
-            if now > deadline:
-                self._delete(name)
-                if stall is not None and stall.kind == "Unschedulable":
-                    return _ended("Unschedulable", stall.message), pod
-                late = podstatus.PodVerdict(True, Health.TIMED_OUT, None, "the Pod never finished in time")
-                return late, pod
-            pod = self._next(name, pod, deadline, _STALL_CHECK_S if stall is not None else _WATCH_S)
-
-    def _note(self, name: str, message: str | None) -> None:
-        if message:
-            self._notices[name] = message
-        elif name in self._notices:
-            self._notices[name] = ""  # it passed (scheduled after all): the Task's notice is cleared
-
     def notice(self, name: str) -> str | None:
-        """What the Task should show about its waiting Pod now ("no node fits: ..."), "" once that has
-        passed, None when there is nothing to say."""
-        return self._notices.get(name)
+        """What the Task should show about its waiting Pod now (podwatch.PodWatcher.notice)."""
+        return self.watcher.notice(name)
 
     def _delete(self, name: str) -> None:
         self._ours.add(name)
         self.kube.delete_pod(self.namespace, name, grace_s=0)
-
-    def _next(
-        self, name: str, pod: dict[str, Any] | None, deadline: float, longest: float
-    ) -> dict[str, Any] | None:
-        """The Pod after its next change (None once deleted), watched from the version in hand; when the
-        watch ends with no change (its timeout, the deadline) or fails, the Pod as it is now."""
-        version = str(((pod or {}).get("metadata") or {}).get("resourceVersion") or "")
-        seconds = int(max(1, min(longest, deadline - time.monotonic() + 1)))
-        if version:
-            try:
-                for kind, changed in self.kube.watch_pod(self.namespace, name, version, seconds):
-                    if kind == "DELETED":
-                        return None
-                    if kind in ("ADDED", "MODIFIED"):
-                        return changed
-            except KubeError:  # 410 (the version is too old) or the API server: read it again
-                time.sleep(_RETRY_S)
-        return self.kube.get_pod(self.namespace, name)
 
     def _result_problem(self, name: str) -> str:
         """Why the task's result did not (safely) arrive, or ""."""
@@ -456,11 +403,6 @@ class PodsRuntime:
     def _log(self, name: str) -> Path:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         return self.log_dir / f"{name}.txt"
-
-
-def _ended(kind: str, why: str) -> podstatus.PodVerdict:
-    """The verdict on a Pod the operator ends because it is stuck (an infrastructure failure)."""
-    return podstatus.PodVerdict(True, Health.REMOVED, None, why, infrastructure=kind)
 
 
 _SA_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
