@@ -17,6 +17,7 @@ from sprint_orchestrator.runtime.podstatus import (
     stall_action,
     verdict,
 )
+from sprint_orchestrator.runtime.podwatch import RecentNames
 
 IMAGE = "10.88.0.1:5000/sprints/demo@sha256:" + "a" * 64
 
@@ -227,3 +228,14 @@ def test_a_refused_pod_creation_is_final_only_when_a_retry_would_meet_it_again(
     status: int, message: str, final: bool
 ) -> None:
     assert create_refusal_is_final(status, message) is final
+
+
+def test_the_names_of_pods_the_operator_deleted_are_kept_newest_first_up_to_a_cap() -> None:
+    names = RecentNames(cap=3)
+    for name in ("a", "b", "c"):
+        names.add(name)
+    names.add("a")  # deleted again: now the newest
+    names.add("d")
+    assert "b" not in names and {"a", "c", "d"} == {n for n in "abcd" if n in names}
+    names.discard("c")
+    assert "c" not in names and len(names) == 2

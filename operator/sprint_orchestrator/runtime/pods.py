@@ -53,7 +53,7 @@ from . import (
     podstatus,
     task_labels,
 )
-from .podwatch import PodWatcher
+from .podwatch import PodWatcher, RecentNames
 from .transfer import GrantStore, key_of, open_endpoint, split_address
 
 if TYPE_CHECKING:
@@ -99,7 +99,7 @@ class PodsRuntime:
         self._tokens: dict[str, str] = self.transfer.pods()  # Pod name -> its grant's key
         self._podman: Any = None
         self.stalls = stalls
-        self._ours: set[str] = set()  # Pods the operator deletes itself: their end is no one's fault
+        self._ours = RecentNames()  # Pods the operator deletes itself: their end is no one's fault
         self.watcher = PodWatcher(kube, namespace, stalls, self._delete, self._ours)
 
     @classmethod

@@ -9,6 +9,7 @@ by a plain read.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -21,6 +22,34 @@ STALL_CHECK_S = 5  # while the Pod is stuck (pull errors, unschedulable): how of
 RETRY_S = 0.5  # after a failed watch
 
 
+class RecentNames:
+    """The names of the Pods the operator deleted itself, the newest `cap` of them: a watch reads it when
+    its Pod ends; a name is never used again once its attempt is over, so the oldest can go (a set would
+    grow by one name per Pod for the operator's whole life)."""
+
+    def __init__(self, cap: int = 4096) -> None:
+        self.cap = cap
+        self._names: dict[str, None] = {}
+        self._lock = threading.Lock()
+
+    def add(self, name: str) -> None:
+        with self._lock:
+            self._names.pop(name, None)
+            self._names[name] = None
+            while len(self._names) > self.cap:
+                del self._names[next(iter(self._names))]
+
+    def discard(self, name: str) -> None:
+        with self._lock:
+            self._names.pop(name, None)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._names
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+
 class PodWatcher:
     def __init__(
         self,
@@ -28,7 +57,7 @@ class PodWatcher:
         namespace: str,
         stalls: podstatus.StallPolicy,
         delete: Callable[[str], None],
-        ours: set[str],
+        ours: RecentNames,
     ) -> None:
         """`delete` ends a Pod (past its deadline); `ours`: the names of the Pods the operator deleted
         itself, read at each change (their end is no one's fault)."""
