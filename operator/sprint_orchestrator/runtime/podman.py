@@ -236,13 +236,27 @@ class PodmanRuntime:
                     self._watch_memory(container, name)
                 container.start()
             except podman.errors.APIError as exc:
-                self._oom.drop(name)
-                raise TaskStartFailed(f"cannot start container {name}: {exc.explanation or exc}") from None
-            container.reload()
+                if not self._ran_anyway(container, exc):
+                    self._oom.drop(name)
+                    raise TaskStartFailed(
+                        f"cannot start container {name}: {exc.explanation or exc}"
+                    ) from None
+            _reload(container)
         started = containers.parse_time(container.attrs.get("State", {}).get("StartedAt"))
         return RunHandle(
             name, container.id, spec.sprint_id, spec.task_id, spec.attempt, self._log(name), started, adopted
         )
+
+    @staticmethod
+    def _ran_anyway(container: Any, exc: Exception) -> bool:
+        """A start that Podman reported as failed only because the process had already exited when it
+        read its cgroup (`cgroup_race`): the command ran, and `wait` reads how it ended."""
+        if not cgroup_race(str(exc)):
+            return False
+        with contextlib.suppress(podman.errors.APIError):
+            _reload(container)
+            return bool(container.status in ("running", "exited", "stopped"))
+        return False
 
     def _watch_memory(self, container: Any, name: str) -> None:
         """Create the container's process and cgroup (`init`), watch the cgroup's OOM notifications,
@@ -271,11 +285,11 @@ class PodmanRuntime:
         if handle.name in self._removed:
             return self._gone(handle, writable)  # our own remove won the race against the exit
         try:
-            container.reload()
+            _reload(container)
             if container.status == "running":
                 self._timed_out.add(handle.name)
                 _stop(container, STOP_GRACE_S)
-                container.reload()
+                _reload(container)
         except podman.errors.APIError:  # 404, or 500 "no such container" while a removal is under way
             if self._get(handle.name) is not None:
                 raise
@@ -594,8 +608,27 @@ def package_sources(settings: Settings) -> images.PackageSources:
     return images.PackageSources(tuple(section.apt), tuple(section.pip))
 
 
+def _reload(container: Any, tries: int = 10) -> None:
+    """Read the container's state again; a read that met the same race as `start_race` (the process
+    gone while Podman read its cgroup) is tried again: it says nothing about the container."""
+    for left in range(tries - 1, -1, -1):
+        try:
+            container.reload()
+            return
+        except podman.errors.APIError as exc:
+            if not left or not cgroup_race(str(exc)):
+                raise
+            time.sleep(0.1)
+
+
+def cgroup_race(text: str) -> bool:
+    """PURE: Podman answered 500 only because a container's process had exited while it read its cgroup
+    (`read /proc/<pid>/cgroup: no such process`, seen under load with runc on hybrid cgroups)."""
+    return "/cgroup: no such process" in text
+
+
 def start_race(text: str) -> bool:
     """PURE: whether a container start failed only because its process had already exited when Podman
     read its cgroup (`500 … read /proc/<pid>/cgroup: no such process`, seen under load with runc on
     hybrid cgroups): a start to try again, not a verdict on the command."""
-    return "container failed to run" in text and "/cgroup: no such process" in text
+    return "container failed to run" in text and cgroup_race(text)
