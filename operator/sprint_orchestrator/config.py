@@ -8,11 +8,12 @@
     containers: {runtime: podman, base_image: null (the agent image for agent teams), network_mode: none,
                  cleanup_on_completion: true}
     kaiban: {api_url: '${KAIBAN_API_URL}', board_template: sprint-template, webhook_url: '${WEBHOOK_URL}'}
+    retention: {enabled: true, keep_sprints: 20, max_age: 30d, git_maintenance: true, git_prune_after: 1h}
 
 String values expand `${VAR}` and `${VAR:-default}` from the `env` mapping passed in (this module never
 reads os.environ). An unset variable without a default is an error naming the key path, except that an
 optional key (one that may be null, e.g. kaiban.*, git.repository_url) whose whole value is `${VAR}`
-becomes null. Durations accept 3600s, 60m, 1h, 1h30m or a number of seconds.
+becomes null. Durations accept 3600s, 60m, 1h, 1h30m, 30d or a number of seconds.
 """
 
 from __future__ import annotations
@@ -30,11 +31,11 @@ from .sourcefile import load_yaml
 from .validators import describe_errors
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
-_DURATION = re.compile(r"(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")
+_DURATION = re.compile(r"(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")
 
 
 def parse_duration(value: Any) -> int:
-    """Seconds of "3600s", "60m", "1h", "1h30m", 90 or "90"; ValueError for anything else."""
+    """Seconds of "3600s", "60m", "1h", "1h30m", "30d", 90 or "90"; ValueError for anything else."""
     if isinstance(value, bool):
         raise ValueError(f"{value!r} is not a duration like 3600s, 60m or 1h")
     if isinstance(value, int):
@@ -45,8 +46,8 @@ def parse_duration(value: Any) -> int:
     match = _DURATION.fullmatch(text)
     if not text or not match:
         raise ValueError(f"{value!r} is not a duration like 3600s, 60m or 1h")
-    hours, minutes, seconds = (int(g or 0) for g in match.groups())
-    return hours * 3600 + minutes * 60 + seconds
+    days, hours, minutes, seconds = (int(g or 0) for g in match.groups())
+    return days * 86400 + hours * 3600 + minutes * 60 + seconds
 
 
 Seconds = Annotated[int, BeforeValidator(parse_duration), Field(ge=1)]
@@ -135,11 +136,27 @@ class KaibanSection(Section):
     webhook_url: str | None = None
 
 
+class RetentionSection(Section):
+    """What the operator keeps of finished sprints (retention.py): the run data (artifacts, logs, agent
+    sessions), worktrees, task branches and salvage refs of the `keep_sprints` most recently finished
+    Sprints, none older than `max_age`; a running sprint's data is never touched. A Sprint resource that
+    is gone leaves its data to `max_age` alone. git_maintenance: `git gc --auto` on a repository's clone
+    after a sprint ends, when no sprint of that repository is active."""
+
+    enabled: bool = True
+    keep_sprints: int = Field(default=20, ge=1, le=100_000)
+    max_age: Seconds = 30 * 86400
+    git_maintenance: bool = True
+    # Unreachable git objects younger than this stay through maintenance (a ref may be on its way).
+    git_prune_after: Seconds = 3600
+
+
 class OrchestratorConfig(Section):
     orchestrator: OrchestratorSection = OrchestratorSection()
     git: GitSection = GitSection()
     containers: ContainersSection = ContainersSection()
     kaiban: KaibanSection = KaibanSection()
+    retention: RetentionSection = RetentionSection()
 
 
 def _optional(section: str, key: str) -> bool:
