@@ -8,12 +8,13 @@
     containers: {runtime: podman, base_image: null (the agent image for agent teams), network_mode: none,
                  cleanup_on_completion: true}
     kaiban: {api_url: '${KAIBAN_API_URL}', board_template: sprint-template, webhook_url: '${WEBHOOK_URL}'}
-    retention: {enabled: true, keep_sprints: 20, max_age: 30d, git_maintenance: true, git_prune_after: 1h}
+    retention: {enabled: true, keep_sprints: 20, max_age_days: 30, git_maintenance: true,
+                git_loose_objects: 1000, git_packs: 10, git_prune_after: 1h}
 
 String values expand `${VAR}` and `${VAR:-default}` from the `env` mapping passed in (this module never
 reads os.environ). An unset variable without a default is an error naming the key path, except that an
 optional key (one that may be null, e.g. kaiban.*, git.repository_url) whose whole value is `${VAR}`
-becomes null. Durations accept 3600s, 60m, 1h, 1h30m, 30d or a number of seconds.
+becomes null. Durations accept 3600s, 60m, 1h, 1h30m or a number of seconds.
 """
 
 from __future__ import annotations
@@ -31,11 +32,11 @@ from .sourcefile import load_yaml
 from .validators import describe_errors
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
-_DURATION = re.compile(r"(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")
+_DURATION = re.compile(r"(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")
 
 
 def parse_duration(value: Any) -> int:
-    """Seconds of "3600s", "60m", "1h", "1h30m", "30d", 90 or "90"; ValueError for anything else."""
+    """Seconds of "3600s", "60m", "1h", "1h30m", 90 or "90"; ValueError for anything else."""
     if isinstance(value, bool):
         raise ValueError(f"{value!r} is not a duration like 3600s, 60m or 1h")
     if isinstance(value, int):
@@ -46,8 +47,8 @@ def parse_duration(value: Any) -> int:
     match = _DURATION.fullmatch(text)
     if not text or not match:
         raise ValueError(f"{value!r} is not a duration like 3600s, 60m or 1h")
-    days, hours, minutes, seconds = (int(g or 0) for g in match.groups())
-    return days * 86400 + hours * 3600 + minutes * 60 + seconds
+    hours, minutes, seconds = (int(g or 0) for g in match.groups())
+    return hours * 3600 + minutes * 60 + seconds
 
 
 Seconds = Annotated[int, BeforeValidator(parse_duration), Field(ge=1)]
@@ -139,14 +140,18 @@ class KaibanSection(Section):
 class RetentionSection(Section):
     """What the operator keeps of finished sprints (retention.py): the run data (artifacts, logs, agent
     sessions), worktrees, task branches and salvage refs of the `keep_sprints` most recently finished
-    Sprints, none older than `max_age`; a running sprint's data is never touched. A Sprint resource that
-    is gone leaves its data to `max_age` alone. git_maintenance: `git gc --auto` on a repository's clone
-    after a sprint ends, when no sprint of that repository is active."""
+    Sprints, none finished more than `max_age_days` ago; a running sprint's data is never touched. What a
+    deleted Sprint left goes by `max_age_days` alone. git_maintenance: `git gc` on a repository's
+    clone after a sprint ends, when due and none of that repository's sprints is active."""
 
     enabled: bool = True
     keep_sprints: int = Field(default=20, ge=1, le=100_000)
-    max_age: Seconds = 30 * 86400
+    max_age_days: int = Field(default=30, ge=1, le=36_500)
     git_maintenance: bool = True
+    # git gc runs when the clone has more loose objects or packs than these (git's own defaults, 6,700
+    # and 50, suit a person's clone; the operator writes many small objects every sprint).
+    git_loose_objects: int = Field(default=1000, ge=0, le=1_000_000)
+    git_packs: int = Field(default=10, ge=1, le=1000)
     # Unreachable git objects younger than this stay through maintenance (a ref may be on its way).
     git_prune_after: Seconds = 3600
 

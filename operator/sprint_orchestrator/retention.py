@@ -46,7 +46,7 @@ def policy_of(section: object | None) -> Policy:
         return Policy()
     return Policy(
         keep_sprints=int(getattr(section, "keep_sprints", 20)),
-        max_age_s=int(getattr(section, "max_age", 30 * 86400)),
+        max_age_s=int(getattr(section, "max_age_days", 30)) * 86400,
         enabled=bool(getattr(section, "enabled", True)),
     )
 
@@ -81,6 +81,12 @@ def may_maintain(phases: Iterable[str]) -> bool:
     Pending sprint has not touched git yet, and its start waits for the repository lock maintenance
     holds."""
     return not any(phase in ACTIVE_PHASES for phase in phases)
+
+
+def gc_due(loose: int, packs: int, loose_limit: int, pack_limit: int) -> bool:
+    """`git gc` is worth its cost once the clone holds more than `loose_limit` loose objects (each a
+    file of its own, a disk block at least) or more than `pack_limit` packs (every fetch adds one)."""
+    return loose > loose_limit or packs > pack_limit
 
 
 def _expired(when: dt.datetime, policy: Policy, now: dt.datetime) -> bool:

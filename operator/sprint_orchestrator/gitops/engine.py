@@ -192,9 +192,9 @@ class GitEngine:
         """Remove one leftover the retention policy dropped; the bytes of the directories removed."""
         return leftovers.drop(self._core, item)
 
-    def maintain(self, prune_after_s: int) -> tuple[int, int]:
-        """git gc --auto between sprints; the clone's bytes before and after."""
-        return leftovers.maintain(self._core, prune_after_s)
+    def maintain(self, prune_after_s: int, loose_limit: int = 1000, pack_limit: int = 10) -> tuple[int, int]:
+        """git gc between sprints, when due; the clone's bytes before and after."""
+        return leftovers.maintain(self._core, prune_after_s, loose_limit, pack_limit)
 
     def recover(self) -> RecoveryReport:
         return recovery.recover(self._core)

@@ -3,7 +3,7 @@
 A finished sprint leaves its sprint worktree (`sprints/<id>`), its task branches
 (`refs/heads/task/<id>/*`) and the salvage refs cleanup wrote (`refs/sprint-orchestrator/salvage/<id>/…`,
 `salvage-sprint/<id>`); a push that found main moved leaves `salvage-main/<commit>` (no sprint). The
-retention policy (retention.py) decides which go; `drop` removes one, `maintain` runs `git gc --auto`.
+retention policy (retention.py) decides which go; `drop` removes one, `maintain` runs `git gc` when due.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import GitError
+from ..retention import gc_due
 from . import worktrees
 from .core import ORCHESTRATOR_REFS, Core, sprint_worktree_name, task_worktree_name
 from .validate import check_ref_component
@@ -23,10 +24,6 @@ TASK_BRANCHES = "refs/heads/task/"
 SALVAGE = f"{ORCHESTRATOR_REFS}/salvage/"
 SALVAGE_SPRINT = f"{ORCHESTRATOR_REFS}/salvage-sprint/"
 SALVAGE_MAIN = f"{ORCHESTRATOR_REFS}/salvage-main/"
-# git gc --auto's thresholds for a clone written by machine (git's defaults suit a person's clone: 6,700
-# loose objects, 50 packs); unreachable objects younger than the grace stay (a ref may be on its way).
-GC_AUTO = "1000"
-GC_AUTO_PACK_LIMIT = "10"
 GC_TIMEOUT_S = 1800
 
 
@@ -96,26 +93,36 @@ def _drop_task_trees(core: Core, sprint: str, path: Path) -> None:
         shutil.rmtree(path)
 
 
-def maintain(core: Core, prune_after_s: int) -> tuple[int, int]:
-    """`git gc --auto` on the clone, under the repository lock (so no sprint starts meanwhile): packs
-    loose objects and refs, prunes unreachable objects older than `prune_after_s`. Returns the clone's
-    bytes before and after. GitError when git is missing or fails."""
+def maintain(core: Core, prune_after_s: int, loose_limit: int, pack_limit: int) -> tuple[int, int]:
+    """`git gc` on the clone when it has more than `loose_limit` loose objects or `pack_limit` packs
+    (retention.gc_due), under the repository lock (so no sprint starts meanwhile): packs objects and
+    refs, prunes unreachable objects older than `prune_after_s`. Returns the clone's bytes before and
+    after. GitError when git is missing or fails."""
     gitdir = core.layout.gitdir
     command = [
-        "git", f"--git-dir={gitdir}",
-        "-c", f"gc.auto={GC_AUTO}", "-c", f"gc.autoPackLimit={GC_AUTO_PACK_LIMIT}",
-        "-c", f"gc.pruneExpire={int(prune_after_s)}.seconds.ago", "-c", "gc.autoDetach=false",
-        "gc", "--auto", "--quiet",
+        "git", f"--git-dir={gitdir}", "-c", "gc.autoDetach=false",
+        "gc", "--quiet", f"--prune={int(prune_after_s)}.seconds.ago",
     ]  # fmt: skip
     with core.lock.held():
         before = _size(gitdir)
+        if not gc_due(*object_counts(gitdir), loose_limit, pack_limit):
+            return before, before
         try:
             done = subprocess.run(command, capture_output=True, text=True, timeout=GC_TIMEOUT_S, check=False)
         except (OSError, subprocess.TimeoutExpired) as exc:
             raise GitError(f"git maintenance of {gitdir} did not run: {exc}") from exc
         if done.returncode != 0:
-            raise GitError(f"git gc --auto failed on {gitdir}: {done.stderr.strip()[-500:]}")
+            raise GitError(f"git gc failed on {gitdir}: {done.stderr.strip()[-500:]}")
         return before, _size(gitdir)
+
+
+def object_counts(gitdir: Path) -> tuple[int, int]:
+    """(loose objects, packs) of a repository, as `git count-objects` counts them."""
+    objects = gitdir / "objects"
+    loose = sum(
+        len(os.listdir(d)) for d in objects.glob("[0-9a-f][0-9a-f]") if d.is_dir() and not d.is_symlink()
+    )
+    return loose, len(list((objects / "pack").glob("*.pack")))
 
 
 def _size(path: Path) -> int:

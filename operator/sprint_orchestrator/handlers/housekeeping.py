@@ -25,6 +25,7 @@ from .context import OperatorContext
 
 log = logging.getLogger("sprint_orchestrator.retention")
 _LOCKS: dict[int, asyncio.Lock] = {}
+_GC_LIMITS = (("git_prune_after", 3600), ("git_loose_objects", 1000), ("git_packs", 10))
 
 
 @dataclass(frozen=True)
@@ -97,8 +98,8 @@ async def _run(ctx: OperatorContext, policy: retention.Policy, section: Any) -> 
             continue
         await _prune_clone(engine, members, policy, now, outcome)
         if getattr(section, "git_maintenance", True) and retention.may_maintain(s.phase for s in members):
-            grace = int(getattr(section, "git_prune_after", 3600))
-            before, after = await asyncio.to_thread(engine.maintain, grace)
+            limits = [int(getattr(section, k, d)) for k, d in _GC_LIMITS]
+            before, after = await asyncio.to_thread(engine.maintain, *limits)
             outcome.maintained.append(f"{clone.name} {before} -> {after} bytes")
     return outcome
 
