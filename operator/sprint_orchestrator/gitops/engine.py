@@ -192,8 +192,10 @@ class GitEngine:
         """Remove one leftover the retention policy dropped; the bytes of the directories removed."""
         return leftovers.drop(self._core, item)
 
-    def maintain(self, prune_after_s: int, loose_limit: int = 1000, pack_limit: int = 10) -> tuple[int, int]:
-        """git gc between sprints, when due; the clone's bytes before and after."""
+    def maintain(
+        self, prune_after_s: int, loose_limit: int = 1000, pack_limit: int = 10
+    ) -> tuple[int, int] | None:
+        """git gc between sprints, when due; the clone's bytes before and after (None: not due)."""
         return leftovers.maintain(self._core, prune_after_s, loose_limit, pack_limit)
 
     def recover(self) -> RecoveryReport:

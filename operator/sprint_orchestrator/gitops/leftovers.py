@@ -93,20 +93,20 @@ def _drop_task_trees(core: Core, sprint: str, path: Path) -> None:
         shutil.rmtree(path)
 
 
-def maintain(core: Core, prune_after_s: int, loose_limit: int, pack_limit: int) -> tuple[int, int]:
+def maintain(core: Core, prune_after_s: int, loose_limit: int, pack_limit: int) -> tuple[int, int] | None:
     """`git gc` on the clone when it has more than `loose_limit` loose objects or `pack_limit` packs
     (retention.gc_due), under the repository lock (so no sprint starts meanwhile): packs objects and
     refs, prunes unreachable objects older than `prune_after_s`. Returns the clone's bytes before and
-    after. GitError when git is missing or fails."""
+    after, None when it was not due. GitError when git is missing or fails."""
     gitdir = core.layout.gitdir
     command = [
         "git", f"--git-dir={gitdir}", "-c", "gc.autoDetach=false",
         "gc", "--quiet", f"--prune={int(prune_after_s)}.seconds.ago",
     ]  # fmt: skip
     with core.lock.held():
-        before = _size(gitdir)
         if not gc_due(*object_counts(gitdir), loose_limit, pack_limit):
-            return before, before
+            return None
+        before = _size(gitdir)
         try:
             done = subprocess.run(command, capture_output=True, text=True, timeout=GC_TIMEOUT_S, check=False)
         except (OSError, subprocess.TimeoutExpired) as exc:

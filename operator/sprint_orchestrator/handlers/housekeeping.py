@@ -66,16 +66,24 @@ async def run(ctx: OperatorContext, ended: tuple[str, str] | None = None) -> Out
     async with _LOCKS.setdefault(id(ctx), asyncio.Lock()):
         try:
             outcome = await _run(ctx, policy, section)
-        except Exception:  # best effort: the next sprint end tries again
-            log.warning("retention did not run to its end", exc_info=True)
+            await _report(ctx, outcome, ended)
+        except OrchestratorError as exc:  # the API server or git said no: the next sprint end tries again
+            log.warning("retention did not run to its end: %s", exc)
             return None
+        except Exception:  # a bug: said loudly, and the operator goes on
+            log.exception("retention failed")
+            return None
+    return outcome
+
+
+async def _report(ctx: OperatorContext, outcome: Outcome, ended: tuple[str, str] | None) -> None:
+    """A log line; after a sprint end, an Event on that Sprint (also when there was nothing to do)."""
     log.info(outcome.sentence(), extra={"removed": dict(outcome.removed), "freed_bytes": outcome.freed})
-    if ended is not None and (outcome.removed or outcome.maintained):
+    if ended is not None:
         meta = {"name": ended[1], "namespace": ended[0]}
         ref = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "Sprint", "metadata": meta}
         message = outcome.sentence()[:1000]
         await asyncio.to_thread(ctx.kube.event, ref, "Retention", message, "Normal", "sprint-orchestrator")
-    return outcome
 
 
 async def _run(ctx: OperatorContext, policy: retention.Policy, section: Any) -> Outcome:
@@ -83,8 +91,9 @@ async def _run(ctx: OperatorContext, policy: retention.Policy, section: Any) -> 
     now = dt.datetime.now(dt.UTC)
     outcome = Outcome()
     files = await asyncio.to_thread(_file_items, ctx, sprints)
+    roots = {item.where: root for item, root in files}
     for item in retention.to_prune([item for item, _ in files], policy, now):
-        root = dict((i.where, r) for i, r in files)[item.where]
+        root = roots[item.where]
         try:
             outcome.freed += await asyncio.to_thread(prunefs.remove, root, Path(item.where))
         except (OrchestratorError, OSError) as exc:
@@ -99,8 +108,10 @@ async def _run(ctx: OperatorContext, policy: retention.Policy, section: Any) -> 
         await _prune_clone(engine, members, policy, now, outcome)
         if getattr(section, "git_maintenance", True) and retention.may_maintain(s.phase for s in members):
             limits = [int(getattr(section, k, d)) for k, d in _GC_LIMITS]
-            before, after = await asyncio.to_thread(engine.maintain, *limits)
-            outcome.maintained.append(f"{clone.name} {before} -> {after} bytes")
+            sizes = await asyncio.to_thread(engine.maintain, *limits)
+            outcome.maintained.append(
+                f"{clone.name} {sizes[0]} -> {sizes[1]} bytes" if sizes else f"{clone.name} not due"
+            )
     return outcome
 
 
