@@ -2,8 +2,8 @@
 
 Two operators on one local control plane (real etcd + kube-apiserver, real Podman), each with its own
 namespace, state directory, trees directory and target repository: one with `retention: {keep_sprints:
-KEEP}` (the other retention settings at their defaults: git gc once the clone has 1,000 loose objects
-or 10 packs, unreachable objects pruned an hour old), one with `retention: {enabled: false,
+KEEP}` (the other retention settings at their defaults: loose objects packed past 250, a full git gc
+past 10 packs, unreachable objects pruned an hour old), one with `retention: {enabled: false,
 git_maintenance: false}`, the baseline. Sprint i goes to both at once, the same work: TASKS demo-team
 tasks, each rewriting one file (so the repository grows only by the sprint reports). The next pair
 starts when both ended and the retention run after the first's end has posted its Event. The disk

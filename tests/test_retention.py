@@ -19,7 +19,7 @@ from sprint_orchestrator.prunefs import inside, remove
 from sprint_orchestrator.retention import (
     Item,
     Policy,
-    gc_due,
+    gc_plan,
     kept_sprints,
     may_maintain,
     policy_of,
@@ -227,18 +227,25 @@ def test_maintenance_packs_the_clone_prunes_dropped_work_and_keeps_every_branch(
     heads = git(engine.gitdir, "for-each-ref", "--format=%(refname) %(objectname)")
     assert engine.maintain(3600, loose_limit=100_000, pack_limit=100) is None  # not due: nothing ran
     loose_before = object_counts(engine.gitdir)[0]
-    sizes = engine.maintain(3600, loose_limit=0, pack_limit=100)
+    sizes = engine.maintain(3600, loose_limit=0, pack_limit=100)  # incremental: loose into a pack
     assert sizes is not None and sizes[1] < sizes[0]
     # one pack; loose only what is unreachable and younger than the grace (the salvage's tree and blob)
     assert object_counts(engine.gitdir)[1] == 1 and object_counts(engine.gitdir)[0] < loose_before / 10
     assert git(engine.gitdir, "for-each-ref", "--format=%(refname) %(objectname)") == heads
-    assert subprocess.run(["git", "--git-dir", str(engine.gitdir), "cat-file", "-e", doomed]).returncode != 0
+    gone = ["git", "--git-dir", str(engine.gitdir), "cat-file", "-e", doomed]
+    assert subprocess.run(gone, capture_output=True).returncode != 0
     fsck(engine.gitdir)
     finished_sprint(engine, "s9")  # the engine works on as before, on packed objects and refs
     assert engine.head("sprint/s9")
+    engine.maintain(3600, loose_limit=0, pack_limit=100)  # s9's loose objects: a second pack
+    assert object_counts(engine.gitdir)[1] == 2
+    assert engine.maintain(3600, loose_limit=100, pack_limit=1) is not None  # past the packs: full gc
+    assert object_counts(engine.gitdir)[1] == 1
+    fsck(engine.gitdir)
 
 
-def test_maintenance_is_due_past_either_limit() -> None:
-    assert not gc_due(1000, 10, 1000, 10)
-    assert gc_due(1001, 1, 1000, 10)
-    assert gc_due(0, 11, 1000, 10)
+def test_maintenance_packs_loose_objects_past_one_limit_and_repacks_all_past_the_other() -> None:
+    assert gc_plan(250, 10, 250, 10) is None
+    assert gc_plan(251, 1, 250, 10) == "incremental"
+    assert gc_plan(0, 11, 250, 10) == "full"
+    assert gc_plan(5000, 11, 250, 10) == "full"

@@ -9,7 +9,7 @@
                  cleanup_on_completion: true}
     kaiban: {api_url: '${KAIBAN_API_URL}', board_template: sprint-template, webhook_url: '${WEBHOOK_URL}'}
     retention: {enabled: true, keep_sprints: 20, max_age_days: 30, git_maintenance: true,
-                git_loose_objects: 1000, git_packs: 10, git_prune_after: 1h}
+                git_loose_objects: 250, git_packs: 10, git_prune_after: 1h}
 
 String values expand `${VAR}` and `${VAR:-default}` from the `env` mapping passed in (this module never
 reads os.environ). An unset variable without a default is an error naming the key path, except that an
@@ -148,9 +148,9 @@ class RetentionSection(Section):
     keep_sprints: int = Field(default=20, ge=1, le=100_000)
     max_age_days: int = Field(default=30, ge=1, le=36_500)
     git_maintenance: bool = True
-    # git gc runs when the clone has more loose objects or packs than these (git's own defaults, 6,700
-    # and 50, suit a person's clone; the operator writes many small objects every sprint).
-    git_loose_objects: int = Field(default=1000, ge=0, le=1_000_000)
+    # Past this many loose objects they go into a new pack; past this many packs, one full git gc (git's
+    # own defaults, 6,700 and 50, suit a person's clone; the operator writes small objects every sprint).
+    git_loose_objects: int = Field(default=250, ge=0, le=1_000_000)
     git_packs: int = Field(default=10, ge=1, le=1000)
     # Unreachable git objects younger than this stay through maintenance (a ref may be on its way).
     git_prune_after: Seconds = 3600

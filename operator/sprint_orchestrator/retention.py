@@ -83,10 +83,16 @@ def may_maintain(phases: Iterable[str]) -> bool:
     return not any(phase in ACTIVE_PHASES for phase in phases)
 
 
-def gc_due(loose: int, packs: int, loose_limit: int, pack_limit: int) -> bool:
-    """`git gc` is worth its cost once the clone holds more than `loose_limit` loose objects (each a
-    file of its own, a disk block at least) or more than `pack_limit` packs (every fetch adds one)."""
-    return loose > loose_limit or packs > pack_limit
+def gc_plan(loose: int, packs: int, loose_limit: int, pack_limit: int) -> str | None:
+    """Which git maintenance a clone needs, as `git gc --auto` decides (with its thresholds given):
+    "full" (one pack of everything) past `pack_limit` packs, "incremental" (the loose objects into a
+    new pack) past `loose_limit` loose objects (each a file, a disk block at least), else None.
+
+    (1001, 3, 1000, 10) -> "incremental"; (5, 11, 1000, 10) -> "full"; (10, 1, 1000, 10) -> None
+    """
+    if packs > pack_limit:
+        return "full"
+    return "incremental" if loose > loose_limit else None
 
 
 def _expired(when: dt.datetime, policy: Policy, now: dt.datetime) -> bool:

@@ -193,7 +193,7 @@ class GitEngine:
         return leftovers.drop(self._core, item)
 
     def maintain(
-        self, prune_after_s: int, loose_limit: int = 1000, pack_limit: int = 10
+        self, prune_after_s: int, loose_limit: int = 250, pack_limit: int = 10
     ) -> tuple[int, int] | None:
         """git gc between sprints, when due; the clone's bytes before and after (None: not due)."""
         return leftovers.maintain(self._core, prune_after_s, loose_limit, pack_limit)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import GitError
-from ..retention import gc_due
+from ..retention import gc_plan
 from . import worktrees
 from .core import ORCHESTRATOR_REFS, Core, sprint_worktree_name, task_worktree_name
 from .validate import check_ref_component
@@ -94,26 +94,42 @@ def _drop_task_trees(core: Core, sprint: str, path: Path) -> None:
 
 
 def maintain(core: Core, prune_after_s: int, loose_limit: int, pack_limit: int) -> tuple[int, int] | None:
-    """`git gc` on the clone when it has more than `loose_limit` loose objects or `pack_limit` packs
-    (retention.gc_due), under the repository lock (so no sprint starts meanwhile): packs objects and
-    refs, prunes unreachable objects older than `prune_after_s`. Returns the clone's bytes before and
-    after, None when it was not due. GitError when git is missing or fails."""
+    """Git maintenance of the clone when due (retention.gc_plan), under the repository lock (so no
+    sprint starts meanwhile): git gc --auto's steps, decided here so they are deterministic. Past
+    `loose_limit` loose objects, they go into a new pack (`repack -d -l`: a walk, no rewrite of the old
+    packs), unreachable loose objects older than `prune_after_s` are pruned and refs packed; past
+    `pack_limit` packs, a full `git gc` makes one pack. Returns the clone's bytes before and after, None
+    when nothing was due. GitError when git is missing or fails."""
     gitdir = core.layout.gitdir
-    command = [
-        "git", f"--git-dir={gitdir}", "-c", "gc.autoDetach=false",
-        "gc", "--quiet", f"--prune={int(prune_after_s)}.seconds.ago",
-    ]  # fmt: skip
     with core.lock.held():
-        if not gc_due(*object_counts(gitdir), loose_limit, pack_limit):
+        plan = gc_plan(*object_counts(gitdir), loose_limit, pack_limit)
+        if plan is None:
             return None
         before = _size(gitdir)
-        try:
-            done = subprocess.run(command, capture_output=True, text=True, timeout=GC_TIMEOUT_S, check=False)
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            raise GitError(f"git maintenance of {gitdir} did not run: {exc}") from exc
-        if done.returncode != 0:
-            raise GitError(f"git gc failed on {gitdir}: {done.stderr.strip()[-500:]}")
+        grace = f"{int(prune_after_s)}.seconds.ago"
+        steps = {
+            "incremental": [
+                ["repack", "-d", "-l", "-q"],
+                ["prune", f"--expire={grace}"],
+                ["pack-refs", "--all", "--prune"],
+            ],
+            "full": [["-c", "gc.autoDetach=false", "gc", "--quiet", f"--prune={grace}"]],
+        }[plan]  # fmt: skip
+        for step in steps:
+            _git(gitdir, step)
         return before, _size(gitdir)
+
+
+def _git(gitdir: Path, args: list[str]) -> None:
+    try:
+        done = subprocess.run(
+            ["git", f"--git-dir={gitdir}", *args], capture_output=True, text=True, timeout=GC_TIMEOUT_S,
+            check=False,
+        )  # fmt: skip
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise GitError(f"git maintenance of {gitdir} did not run: {exc}") from exc
+    if done.returncode != 0:
+        raise GitError(f"git {' '.join(args)} failed on {gitdir}: {done.stderr.strip()[-500:]}")
 
 
 def object_counts(gitdir: Path) -> tuple[int, int]:

@@ -25,7 +25,7 @@ from .context import OperatorContext
 
 log = logging.getLogger("sprint_orchestrator.retention")
 _LOCKS: dict[int, asyncio.Lock] = {}
-_GC_LIMITS = (("git_prune_after", 3600), ("git_loose_objects", 1000), ("git_packs", 10))
+_GC_LIMITS = (("git_prune_after", 3600), ("git_loose_objects", 250), ("git_packs", 10))
 
 
 @dataclass(frozen=True)
