@@ -45,9 +45,9 @@ def retention_config(tmp: Path, keep: int) -> dict[str, str]:
         f"orchestrator: {{max_concurrent_sprints: 5, allowed_host_paths: ['{tmp}']}}\n"
         f"git: {{working_trees_path: '{tmp / 'trees'}'}}\n"
         "containers: {base_image: localhost/sprint-orchestrator/base:bookworm}\n"
-        # git gc after every sprint (no loose object is left to pile up), unreachable objects pruned
-        # once a second old: the policy window is the only thing that holds disk here
-        f"retention: {{keep_sprints: {keep}, git_loose_objects: 0, git_prune_after: 1s}}\n"
+        # a full git gc after every sprint (one pack, no loose object piling up), unreachable objects
+        # pruned once a second old: the policy window is the only thing that holds disk here
+        f"retention: {{keep_sprints: {keep}, git_loose_objects: 0, git_packs: 0, git_prune_after: 1s}}\n"
     )
     return {"SPRINT_ORCHESTRATOR_CONFIG": str(path)}
 

@@ -151,7 +151,7 @@ class RetentionSection(Section):
     # Past this many loose objects they go into a new pack; past this many packs, one full git gc (git's
     # own defaults, 6,700 and 50, suit a person's clone; the operator writes small objects every sprint).
     git_loose_objects: int = Field(default=250, ge=0, le=1_000_000)
-    git_packs: int = Field(default=10, ge=1, le=1000)
+    git_packs: int = Field(default=10, ge=0, le=1000)  # 0: a full gc whenever maintenance runs
     # Unreachable git objects younger than this stay through maintenance (a ref may be on its way).
     git_prune_after: Seconds = 3600
 
