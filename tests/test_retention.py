@@ -7,6 +7,7 @@ import datetime as dt
 import os
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -249,3 +250,43 @@ def test_maintenance_packs_loose_objects_past_one_limit_and_repacks_all_past_the
     assert gc_plan(251, 1, 250, 10) == "incremental"
     assert gc_plan(0, 11, 250, 10) == "full"
     assert gc_plan(5000, 11, 250, 10) == "full"
+
+
+# --- what the operator's directories hold, mapped to Sprints (handlers/housekeeping.py) ---------------
+
+
+def sprint_body(name: str, phase: str, completed: str | None) -> dict[str, object]:
+    status = {"phase": phase, **({"completedAt": completed} if completed else {})}
+    meta = {"name": name, "namespace": "ns", "creationTimestamp": "2026-12-01T00:00:00Z"}
+    return {"metadata": meta, "spec": {"repository": {"url": "/repo.git"}}, "status": status}
+
+
+def test_the_operator_directories_are_mapped_to_their_sprints_and_orphans_go_by_age(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from sprint_orchestrator.handlers import housekeeping
+    from sprint_orchestrator.runtime import tenant_of
+    from sprint_orchestrator.settings import Settings
+
+    ctx: Any = SimpleNamespace(settings=Settings(state_dir=tmp_path, config=OrchestratorConfig()))
+    bodies = [
+        sprint_body("old", "Completed", "2026-12-02T00:00:00Z"),
+        sprint_body("new", "Failed", "2026-12-05T00:00:00Z"),
+        sprint_body("busy", "Running", None),
+    ]
+    sprints = [housekeeping._info(ctx, body) for body in bodies]
+    paths = {}
+    for name in ("old", "new", "busy", "gone"):
+        paths[name] = tmp_path / "artifacts" / "ns" / name
+        paths[name].mkdir(parents=True)
+        log = tmp_path / "logs" / f"so-{name}-t-1-{tenant_of('ns', name)}.log"
+        log.parent.mkdir(exist_ok=True)
+        log.write_text("x")
+        paths[f"{name}.log"] = log
+    for orphan in (paths["gone"], paths["gone.log"]):
+        os.utime(orphan, (NOW.timestamp() - 40 * 86400,) * 2)
+    (tmp_path / "logs" / "empty").mkdir()  # the pods runtime's empty mount source: not a log
+    items = [item for item, _ in housekeeping._file_items(ctx, sprints)]
+    assert {i.where for i in items} == {str(p) for p in paths.values()}
+    dropped = {i.where for i in to_prune(items, Policy(keep_sprints=1, max_age_s=30 * 86400), NOW)}
+    assert dropped == {str(paths[k]) for k in ("old", "old.log", "gone", "gone.log")}
