@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import GitError
+from ..prunefs import inside
 from ..retention import gc_plan
 from . import worktrees
 from .core import ORCHESTRATOR_REFS, Core, sprint_worktree_name, task_worktree_name
@@ -73,13 +74,13 @@ def drop(core: Core, item: Leftover) -> int:
                 core.delete_ref(item.where, head, "retention: past the policy", item.sprint or None)
             return 0
         root = core.layout.root
+        path = root / ("sprints" if item.kind == "worktree" else "tasks") / item.sprint
+        if not inside(root, path):  # a symlinked sprints/ or tasks/: nothing of ours to remove there
+            raise GitError(f"retention: {path} is not inside {root}; not removed")
+        freed = _size(path)
         if item.kind == "worktree":
-            path = root / "sprints" / item.sprint
-            freed = _size(path)
             worktrees.drop(core, sprint_worktree_name(item.sprint), path)
             return freed
-        path = root / "tasks" / item.sprint
-        freed = _size(path)
         _drop_task_trees(core, item.sprint, path)
         return freed
 
