@@ -8,6 +8,8 @@
     containers: {runtime: podman, base_image: null (the agent image for agent teams), network_mode: none,
                  cleanup_on_completion: true}
     kaiban: {api_url: '${KAIBAN_API_URL}', board_template: sprint-template, webhook_url: '${WEBHOOK_URL}'}
+    retention: {enabled: true, keep_sprints: 20, max_age_days: 30, git_maintenance: true,
+                git_loose_objects: 250, git_packs: 10, git_prune_after: 1h}
 
 String values expand `${VAR}` and `${VAR:-default}` from the `env` mapping passed in (this module never
 reads os.environ). An unset variable without a default is an error naming the key path, except that an
@@ -135,11 +137,31 @@ class KaibanSection(Section):
     webhook_url: str | None = None
 
 
+class RetentionSection(Section):
+    """What the operator keeps of finished sprints (retention.py): the run data (artifacts, logs, agent
+    sessions), worktrees, task branches and salvage refs of the `keep_sprints` most recently finished
+    Sprints, none finished more than `max_age_days` ago; a running sprint's data is never touched. What a
+    deleted Sprint left goes by `max_age_days` alone. git_maintenance: `git gc` on a repository's
+    clone after a sprint ends, when due and none of that repository's sprints is active."""
+
+    enabled: bool = True
+    keep_sprints: int = Field(default=20, ge=1, le=100_000)
+    max_age_days: int = Field(default=30, ge=1, le=36_500)
+    git_maintenance: bool = True
+    # Past this many loose objects they go into a new pack; past this many packs, one full git gc (git's
+    # own defaults, 6,700 and 50, suit a person's clone; the operator writes small objects every sprint).
+    git_loose_objects: int = Field(default=250, ge=0, le=1_000_000)
+    git_packs: int = Field(default=10, ge=0, le=1000)  # 0: a full gc whenever maintenance runs
+    # Unreachable git objects younger than this stay through maintenance (a ref may be on its way).
+    git_prune_after: Seconds = 3600
+
+
 class OrchestratorConfig(Section):
     orchestrator: OrchestratorSection = OrchestratorSection()
     git: GitSection = GitSection()
     containers: ContainersSection = ContainersSection()
     kaiban: KaibanSection = KaibanSection()
+    retention: RetentionSection = RetentionSection()
 
 
 def _optional(section: str, key: str) -> bool:

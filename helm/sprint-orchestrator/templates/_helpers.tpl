@@ -59,6 +59,7 @@ state volume, the image's bundled examples (the demo team's recipes) allowed as 
 {{- end -}}
 {{- $config := dict "orchestrator" $orchestrator "git" $git "containers" $containers -}}
 {{- with .Values.config.kaiban }}{{ $_ := set $config "kaiban" . }}{{ end -}}
+{{- with .Values.config.retention }}{{ $_ := set $config "retention" . }}{{ end -}}
 {{ toYaml $config }}
 {{- end -}}
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pygit2
 
 from ..errors import InvalidInput
-from . import diff, merges, recovery, tasks
+from . import diff, leftovers, merges, recovery, tasks
 from .core import Core, Layout
 from .remote import Origin, clone_or_check, fetch_main, parse_origin
 from .results import (
@@ -183,6 +183,20 @@ class GitEngine:
     def abandon_sprint(self, sprint_id: str) -> CleanupResult:
         """A deleted Sprint: worktrees gone, uncommitted and unmerged task work kept in salvage refs."""
         return recovery.abandon_sprint(self._core, sprint_id)
+
+    def sprint_leftovers(self) -> list[leftovers.Leftover]:
+        """What sprints left in the clone: worktrees, task branches, salvage refs (gitops/leftovers.py)."""
+        return leftovers.leftovers(self._core)
+
+    def drop_leftover(self, item: leftovers.Leftover) -> int:
+        """Remove one leftover the retention policy dropped; the bytes of the directories removed."""
+        return leftovers.drop(self._core, item)
+
+    def maintain(
+        self, prune_after_s: int, loose_limit: int = 250, pack_limit: int = 10
+    ) -> tuple[int, int] | None:
+        """git gc between sprints, when due; the clone's bytes before and after (None: not due)."""
+        return leftovers.maintain(self._core, prune_after_s, loose_limit, pack_limit)
 
     def recover(self) -> RecoveryReport:
         return recovery.recover(self._core)

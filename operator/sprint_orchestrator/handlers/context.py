@@ -37,6 +37,7 @@ class OperatorContext:
     task_cache: TaskCache = field(default_factory=TaskCache)  # the sprint loops' reads of their Tasks
     runtime_check: asyncio.Task[None] | None = None
     lease_keeper: asyncio.Task[None] | None = None
+    background: set[asyncio.Task[Any]] = field(default_factory=set)  # retention runs (housekeeping.py)
     _runtime_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     _proxy_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
@@ -78,9 +79,9 @@ class OperatorContext:
             self.lease_keeper.cancel()
         if self.runtime_check is not None:
             await asyncio.gather(self.runtime_check, return_exceptions=True)
-        for task in list(self.runners.values()):
+        for task in [*self.runners.values(), *self.background]:
             task.cancel()
-        await asyncio.gather(*self.runners.values(), return_exceptions=True)
+        await asyncio.gather(*self.runners.values(), *self.background, return_exceptions=True)
         if self.proxy is not None:
             await self.proxy.stop()
             self.proxy = None

@@ -19,7 +19,7 @@ from ..faults import checkpoint
 from ..kube import now_iso
 from ..model import SprintSpec
 from ..runtime import Limits, tenant_of
-from . import publish
+from . import housekeeping, publish
 from .conditions import set_condition
 from .gating import run_gates, scheduling_of
 
@@ -305,6 +305,7 @@ class Integrator:
             }
         )
         self.rec.event(self.body, phase, message, warn=not ok)
+        housekeeping.schedule(self.rec.ctx, (self.rec.namespace, self.rec.name))  # retention, git gc
         return 0.0
 
     def _cleanup(self, engine: Any, runtime: Any) -> None:

@@ -13,7 +13,7 @@ import kopf
 from .. import GROUP
 from ..errors import InvalidInput
 from ..settings import from_env, in_cluster_api_server
-from . import diffs
+from . import diffs, housekeeping
 from .context import OperatorContext
 from .diffbase import DigestDiffBaseStorage
 
@@ -47,6 +47,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     try:
         await ctx.start()
         memo["diff_server"] = await diffs.start(ctx)  # the dashboard's diff reads, when configured
+        housekeeping.schedule(ctx)  # retention of what finished sprints left before this start
     except InvalidInput as exc:  # a state directory we must not use: stop with the reason, not retry
         raise kopf.PermanentError(str(exc)) from exc
     log.info("operator started", extra={"state_dir": str(ctx.settings.state_dir)})
