@@ -234,13 +234,16 @@ def test_the_default_install_runs_tasks_as_pods_with_nothing_of_the_node() -> No
 
 
 def test_task_pods_reach_the_operators_workspace_endpoint_and_proxy_through_one_service() -> None:
-    """Both ports the task Pods' own NetworkPolicies open (transfer, proxy) are configured, listened on
-    by the operator container, exposed by the transfer Service and let in by the operator's policy."""
-    for docs in (helm_template(), helm_template("tasks.proxy.port=9444"), kustomize(REPO / "manifests")):
+    """Both ports the task Pods' own NetworkPolicies open (transfer, proxy) and the canary they leave out
+    are configured, listened on by the operator container, exposed by the transfer Service and let in by
+    the operator's policy (so only a task Pod's own policy keeps it from the canary)."""
+    wired = (helm_template(), helm_template("tasks.proxy.port=9444", "tasks.canary.port=9445"))
+    for docs in (*wired, kustomize(REPO / "manifests")):
         config = next(d for d in by_kind(docs, "ConfigMap") if d["metadata"]["name"].endswith("-config"))
         containers = yaml.safe_load(config["data"]["config.yaml"])["containers"]
-        wanted = {int(containers["transfer_listen"].rsplit(":", 1)[1]), containers["proxy_port"]}
-        assert len(wanted) == 2 and 0 not in wanted
+        listen = int(containers["transfer_listen"].rsplit(":", 1)[1])
+        wanted = {listen, containers["proxy_port"], containers["canary_port"]}
+        assert len(wanted) == 3 and 0 not in wanted
         deploy = next(
             d for d in by_kind(docs, "Deployment") if not d["metadata"]["name"].endswith("dashboard")
         )

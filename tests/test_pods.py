@@ -19,6 +19,7 @@ from localcluster import LocalCluster
 from nodeset import push_image
 from sprint_orchestrator.runtime import Health, Limits, Mount, TaskRunSpec
 from sprint_orchestrator.runtime.pods import PodsRuntime
+from test_node import HostListener
 
 pytestmark = [pytest.mark.node, pytest.mark.podman, pytest.mark.timeout(900)]
 
@@ -103,6 +104,38 @@ def test_a_gate_never_sees_the_transfer_url_and_only_the_operator_decides_a_down
     monkeypatch.setattr(runtime.transfer, "url", lambda token: url(token) + "-broken")  # its download fails
     lost = runtime.run_oneshot(image, ["/bin/sh", "-c", "exit 0"], ws, 120, SMALL)
     assert lost.exit_code is None and "fetching the workspace failed" in lost.log_tail, lost.log_tail
+
+
+def test_a_pods_command_starts_only_once_its_network_policy_holds_and_never_without_it(
+    tmp_path: Path, image: str, nodes: LocalCluster, runtime: PodsRuntime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A CNI programs a new Pod's rules only once it sees the Pod (measured: a host port the policy denies
+    answered for the Pod's first 0.5-1.5 s): the wrapper waits until the canary stops answering, so the
+    command's very first connection is already held by the policy. A canary the policy lets through (as
+    on a CNI that enforces no NetworkPolicy) keeps the command from running at all."""
+    node_set = nodes.node_set()
+    assert node_set is not None
+    listener = HostListener(node_set.slot.host_ip)
+    try:
+        first = f"nc -w 2 {node_set.slot.host_ip} {listener.port} </dev/null && echo reached || echo held"
+        ws = _workspace(tmp_path, {"a.txt": "x\n"})
+        held = runtime.run_oneshot(image, ["/bin/sh", "-c", first], ws, 120, SMALL)
+        assert held.exit_code == 0 and "held" in held.log_tail and "reached" not in held.log_tail, (
+            held.log_tail
+        )
+        assert listener.accepted == 0
+    finally:
+        listener.close()
+    monkeypatch.setattr(runtime, "canary_address", runtime.transfer.advertise)  # a port the policy allows
+    monkeypatch.setattr(runtime, "policy_wait_s", 3)
+    (tmp_path / "open").mkdir()
+    spec = _spec(tmp_path / "open", image, "echo ran > ran.txt", _workspace(tmp_path / "open", {}))
+    handle = runtime.start_task(spec)
+    outcome = runtime.wait(handle, spec.timeout_s)
+    runtime.remove(handle)
+    log = outcome.log_path.read_text()
+    assert outcome.exit_code is None and "did not take hold in 3 s" in log, (outcome, log)
+    assert not (spec.workspace / "ran.txt").exists()
 
 
 def test_a_task_pod_writes_files_that_come_back_into_the_workspace(

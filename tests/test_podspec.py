@@ -20,6 +20,8 @@ def _run(**changes: Any) -> podspec.PodRun:
         "environment": {"A": "1"},
         "upload": True,
         "mounts": ["/opt/team"],
+        "canary": "10.0.0.1:8084",
+        "policy_wait_s": 29.5,
     }
     return podspec.PodRun(**{**values, **changes})
 
@@ -47,6 +49,9 @@ def test_a_task_pod_is_restricted_guaranteed_tokenless_and_bounded_in_time() -> 
     assert {"name": "mount-0", "mountPath": "/so-mount/0"} in main["volumeMounts"]  # the wrapper fills it
     script = main["command"][2]
     assert script.index("/workspace") < script.index('unset SO_TRANSFER; "$@"')  # fetched, then run
+    assert script.index("$SO_CANARY") < script.index('unset SO_TRANSFER; "$@"')  # the policy holds first
+    env = {e["name"]: e.get("value") for e in main["env"]}
+    assert (env["SO_CANARY"], env["SO_POLICY_WAIT"]) == ("10.0.0.1:8084", "30")
     assert any(m["mountPath"] == "/artifacts" for m in main["volumeMounts"])
 
 

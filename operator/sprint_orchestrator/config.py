@@ -122,6 +122,12 @@ class ContainersSection(Section):
     # transfer_listen's): 0 takes any free port (an operator process on the host); behind a Service, the
     # Service's port (the chart and manifests/ use 8082).
     proxy_port: int = Field(default=0, ge=0, le=65535)
+    # The NetworkPolicy canary (runtime/canary.py): a port beside the proxy's that every Pod's policy
+    # leaves out (0: any free port; behind a Service, the Service's port: 8084 in the chart and
+    # manifests/). A Pod's command starts once the canary stops answering; still answering after
+    # network_policy_wait, the Pod ends without running it (its CNI enforces no NetworkPolicy).
+    canary_port: int = Field(default=0, ge=0, le=65535)
+    network_policy_wait: Seconds = 60
     # runtime: pods. How long an image pull may fail (often transient) before the attempt ends as an
     # infrastructure failure; how long a Pod may be unschedulable before the Task says "no node fits".
     image_pull_grace: Seconds = 60

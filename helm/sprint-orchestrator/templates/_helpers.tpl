@@ -56,6 +56,8 @@ state volume, the image's bundled examples (the demo team's recipes) allowed as 
 {{- $_ := set $containers "transfer_address" (include "so.transferAddress" .) -}}
 {{- $_ := set $containers "transfer_listen" (printf "0.0.0.0:%d" (int .Values.tasks.transfer.port)) -}}
 {{- $_ := set $containers "proxy_port" (int .Values.tasks.proxy.port) -}}
+{{- $_ := set $containers "canary_port" (int .Values.tasks.canary.port) -}}
+{{- $_ := set $containers "network_policy_wait" (int .Values.tasks.canary.policyWaitSeconds) -}}
 {{- end -}}
 {{- $config := dict "orchestrator" $orchestrator "git" $git "containers" $containers -}}
 {{- with .Values.config.kaiban }}{{ $_ := set $config "kaiban" . }}{{ end -}}

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
-import socket
 import time
 import uuid
 from collections.abc import Mapping, Sequence
@@ -53,6 +52,7 @@ from . import (
     podstatus,
     task_labels,
 )
+from .canary import Canary, listener
 from .podwatch import PodWatcher, RecentNames
 from .transfer import GrantStore, key_of, open_endpoint, split_address
 
@@ -75,6 +75,8 @@ class PodsRuntime:
         registry_plain_http: bool = False,
         proxy_port: int = 0,
         stalls: podstatus.StallPolicy = podstatus.DEFAULT_STALLS,
+        canary_port: int = 0,
+        policy_wait_s: float = 60,
     ) -> None:
         self.kube = kube
         self.namespace = namespace
@@ -84,14 +86,25 @@ class PodsRuntime:
         # The metering proxy serves task Pods on this socket (proxy.listen_tcp); bound here, so each
         # Pod's NetworkPolicy can name its port before the proxy first serves.
         try:
-            self.proxy_socket = _proxy_listener(host, proxy_port, store.root / "proxy-port")
+            self.proxy_socket = listener(host, proxy_port, store.root / "proxy-port")
         except OSError as exc:
             self.transfer.close()
             raise RuntimeUnavailable(
                 f"containers.proxy_port: cannot listen on {host}:{proxy_port}: {exc}"
             ) from None
+        # A port every Pod's policy leaves out: the Pod's command waits until it no longer answers.
+        try:
+            self.canary = Canary(host, canary_port, store.root / "canary-port")
+        except OSError as exc:
+            self.transfer.close()
+            self.proxy_socket.close()
+            raise RuntimeUnavailable(
+                f"containers.canary_port: cannot listen on {host}:{canary_port}: {exc}"
+            ) from None
+        self.policy_wait_s = policy_wait_s
         advertised_host = self.transfer.advertise.rsplit(":", 1)[0]
         self.proxy_url = f"http://{advertised_host}:{self.proxy_socket.getsockname()[1]}"
+        self.canary_address = f"{advertised_host}:{self.canary.port}"
         self.log_dir = state_dir / "logs"
         self.registry = registry
         self.plain_http = [registry.split("/")[0]] if (registry and registry_plain_http) else []
@@ -116,6 +129,8 @@ class PodsRuntime:
         listen = getattr(section, "transfer_listen", None)
         plain = bool(getattr(section, "registry_plain_http", False))
         proxy_port = int(getattr(section, "proxy_port", 0) or 0)
+        canary_port = int(getattr(section, "canary_port", 0) or 0)
+        policy_wait_s = float(getattr(section, "network_policy_wait", 60))
         stalls = podstatus.StallPolicy(
             float(getattr(section, "image_pull_grace", 60)),
             float(getattr(section, "unschedulable_report_after", 120)),
@@ -123,7 +138,7 @@ class PodsRuntime:
         try:
             runtime = cls(
                 kube, namespace, host, settings.state_dir, getattr(section, "registry", None), settings,
-                listen, plain, proxy_port, stalls,
+                listen, plain, proxy_port, stalls, canary_port=canary_port, policy_wait_s=policy_wait_s,
             )  # fmt: skip
         except RuntimeUnavailable:
             kube.close()
@@ -153,6 +168,7 @@ class PodsRuntime:
     def close(self) -> None:
         self.transfer.close()
         self.proxy_socket.close()
+        self.canary.close()
         if self._podman is not None:
             self._podman.close()
         self.kube.close()
@@ -209,6 +225,7 @@ class PodsRuntime:
             spec.limits, spec.timeout_s, spec.environment, upload=True,
             mounts=[m.target for m in spec.extra_mounts], secret=name if spec.secrets else "",
             secret_keys=sorted(spec.secrets), owners=owners, scheduling=spec.scheduling,
+            canary=self.canary_address, policy_wait_s=self.policy_wait_s,
         )  # fmt: skip
         self._ours.discard(name)
         try:
@@ -353,6 +370,7 @@ class PodsRuntime:
         run = podspec.PodRun(
             name, self.namespace, image, command, self.transfer.url(token), labels,
             limits, timeout_s, {}, upload=False, owners=owners, scheduling=scheduling,
+            canary=self.canary_address, policy_wait_s=self.policy_wait_s,
         )  # fmt: skip
         begin = time.perf_counter()
         try:
@@ -406,18 +424,6 @@ class PodsRuntime:
 
 
 _SA_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
-
-
-def _proxy_listener(host: str, port: int, remembered: Path) -> socket.socket:
-    """The metering proxy's listener on the configured port, else on the port of the last run (running
-    Pods' base URLs name it, and a restarted operator resumes their credentials), else any free one."""
-    if not port:
-        with contextlib.suppress(OSError, ValueError):
-            return socket.create_server((host, int(remembered.read_text())))
-    sock = socket.create_server((host, port))
-    if not port:
-        remembered.write_text(str(sock.getsockname()[1]))
-    return sock
 
 
 def _own_namespace() -> str | None:

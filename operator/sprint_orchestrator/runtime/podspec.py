@@ -64,10 +64,32 @@ FETCH_SCRIPT = (
     "tar -x -f /tmp/.so-in-$((i+1)).tar -C /so-mount/$i; i=$((i+1)); done; rm -f /tmp/.so-in-*.tar"
 )
 FETCH_FAILED_EXIT = 125  # what the wrapper exits with when the download failed (the log says why)
-# A statement of its own, not `( ... ) || ...`: in an AND-OR list the subshell's `set -e` is ignored.
+POLICY_FAILED_EXIT = 126  # ... when the Pod's NetworkPolicy did not take hold in time (canary.py)
+CANARY_ENV, POLICY_WAIT_ENV = "SO_CANARY", "SO_POLICY_WAIT"
+# Until the canary (host:port, left out of every Pod's policy) stops answering, for at most
+# $SO_POLICY_WAIT seconds: 0 once the policy holds, 1 when it never did. One python3 process polls
+# (0.1 s apart, each try up to 0.5 s); without python3, busybox nc (whole seconds). No canary: 0.
+_POLICY_WAIT = (
+    f'[ -n "${CANARY_ENV}" ] || exit 0; if command -v python3 >/dev/null 2>&1; then '
+    "exec python3 -c 'import socket,sys,time\n"
+    'h,p=sys.argv[1].rsplit(":",1);end=time.monotonic()+float(sys.argv[2])\n'
+    "while time.monotonic()<end:\n"
+    " try: socket.create_connection((h,int(p)),0.5).close()\n"
+    " except OSError: sys.exit(0)\n"
+    " time.sleep(0.1)\n"
+    f'sys.exit(1)\' "${CANARY_ENV}" "${POLICY_WAIT_ENV}"; fi; '
+    f'n=0; while nc -w 1 "${{{CANARY_ENV}%:*}}" "${{{CANARY_ENV}##*:}}" </dev/null >/dev/null 2>&1; do '
+    f'n=$((n+1)); [ $n -le "${POLICY_WAIT_ENV}" ] || exit 1; sleep 1; done'
+)
+# The policy wait runs beside the download; the command starts once both are done. Statements of their
+# own, not `( ... ) || ...`: in an AND-OR list the subshell's `set -e` is ignored.
 FETCH_STEP = (
-    f"( {FETCH_SCRIPT} ); if [ $? -ne 0 ]; then echo 'sprint-orchestrator: fetching the workspace failed' "
+    f"( {_POLICY_WAIT} ) & so_pw=$!; ( {FETCH_SCRIPT} ); so_f=$?; wait $so_pw; so_p=$?; "
+    "if [ $so_f -ne 0 ]; then echo 'sprint-orchestrator: fetching the workspace failed' "
     f">&2; exit {FETCH_FAILED_EXIT}; fi; "
+    "if [ $so_p -ne 0 ]; then echo \"sprint-orchestrator: the Pod's NetworkPolicy did not take hold in "
+    f'${POLICY_WAIT_ENV} s (the canary ${CANARY_ENV} still answers): the command was not run" >&2; '
+    f"exit {POLICY_FAILED_EXIT}; fi; unset {CANARY_ENV} {POLICY_WAIT_ENV}; "
 )
 ONESHOT_SCRIPT = f'{FETCH_STEP}unset {TRANSFER_ENV}; exec "$@"'
 # busybox wget posts a file as text (up to its first NUL byte): without python3, PUT through nc.
@@ -117,6 +139,8 @@ class PodRun:
     secret_keys: Sequence[str] = ()
     owners: Sequence[Mapping[str, Any]] = ()  # ownerReferences (the Task)
     scheduling: Scheduling = ANYWHERE
+    canary: str = ""  # host:port left out of the Pod's policy: the command waits until it is unreachable
+    policy_wait_s: float = 60
 
 
 def resources(limits: Limits) -> dict[str, Any]:
@@ -164,6 +188,9 @@ def manifest(run: PodRun) -> dict[str, Any]:
     else:
         command = ["/bin/sh", "-c", ONESHOT_SCRIPT, "sh", *run.command]
     env.append(transfer)
+    if run.canary:
+        env.append({"name": CANARY_ENV, "value": run.canary})
+        env.append({"name": POLICY_WAIT_ENV, "value": str(max(1, math.ceil(run.policy_wait_s)))})
     main = {
         "name": "main",
         "image": run.image,
