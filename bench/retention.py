@@ -41,18 +41,12 @@ from _baseline import IMAGE, sh  # noqa: E402
 from _sprints import TERMINAL, Bench, log, start_operator, stop_operator  # noqa: E402
 from _sprints import sprint_manifest as manifest_of  # noqa: E402
 from localcluster import BIN, LocalCluster  # noqa: E402
+from sprint_orchestrator.prunefs import size  # noqa: E402
 
 
 def disk_bytes(*roots: Path) -> int:
-    total = 0
-    for root in roots:
-        for top, dirs, files in os.walk(root, followlinks=False):
-            for name in dirs + files:
-                try:
-                    total += os.lstat(os.path.join(top, name)).st_blocks * 512
-                except FileNotFoundError:
-                    continue
-    return total
+    """The disk blocks in use under `roots` (du's count), no link followed."""
+    return sum(size(root) for root in roots)
 
 
 class Side:

@@ -5,7 +5,6 @@ what the policy dropped is gone while the last three sprints keep everything."""
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +13,7 @@ import pytest
 from _e2e import apply, operator_process, wait_for
 from conftest import kubectl
 from localcluster import LocalCluster
+from sprint_orchestrator.prunefs import size
 from test_lifecycle_e2e import git, seed_repository, wait_terminal
 
 pytestmark = [pytest.mark.cluster, pytest.mark.podman]
@@ -28,15 +28,7 @@ KEPT_PER_SPRINT = (2 + KEEP + 2) * BLOCK
 
 def disk_bytes(*roots: Path) -> int:
     """The disk blocks in use under `roots` (du's count), no link followed."""
-    total = 0
-    for root in roots:
-        for top, dirs, files in os.walk(root, followlinks=False):
-            for name in dirs + files:
-                try:
-                    total += os.lstat(os.path.join(top, name)).st_blocks * 512
-                except FileNotFoundError:
-                    continue
-    return total
+    return sum(size(root) for root in roots)
 
 
 def retention_config(tmp: Path, keep: int) -> dict[str, str]:

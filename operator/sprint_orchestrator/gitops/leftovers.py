@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import GitError
-from ..prunefs import inside
+from ..prunefs import inside, size
 from ..retention import gc_plan
 from . import worktrees
 from .core import ORCHESTRATOR_REFS, Core, sprint_worktree_name, task_worktree_name
@@ -77,7 +77,7 @@ def drop(core: Core, item: Leftover) -> int:
         path = root / ("sprints" if item.kind == "worktree" else "tasks") / item.sprint
         if not inside(root, path):  # a symlinked sprints/ or tasks/: nothing of ours to remove there
             raise GitError(f"retention: {path} is not inside {root}; not removed")
-        freed = _size(path)
+        freed = size(path)
         if item.kind == "worktree":
             worktrees.drop(core, sprint_worktree_name(item.sprint), path)
             return freed
@@ -106,7 +106,7 @@ def maintain(core: Core, prune_after_s: int, loose_limit: int, pack_limit: int) 
         plan = gc_plan(*object_counts(gitdir), loose_limit, pack_limit)
         if plan is None:
             return None
-        before = _size(gitdir)
+        before = size(gitdir)
         grace = f"{int(prune_after_s)}.seconds.ago"
         steps = {
             "incremental": [
@@ -118,7 +118,7 @@ def maintain(core: Core, prune_after_s: int, loose_limit: int, pack_limit: int) 
         }[plan]  # fmt: skip
         for step in steps:
             _git(gitdir, step)
-        return before, _size(gitdir)
+        return before, size(gitdir)
 
 
 def _git(gitdir: Path, args: list[str]) -> None:
@@ -140,15 +140,3 @@ def object_counts(gitdir: Path) -> tuple[int, int]:
         len(os.listdir(d)) for d in objects.glob("[0-9a-f][0-9a-f]") if d.is_dir() and not d.is_symlink()
     )
     return loose, len(list((objects / "pack").glob("*.pack")))
-
-
-def _size(path: Path) -> int:
-    """Disk blocks in use under `path` (what du counts), links not followed."""
-    total = 0
-    for top, dirs, files in os.walk(path, followlinks=False):
-        for name in dirs + files:
-            try:
-                total += os.lstat(os.path.join(top, name)).st_blocks * 512
-            except FileNotFoundError:
-                continue
-    return total

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
+import threading
 import time
 import uuid
 from collections.abc import Mapping, Sequence
@@ -111,6 +112,7 @@ class PodsRuntime:
         self.settings = settings
         self._tokens: dict[str, str] = self.transfer.pods()  # Pod name -> its grant's key
         self._podman: Any = None
+        self._podman_lock = threading.Lock()  # sprints initializing at once must share one Podman service
         self.stalls = stalls
         self._ours = RecentNames()  # Pods the operator deletes itself: their end is no one's fault
         self.watcher = PodWatcher(kube, namespace, stalls, self._delete, self._ours)
@@ -196,13 +198,16 @@ class PodsRuntime:
         )
 
     def _builder(self) -> Any:
-        if self._podman is None:
-            if self.settings is None:
-                raise RuntimeUnavailable("building images needs the operator's settings (Podman)")
-            from .podman import PodmanRuntime
+        """The Podman runtime images are built with, connected once: two threads connecting at once each
+        started a Podman service on the same socket, and one removed the socket the other was using."""
+        with self._podman_lock:
+            if self._podman is None:
+                if self.settings is None:
+                    raise RuntimeUnavailable("building images needs the operator's settings (Podman)")
+                from .podman import PodmanRuntime
 
-            self._podman = PodmanRuntime.connect(self.settings, verify=False)
-        return self._podman
+                self._podman = PodmanRuntime.connect(self.settings, verify=False)
+            return self._podman
 
     # -- tasks -----------------------------------------------------------------------------------------
 
