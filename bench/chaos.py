@@ -11,13 +11,16 @@ fault thread injects, every 0.5-4 s, one of:
     pause      SIGSTOP of the operator for 1-5 s, then SIGCONT
     refuse     the remote's pre-receive hook refuses the next 1-3 pushes
     container  a running task container of the sprint removed by hand (podman rm -f)
+    apiserver  the kube-apiserver stopped for 1-5 s and started again (same port, certificates, etcd data)
+    podman     SIGKILL of the operator's Podman API service (task containers run on under conmon; the
+               operator starts the service again at its next Podman call)
 
-(after a kill, the next fault waits until the restarted operator made progress, at most 90 s) until
-`--faults N` are injected; the sprint under way then finishes undisturbed, the operator stops, and
+(after a kill or an apiserver restart, the next fault waits until the operator made progress, at most
+90 s) until `--faults N` are injected; the sprint under way then finishes undisturbed, the operator stops, and
 tests/chaos/invariants.py checks the whole run. Figures: faults injected (by kind), sprints converged
 (ended Completed or Partial), invariant violations (goal 0), the median recovery time after a kill
-(kill -> the next phase change any Sprint or Task makes), the calm sprint's time beside the median
-sprint time under faults, and the total time.
+(kill -> the next phase change any Sprint or Task makes) and after an apiserver restart, the calm
+sprint's time beside the median sprint time under faults, and the total time.
 
     .venv/bin/python bench/chaos.py --faults 200      # last line: one JSON object
 """
@@ -56,6 +59,7 @@ IMAGE = "localhost/sprint-orchestrator/base:bookworm"
 TERMINAL = ("Completed", "Partial", "Failed", "RolledBack")
 SPRINT_TIMEOUT_S = 1200.0
 RECOVERY_WAIT_S = 90.0
+KINDS = {"kill": 35, "pause": 15, "refuse": 15, "container": 20, "apiserver": 8, "podman": 7}  # weights
 SPRINTCTL = str(Path(sys.executable).parent / "sprintctl")
 
 
@@ -167,6 +171,21 @@ class World:
             finally:
                 os.kill(self.proc.pid, signal.SIGCONT)
 
+    def restart_apiserver(self, seconds: float) -> None:
+        """The kube-apiserver down for `seconds`, then up again on etcd's data (the operator runs on)."""
+        self.local.stop_apiserver()
+        try:
+            time.sleep(seconds)
+        finally:
+            self.local.start_apiserver()
+
+    def kill_podman_service(self) -> bool:
+        """SIGKILL the operator's Podman API service; False when none is running (not started yet)."""
+        pids = _procs.podman_services(self.state / "run")
+        for pid in pids:
+            os.kill(pid, signal.SIGKILL)
+        return bool(pids)
+
     def stop(self) -> None:
         with self.lock:
             if self.proc is not None and self.proc.poll() is None:
@@ -259,8 +278,9 @@ class Faults:
 
     def __init__(self, world: World, recorder: Recorder, limit: int, rng: random.Random) -> None:
         self.world, self.recorder, self.limit, self.rng = world, recorder, limit, rng
-        self.injected: dict[str, int] = {"kill": 0, "pause": 0, "refuse": 0, "container": 0}
+        self.injected = {k: 0 for k in KINDS}
         self.kills: list[float] = []  # time.monotonic() of each kill
+        self.restarts: list[float] = []  # time.monotonic() of each apiserver start after a stop
         self.sprint = ""  # the sprint under way, whose containers may be removed
         self.thread = threading.Thread(target=self._loop, daemon=True, name="faults")
         self.stopping = threading.Event()
@@ -275,20 +295,20 @@ class Faults:
     def _loop(self) -> None:
         while not self.done() and not self.stopping.is_set():
             time.sleep(self.rng.uniform(0.5, 4.0))
-            kind = self.rng.choices(["kill", "pause", "refuse", "container"], weights=[40, 20, 15, 25])[0]
+            kind = self.rng.choices(KINDS, weights=[KINDS[k] for k in KINDS])[0]
             try:
                 if kind == "container" and not self._remove_container():
                     kind = "kill"  # nothing running to remove: a kill instead
+                if kind == "podman" and not self.world.kill_podman_service():
+                    kind = "kill"  # no service yet: a kill instead
                 if kind == "kill":
                     self.kills.append(time.monotonic())
                     self.world.kill_and_restart()
-                    # The next fault once the restarted operator made progress (or after RECOVERY_WAIT_S):
-                    # kills faster than a start-up would test nothing but the start-up.
-                    deadline = time.monotonic() + RECOVERY_WAIT_S
-                    while (
-                        self.recorder.progress_after(self.kills[-1]) is None and time.monotonic() < deadline
-                    ):
-                        time.sleep(0.2)
+                    self._recovered(self.kills[-1])
+                elif kind == "apiserver":
+                    self.world.restart_apiserver(self.rng.uniform(1.0, 5.0))
+                    self.restarts.append(time.monotonic())
+                    self._recovered(self.restarts[-1])
                 elif kind == "pause":
                     self.world.pause(self.rng.uniform(1.0, 5.0))
                 elif kind == "refuse":
@@ -299,6 +319,13 @@ class Faults:
             self.injected[kind] += 1
             if self.total % 10 == 0:
                 log(f"{self.total} faults injected: {self.injected}")
+
+    def _recovered(self, moment: float) -> None:
+        """The next fault once the operator made progress after `moment` (or after RECOVERY_WAIT_S):
+        kills faster than a start-up would test nothing but the start-up."""
+        deadline = time.monotonic() + RECOVERY_WAIT_S
+        while self.recorder.progress_after(moment) is None and time.monotonic() < deadline:
+            time.sleep(0.2)
 
     def _remove_container(self) -> bool:
         if not self.sprint:
@@ -360,6 +387,7 @@ def run(tmp: Path, local: LocalCluster, limit: int, seed: int) -> dict[str, Any]
     for violation in found:
         log(f"VIOLATION {violation}")
     recoveries = [p - k for k in faults.kills if (p := recorder.progress_after(k)) is not None]
+    api_recoveries = [p - r for r in faults.restarts if (p := recorder.progress_after(r)) is not None]
     converged = sum(1 for p in phases if p in ("Completed", "Partial"))
     return {
         "faults_injected": faults.total,
@@ -371,6 +399,10 @@ def run(tmp: Path, local: LocalCluster, limit: int, seed: int) -> dict[str, Any]
         "median_recovery_after_kill_s": round(statistics.median(recoveries), 2) if recoveries else None,
         "max_recovery_after_kill_s": round(max(recoveries), 2) if recoveries else None,
         "kills_measured": len(recoveries),
+        "median_recovery_after_apiserver_restart_s": (
+            round(statistics.median(api_recoveries), 2) if api_recoveries else None
+        ),
+        "apiserver_restarts_measured": len(api_recoveries),
         "calm_sprint_s": round(calm_s, 1),
         "median_sprint_under_faults_s": round(statistics.median(chaos_times), 1) if chaos_times else None,
         "recorder_notes": len(recorder.errors),
