@@ -1,11 +1,13 @@
-"""Chaos of the services the operator stands on, restarted under a running sprint: the kube-apiserver
-(etcd kept) and the Podman API service. Each task's container is held running until the test releases
-it (a file in its /artifacts), so the fault always lands while tasks run; then the sprint must end
-Completed with every invariant of tests/chaos/invariants.py holding, and the operator alive. The real
-control plane, real git, real Podman running the demo team; every wait is on API, process or file state."""
+"""Chaos of what the operator stands on, under a running sprint: the kube-apiserver restarted (etcd
+kept), the Podman API service killed, the target repository's disk full when main is pushed. Each
+task's container is held running until the test releases it (a file in its /artifacts), so the fault
+always lands while tasks run; then the sprint must end Completed with every invariant of
+tests/chaos/invariants.py holding, and the operator alive. The real control plane, real git, real
+Podman running the demo team; every wait is on API, process or file state."""
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 import subprocess
@@ -17,10 +19,10 @@ import pytest
 from _chaos import ChaosRun, git
 
 import _procs
-from _e2e import apply, wait_for
+from _e2e import apply, sprint_status, wait_for
 from _podman import PODMAN_ENV
 from localcluster import LocalCluster
-from test_lifecycle_e2e import by_id, wait_terminal
+from test_lifecycle_e2e import by_id, seed_repository, wait_terminal
 
 pytestmark = [pytest.mark.cluster, pytest.mark.podman]
 
@@ -183,3 +185,59 @@ def test_a_podman_service_killed_while_tasks_run_comes_back_and_the_sprint_ends_
     assert tasks["left"]["attempt"] == 1 and tasks["right"]["attempt"] == 1, tasks
     assert _procs.podman_services(run.state / "run"), "the operator did not start its Podman service again"
     run.finish()
+
+
+def fill(directory: Path) -> Path:
+    """Fill the filesystem of `directory` to the last byte (a file of 1 MiB, then 4 KiB writes)."""
+    filler = directory / "filler"
+    with filler.open("wb", buffering=0) as out:  # unbuffered: nothing left to fail at close()
+        for chunk in (1 << 20, 4096, 512):
+            try:
+                while True:
+                    out.write(b"\0" * chunk)
+            except OSError as exc:
+                if exc.errno != errno.ENOSPC:
+                    raise
+    return filler
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 16 MiB tmpfs (mounting needs root) for the target repository, unmounted at the end."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(disk)], check=True)
+    try:
+        yield disk
+    finally:
+        subprocess.run(["umount", str(disk)], check=True)
+
+
+def test_a_remote_whose_disk_fills_before_main_is_pushed_says_so_then_pushes_once_freed_uncorrupted(
+    cluster: LocalCluster, namespace: str, tmp_path: Path, small_disk: Path
+) -> None:
+    run = ChaosRun(cluster, namespace, tmp_path, repo=seed_repository(small_disk, files={"README.md": "x\n"}))
+    try:
+        apply(cluster, namespace, held_sprint("diskfull", run.repo, tmp_path / "r"))
+        run.start()
+        held_running(run, "diskfull", ("left", "right"))
+        filler = fill(small_disk)
+        release_all(run, "diskfull")
+        refused = wait_for(
+            lambda: (
+                (s := sprint_status(cluster, namespace, "diskfull")).get("push", {}).get("attempts") and s
+            ),
+            timeout=600,
+            what="a push refused for want of space",
+        )
+        assert refused["phase"] == "Integrating", refused
+        assert "refused the push" in refused["message"], refused["message"]
+        assert "No space left on device" in refused["push"]["lastError"], refused["push"]
+        assert git(run.repo, "rev-parse", "main") == run.base_main  # main did not move on the full disk
+        filler.unlink()
+        assert_completed(run, "diskfull")
+        run.finish()  # git fsck of the remote and the clone among the invariants
+    finally:
+        run.close()
