@@ -21,6 +21,7 @@ from ..errors import RuntimeUnavailable
 from .service import ServiceProcess
 
 WAIT_S = 60.0  # how long a service someone else runs may take to come back
+REVIVALS = 3  # services brought back during one call before it gives up
 _POLL_S = 0.5
 log = logging.getLogger(__name__)
 P = ParamSpec("P")
@@ -66,27 +67,28 @@ class Revival:
 
 
 def revived(method: Callable[Concatenate[Any, P], T]) -> Callable[Concatenate[Any, P], T]:
-    """A runtime method made once more after the service it talks to stopped answering (an API error
-    while the service does not answer a ping) and was brought back. The runtime has `service` (a
-    ServiceProcess) and `revival` (a Revival); the method must be idempotent (they all adopt what
-    exists: a container created, started or removed before the loss)."""
+    """A runtime method made again after the service it talks to stopped answering (an API error while
+    the service does not answer a ping, or across a restart another thread made) and was brought back,
+    up to REVIVALS times. The runtime has `service` (a ServiceProcess) and `revival` (a Revival); the
+    method must be idempotent (they all adopt what exists: a container created, started or removed
+    before the loss)."""
 
     @functools.wraps(method)
     def call(self: Any, /, *args: P.args, **kwargs: P.kwargs) -> T:
-        generation = self.revival.generation
-        try:
-            return method(self, *args, **kwargs)
-        except podman.errors.APIError:
-            if self.revival.generation == generation and self.revival.answers(self.service.url):
-                raise  # the service answers and was never lost: a verdict of Podman's
-        self.service = self.revival.revive(self.service)
-        try:
-            return method(self, *args, **kwargs)
-        except podman.errors.APIError as exc:
-            if self.revival.answers(self.service.url):
-                raise
-            raise RuntimeUnavailable(
-                f"the Podman API at {self.service.url} stopped answering: {exc}"
-            ) from exc
+        revivals = 0
+        while True:
+            generation = self.revival.generation
+            try:
+                return method(self, *args, **kwargs)
+            except podman.errors.APIError as exc:
+                if self.revival.generation == generation and self.revival.answers(self.service.url):
+                    raise  # the service answers and was never lost: a verdict of Podman's
+                if revivals == REVIVALS:
+                    raise RuntimeUnavailable(
+                        f"the Podman API at {self.service.url} stopped answering {revivals + 1} times "
+                        f"during one call: {exc}"
+                    ) from exc
+            revivals += 1
+            self.service = self.revival.revive(self.service)
 
     return call
