@@ -23,6 +23,7 @@ tests/chaos/invariants.py checks the whole run. Figures: faults injected (by kin
 sprint's time beside the median sprint time under faults, and the total time.
 
     .venv/bin/python bench/chaos.py --faults 200      # last line: one JSON object
+    .venv/bin/python bench/chaos.py --faults 20 --kinds apiserver,podman   # only these kinds
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ from recorder import Recorder  # noqa: E402
 
 import _procs  # noqa: E402
 from localcluster import BIN, LocalCluster  # noqa: E402
-from sprint_orchestrator.kube import SPRINTS, Kube  # noqa: E402
+from sprint_orchestrator.kube import SPRINTS, Kube, unreachable  # noqa: E402
 from sprint_orchestrator.runtime import tenant_of  # noqa: E402
 
 NAMESPACE = "chaos"
@@ -250,14 +251,29 @@ def run_sprint(world: World, kube: Kube, i: int) -> tuple[str, float]:
 
     name = f"chaos-{i}"
     started = time.monotonic()
-    world.kubectl("apply", "-f", "-", input=yaml.safe_dump(sprint(world, i)))
+    text = yaml.safe_dump(sprint(world, i))
+    while True:  # the apiserver may be down (an `apiserver` fault): apply again once it is back
+        try:
+            world.kubectl("apply", "-f", "-", input=text)
+            break
+        except subprocess.CalledProcessError:
+            if time.monotonic() - started > RECOVERY_WAIT_S:
+                raise
+            time.sleep(1.0)
     approved: set[str] = set()
     while time.monotonic() - started < SPRINT_TIMEOUT_S:
-        body = kube.get(SPRINTS, NAMESPACE, name) or {}
+        try:
+            body = kube.get(SPRINTS, NAMESPACE, name) or {}
+            tasks = kube.tasks_of(NAMESPACE, name)
+        except Exception as exc:
+            if not unreachable(exc):
+                raise
+            time.sleep(1.0)  # the apiserver restarting: look again
+            continue
         phase = (body.get("status") or {}).get("phase")
         if phase in TERMINAL:
             return str(phase), time.monotonic() - started
-        for t in kube.tasks_of(NAMESPACE, name):
+        for t in tasks:
             st = t.get("status") or {}
             key = f"{t['spec']['taskId']}/{st.get('attempt')}"
             if st.get("phase") == "Review" and key not in approved:
@@ -276,8 +292,10 @@ def run_sprint(world: World, kube: Kube, i: int) -> tuple[str, float]:
 class Faults:
     """The fault thread: one random fault every 0.5-4 s until `limit` are injected."""
 
-    def __init__(self, world: World, recorder: Recorder, limit: int, rng: random.Random) -> None:
-        self.world, self.recorder, self.limit, self.rng = world, recorder, limit, rng
+    def __init__(
+        self, world: World, recorder: Recorder, limit: int, rng: random.Random, kinds: dict[str, int]
+    ) -> None:
+        self.world, self.recorder, self.limit, self.rng, self.kinds = world, recorder, limit, rng, kinds
         self.injected = {k: 0 for k in KINDS}
         self.kills: list[float] = []  # time.monotonic() of each kill
         self.restarts: list[float] = []  # time.monotonic() of each apiserver start after a stop
@@ -295,7 +313,7 @@ class Faults:
     def _loop(self) -> None:
         while not self.done() and not self.stopping.is_set():
             time.sleep(self.rng.uniform(0.5, 4.0))
-            kind = self.rng.choices(KINDS, weights=[KINDS[k] for k in KINDS])[0]
+            kind = self.rng.choices(list(self.kinds), weights=list(self.kinds.values()))[0]
             try:
                 if kind == "container" and not self._remove_container():
                     kind = "kill"  # nothing running to remove: a kill instead
@@ -342,7 +360,7 @@ class Faults:
         return True
 
 
-def run(tmp: Path, local: LocalCluster, limit: int, seed: int) -> dict[str, Any]:
+def run(tmp: Path, local: LocalCluster, limit: int, seed: int, kinds: dict[str, int]) -> dict[str, Any]:
     began = time.monotonic()
     world = World(tmp, local)
     world.kubectl("apply", "--server-side", "-f", str(REPO / "crds"))
@@ -351,7 +369,7 @@ def run(tmp: Path, local: LocalCluster, limit: int, seed: int) -> dict[str, Any]
     world.kubectl("create", "namespace", NAMESPACE)
     kube = Kube.from_kubeconfig(str(local.kubeconfig))
     recorder = Recorder(kube, NAMESPACE).__enter__()
-    faults = Faults(world, recorder, limit, random.Random(seed))
+    faults = Faults(world, recorder, limit, random.Random(seed), kinds)
     phases: list[str] = []
     chaos_times: list[float] = []
     try:
@@ -415,9 +433,18 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--faults", type=int, default=200, help="faults to inject (default 200)")
     parser.add_argument("--seed", type=int, default=None, help="random seed (default: from the time)")
+    parser.add_argument(
+        "--kinds",
+        default=",".join(KINDS),
+        help=f"comma-separated fault kinds (default: all of {', '.join(KINDS)})",
+    )
     args = parser.parse_args()
     if args.faults < 1:
         parser.error("--faults must be at least 1")
+    unknown = [k for k in args.kinds.split(",") if k not in KINDS]
+    if unknown or not args.kinds:
+        parser.error(f"--kinds: unknown fault kind(s) {', '.join(unknown)}; known: {', '.join(KINDS)}")
+    kinds = {k: KINDS[k] for k in args.kinds.split(",")}
     seed = args.seed if args.seed is not None else int(time.time())
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so the cluster and operator are stopped
     os.environ.setdefault("CONTAINERS_CONF", str(REPO / "hack" / "containers.conf"))
@@ -426,7 +453,7 @@ def main() -> int:
         local = LocalCluster(tmp / "cluster")
         local.up()
         try:
-            figures = run(tmp, local, args.faults, seed)
+            figures = run(tmp, local, args.faults, seed, kinds)
         finally:
             local.down()
     print(json.dumps(figures))
