@@ -11,15 +11,19 @@ fault thread injects, every 0.5-4 s, one of:
     pause      SIGSTOP of the operator for 1-5 s, then SIGCONT
     refuse     the remote's pre-receive hook refuses the next 1-3 pushes
     container  a running task container of the sprint removed by hand (podman rm -f)
+    apiserver  the kube-apiserver stopped for 1-5 s and started again (same port, certificates, etcd data)
+    podman     SIGKILL of the operator's Podman API service (task containers run on under conmon; the
+               operator starts the service again at its next Podman call)
 
-(after a kill, the next fault waits until the restarted operator made progress, at most 90 s) until
-`--faults N` are injected; the sprint under way then finishes undisturbed, the operator stops, and
+(after a kill or an apiserver restart, the next fault waits until the operator made progress, at most
+90 s) until `--faults N` are injected; the sprint under way then finishes undisturbed, the operator stops, and
 tests/chaos/invariants.py checks the whole run. Figures: faults injected (by kind), sprints converged
 (ended Completed or Partial), invariant violations (goal 0), the median recovery time after a kill
-(kill -> the next phase change any Sprint or Task makes), the calm sprint's time beside the median
-sprint time under faults, and the total time.
+(kill -> the next phase change any Sprint or Task makes) and after an apiserver restart, the calm
+sprint's time beside the median sprint time under faults, and the total time.
 
     .venv/bin/python bench/chaos.py --faults 200      # last line: one JSON object
+    .venv/bin/python bench/chaos.py --faults 20 --kinds apiserver,podman   # only these kinds
 """
 
 from __future__ import annotations
@@ -48,7 +52,7 @@ from recorder import Recorder  # noqa: E402
 
 import _procs  # noqa: E402
 from localcluster import BIN, LocalCluster  # noqa: E402
-from sprint_orchestrator.kube import SPRINTS, Kube  # noqa: E402
+from sprint_orchestrator.kube import SPRINTS, Kube, unreachable  # noqa: E402
 from sprint_orchestrator.runtime import tenant_of  # noqa: E402
 
 NAMESPACE = "chaos"
@@ -56,6 +60,7 @@ IMAGE = "localhost/sprint-orchestrator/base:bookworm"
 TERMINAL = ("Completed", "Partial", "Failed", "RolledBack")
 SPRINT_TIMEOUT_S = 1200.0
 RECOVERY_WAIT_S = 90.0
+KINDS = {"kill": 35, "pause": 15, "refuse": 15, "container": 20, "apiserver": 8, "podman": 7}  # weights
 SPRINTCTL = str(Path(sys.executable).parent / "sprintctl")
 
 
@@ -167,6 +172,21 @@ class World:
             finally:
                 os.kill(self.proc.pid, signal.SIGCONT)
 
+    def restart_apiserver(self, seconds: float) -> None:
+        """The kube-apiserver down for `seconds`, then up again on etcd's data (the operator runs on)."""
+        self.local.stop_apiserver()
+        try:
+            time.sleep(seconds)
+        finally:
+            self.local.start_apiserver()
+
+    def kill_podman_service(self) -> bool:
+        """SIGKILL the operator's Podman API service; False when none is running (not started yet)."""
+        pids = _procs.podman_services(self.state / "run")
+        for pid in pids:
+            os.kill(pid, signal.SIGKILL)
+        return bool(pids)
+
     def stop(self) -> None:
         with self.lock:
             if self.proc is not None and self.proc.poll() is None:
@@ -231,14 +251,29 @@ def run_sprint(world: World, kube: Kube, i: int) -> tuple[str, float]:
 
     name = f"chaos-{i}"
     started = time.monotonic()
-    world.kubectl("apply", "-f", "-", input=yaml.safe_dump(sprint(world, i)))
+    text = yaml.safe_dump(sprint(world, i))
+    while True:  # the apiserver may be down (an `apiserver` fault): apply again once it is back
+        try:
+            world.kubectl("apply", "-f", "-", input=text)
+            break
+        except subprocess.CalledProcessError:
+            if time.monotonic() - started > RECOVERY_WAIT_S:
+                raise
+            time.sleep(1.0)
     approved: set[str] = set()
     while time.monotonic() - started < SPRINT_TIMEOUT_S:
-        body = kube.get(SPRINTS, NAMESPACE, name) or {}
+        try:
+            body = kube.get(SPRINTS, NAMESPACE, name) or {}
+            tasks = kube.tasks_of(NAMESPACE, name)
+        except Exception as exc:
+            if not unreachable(exc):
+                raise
+            time.sleep(1.0)  # the apiserver restarting: look again
+            continue
         phase = (body.get("status") or {}).get("phase")
         if phase in TERMINAL:
             return str(phase), time.monotonic() - started
-        for t in kube.tasks_of(NAMESPACE, name):
+        for t in tasks:
             st = t.get("status") or {}
             key = f"{t['spec']['taskId']}/{st.get('attempt')}"
             if st.get("phase") == "Review" and key not in approved:
@@ -257,10 +292,13 @@ def run_sprint(world: World, kube: Kube, i: int) -> tuple[str, float]:
 class Faults:
     """The fault thread: one random fault every 0.5-4 s until `limit` are injected."""
 
-    def __init__(self, world: World, recorder: Recorder, limit: int, rng: random.Random) -> None:
-        self.world, self.recorder, self.limit, self.rng = world, recorder, limit, rng
-        self.injected: dict[str, int] = {"kill": 0, "pause": 0, "refuse": 0, "container": 0}
+    def __init__(
+        self, world: World, recorder: Recorder, limit: int, rng: random.Random, kinds: dict[str, int]
+    ) -> None:
+        self.world, self.recorder, self.limit, self.rng, self.kinds = world, recorder, limit, rng, kinds
+        self.injected = {k: 0 for k in KINDS}
         self.kills: list[float] = []  # time.monotonic() of each kill
+        self.restarts: list[float] = []  # time.monotonic() of each apiserver start after a stop
         self.sprint = ""  # the sprint under way, whose containers may be removed
         self.thread = threading.Thread(target=self._loop, daemon=True, name="faults")
         self.stopping = threading.Event()
@@ -275,20 +313,20 @@ class Faults:
     def _loop(self) -> None:
         while not self.done() and not self.stopping.is_set():
             time.sleep(self.rng.uniform(0.5, 4.0))
-            kind = self.rng.choices(["kill", "pause", "refuse", "container"], weights=[40, 20, 15, 25])[0]
+            kind = self.rng.choices(list(self.kinds), weights=list(self.kinds.values()))[0]
             try:
                 if kind == "container" and not self._remove_container():
                     kind = "kill"  # nothing running to remove: a kill instead
+                if kind == "podman" and not self.world.kill_podman_service():
+                    kind = "kill"  # no service yet: a kill instead
                 if kind == "kill":
                     self.kills.append(time.monotonic())
                     self.world.kill_and_restart()
-                    # The next fault once the restarted operator made progress (or after RECOVERY_WAIT_S):
-                    # kills faster than a start-up would test nothing but the start-up.
-                    deadline = time.monotonic() + RECOVERY_WAIT_S
-                    while (
-                        self.recorder.progress_after(self.kills[-1]) is None and time.monotonic() < deadline
-                    ):
-                        time.sleep(0.2)
+                    self._recovered(self.kills[-1])
+                elif kind == "apiserver":
+                    self.world.restart_apiserver(self.rng.uniform(1.0, 5.0))
+                    self.restarts.append(time.monotonic())
+                    self._recovered(self.restarts[-1])
                 elif kind == "pause":
                     self.world.pause(self.rng.uniform(1.0, 5.0))
                 elif kind == "refuse":
@@ -299,6 +337,13 @@ class Faults:
             self.injected[kind] += 1
             if self.total % 10 == 0:
                 log(f"{self.total} faults injected: {self.injected}")
+
+    def _recovered(self, moment: float) -> None:
+        """The next fault once the operator made progress after `moment` (or after RECOVERY_WAIT_S):
+        kills faster than a start-up would test nothing but the start-up."""
+        deadline = time.monotonic() + RECOVERY_WAIT_S
+        while self.recorder.progress_after(moment) is None and time.monotonic() < deadline:
+            time.sleep(0.2)
 
     def _remove_container(self) -> bool:
         if not self.sprint:
@@ -315,14 +360,14 @@ class Faults:
         return True
 
 
-def run(tmp: Path, local: LocalCluster, limit: int, seed: int) -> dict[str, Any]:
+def run(tmp: Path, local: LocalCluster, limit: int, seed: int, kinds: dict[str, int]) -> dict[str, Any]:
     began = time.monotonic()
     world = World(tmp, local)
     local.apply_crds(REPO / "crds")
     world.kubectl("create", "namespace", NAMESPACE)
     kube = Kube.from_kubeconfig(str(local.kubeconfig))
     recorder = Recorder(kube, NAMESPACE).__enter__()
-    faults = Faults(world, recorder, limit, random.Random(seed))
+    faults = Faults(world, recorder, limit, random.Random(seed), kinds)
     phases: list[str] = []
     chaos_times: list[float] = []
     try:
@@ -358,6 +403,7 @@ def run(tmp: Path, local: LocalCluster, limit: int, seed: int) -> dict[str, Any]
     for violation in found:
         log(f"VIOLATION {violation}")
     recoveries = [p - k for k in faults.kills if (p := recorder.progress_after(k)) is not None]
+    api_recoveries = [p - r for r in faults.restarts if (p := recorder.progress_after(r)) is not None]
     converged = sum(1 for p in phases if p in ("Completed", "Partial"))
     return {
         "faults_injected": faults.total,
@@ -369,6 +415,10 @@ def run(tmp: Path, local: LocalCluster, limit: int, seed: int) -> dict[str, Any]
         "median_recovery_after_kill_s": round(statistics.median(recoveries), 2) if recoveries else None,
         "max_recovery_after_kill_s": round(max(recoveries), 2) if recoveries else None,
         "kills_measured": len(recoveries),
+        "median_recovery_after_apiserver_restart_s": (
+            round(statistics.median(api_recoveries), 2) if api_recoveries else None
+        ),
+        "apiserver_restarts_measured": len(api_recoveries),
         "calm_sprint_s": round(calm_s, 1),
         "median_sprint_under_faults_s": round(statistics.median(chaos_times), 1) if chaos_times else None,
         "recorder_notes": len(recorder.errors),
@@ -381,9 +431,18 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--faults", type=int, default=200, help="faults to inject (default 200)")
     parser.add_argument("--seed", type=int, default=None, help="random seed (default: from the time)")
+    parser.add_argument(
+        "--kinds",
+        default=",".join(KINDS),
+        help=f"comma-separated fault kinds (default: all of {', '.join(KINDS)})",
+    )
     args = parser.parse_args()
     if args.faults < 1:
         parser.error("--faults must be at least 1")
+    unknown = [k for k in args.kinds.split(",") if k not in KINDS]
+    if unknown or not args.kinds:
+        parser.error(f"--kinds: unknown fault kind(s) {', '.join(unknown)}; known: {', '.join(KINDS)}")
+    kinds = {k: KINDS[k] for k in args.kinds.split(",")}
     seed = args.seed if args.seed is not None else int(time.time())
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so the cluster and operator are stopped
     os.environ.setdefault("CONTAINERS_CONF", str(REPO / "hack" / "containers.conf"))
@@ -392,7 +451,7 @@ def main() -> int:
         local = LocalCluster(tmp / "cluster")
         local.up()
         try:
-            figures = run(tmp, local, args.faults, seed)
+            figures = run(tmp, local, args.faults, seed, kinds)
         finally:
             local.down()
     print(json.dumps(figures))

@@ -148,6 +148,7 @@ class LocalCluster:
         if nodeset:
             nodeset.prepare_pki(pki)
             api_args = [*_node_mode(api_args, nodeset), *nodeset.apiserver_args(pki)]
+        state["apiserver_args"] = api_args  # for restart_apiserver(): same port, certificates and etcd
         pids["kube-apiserver"] = self._spawn("kube-apiserver", api_args, logs)
         self._save(state)
         self._wait(lambda: self._healthy(server), timeout, "kube-apiserver", logs)
@@ -215,6 +216,35 @@ class LocalCluster:
             raise ClusterError(f"teardown left mounts or cgroups behind: {left}")
         if self.state_dir.exists():
             shutil.rmtree(self.state_dir, ignore_errors=True)
+
+    def stop_apiserver(self) -> None:
+        """Stop the kube-apiserver alone (SIGTERM, then SIGKILL): etcd and its data stay, clients see
+        connections refused until start_apiserver()."""
+        pids = self.state().get("pids", {})
+        assert isinstance(pids, dict)
+        pid = pids.get("kube-apiserver")
+        if isinstance(pid, int):
+            _terminate(pid, grace=10.0)
+        for child in [c for c in self._children if c.pid == pid]:
+            child.wait(timeout=10)
+            self._children.remove(child)
+
+    def start_apiserver(self, timeout: float = 120.0) -> None:
+        """Start the kube-apiserver again with the arguments of up() (same port, certificates and etcd
+        data) and return when /readyz answers ok."""
+        state = self.state()
+        args, pids = state.get("apiserver_args"), state.get("pids", {})
+        if not isinstance(args, list) or not isinstance(pids, dict):
+            raise ClusterError("start_apiserver: no running cluster started by up() in this state dir")
+        logs = self.state_dir / "logs"
+        pids["kube-apiserver"] = self._spawn("kube-apiserver", [str(a) for a in args], logs)
+        self._save(state)
+        self._wait(lambda: self._healthy(str(state["server"])), timeout, "kube-apiserver", logs)
+
+    def restart_apiserver(self, timeout: float = 120.0) -> None:
+        """The kube-apiserver restarted with etcd kept (what a control-plane upgrade does)."""
+        self.stop_apiserver()
+        self.start_apiserver(timeout)
 
     @property
     def registry(self) -> str:

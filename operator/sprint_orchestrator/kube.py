@@ -17,6 +17,7 @@ from typing import Any, cast
 
 from kubernetes import client, config, watch
 from kubernetes.client.exceptions import ApiException
+from urllib3.exceptions import HTTPError as TransportError  # the client's transport: no answer at all
 
 from . import GROUP, LABEL_SPRINT, VERSION
 from .errors import OrchestratorError
@@ -37,6 +38,16 @@ class KubeError(OrchestratorError):
     def __init__(self, message: str, status: int = 0) -> None:
         super().__init__(message)
         self.status = status
+
+
+def unreachable(exc: BaseException) -> bool:
+    """PURE: whether a call failed only because the API server is away or (re)starting: no answer at
+    all (the client's connection errors), or its own "not yet" (503 before its paths are installed, 429
+    while its storage initializes). A step that meets one is done again once the API server answers;
+    it is no verdict on any Sprint or Task."""
+    if isinstance(exc, KubeError):
+        return exc.status in (429, 503)
+    return isinstance(exc, TransportError)
 
 
 def _wrap(what: str, exc: ApiException) -> KubeError:

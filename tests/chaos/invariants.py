@@ -304,20 +304,20 @@ def events(world: World) -> list[str]:
         messages = seen.get((kind, name), set())
         return any(m.startswith(f"{old} -> {new}") for m in messages)
 
+    def reached(kind: str, name: str, phase: str) -> bool:
+        return any(m.split(" (")[0].endswith(f"-> {phase}") for m in seen.get((kind, name), set()))
+
     if world.transitions is not None:
         for t in world.transitions:
             if t.old and not has(t.kind, t.name, t.old, t.new):
                 out.append(f"{t.kind} {t.name} went {t.old} -> {t.new} with no {PHASE_EVENT} Event")
+            elif not t.old and not reached(t.kind, t.name, t.new):  # seen across a gap of the recorder's
+                out.append(f"{t.kind} {t.name} became {t.new} with no {PHASE_EVENT} Event for that move")
         return out
     for kind, objects in (("Sprint", world.sprints), ("Task", world.tasks)):
         for obj in objects:
             phase, name = status(obj).get("phase"), obj["metadata"]["name"]
-            moves = seen.get((kind, name), set())
-            if (
-                phase
-                and phase != "Pending"
-                and not any(m.split(" (")[0].endswith(f"-> {phase}") for m in moves)
-            ):
+            if phase and phase != "Pending" and not reached(kind, name, phase):
                 out.append(f"{kind} {name} is {phase} with no {PHASE_EVENT} Event for that move")
     return out
 

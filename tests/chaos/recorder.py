@@ -54,7 +54,9 @@ class Recorder:
         with self._lock:
             return set(self._commits)
 
-    def _seen(self, kind: str, obj: dict[str, Any]) -> None:
+    def _seen(self, kind: str, obj: dict[str, Any], gap: bool = False) -> None:
+        """One version of an object. After a `gap` (listed again: the versions in between are lost) a
+        changed phase is recorded as a move from an unknown phase ("")."""
         status = obj.get("status") or {}
         key = (kind, obj["metadata"]["name"])
         phase = status.get("phase")
@@ -65,17 +67,18 @@ class Recorder:
             if phase and phase != old:
                 self._phases[key] = phase
                 if old is not None:
-                    self._transitions.append(Transition(kind, key[1], old, phase))
+                    self._transitions.append(Transition(kind, key[1], "" if gap else old, phase))
                     self._moments.append(time.monotonic())
 
     def _follow(self, plural: str, kind: str) -> None:
-        version = ""
+        version, listed = "", False
         while not self._stop.is_set():
             try:
                 if not version:
                     items, version = self.kube.list_versioned(plural, self.namespace)
                     for item in items:
-                        self._seen(kind, item)
+                        self._seen(kind, item, gap=listed)
+                    listed = True
                 for type_, obj in self.kube.watch(plural, self.namespace, version, timeout_seconds=5):
                     version = str(obj.get("metadata", {}).get("resourceVersion") or version)
                     if type_ in ("ADDED", "MODIFIED"):
@@ -83,7 +86,7 @@ class Recorder:
                     if self._stop.is_set():
                         return
             except KubeError as exc:
-                if exc.status == 410:  # too old: list again (a transition may be missed: say so)
+                if exc.status == 410:  # too old (an apiserver restarted): list again, a gap (say so)
                     self.errors.append(f"watch of {plural} expired; listed again")
                     version = ""
                     continue

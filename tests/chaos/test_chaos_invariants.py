@@ -147,6 +147,16 @@ def test_a_phase_change_without_its_event_is_found(tmp_path: Path) -> None:
     assert invariants.events(w) == ["Task s1-a is Completed with no PhaseChanged Event for that move"]
 
 
+def test_a_phase_seen_across_a_gap_of_the_recorder_needs_an_event_into_it_and_is_found_without(
+    tmp_path: Path,
+) -> None:
+    w, _ = world(tmp_path)
+    w.transitions = [Transition("Task", "s1-a", "", "Completed")]  # listed again: the moves between lost
+    assert invariants.events(w) == []  # the world's Event says "... -> Completed"
+    w.events = w.events[1:]
+    assert invariants.events(w) == ["Task s1-a became Completed with no PhaseChanged Event for that move"]
+
+
 def test_leftover_locks_worktrees_sockets_and_temporary_files_are_found(tmp_path: Path) -> None:
     w, _ = world(tmp_path)
     (w.clones[0] / "refs" / "heads" / "main.lock").write_text("")

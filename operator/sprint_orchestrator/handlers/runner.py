@@ -12,9 +12,16 @@ from pathlib import Path
 from typing import Any
 
 from .. import retry
-from ..errors import InfrastructureFailure, InvalidInput, MissingApiKey, OrchestratorError, PodRejected
+from ..errors import (
+    InfrastructureFailure,
+    InvalidInput,
+    MissingApiKey,
+    OrchestratorError,
+    PodRejected,
+    RuntimeUnavailable,
+)
 from ..faults import checkpoint
-from ..kube import now_iso
+from ..kube import now_iso, unreachable
 from ..model import SprintSpec
 from ..runtime import Limits, TaskRunSpec, tenant_of
 from ..teams import TEAMS, collect_results, sessions, write_task_files
@@ -63,17 +70,38 @@ class TaskRunner:
                 await merge_one(self.rec, self.body, self.spec, self.task)
         except asyncio.CancelledError:
             raise
-        except PodRejected as exc:  # the API server will refuse the same Pod again: a human fixes the spec
-            await failures.fail(self, {}, "PodRejected", str(exc)[:4000], retryable=True)
-        except InfrastructureFailure as exc:  # e.g. an evicted gate Pod
-            await failures.infrastructure_failure(self, str(exc), "infrastructure")
-        except OrchestratorError as exc:
-            await failures.infrastructure_failure(self, str(exc))
-        except Exception as exc:  # a bug must not kill the sprint: record it, retry with backoff
-            self.rec.log.exception("task %s failed unexpectedly", self.task_id)
-            await failures.infrastructure_failure(self, f"{type(exc).__name__}: {exc}")
+        except Exception as exc:
+            try:
+                await self._ended_by(exc)
+            except Exception as again:  # the API server went away while the failure was written
+                if not unreachable(again):
+                    raise
+                self._unreachable(again)
         finally:
             self.ctx.wake(self.rec.key)
+
+    async def _ended_by(self, exc: Exception) -> None:
+        """Record the exception that ended a step. The API server away (a status write that did not get
+        through): nothing is recorded, the next reconcile after it is back re-enters the phase the status
+        records (every step is idempotent: the container adopted, the commit found) with no attempt lost."""
+        if unreachable(exc):
+            self._unreachable(exc)
+        elif isinstance(exc, PodRejected):  # the API server will refuse the same Pod again: a human fixes it
+            await failures.fail(self, {}, "PodRejected", str(exc)[:4000], retryable=True)
+        elif isinstance(exc, (InfrastructureFailure, RuntimeUnavailable)):  # an evicted gate Pod, no Podman
+            await failures.infrastructure_failure(self, str(exc), "infrastructure")
+        elif isinstance(exc, OrchestratorError):
+            await failures.infrastructure_failure(self, str(exc))
+        else:  # a bug must not kill the sprint: record it, retry with backoff
+            self.rec.log.error("task %s failed unexpectedly", self.task_id, exc_info=exc)
+            await failures.infrastructure_failure(self, f"{type(exc).__name__}: {exc}")
+
+    def _unreachable(self, exc: Exception) -> None:
+        self.rec.log.warning(
+            "task %s: the API server is unreachable (%s); it resumes at its recorded phase when it answers",
+            self.task_id,
+            f"{type(exc).__name__}: {exc}"[:300],
+        )
 
     # --- Running -------------------------------------------------------------------------------
 

@@ -14,7 +14,7 @@ import kopf
 
 from .. import GROUP, VERSION
 from ..errors import InvalidInput
-from ..kube import SPRINTS, now_iso
+from ..kube import SPRINTS, now_iso, unreachable
 from .conditions import merge_conditions, set_condition
 from .context import OperatorContext
 from .reconcile import SprintReconciler
@@ -89,8 +89,11 @@ async def sprint_loop(
             wakeup.clear()
             try:
                 delay = await reconciler.step()
-            except Exception:  # a bug or an unreachable API server: log, back off, keep the loop
-                logger.exception("sprint reconcile failed")
+            except Exception as exc:  # a bug or an unreachable API server: log, back off, keep the loop
+                if unreachable(exc):
+                    logger.warning("the API server is unreachable (%s); reconciling again in 5 s", exc)
+                else:
+                    logger.exception("sprint reconcile failed")
                 delay = 5.0
             if delay is None:
                 return

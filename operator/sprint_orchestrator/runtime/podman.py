@@ -54,6 +54,7 @@ from . import (
     service,
     task_labels,
 )
+from .revival import Revival, revived
 from .runcver import runc_problem
 
 STOP_GRACE_S = 5
@@ -74,6 +75,7 @@ class PodmanRuntime:
     def __init__(self, client: PodmanClient, proc: service.ServiceProcess, state_dir: Path) -> None:
         self.client = client
         self.service = proc
+        self.revival = Revival(None, _answers)  # connect() lets it start the service again
         self.log_dir = state_dir / "logs"
         self.secrets_dir = state_dir / "secrets"
         self.disk_dir = state_dir / "disks"
@@ -98,6 +100,8 @@ class PodmanRuntime:
         proc = _service_for(settings)
         runtime = cls(PodmanClient(base_url=proc.url, timeout=_CHECK_TIMEOUT_S), proc, settings.state_dir)
         runtime.base_image = settings.base_image
+        if not settings.podman_url:  # the socket is ours: a service that died is started again
+            runtime.revival = Revival(lambda: _service_for(settings), _answers)
         runtime.package_sources = package_sources(settings)
         problems = runtime.check() if verify else []
         if problems:
@@ -134,11 +138,13 @@ class PodmanRuntime:
         return []
 
     def close(self) -> None:
+        self.revival.closed = True  # a runner still waiting must not start the service again
         self.client.close()  # type: ignore[no-untyped-call]
         self.service.stop()
 
     # -- images --------------------------------------------------------------------------------------
 
+    @revived
     def ensure_sprint_image(
         self,
         base_image: str,
@@ -201,6 +207,7 @@ class PodmanRuntime:
 
     # -- task containers -----------------------------------------------------------------------------
 
+    @revived
     def start_task(self, spec: TaskRunSpec) -> RunHandle:
         """Start the container of this task attempt; adopt it if it already exists."""
         name = container_name(spec.sprint_id, spec.task_id, spec.attempt, spec.tenant)
@@ -270,6 +277,7 @@ class PodmanRuntime:
             directory = cgroups.memory_cgroup(pid) if pid else None
         self._oom.add(name, directory)
 
+    @revived
     def wait(self, handle: RunHandle, timeout_s: float) -> RunOutcome:
         """Wait until the container ends or `timeout_s` after its start has passed (then stop it)."""
         container = self._get(handle.name)
@@ -277,25 +285,33 @@ class PodmanRuntime:
             return self._gone(handle, [])
         writable = _writable_sources(container.attrs)
         started = containers.parse_time(container.attrs["State"].get("StartedAt")) or datetime.now(UTC)
-        remaining = timeout_s - (datetime.now(UTC) - started).total_seconds()
-        if remaining > 0:
-            # A read timeout means the deadline has passed; NotFound, that it was removed meanwhile.
-            with contextlib.suppress(podman.errors.APIError, podman.errors.NotFound):
-                container.wait(condition=["exited", "stopped"], interval=_POLL, timeout=remaining + 0.5)
-        if handle.name in self._removed:
-            return self._gone(handle, writable)  # our own remove won the race against the exit
-        try:
-            _reload(container)
-            if container.status == "running":
-                self._timed_out.add(handle.name)
-                _stop(container, STOP_GRACE_S)
+        while True:
+            remaining = timeout_s - (datetime.now(UTC) - started).total_seconds()
+            if remaining > 0:
+                # A read timeout means the deadline has passed; NotFound, that it was removed meanwhile;
+                # a service that stopped answering: brought back and waited on again (@revived).
+                try:
+                    container.wait(condition=["exited", "stopped"], interval=_POLL, timeout=remaining + 0.5)
+                except podman.errors.APIError:
+                    if not self.revival.answers(self.service.url):
+                        raise
+            if handle.name in self._removed:
+                return self._gone(handle, writable)  # our own remove won the race against the exit
+            try:
                 _reload(container)
-        except podman.errors.APIError:  # 404, or 500 "no such container" while a removal is under way
-            if self._get(handle.name) is not None:
-                raise
-            return self._gone(handle, writable)  # removed while it ran (a budget stop, a cleanup)
-        return self._outcome(container, handle, timeout_s, writable)
+                if container.status == "running":
+                    if timeout_s > (datetime.now(UTC) - started).total_seconds():
+                        continue  # the wait ended before the deadline (its service came back meanwhile)
+                    self._timed_out.add(handle.name)
+                    _stop(container, STOP_GRACE_S)
+                    _reload(container)
+            except podman.errors.APIError:  # 404, or 500 "no such container" while a removal is under way
+                if self._get(handle.name) is not None:
+                    raise
+                return self._gone(handle, writable)  # removed while it ran (a budget stop, a cleanup)
+            return self._outcome(container, handle, timeout_s, writable)
 
+    @revived
     def stop(self, handle_or_name: RunHandle | str, grace_s: float = STOP_GRACE_S) -> None:
         """Stop a running container (SIGTERM, then SIGKILL after grace_s); `wait` then returns its outcome."""
         name = handle_or_name if isinstance(handle_or_name, str) else handle_or_name.name
@@ -350,10 +366,12 @@ class PodmanRuntime:
         """What the container has written so far (for live usage while it runs)."""
         return logs.read_log(handle.log_path, streams)
 
+    @revived
     def status(self, name: str) -> ContainerInfo | None:
         container = self._get(name)
         return None if container is None else containers.info(container.attrs, container.labels or {}, name)
 
+    @revived
     def find_task_containers(self, sprint_id: str | None = None, tenant: str = "") -> list[ContainerInfo]:
         # podman-py encodes a list of label filters in a way Podman 4 ignores: filter on one label here
         # and check the rest below.
@@ -375,6 +393,7 @@ class PodmanRuntime:
                 return list(self.client.containers.list(all=True, filters=filters, sparse=False))
         return list(self.client.containers.list(all=True, filters=filters, sparse=False))
 
+    @revived
     def prune_oneshots(self) -> list[str]:
         """Remove finished one-shot (gate) containers an interrupted operator left behind: an earlier
         process of this operator (same owner, other instance), or unlabelled ones of older versions;
@@ -400,6 +419,7 @@ class PodmanRuntime:
             return True
         return bool(labels[LABEL_OWNER] == self.owner and labels.get(LABEL_INSTANCE) != self.instance)
 
+    @revived
     def remove(self, handle_or_name: RunHandle | str) -> None:
         name = handle_or_name if isinstance(handle_or_name, str) else handle_or_name.name
         container = self._get(name)
@@ -430,6 +450,7 @@ class PodmanRuntime:
 
     # -- one-shot containers (quality gates, checks) -----------------------------------------------
 
+    @revived
     def run_oneshot(
         self,
         image: str,
@@ -471,6 +492,8 @@ class PodmanRuntime:
             handle = RunHandle(name, container.id, "", "", 0, self._log(name), None)
             outcome = self.wait(handle, timeout_s)
         except podman.errors.APIError as exc:
+            if not self.revival.answers(self.service.url):
+                raise  # the service was lost, not the command: run once more when it is back (@revived)
             return OneshotResult(None, time.perf_counter() - begin, f"container failed to run: {exc}")
         finally:
             ownership.take_back(mounts)

@@ -19,6 +19,7 @@ from pathlib import Path
 from ..errors import RuntimeUnavailable
 
 SOCKET_NAME = "podman.sock"
+TMP_NAME = "podman-tmp"  # the service's TMPDIR: what a killed service left there goes at the next start
 _START_TIMEOUT_S = 15.0
 _PASSED = ("PATH", "HOME", "LANG", "TMPDIR", "XDG_RUNTIME_DIR")
 
@@ -61,12 +62,15 @@ def start_service(run_dir: Path, env: Mapping[str, str]) -> ServiceProcess:
     run_dir.mkdir(parents=True, exist_ok=True)
     sock = run_dir / SOCKET_NAME
     sock.unlink(missing_ok=True)
+    tmp = run_dir / TMP_NAME  # no service answers on the socket: none uses it any more
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(mode=0o700)
     log = (run_dir / "podman-service.log").open("ab")
     # cwd: conmon drops files (e.g. `oom`) into its working directory; keep them in the run dir.
     process = subprocess.Popen(
         [podman, "system", "service", "--time", "0", socket_url(run_dir)],
         cwd=run_dir,
-        env=dict(env),
+        env={**env, "TMPDIR": str(tmp)},
         stdin=subprocess.DEVNULL,
         stdout=log,
         stderr=log,
