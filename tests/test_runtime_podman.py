@@ -31,7 +31,8 @@ from sprint_orchestrator.runtime import (
     logs,
     task_labels,
 )
-from sprint_orchestrator.runtime.podman import PodmanRuntime, cgroup_race, start_race
+from sprint_orchestrator.runtime.podman import PodmanRuntime
+from sprint_orchestrator.runtime.podmanraces import cgroup_race, start_race
 from sprint_orchestrator.teams import TEAMS, collect_results, write_task_files
 from sprint_orchestrator.usage import parse
 

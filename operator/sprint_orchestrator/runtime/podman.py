@@ -1,4 +1,7 @@
-"""The Podman adapter: the only module that imports podman (podman-py against `podman system service`).
+"""The Podman adapter (podman-py against `podman system service`): with its parts podmanbuild (sprint
+images), podmanconnect (the service, the start-up check), podmanoneshot (gates, probes), podmanraces and
+podmanrevival (answers that say nothing about a container; a service that died), the only modules that
+import podman.
 
 Task containers are hardened (no network, all capabilities dropped, no-new-privileges, read-only root
 with tmpfs /tmp and /run, pids/memory/CPU limits, an init process), named so-{sprint}-{task}-{attempt}
@@ -13,7 +16,6 @@ import hashlib
 import os
 import re
 import shutil
-import tempfile
 import threading
 import time
 import uuid
@@ -26,10 +28,9 @@ import podman.errors
 from podman import PodmanClient
 
 from .. import LABEL_SPRINT, quantities
-from ..errors import ImageBuildFailed, RuntimeUnavailable, TaskStartFailed
+from ..errors import RuntimeUnavailable, TaskStartFailed
 from ..settings import Settings
 from . import (
-    AGENT_USER,
     ANYWHERE,
     LABEL_ROLE,
     LABEL_TENANT,
@@ -37,7 +38,6 @@ from . import (
     Health,
     ImageResult,
     Limits,
-    Mount,
     OneshotResult,
     RunHandle,
     RunOutcome,
@@ -51,31 +51,28 @@ from . import (
     images,
     logs,
     ownership,
+    podmanbuild,
+    podmanconnect,
+    podmanoneshot,
     service,
     task_labels,
 )
-from .revival import Revival, revived
-from .runcver import runc_problem
+from .podmanoneshot import LABEL_INSTANCE, LABEL_OWNER
+from .podmanraces import cgroup_race, reload_state, start_race
+from .podmanrevival import Revival, revived
 
 STOP_GRACE_S = 5
-# A one-shot container records which operator state dir (owner) and which runtime instance (one per
-# operator process) started it: start-up pruning removes only what an earlier process of the same
-# operator left, never a gate this process has just created, nor another operator's.
-LABEL_OWNER = "sprintorchestrator.dev/owner"
-LABEL_INSTANCE = "sprintorchestrator.dev/instance"
 _POLL = "20ms"  # the API's default 250 ms polling would triple the cost of a short task
 _CHECK_TIMEOUT_S = 120  # per API call: a loaded 2-core machine kept Podman busy past 30 s
 _REMOVE_TRIES = 5
 _OOM_SETTLE_S = 2.0  # after a failed exit: how long to let the memory cgroup's removal be seen
-_REPO_CONF = Path(__file__).resolve().parents[3] / "hack" / "containers.conf"
-SUBUID, SUBGID = Path("/etc/subuid"), Path("/etc/subgid")
 
 
 class PodmanRuntime:
     def __init__(self, client: PodmanClient, proc: service.ServiceProcess, state_dir: Path) -> None:
         self.client = client
         self.service = proc
-        self.revival = Revival(None, _answers)  # connect() lets it start the service again
+        self.revival = Revival(None, podmanconnect.answers)  # connect() lets it start the service again
         self.log_dir = state_dir / "logs"
         self.secrets_dir = state_dir / "secrets"
         self.disk_dir = state_dir / "disks"
@@ -97,12 +94,12 @@ class PodmanRuntime:
     @classmethod
     def connect(cls, settings: Settings, verify: bool = True) -> PodmanRuntime:
         """Connect to settings.podman_url, or reuse/start a service on a socket under the run dir."""
-        proc = _service_for(settings)
+        proc = podmanconnect.service_for(settings)
         runtime = cls(PodmanClient(base_url=proc.url, timeout=_CHECK_TIMEOUT_S), proc, settings.state_dir)
         runtime.base_image = settings.base_image
         if not settings.podman_url:  # the socket is ours: a service that died is started again
-            runtime.revival = Revival(lambda: _service_for(settings), _answers)
-        runtime.package_sources = package_sources(settings)
+            runtime.revival = Revival(lambda: podmanconnect.service_for(settings), podmanconnect.answers)
+        runtime.package_sources = podmanbuild.package_sources(settings)
         problems = runtime.check() if verify else []
         if problems:
             runtime.close()
@@ -111,38 +108,14 @@ class PodmanRuntime:
 
     def check(self) -> list[str]:
         """Problems with this Podman, each saying how to fix it; [] when a hardened container runs."""
-        try:
-            oci = self.client.info()["host"]["ociRuntime"]  # type: ignore[no-untyped-call]
-            name = oci["name"]
-        except (podman.errors.APIError, OSError) as exc:
-            return [
-                f"the Podman API at {self.service.url} does not answer ({exc}); run hack/setup-podman.sh."
-            ]
-        if name != "runc":
-            return [
-                f"Podman uses the OCI runtime {name!r}; set CONTAINERS_CONF to hack/containers.conf (runc)."
-            ]
-        vulnerable = runc_problem(str(oci.get("version") or ""))
-        if vulnerable:
-            return [vulnerable]
-        if self.userns and (missing := ownership.subid_problem(_read(SUBUID), _read(SUBGID))):
-            return [missing]
-        if not self.client.images.exists(self.base_image):
-            return [f"the base image {self.base_image} is missing; build it with hack/base-image.sh."]
-        result = self.run_oneshot(self.base_image, ["true"], None, 60, Limits(memory_bytes=64 << 20, pids=64))
-        if result.exit_code != 0:
-            return [
-                f"a trivial hardened container failed ({result.log_tail.strip()[-300:]}); if it mentions "
-                "setrlimit, set CONTAINERS_CONF to hack/containers.conf (default_ulimits)."
-            ]
-        return []
+        return podmanconnect.problems(self)
 
     def close(self) -> None:
         self.revival.closed = True  # a runner still waiting must not start the service again
         self.client.close()  # type: ignore[no-untyped-call]
         self.service.stop()
 
-    # -- images --------------------------------------------------------------------------------------
+    # -- images (podmanbuild.py) ---------------------------------------------------------------------
 
     @revived
     def ensure_sprint_image(
@@ -152,58 +125,11 @@ class PodmanRuntime:
         environment: Mapping[str, str],
         labels: Mapping[str, str],
     ) -> ImageResult:
-        try:
-            base_id = self.client.images.get(base_image).id
-        except podman.errors.ImageNotFound:
-            raise ImageBuildFailed(
-                f"container.baseImage: image {base_image!r} not found; build it first (hack/base-image.sh; "
-                "hack/agent-image.sh for the agent CLIs)"
-            ) from None
-        sources = self.package_sources
-        problems = images.missing_sources(dependencies, sources)
-        if problems:
-            raise ImageBuildFailed(" ".join(problems), "")
-        tag = images.sprint_image_tag(base_id, dependencies, environment, sources)
-        if self.client.images.exists(tag):
-            return ImageResult(tag, built=False)
-        marks = {**labels, images.LABEL_IMAGE_HASH: tag.rsplit(":", 1)[1]}
-        text = images.render_containerfile(base_image, dependencies, environment, marks, sources)
-        self._build(tag, text, images.build_network(dependencies, sources))
-        return ImageResult(tag, built=True)
+        return podmanbuild.ensure_sprint_image(self, base_image, dependencies, environment, labels)
 
     def push_image(self, tag: str, target: str) -> None:
         """Push a local image to a registry reference (plain HTTP allowed: the local cluster's registry)."""
-        # Podman answers a push only when it is done: the API client's usual 30 s would cut a large one.
-        with PodmanClient(base_url=self.service.url, timeout=1800) as client:
-            try:
-                out = client.images.push(tag, destination=target, tlsVerify=False, stream=True, decode=True)
-                for chunk in out:
-                    if isinstance(chunk, dict) and chunk.get("error"):
-                        raise ImageBuildFailed(f"pushing {tag} to {target} failed: {chunk['error']}", "")
-            except (podman.errors.APIError, OSError) as exc:
-                raise ImageBuildFailed(f"pushing {tag} to {target} failed: {exc}", "") from None
-
-    def _build(self, tag: str, containerfile: str, network: str) -> None:
-        with tempfile.TemporaryDirectory(prefix="sprint-image-") as ctx:
-            (Path(ctx) / "Containerfile").write_text(containerfile)
-            try:
-                self.client.images.build(
-                    path=ctx,
-                    dockerfile="Containerfile",
-                    tag=tag,
-                    network_mode=network,
-                    layers=False,
-                    rm=True,
-                    forcerm=True,
-                    timeout=1800,
-                )
-            except podman.errors.BuildError as exc:
-                text = "".join(_chunk_text(chunk) for chunk in exc.build_log)
-                raise ImageBuildFailed(
-                    f"building the sprint image {tag} failed: {exc.msg}", logs.tail(text)
-                ) from None
-            except podman.errors.APIError as exc:
-                raise ImageBuildFailed(f"building the sprint image {tag} failed: {exc}", "") from None
+        podmanbuild.push_image(self, tag, target)
 
     # -- task containers -----------------------------------------------------------------------------
 
@@ -248,7 +174,7 @@ class PodmanRuntime:
                     raise TaskStartFailed(
                         f"cannot start container {name}: {exc.explanation or exc}"
                     ) from None
-            _reload(container)
+            reload_state(container)
         started = containers.parse_time(container.attrs.get("State", {}).get("StartedAt"))
         return RunHandle(
             name, container.id, spec.sprint_id, spec.task_id, spec.attempt, self._log(name), started, adopted
@@ -261,7 +187,7 @@ class PodmanRuntime:
         if not cgroup_race(str(exc)):
             return False
         with contextlib.suppress(podman.errors.APIError):
-            _reload(container)
+            reload_state(container)
             return bool(container.status in ("running", "exited", "stopped"))
         return False
 
@@ -298,13 +224,13 @@ class PodmanRuntime:
             if handle.name in self._removed:
                 return self._gone(handle, writable)  # our own remove won the race against the exit
             try:
-                _reload(container)
+                reload_state(container)
                 if container.status == "running":
                     if timeout_s > (datetime.now(UTC) - started).total_seconds():
                         continue  # the wait ended before the deadline (its service came back meanwhile)
                     self._timed_out.add(handle.name)
                     _stop(container, STOP_GRACE_S)
-                    _reload(container)
+                    reload_state(container)
             except podman.errors.APIError:  # 404, or 500 "no such container" while a removal is under way
                 if self._get(handle.name) is not None:
                     raise
@@ -463,46 +389,10 @@ class PodmanRuntime:
     ) -> OneshotResult:
         """Run a one-shot (gate, probe) container to its end; once more in a new container when Podman
         lost the race with a command that exited at once (`start_race`): nothing of it ran to a verdict."""
-        result = self._oneshot(image, command, workdir_mount, timeout_s, limits)
+        result = podmanoneshot.run_once(self, image, command, workdir_mount, timeout_s, limits)
         if result.exit_code is None and start_race(result.log_tail):
-            result = self._oneshot(image, command, workdir_mount, timeout_s, limits)
+            result = podmanoneshot.run_once(self, image, command, workdir_mount, timeout_s, limits)
         return result
-
-    def _oneshot(
-        self, image: str, command: Sequence[str], workdir_mount: Path | None, timeout_s: float, limits: Limits
-    ) -> OneshotResult:
-        name = f"so-oneshot-{uuid.uuid4().hex[:12]}"
-        user = ownership.effective_user(AGENT_USER if workdir_mount else None)
-        mounts = [workdir_mount] if workdir_mount else []
-        if not self.userns:
-            ownership.hand_over(mounts, user)
-        kwargs = containers.hardened(image, command, name, limits, self._log(name), user, self.userns)
-        kwargs["labels"] = {LABEL_ROLE: "oneshot", LABEL_OWNER: self.owner, LABEL_INSTANCE: self.instance}
-        work = (
-            [containers.bind(Mount(workdir_mount, "/workspace", False), self.userns)] if workdir_mount else []
-        )
-        kwargs["mounts"] = [*work, containers.TMP]  # a test runner writes caches to /tmp: size-capped
-        begin = time.perf_counter()
-        try:
-            with self._disk_lock(name):  # held until the container exists: pruning must not take its disk
-                if workdir_mount:
-                    self._attach_disk(name, limits, {"workspace": workdir_mount})
-                container = self.client.containers.create(**kwargs)
-            container.start()
-            handle = RunHandle(name, container.id, "", "", 0, self._log(name), None)
-            outcome = self.wait(handle, timeout_s)
-        except podman.errors.APIError as exc:
-            if not self.revival.answers(self.service.url):
-                raise  # the service was lost, not the command: run once more when it is back (@revived)
-            return OneshotResult(None, time.perf_counter() - begin, f"container failed to run: {exc}")
-        finally:
-            ownership.take_back(mounts)
-            self.remove(name)  # the disk too
-        text = outcome.log_path.read_text(errors="replace")
-        for path in (self._log(name), outcome.log_path, outcome.log_path.with_suffix(".stdout")):
-            path.unlink(missing_ok=True)
-        timed_out = outcome.health == Health.TIMED_OUT
-        return OneshotResult(outcome.exit_code, time.perf_counter() - begin, logs.tail(text), timed_out)
 
     # -- size-capped disks -----------------------------------------------------------------------------
 
@@ -557,17 +447,6 @@ class PodmanRuntime:
         return folder
 
 
-def _service_for(settings: Settings) -> service.ServiceProcess:
-    if settings.podman_url:
-        return service.ServiceProcess(settings.podman_url, None)
-    conf = settings.env.get("CONTAINERS_CONF") or (str(_REPO_CONF) if _REPO_CONF.exists() else None)
-    env = service.podman_environment(settings.env, Path(conf) if conf else None)
-    run_dir = settings.run_dir
-    if (run_dir / service.SOCKET_NAME).exists() and _answers(service.socket_url(run_dir)):
-        return service.ServiceProcess(service.socket_url(run_dir), None)
-    return service.start_service(run_dir, env)
-
-
 def _stop(container: Any, grace_s: float) -> None:
     """`podman stop -t grace_s`, waiting as long as Podman needs: podman-py gives up reading the answer
     after 1.5 x grace_s, which a loaded machine exceeds (a 1 s grace failed with a read timeout)."""
@@ -577,21 +456,6 @@ def _stop(container: Any, grace_s: float) -> None:
     if response.status_code == 304:  # stopped already
         return
     response.raise_for_status()
-
-
-def _read(path: Path) -> str:
-    try:
-        return path.read_text()
-    except OSError:
-        return ""
-
-
-def _answers(url: str) -> bool:
-    try:
-        with PodmanClient(base_url=url, timeout=5) as client:
-            return bool(client.ping())
-    except (podman.errors.APIError, OSError):
-        return False
 
 
 def _writable_sources(attrs: Mapping[str, Any]) -> list[Path]:
@@ -607,51 +471,9 @@ def _check_labels(container: Any, spec: TaskRunSpec, name: str) -> None:
         )
 
 
-def _chunk_text(chunk: Any) -> str:
-    if isinstance(chunk, bytes):
-        return chunk.decode(errors="replace")
-    if isinstance(chunk, dict):
-        return str(chunk.get("stream") or chunk.get("error") or "")
-    return str(chunk)
-
-
 def _state(container: Any) -> str:
     """A listed container's state: the listing gives it as a string (`"State": "exited"`), an inspect
     as an object (`"State": {"Status": "exited"}`); podman-py's `.status` reads only the latter (and
     raised TypeError on a listing, so start-up pruning removed nothing)."""
     state = (container.attrs or {}).get("State")
     return str(state.get("Status") if isinstance(state, dict) else state or "")
-
-
-def package_sources(settings: Settings) -> images.PackageSources:
-    """containers.package_sources of the configuration (none: sprint image builds have no network)."""
-    section = getattr(getattr(settings.config, "containers", None), "package_sources", None)
-    if section is None:
-        return images.PackageSources()
-    return images.PackageSources(tuple(section.apt), tuple(section.pip))
-
-
-def _reload(container: Any, tries: int = 10) -> None:
-    """Read the container's state again; a read that met the same race as `start_race` (the process
-    gone while Podman read its cgroup) is tried again: it says nothing about the container."""
-    for left in range(tries - 1, -1, -1):
-        try:
-            container.reload()
-            return
-        except podman.errors.APIError as exc:
-            if not left or not cgroup_race(str(exc)):
-                raise
-            time.sleep(0.1)
-
-
-def cgroup_race(text: str) -> bool:
-    """PURE: Podman answered 500 only because a container's process had exited while it read its cgroup
-    (`read /proc/<pid>/cgroup: no such process`, seen under load with runc on hybrid cgroups)."""
-    return "/cgroup: no such process" in text
-
-
-def start_race(text: str) -> bool:
-    """PURE: whether a container start failed only because its process had already exited when Podman
-    read its cgroup (`500 … read /proc/<pid>/cgroup: no such process`, seen under load with runc on
-    hybrid cgroups): a start to try again, not a verdict on the command."""
-    return "container failed to run" in text and cgroup_race(text)
