@@ -55,7 +55,10 @@ def test_an_operator_killed_while_a_task_pod_runs_adopts_it_after_a_restart_and_
     first = start_operator(nodes, ns, state, tmp_path / "operator-1.log", **env)
     try:
         apply(nodes, ns, manifest)
-        pod = wait_for(lambda: _main_running(nodes, ns, "adopt"), 600, "the task Pod's agent running")
+        pod = wait_for(lambda: _main_running(nodes, ns, "adopt"), 600, "the task Pod's container running")
+        # The Pod's one container first downloads its workspace and the team's files: the operator dies
+        # once they went out whole (the agent runs then), not during the download.
+        wait_for(lambda: _fetched(state), 300, "the task Pod's workspace and files sent")
         grants = list((state / "transfer").glob("*.json"))
         assert len(grants) == 1 and json.loads(grants[0].read_text())["pod"] == pod["metadata"]["name"]
     finally:
@@ -82,3 +85,11 @@ def test_an_operator_killed_while_a_task_pod_runs_adopts_it_after_a_restart_and_
     assert task["containerName"] == pod["metadata"]["name"]
     assert "notes/t0.md" in git("-C", str(repo), "ls-tree", "-r", "--name-only", "main")
     assert not list((state / "transfer").glob("*.json")), "the grant is revoked once the Pod is removed"
+
+
+def _fetched(state: Path) -> bool:
+    grants = [json.loads(p.read_text()) for p in (state / "transfer").glob("*.json")]
+    return len(grants) == 1 and set(grants[0].get("sent") or []) >= {
+        "workspace",
+        *(f"mount/{i}" for i in range(len(grants[0]["mounts"]))),
+    }

@@ -27,7 +27,11 @@ async def container_failed(runner: Any, common: dict[str, Any], outcome: Any) ->
     message = {
         "timed-out": f"the container ran past its time limit ({timeout_s:g}s)",
         "oom-killed": f"the container ran out of memory ({memory}; {outcome.reason})",
-        "error": f"the task team exited with code {outcome.exit_code} ({outcome.reason or health})",
+        "error": (
+            f"the task team exited with code {outcome.exit_code} ({outcome.reason or health})"
+            if outcome.exit_code is not None
+            else f"the task's run failed: {outcome.reason or health}"
+        ),
     }[kind]
     await retry_or_fail(runner, common, kind, message)
 

@@ -352,7 +352,9 @@ class TaskRunner:
             )
         elif getattr(outcome, "infrastructure", ""):
             await failures.infrastructure_outcome(self, common, outcome)
-        elif str(outcome.health) in ("timed-out", "oom-killed", "removed") or (outcome.exit_code or 0) != 0:
+        elif str(outcome.health) in ("timed-out", "oom-killed", "removed") or outcome.exit_code != 0:
+            # no exit code: the run did not end as the team's (its workspace never arrived or never came
+            # back, its result was refused): a failed attempt, never "the team changed nothing"
             await failures.container_failed(self, common, outcome)
         else:
             commit = await asyncio.to_thread(
