@@ -98,6 +98,12 @@ def decide_retry(
     )
 
 
+def policy_of(config: Any) -> RetryPolicy:
+    """The operator configuration's part of the policy (containers.infrastructure_retries)."""
+    containers = getattr(config, "containers", None)
+    return RetryPolicy(max_infra_retries=int(getattr(containers, "infrastructure_retries", 5)))
+
+
 def backoff_s(n: int, base_s: float, cap_s: float) -> float:
     """The wait before the n-th retry (n >= 1): base, doubled each time, capped."""
     return float(min(base_s * 2 ** (n - 1), cap_s))

@@ -53,8 +53,7 @@ async def retry_or_fail(
     attempt = int(runner.status.get("attempt") or 1)
     limits, timeout_s = runner.limits()
     infra = int(runner.status.get("infraRetries") or 0)
-    containers = getattr(runner.ctx.settings.config, "containers", None)
-    policy = retry.RetryPolicy(max_infra_retries=int(getattr(containers, "infrastructure_retries", 5)))
+    policy = retry.policy_of(runner.ctx.settings.config)
     decision = retry.decide_retry(
         kind, attempt, runner.spec.policy.max_attempts, limits, retry.BACKOFF_BASE_S, timeout_s, policy, infra
     )

@@ -61,8 +61,7 @@ class Integrator:
         it is spent the sprint fails saying so, main unchanged (a cluster that keeps ending the test Pods
         needs a human, not a retry every few seconds forever)."""
         used = int(self.status.get("integrationInfraRetries") or 0)
-        containers = getattr(self.rec.ctx.settings.config, "containers", None)
-        policy = retry.RetryPolicy(max_infra_retries=int(getattr(containers, "infrastructure_retries", 5)))
+        policy = retry.policy_of(self.rec.ctx.settings.config)
         decision = retry.decide_retry(
             "infrastructure",
             used + 1,
