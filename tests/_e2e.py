@@ -134,3 +134,26 @@ def suspended_sprint(name: str, tasks: int = 3, **spec: Any) -> dict[str, Any]:
             **spec,
         },
     }
+
+
+def recipe(recipes: Path, task: str, path: str, content: str | None = None) -> None:
+    """The demo team's recipe for `task`: it writes `path` (default content: the task's id)."""
+    (recipes / task / Path(path).parent).mkdir(parents=True, exist_ok=True)
+    (recipes / task / path).write_text(f"{task}\n" if content is None else content)
+
+
+def demo_sprint(
+    name: str, repo: Path | str, recipes: Path, tasks: list[dict[str, Any]], **spec: Any
+) -> dict[str, Any]:
+    """A Sprint of demo-team `tasks` on `repo`, the team writing what `recipes` holds."""
+    return {
+        "apiVersion": "sprintorchestrator.dev/v1alpha1",
+        "kind": "Sprint",
+        "metadata": {"name": name},
+        "spec": {
+            "repository": {"url": str(repo)},
+            "team": {"type": "demo", "recipes": str(recipes)},
+            "tasks": tasks,
+            **spec,
+        },
+    }

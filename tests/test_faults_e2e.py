@@ -14,7 +14,16 @@ from typing import Any
 
 import pytest
 
-from _e2e import SPRINTCTL, apply, operator_env, sprint_status, start_operator, stop_operator, wait_for
+from _e2e import (
+    SPRINTCTL,
+    apply,
+    operator_env,
+    recipe,
+    sprint_status,
+    start_operator,
+    stop_operator,
+    wait_for,
+)
 from conftest import kubectl
 from localcluster import LocalCluster
 from test_lifecycle_e2e import (
@@ -273,11 +282,6 @@ def test_an_operator_killed_during_the_report_and_the_cleanup_ends_the_sprint_on
 
 
 # --- the user changes a running sprint --------------------------------------------------------------
-
-
-def recipe(recipes: Path, task: str, path: str) -> None:
-    (recipes / task / Path(path).parent).mkdir(parents=True, exist_ok=True)
-    (recipes / task / path).write_text(f"{task}\n")
 
 
 def test_a_task_added_to_a_running_sprint_is_created_and_run(

@@ -15,8 +15,10 @@ import yaml
 from _e2e import (
     SPRINTCTL,
     apply,
+    demo_sprint,
     operator_env,
     operator_process,
+    recipe,
     sprint_status,
     start_operator,
     stop_operator,
@@ -236,18 +238,14 @@ def chain_sprint(name: str, repo: Path, recipes: Path, tasks: int = 10) -> dict[
                 "estimatedTokens": 10000,  # the demo team bills by what it reads: TASK.md quotes deps
             }
         )
-    return {
-        "apiVersion": "sprintorchestrator.dev/v1alpha1",
-        "kind": "Sprint",
-        "metadata": {"name": name},
-        "spec": {
-            "repository": {"url": str(repo)},
-            "team": {"type": "demo", "recipes": str(recipes)},
-            "maxParallelTasks": 3,
-            "tasks": definitions,
-            "integrationTests": ["test $(ls files | wc -l) -eq 10"],
-        },
-    }
+    return demo_sprint(
+        name,
+        repo,
+        recipes,
+        definitions,
+        maxParallelTasks=3,
+        integrationTests=["test $(ls files | wc -l) -eq 10"],
+    )
 
 
 def run_chain(cluster: LocalCluster, namespace: str, tmp: Path, name: str, kill: bool) -> tuple[Path, int]:
@@ -320,19 +318,9 @@ def hold_only_task(manifest: dict[str, Any], recipes: Path) -> Path:
 
 
 def small_sprint(name: str, repo: Path, recipes: Path, **spec: Any) -> dict[str, Any]:
-    (recipes / "only" / "out").mkdir(parents=True, exist_ok=True)
-    (recipes / "only" / "out" / f"{name}.txt").write_text(f"{name}\n")
-    return {
-        "apiVersion": "sprintorchestrator.dev/v1alpha1",
-        "kind": "Sprint",
-        "metadata": {"name": name},
-        "spec": {
-            "repository": {"url": str(repo)},
-            "team": {"type": "demo", "recipes": str(recipes)},
-            "tasks": [{"id": "only", "title": "write a file", "filesToModify": [f"out/{name}.txt"]}],
-            **spec,
-        },
-    }
+    recipe(recipes, "only", f"out/{name}.txt", f"{name}\n")
+    tasks = [{"id": "only", "title": "write a file", "filesToModify": [f"out/{name}.txt"]}]
+    return demo_sprint(name, repo, recipes, tasks, **spec)
 
 
 def test_a_sprint_after_another_starts_when_that_one_completes(

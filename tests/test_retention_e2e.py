@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from _e2e import apply, operator_process, wait_for
+from _e2e import apply, demo_sprint, operator_process, recipe, wait_for
 from conftest import kubectl
 from localcluster import LocalCluster
 from sprint_orchestrator.prunefs import size
@@ -56,18 +56,10 @@ def retention_event(cluster: LocalCluster, namespace: str, sprint: str) -> str |
 def one_file_sprint(name: str, repo: Path, recipes: Path) -> dict[str, Any]:
     """A sprint of one demo-team task that rewrites out/result.txt: the repository does not grow by a
     file a sprint (its report aside), so what grows is what the operator keeps."""
-    (recipes / "only" / "out").mkdir(parents=True, exist_ok=True)
-    (recipes / "only" / "out" / "result.txt").write_text(f"{name}\n")
-    return {
-        "apiVersion": "sprintorchestrator.dev/v1alpha1",
-        "kind": "Sprint",
-        "metadata": {"name": name},
-        "spec": {
-            "repository": {"url": str(repo)},
-            "team": {"type": "demo", "recipes": str(recipes)},
-            "tasks": [{"id": "only", "title": "write a file", "filesToModify": ["out/result.txt"]}],
-        },
-    }
+    recipe(recipes, "only", "out/result.txt", f"{name}\n")
+    return demo_sprint(
+        name, repo, recipes, [{"id": "only", "title": "write a file", "filesToModify": ["out/result.txt"]}]
+    )
 
 
 def refs(repo_root: Path) -> list[str]:

@@ -19,7 +19,7 @@ import pytest
 from _chaos import ChaosRun, git
 
 import _procs
-from _e2e import apply, sprint_status, wait_for
+from _e2e import apply, demo_sprint, recipe, sprint_status, wait_for
 from _podman import PODMAN_ENV
 from localcluster import LocalCluster
 from test_lifecycle_e2e import by_id, seed_repository, wait_terminal
@@ -48,8 +48,7 @@ def held_sprint(name: str, repo: Path, recipes: Path) -> dict[str, Any]:
     """Two independent tasks held running, a third that depends on both; an integration test."""
     tasks = []
     for task, deps in (("left", []), ("right", []), ("after", ["left", "right"])):
-        (recipes / task / "out").mkdir(parents=True, exist_ok=True)
-        (recipes / task / "out" / f"{task}.txt").write_text(f"{task}\n")
+        recipe(recipes, task, f"out/{task}.txt")
         tasks.append(
             {
                 "id": task,
@@ -59,18 +58,8 @@ def held_sprint(name: str, repo: Path, recipes: Path) -> dict[str, Any]:
                 "testRequirements": [HOLD.format(task=task)],
             }
         )
-    return {
-        "apiVersion": "sprintorchestrator.dev/v1alpha1",
-        "kind": "Sprint",
-        "metadata": {"name": name},
-        "spec": {
-            "repository": {"url": str(repo)},
-            "team": {"type": "demo", "recipes": str(recipes)},
-            "maxParallelTasks": 2,
-            "tasks": tasks,
-            "integrationTests": ["test -s out/left.txt && test -s out/right.txt && test -s out/after.txt"],
-        },
-    }
+    both = "test -s out/left.txt && test -s out/right.txt && test -s out/after.txt"
+    return demo_sprint(name, repo, recipes, tasks, maxParallelTasks=2, integrationTests=[both])
 
 
 def held_running(run: ChaosRun, sprint: str, tasks: tuple[str, ...]) -> dict[str, dict[str, Any]]:

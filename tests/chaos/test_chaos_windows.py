@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from _chaos import ChaosRun, git
 
-from _e2e import apply, operator_env, sprint_status, wait_for
+from _e2e import apply, demo_sprint, operator_env, recipe, sprint_status, wait_for
 from localcluster import LocalCluster
 from test_faults_e2e import git_daemon  # noqa: F401  (a fixture)
 from test_lifecycle_e2e import SPRINTCTL, by_id, wait_terminal
@@ -31,35 +31,23 @@ def run(cluster: LocalCluster, namespace: str, tmp_path: Path) -> Iterator[Chaos
         chaos.close()
 
 
-def recipe(recipes: Path, task: str, path: str) -> None:
-    (recipes / task / Path(path).parent).mkdir(parents=True, exist_ok=True)
-    (recipes / task / path).write_text(f"{task}\n")
-
-
 def pair_sprint(name: str, repo: Path | str, recipes: Path) -> dict[str, Any]:
     """`first`, then `second` (depends on it, has a gate); an integration test that both files exist."""
     recipe(recipes, "first", "out/first.txt")
     recipe(recipes, "second", "out/second.txt")
-    return {
-        "apiVersion": "sprintorchestrator.dev/v1alpha1",
-        "kind": "Sprint",
-        "metadata": {"name": name},
-        "spec": {
-            "repository": {"url": str(repo)},
-            "team": {"type": "demo", "recipes": str(recipes)},
-            "tasks": [
-                {"id": "first", "title": "first file", "filesToModify": ["out/first.txt"]},
-                {
-                    "id": "second",
-                    "title": "second file",
-                    "filesToModify": ["out/second.txt"],
-                    "dependencies": ["first"],
-                    "testRequirements": ["test -s out/second.txt"],
-                },
-            ],
-            "integrationTests": ["test -s out/first.txt && test -s out/second.txt"],
+    tasks = [
+        {"id": "first", "title": "first file", "filesToModify": ["out/first.txt"]},
+        {
+            "id": "second",
+            "title": "second file",
+            "filesToModify": ["out/second.txt"],
+            "dependencies": ["first"],
+            "testRequirements": ["test -s out/second.txt"],
         },
-    }
+    ]
+    return demo_sprint(
+        name, repo, recipes, tasks, integrationTests=["test -s out/first.txt && test -s out/second.txt"]
+    )
 
 
 # Each point with the hit that kills: `@2` where the first hit is a step of `first` and the window
