@@ -6,7 +6,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sprint_orchestrator.retry import DEFAULT_MEMORY_BYTES, RetryPolicy, backoff_s, decide_retry
+from sprint_orchestrator.retry import (
+    DEFAULT_MEMORY_BYTES,
+    RetryPolicy,
+    backoff_s,
+    decide_infra_retry,
+    decide_retry,
+)
 from sprint_orchestrator.runtime import Limits
 
 MiB = 1 << 20
@@ -116,6 +122,13 @@ def test_infrastructure_retries_back_off_on_their_own_count_and_stop_at_their_bu
     spent = decide_retry("infrastructure", 6, 3, LIMITS, 10, infra_retries=5)
     assert not spent.retry and "no infrastructure retries left (5 of 5 used)" in spent.reason
     assert not decide_retry("infrastructure", 1, 3, LIMITS, 10, policy=RetryPolicy(max_infra_retries=0)).retry
+
+
+def test_the_integration_tests_infrastructure_budget_backs_off_and_ends_by_the_same_rule() -> None:
+    policy = RetryPolicy(max_infra_retries=2, max_backoff_s=15)
+    assert decide_infra_retry(0, 10, policy) == (True, 10.0, "infrastructure retry 1 of 2")
+    assert decide_infra_retry(1, 10, policy) == (True, 15.0, "infrastructure retry 2 of 2")  # capped
+    assert decide_infra_retry(2, 10, policy) == (False, 0.0, "no infrastructure retries left (2 of 2 used)")
 
 
 def test_attempts_the_infrastructure_ended_do_not_count_against_max_attempts() -> None:

@@ -76,12 +76,11 @@ def decide_retry(
     if outcome_kind not in RETRYABLE:
         return _stop(limits, timeout_s, f"{outcome_kind}: not retried")
     if outcome_kind == "infrastructure":
-        if infra_retries >= policy.max_infra_retries:
-            used = f"{infra_retries} of {policy.max_infra_retries} used"
-            return _stop(limits, timeout_s, f"infrastructure: no infrastructure retries left ({used})")
-        delay = backoff_s(infra_retries + 1, base_backoff_s, policy.max_backoff_s)
-        why = f"infrastructure: attempt {attempt + 1} unchanged (infrastructure retry {infra_retries + 1} of "
-        return RetryDecision(True, limits, timeout_s, delay, f"{why}{policy.max_infra_retries})")
+        again, delay, budget = decide_infra_retry(infra_retries, base_backoff_s, policy)
+        if not again:
+            return _stop(limits, timeout_s, f"infrastructure: {budget}")
+        why = f"infrastructure: attempt {attempt + 1} unchanged ({budget})"
+        return RetryDecision(True, limits, timeout_s, delay, why)
     counted = attempt - infra_retries
     if counted >= max_attempts:
         return _stop(
@@ -96,6 +95,18 @@ def decide_retry(
     return RetryDecision(
         True, new_limits, new_timeout, delay, f"{outcome_kind}: attempt {attempt + 1} {change}"
     )
+
+
+def decide_infra_retry(
+    used: int, base_backoff_s: float, policy: RetryPolicy = RetryPolicy()
+) -> tuple[bool, float, str]:
+    """After `used` infrastructure retries, whether to run again, after how long, and the budget in
+    words: (True, 20.0, "infrastructure retry 2 of 5") or (False, 0.0, "no infrastructure retries left
+    (5 of 5 used)"). Tasks (decide_retry) and the integration tests (handlers/integrate.py) share it."""
+    if used >= policy.max_infra_retries:
+        return False, 0.0, f"no infrastructure retries left ({used} of {policy.max_infra_retries} used)"
+    delay = backoff_s(used + 1, base_backoff_s, policy.max_backoff_s)
+    return True, delay, f"infrastructure retry {used + 1} of {policy.max_infra_retries}"
 
 
 def policy_of(config: Any) -> RetryPolicy:

@@ -62,26 +62,15 @@ class Integrator:
         needs a human, not a retry every few seconds forever)."""
         used = int(self.status.get("integrationInfraRetries") or 0)
         policy = retry.policy_of(self.rec.ctx.settings.config)
-        decision = retry.decide_retry(
-            "infrastructure",
-            used + 1,
-            used + 1,
-            Limits(),
-            retry.BACKOFF_BASE_S,
-            policy=policy,
-            infra_retries=used,
-        )
-        if not decision.retry:
-            message = f"the integration tests could not run: {why}; {decision.reason}; main was not changed"
+        again, delay_s, budget = retry.decide_infra_retry(used, retry.BACKOFF_BASE_S, policy)
+        if not again:
+            message = f"the integration tests could not run: {why}; {budget}; main was not changed"
             return await self._end("Failed", message[:4000], [])
         await self.rec.patch({"integrationInfraRetries": used + 1})
         self.status["integrationInfraRetries"] = used + 1
-        message = (
-            f"{why} (the integration tests run again in {decision.delay_s:.0f} s: "
-            f"infrastructure retry {used + 1} of {policy.max_infra_retries})"
-        )
+        message = f"{why} (the integration tests run again in {delay_s:.0f} s: {budget})"
         self.rec.event(self.body, "IntegrationRetry", message[:1000], warn=True)
-        return decision.delay_s
+        return delay_s
 
     async def _commit_report(self, engine: Any) -> str:
         data = report.build(self.body, self.tasks, dt.datetime.now(dt.UTC))
