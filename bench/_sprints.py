@@ -165,16 +165,27 @@ def parts(status: dict[str, Any]) -> dict[str, float]:
     queue and the merge)."""
     start, gated, done = (when(status[k]) for k in ("startTime", "gatedAt", "completionTime"))
     gates = sum(float(g.get("durationSeconds") or 0) for g in status.get("gates") or [])
-    return {
+    found = {
         "run_s": (gated - start).total_seconds() - gates,
         "gates_s": gates,
         "merge_s": (done - gated).total_seconds(),
     }
+    if status.get("containerStartedAt") and status.get("containerFinishedAt"):
+        # run_s in three: admitted -> the command started (workspace, container or Pod start), the
+        # command's own life (for a Pod: the download, the policy wait, the team, the upload), and
+        # its end -> gated less the gates (the end noticed, results collected, the commit)
+        began, ended = when(status["containerStartedAt"]), when(status["containerFinishedAt"])
+        found |= {
+            "to_container_s": (began - start).total_seconds(),
+            "container_s": (ended - began).total_seconds(),
+            "after_container_s": (gated - ended).total_seconds() - gates,
+        }
+    return found
 
 
 def median_parts(runs: list[dict[str, Any]]) -> dict[str, float]:
     found = [p for run in runs for p in run["parts"]]
-    keys = ("run_s", "gates_s", "merge_s")
+    keys = [k for k in found[0] if all(k in p for p in found)] if found else []
     return {key: round(statistics.median(p[key] for p in found), 3) for key in keys}
 
 

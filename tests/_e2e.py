@@ -3,6 +3,7 @@ subprocess that can be killed), apply manifests with the real kubectl, wait on A
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import signal
@@ -157,3 +158,14 @@ def demo_sprint(
             **spec,
         },
     }
+
+
+def assert_container_times_in_order(task_status: dict[str, Any]) -> None:
+    """A finished Task's timeline: admitted <= its command started <= ended <= the task completed
+    (containerStartedAt/FinishedAt are the runtime's own stamps: Podman's, the kubelet's)."""
+    stamps = [task_status.get(k) for k in ("startTime", "containerStartedAt", "containerFinishedAt")]
+    stamps.append(task_status.get("completionTime"))
+    assert all(stamps), task_status
+    moments = [dt.datetime.fromisoformat(str(s).replace("Z", "+00:00")) for s in stamps]
+    slack = dt.timedelta(seconds=1)  # the runtime's clock and the operator's, whole-second stamps
+    assert moments[0] - slack <= moments[1] <= moments[2] <= moments[3] + slack, stamps

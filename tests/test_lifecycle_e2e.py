@@ -15,6 +15,7 @@ import yaml
 from _e2e import (
     SPRINTCTL,
     apply,
+    assert_container_times_in_order,
     demo_sprint,
     operator_env,
     operator_process,
@@ -339,7 +340,9 @@ def test_a_sprint_after_another_starts_when_that_one_completes(
         apply(cluster, namespace, small_sprint("first", repo, tmp_path / "r1"))
         first = wait_terminal(cluster, namespace, "first")
         second = wait_terminal(cluster, namespace, "second")
+        task = tasks_of(cluster, namespace, "first")[0]["status"]
     assert first["phase"] == second["phase"] == "Completed"
+    assert_container_times_in_order(task)
     assert second["startedAt"] >= first["completedAt"]
     files = git("-C", str(repo), "ls-tree", "-r", "--name-only", "main").split()
     assert {"out/first.txt", "out/second.txt"} <= set(files)

@@ -270,7 +270,7 @@ def test_the_operator_with_the_pods_runtime_runs_a_two_task_demo_sprint_to_compl
     """The operator as a process, `containers.runtime: pods`: its sprint image is pushed to the cluster's
     registry and both task Pods run on the nodes; their work comes back and is merged."""
     from _e2e import apply as apply_manifest
-    from _e2e import operator_process, sprint_status, suspended_sprint
+    from _e2e import assert_container_times_in_order, operator_process, sprint_status, suspended_sprint
     from test_lifecycle_e2e import git, seed_repository
 
     ns, config = pods_operator(
@@ -309,5 +309,7 @@ def test_the_operator_with_the_pods_runtime_runs_a_two_task_demo_sprint_to_compl
         assert len(names) == 2
         assert all(name in placed for name in names), (names, placed)
         assert {placed[name] for name in names} <= {"node1", "node2"}
+        for task in tasks:
+            assert_container_times_in_order(task["status"])
     merged = git("-C", str(repo), "ls-tree", "-r", "--name-only", "main")
     assert "notes/t0.md" in merged and "notes/t1.md" in merged

@@ -257,6 +257,12 @@ class TaskStatus(StatusModel):
     container_name: str | None = None
     container_health: ContainerHealth | None = None
     exit_code: int | None = None
+    container_started_at: DateTime | None = Field(
+        default=None, description="When the last attempt's container (or Pod) started its command."
+    )
+    container_finished_at: DateTime | None = Field(
+        default=None, description="When that command ended, as Podman or the kubelet reports it."
+    )
     start_time: DateTime | None = None
     completion_time: DateTime | None = None
     duration_seconds: float | None = None

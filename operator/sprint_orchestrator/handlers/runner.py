@@ -8,6 +8,7 @@ tree. Every step is idempotent, so a restarted operator re-enters at the phase t
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 from pathlib import Path
 from typing import Any
 
@@ -333,6 +334,7 @@ class TaskRunner:
             },
             "logPath": str(outcome.log_path or ""),
             **({"session": session} if launch.session else {}),
+            **_container_times(outcome),
         }
         budget = self.budget_stop or (metered.refusal() if metered is not None else None)
         if not budget and metered is None and used is not None:  # a team that ended before a live check
@@ -445,6 +447,17 @@ class TaskRunner:
 
     async def _gate(self) -> None:
         await gate_task(self)
+
+
+def _container_times(outcome: Any) -> dict[str, str]:
+    """When the container's command started and ended, as the runtime (Podman, the kubelet) saw it."""
+    stamps = {"containerStartedAt": outcome.started_at, "containerFinishedAt": outcome.finished_at}
+    return {key: _rfc3339(value) for key, value in stamps.items() if isinstance(value, dt.datetime)}
+
+
+def _rfc3339(moment: dt.datetime) -> str:
+    aware = moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+    return aware.astimezone(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 async def _first_of(waiter: asyncio.Future[Any], event: asyncio.Event) -> None:
