@@ -27,13 +27,10 @@ from ..model import SprintSpec
 from ..runtime import Limits, TaskRunSpec, tenant_of
 from ..teams import TEAMS, collect_results, sessions, write_task_files
 from ..teams.results import keep_orchestrator_files
-from . import agentsessions, failures, metering, tokens
-from .conditions import set_condition
+from . import agentsessions, failures, metering, tokens, whilerunning
 from .gating import gate_task, protected_changes, scheduling_of
 from .merging import merge_one
 
-LIVE_USAGE_SECONDS = 2.0
-NOTICE_SECONDS = 5.0  # how often a waiting Pod's notice ("no node fits") is looked at
 TEAM_NAME = "Sprint Orchestrator task team"
 TEAM_EMAIL = "task-team@sprintorchestrator.dev"
 
@@ -209,35 +206,13 @@ class TaskRunner:
         )
         self.ctx.wake(self.rec.key)
         waiter = asyncio.ensure_future(asyncio.to_thread(runtime.wait, handle, run_spec.timeout_s))
-        notices = asyncio.ensure_future(self._notices(waiter, runtime, handle.name))
+        notices = asyncio.ensure_future(whilerunning.notices(self, waiter, runtime, handle.name))
         try:
-            await self._live_usage(waiter, artifacts, runtime, handle, metered)
+            await whilerunning.live_usage(self, waiter, artifacts, runtime, handle, metered)
             outcome = await waiter
         finally:
             notices.cancel()
         await self._finish_container(engine, ws, runtime, handle, outcome, artifacts, launch, metered)
-
-    async def _notices(self, waiter: asyncio.Future[Any], runtime: Any, name: str) -> None:
-        """What the runtime says about a Pod that waits (pods: "no node fits: ..." once it has been
-        unschedulable for containers.unschedulable_report_after) as the Task's PodScheduled condition
-        and a warning Event; cleared when the Pod is scheduled after all."""
-        notice = getattr(runtime, "notice", None)
-        shown: str | None = None
-        while notice is not None and not waiter.done():
-            await asyncio.wait([waiter], timeout=NOTICE_SECONDS)
-            text = await asyncio.to_thread(notice, name)
-            if text is None or text == shown or waiter.done():
-                continue
-            shown = text
-            fits = not text
-            condition = set_condition(
-                self.status.get("conditions"), "PodScheduled", fits, "Scheduled" if fits else "Unschedulable",
-                "the Pod was scheduled" if fits else text[:2000], now_iso(),
-            )  # fmt: skip
-            await self.patch({"conditions": condition})
-            if not fits:
-                why = f"task {self.task_id}: {text[:1000]}"
-                self.rec.event(self.body, "TaskUnschedulable", why, warn=True)
 
     def _dependency_results(self, siblings: list[dict[str, Any]]) -> dict[str, str]:
         results: dict[str, str] = {}
@@ -247,7 +222,7 @@ class TaskRunner:
                 results[task["spec"]["taskId"]] = summary
         return results
 
-    def _sprint_used_by_others(self) -> int:
+    def sprint_used_by_others(self) -> int:
         """Tokens the sprint had used when this attempt started, without this task's own."""
         sprint_tokens = (self.body.get("status") or {}).get("tokens") or {}
         own = (self.status.get("tokens") or {}).get("actual") or 0
@@ -260,42 +235,6 @@ class TaskRunner:
         default: float = getattr(orchestrator, "default_task_timeout", None) or 3600
         defaults = retry.operator_defaults(self.ctx.settings.config)
         return retry.effective_limits(configured, self.status.get("limits") or {}, float(default), defaults)
-
-    async def _live_usage(
-        self, waiter: asyncio.Future[Any], artifacts: Path, runtime: Any, handle: Any, metered: Any
-    ) -> None:
-        """While the container runs, push its growing token usage into the Task status (at most every
-        LIVE_USAGE_SECONDS): the proxy's count when metered (woken by its on_usage), else the team's file.
-        A metered task is not killed here: the proxy refuses its requests once a budget is spent."""
-        last: int | None = None
-        while not waiter.done():
-            await asyncio.wait([waiter], timeout=LIVE_USAGE_SECONDS)
-            if metered is not None and not waiter.done():
-                await _first_of(waiter, metered.changed)
-            if waiter.done():
-                return
-            current = metered.usage() if metered else tokens.read_live(artifacts, "usage-jsonl")
-            if current is None or current.total_tokens == last:
-                continue
-            last = current.total_tokens
-            estimated = self.definition.estimated_tokens
-            metered_usage = current if metered is not None else None
-            await self.patch(
-                {"tokens": tokens.status_tokens(metered_usage, current, estimated, partial=True)}
-            )
-            if metered is not None:
-                continue
-            verdict = tokens.budget_verdict(
-                self.spec,
-                self.definition,
-                current,
-                self._sprint_used_by_others(),
-                self.rec.budget(self.spec),
-                tokens.earlier_attempts(self.status),
-            )
-            if verdict is not None:
-                self.budget_stop = verdict
-                await asyncio.to_thread(runtime.remove, handle.name)
 
     async def _finish_container(
         self,
@@ -342,7 +281,7 @@ class TaskRunner:
                 self.spec,
                 self.definition,
                 used,
-                self._sprint_used_by_others(),
+                self.sprint_used_by_others(),
                 self.rec.budget(self.spec),
                 tokens.earlier_attempts(self.status),
             )
@@ -458,13 +397,3 @@ def _container_times(outcome: Any) -> dict[str, str]:
 def _rfc3339(moment: dt.datetime) -> str:
     aware = moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
     return aware.astimezone(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-async def _first_of(waiter: asyncio.Future[Any], event: asyncio.Event) -> None:
-    """Wait until the container ends or the event is set (then clear it)."""
-    signal = asyncio.ensure_future(event.wait())
-    try:
-        await asyncio.wait([waiter, signal], return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        signal.cancel()
-    event.clear()
