@@ -211,6 +211,32 @@ def test_a_task_that_uploads_its_own_tar_with_an_escaping_path_gets_it_refused(
     assert sorted(p.name for p in ws.iterdir()) == [".git", "evil.tar"]
 
 
+def test_a_task_whose_results_and_exit_0_are_in_is_over_without_waiting_for_its_pod_to_end(
+    tmp_path: Path, image: str, runtime: PodsRuntime
+) -> None:
+    """The operator stops waiting once the wrapper's last upload reports exit 0 (podend.py): here the
+    agent itself sends its result and `?exit=0`, then sleeps past the task's timeout. Waiting for the
+    kubelet instead would end the attempt timed out; the result is what was uploaded, as always."""
+    ws = _workspace(tmp_path, {})
+    put = (
+        "put() { hp=${url#http://}; path=/${hp#*/}/result/$1; hp=${hp%%/*}; f=/tmp/up-$3.tar; "
+        "tar -c -f $f -C $2 .; { printf 'PUT %s HTTP/1.0\\r\\nHost: %s\\r\\nContent-Length: %s\\r\\n\\r\\n' "
+        '"$path" "$hp" $(($(wc -c < $f))); cat $f; } | nc -w 30 "${hp%:*}" "${hp##*:}"; }; '
+    )
+    script = (
+        "url=$(tr '\\0' '\\n' < /proc/$PPID/environ | sed -n 's/^SO_TRANSFER=//p'); "
+        f"{put}echo early > done.txt; mkdir -p /tmp/a; put workspace /workspace w; "
+        "put 'artifacts?exit=0' /tmp/a a; sleep 600"
+    )
+    spec = dataclasses.replace(_spec(tmp_path, image, script, ws), timeout_s=90)
+    handle = runtime.start_task(spec)
+    outcome = runtime.wait(handle, spec.timeout_s)
+    runtime.remove(handle)
+    assert (outcome.health, outcome.exit_code) == (Health.EXITED, 0), outcome
+    assert outcome.succeeded and outcome.finished_at is not None, outcome
+    assert (ws / "done.txt").read_text() == "early\n"
+
+
 def test_a_task_pod_over_its_memory_limit_reports_oom_killed(
     tmp_path: Path, image: str, runtime: PodsRuntime
 ) -> None:

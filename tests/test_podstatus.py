@@ -3,6 +3,7 @@ controllers write them: evicted, node lost, preempted, an image that cannot be p
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -13,6 +14,7 @@ from sprint_orchestrator.runtime.podstatus import (
     StallPolicy,
     create_refusal_is_final,
     progressed,
+    reported_end,
     stall,
     stall_action,
     verdict,
@@ -239,3 +241,16 @@ def test_the_names_of_pods_the_operator_deleted_are_kept_newest_first_up_to_a_ca
     assert "b" not in names and {"a", "c", "d"} == {n for n in "abcd" if n in names}
     names.discard("c")
     assert "c" not in names and len(names) == 2
+
+
+def test_a_reported_end_is_exit_0_now_from_the_containers_start_unless_the_kubelet_said_otherwise() -> None:
+    now = datetime(2026, 12, 6, 20, 0, 5, 250000, tzinfo=UTC)
+    running = reported_end(_pod("Running"), now)
+    assert (running.done, running.health, running.exit_code) == (True, Health.EXITED, 0)
+    assert (running.started_at, running.finished_at) == ("2026-12-06T20:00:02Z", "2026-12-06T20:00:05.250Z")
+    oom = {"terminated": {"exitCode": 137, "reason": "OOMKilled", "finishedAt": "2026-12-06T20:00:04Z"}}
+    assert reported_end(_pod("Failed", main=oom), now).health == Health.OOM_KILLED
+    evicted = _pod("Running", conditions=[_disruption("EvictionByEvictionAPI", "Eviction API: evicting")])
+    assert reported_end(evicted, now).infrastructure
+    gone = reported_end(None, now)
+    assert (gone.exit_code, gone.started_at) == (0, None)

@@ -90,6 +90,58 @@ def _serving() -> bool:
     return any("process_request_thread" in t.name for t in threading.enumerate())
 
 
+def test_the_last_upload_reports_the_exit_once_settled_and_a_malformed_report_is_refused(
+    tmp_path: Path,
+) -> None:
+    ws, artifacts = tmp_path / "ws", tmp_path / "artifacts"
+    ws.mkdir()
+    store = GrantStore(tmp_path / "transfer")
+    server = TransferServer("127.0.0.1", store=store)
+    announced: list[int | None] = []
+    server.on_settled = lambda grant: announced.append(grant.reported_exit)
+    token = server.grant(ws, {"workspace": ws, "artifacts": artifacts}, pod="so-s-t-1")
+    url, grant = server.url(token), server.grant_of(token)
+    assert grant is not None
+    try:
+        for query in ("?exit=256", "?exit=-1", "?exit=0x1", "?exit=", "?code=0", "?exit=0&exit=1"):
+            assert _put(f"{url}/result/artifacts{query}", _tar({"a.txt": b"a"})) == 404, query
+        assert grant.received == {} and announced == []  # nothing was taken
+        assert _put(f"{url}/result/artifacts?exit=0", _tar({"a.txt": b"a"})) == 200
+        assert announced == [0] and not grant.reported_success  # the workspace has not come back yet
+        assert _put(f"{url}/result/workspace", _tar({"w.txt": b"w"})) == 200
+        assert grant.reported_success
+        assert _put(f"{url}/result/artifacts?exit=0", _tar({})) == 404  # once
+    finally:
+        server.close()
+    restored = TransferServer("127.0.0.1", store=store)
+    try:
+        again = restored.grant_of(token)
+        assert again is not None and again.reported_exit == 0 and again.reported_success
+    finally:
+        restored.close()
+
+
+def test_a_refused_last_upload_still_settles_and_a_nonzero_exit_is_no_reported_success(
+    tmp_path: Path,
+) -> None:
+    ws, artifacts = tmp_path / "ws", tmp_path / "artifacts"
+    ws.mkdir()
+    server = TransferServer("127.0.0.1")
+    token = server.grant(ws, {"workspace": ws, "artifacts": artifacts}, pod="so-s-t-2")
+    other = server.grant(ws, {"workspace": ws, "artifacts": artifacts}, pod="so-s-t-3")
+    try:
+        assert _put(f"{server.url(token)}/result/workspace", _tar({"w.txt": b"w"})) == 200
+        assert _put(f"{server.url(token)}/result/artifacts?exit=0", _tar({"../out": b"x"})) == 422
+        refused = server.grant_of(token)
+        assert refused is not None and refused.reported_success and refused.refused  # over; reported refused
+        assert _put(f"{server.url(other)}/result/workspace", _tar({"w.txt": b"w"})) == 200
+        assert _put(f"{server.url(other)}/result/artifacts?exit=3", _tar({})) == 200
+        failed = server.grant_of(other)
+        assert failed is not None and failed.reported_exit == 3 and not failed.reported_success
+    finally:
+        server.close()
+
+
 def test_a_download_the_pod_broke_off_is_not_counted_as_fetched(tmp_path: Path) -> None:
     """The verdict "the Pod ended without its workspace" rests on this fact of the operator's own
     endpoint, never on what the Pod (whose code a gate judges) exits with or prints."""

@@ -9,7 +9,7 @@ credential for the endpoint.
 
     {"pod": "so-s1-t1-1-ab12", "workspace": "/…/workspace", "results": {"workspace": "/…", …},
      "mounts": ["/…/team"], "max_bytes": 1073741824, "served": true, "served_mounts": [0],
-     "received": {"artifacts": "ok 3 members"}, "refused": {}}
+     "received": {"artifacts": "ok 3 members"}, "refused": {}, "reported_exit": 0}
 
 A result that was being received when the operator died counts as not received (the spooled upload
 died with it); the Pod's wrapper retries its upload while the operator is away.
@@ -42,11 +42,19 @@ class Grant:
     sent: set[str] = field(default_factory=set)  # what went out whole: "workspace", "mount/<i>"
     received: dict[str, str] = field(default_factory=dict)  # name -> "ok N members" or the refusal
     refused: dict[str, list[str]] = field(default_factory=dict)
+    reported_exit: int | None = None  # what the Pod's wrapper said its command exited with
 
     @property
     def fetched(self) -> bool:
         """Whether the workspace and every mount went out whole."""
         return {"workspace", *(f"mount/{i}" for i in range(len(self.mounts)))} <= self.sent
+
+    @property
+    def reported_success(self) -> bool:
+        """The wrapper said its command exited 0 and every result tree has arrived (or been refused):
+        nothing more comes from the Pod, so its end need not wait for the kubelet's status."""
+        settled = all(self.received.get(name, "receiving") != "receiving" for name in self.results)
+        return self.reported_exit == 0 and settled
 
 
 class GrantStore:
@@ -66,6 +74,7 @@ class GrantStore:
             "sent": sorted(grant.sent),
             "received": {k: v for k, v in grant.received.items() if v != "receiving"},
             "refused": grant.refused,
+            "reported_exit": grant.reported_exit,
         }
         fd, tmp = tempfile.mkstemp(dir=self.root, prefix=".grant-")
         with os.fdopen(fd, "w") as out:
@@ -106,4 +115,5 @@ def _grant(data: dict[str, Any]) -> Grant:
         sent={str(name) for name in data.get("sent") or []},
         received={str(k): str(v) for k, v in dict(data.get("received") or {}).items()},
         refused={str(k): [str(p) for p in v] for k, v in dict(data.get("refused") or {}).items()},
+        reported_exit=None if data.get("reported_exit") is None else int(data["reported_exit"]),
     )

@@ -54,6 +54,7 @@ from . import (
     task_labels,
 )
 from .canary import Canary, listener
+from .podend import ReportedEnds
 from .podwatch import PodWatcher, RecentNames
 from .transfer import GrantStore, key_of, open_endpoint, split_address
 
@@ -116,6 +117,7 @@ class PodsRuntime:
         self.stalls = stalls
         self._ours = RecentNames()  # Pods the operator deletes itself: their end is no one's fault
         self.watcher = PodWatcher(kube, namespace, stalls, self._delete, self._ours)
+        self.ends = ReportedEnds(self.watcher, self.transfer, kube, namespace)
 
     @classmethod
     def connect(cls, settings: Settings) -> PodsRuntime:
@@ -263,7 +265,11 @@ class PodsRuntime:
         stuck (an image that cannot be pulled past the grace: podstatus.stall_action); past its deadline
         plus slack (never started), delete it."""
         deadline = time.monotonic() + timeout_s + self.stalls.pending_slack_s
-        verdict, pod = self.watcher.watch(handle.name, deadline)
+        key = self._tokens.get(handle.name) if handle.task_id else None
+        if key is None:
+            verdict, pod = self.watcher.watch(handle.name, deadline)
+        else:
+            verdict, pod = self.ends.watch(handle.name, key, deadline)
         log_path = self._save_logs(handle.name, pod)
         if verdict.infrastructure:  # the Pod may be stuck terminating on a lost node: not waited for
             self._delete(handle.name)

@@ -93,6 +93,7 @@ FETCH_STEP = (
 )
 ONESHOT_SCRIPT = f'{FETCH_STEP}unset {TRANSFER_ENV}; exec "$@"'
 # busybox wget posts a file as text (up to its first NUL byte): without python3, PUT through nc.
+# so_put NAME DIR [QUERY]: the last upload carries the command's exit (`?exit=$rc`, transfer.py).
 # so_put returns 1 when the endpoint answered anything but 200 (a refusal is final) and 2 when nothing
 # answered (the operator restarting): so_send retries only the latter (UPLOAD_RETRIES times), so a
 # restarted operator that adopted the Pod still gets its result.
@@ -103,20 +104,22 @@ _PUT = (
     'try:\n f=open(sys.argv[2],"rb");u.urlopen(u.Request(sys.argv[1],data=f,method="PUT",'
     'headers={"Content-Length":str(os.fstat(f.fileno()).st_size)}))\n'
     "except e.HTTPError: sys.exit(1)\nexcept OSError: sys.exit(2)'"
-    ' "$so_url/result/$1" $f || return $?; else hp=${so_url#http://}; path=/${hp#*/}/result/$1; '
+    ' "$so_url/result/$1$3" $f || return $?; else hp=${so_url#http://}; path=/${hp#*/}/result/$1$3; '
     "hp=${hp%%/*}; r=$({ printf 'PUT %s HTTP/1.0\\r\\nHost: %s\\r\\nContent-Length: %s\\r\\n\\r\\n' "
     '"$path" "$hp" $(($(wc -c < $f))); cat $f; } | nc -w 30 "${hp%:*}" "${hp##*:}" | head -n 1); '
     '[ -n "$r" ] || return 2; case "$r" in *" 200 "*) ;; *) return 1;; esac; fi; rm -f $f'
 )
 _SEND = (
-    f'n=0; while :; do so_put "$1" "$2"; r=$?; [ $r -eq 2 ] && [ $n -lt {UPLOAD_RETRIES} ] || return $r; '
+    f'n=0; while :; do so_put "$1" "$2" "$3"; r=$?; '
+    f"[ $r -eq 2 ] && [ $n -lt {UPLOAD_RETRIES} ] || return $r; "
     f"n=$((n+1)); sleep {UPLOAD_PAUSE_S}; done"
 )
 WRAP_SCRIPT = (
     f'so_url="${TRANSFER_ENV}"; unset {TRANSFER_ENV}; "$@"; rc=$?; cd /; '
     f"so_put() {{ {_PUT}; }}; so_send() {{ {_SEND}; }}; "
     'so_send workspace /workspace || echo "sprint-orchestrator: the workspace upload failed" >&2; '
-    'so_send artifacts /artifacts || echo "sprint-orchestrator: the artifacts upload failed" >&2; '
+    'so_send artifacts /artifacts "?exit=$rc" || '
+    'echo "sprint-orchestrator: the artifacts upload failed" >&2; '
     "exit $rc"
 )
 

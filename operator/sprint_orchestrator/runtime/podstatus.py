@@ -127,6 +127,18 @@ def verdict(
     return PodVerdict(True, ContainerHealth.EXITED, code, "", started, finished)
 
 
+def reported_end(pod: Mapping[str, Any] | None, now: datetime) -> PodVerdict:
+    """The end of a task Pod whose wrapper reported exit 0 with its results in (transfer.py), before
+    the kubelet says so: exited 0 now. A verdict the kubelet already gave wins (an eviction, OOMKilled)."""
+    if pod is not None and (given := verdict(pod)).done:
+        return given
+    status = (pod or {}).get("status") or {}
+    running = _state(status.get("containerStatuses"), "main", "running")
+    started = (running or {}).get("startedAt") or status.get("startTime")
+    finished = now.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return PodVerdict(True, ContainerHealth.EXITED, 0, "", started, finished)
+
+
 def infrastructure(pod: Mapping[str, Any], ours: bool = False) -> tuple[str, str] | None:
     """(kind, sentence) when the node or the cluster ended the Pod (not its work), else None."""
     status = pod.get("status") or {}

@@ -7,8 +7,13 @@ the host's node-bridge address). Each attempt registers a random one-time token 
     GET  /t/<token>/workspace          the prepared workspace as a tar stream (the Pod's wrapper)
     GET  /t/<token>/mount/<i>          the i-th read-only mount's directory (the team's files)
     PUT  /t/<token>/result/<name>      a result tree (`workspace`, `artifacts`) after the task ended
+    PUT  /t/<token>/result/<name>?exit=N   the same, the last one, with what the command exited with
 
-Each URL answers once; a second request, an unknown token or name is 404. What went out whole is
+Each URL answers once; a second request, an unknown token or name is 404. The exit a wrapper reports is
+kept (`Grant.reported_exit`) and announced (`on_settled`) once its upload is settled: a task whose
+command exited 0 is over without waiting for the kubelet to say so (pods.py). It is the agent's own word,
+as its exit code always is (its container runs its code); what it decides is only when the operator
+stops waiting, never a gate, a limit or a verdict on the work. What went out whole is
 recorded (`Grant.fetched`: the verdict on a Pod whose download broke off). An upload is spooled to a
 temporary file (capped), then unpacked by `safetar.unpack` into a staging directory beside its target
 and swapped in only if every member passed; the outcome (member count or the refused members) is kept
@@ -27,6 +32,7 @@ import secrets
 import shutil
 import tempfile
 import threading
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -57,6 +63,7 @@ class TransferServer:
         self.grants: dict[str, Grant] = {}  # by key_of(token)
         self.lock = threading.Lock()
         self.store = store
+        self.on_settled: Callable[[Grant], None] | None = None  # a result with a reported exit arrived
         self.server = ThreadingHTTPServer((host, port), _handler(self))
         self.server.daemon_threads = True
         self.host = host
@@ -121,8 +128,13 @@ class TransferServer:
 
     # -- request handling (called from the server's threads) ---------------------------------------
 
-    def _route(self, method: str, path: str) -> tuple[Grant, str] | None:
-        """The grant and what is asked ("workspace", "mount/<i>" or a result name), each answered once."""
+    def _route(self, method: str, target: str) -> tuple[Grant, str, int | None] | None:
+        """The grant, what is asked ("workspace", "mount/<i>" or a result name; each answered once) and
+        the exit code an upload reports (`?exit=N`, 0-255)."""
+        path, _, query = target.partition("?")
+        reported = _exit_of(query) if method == "PUT" else None
+        if query and method == "PUT" and reported is None:
+            return None
         parts = path.split("/")
         if len(parts) < 4 or parts[1] != "t":
             return None
@@ -134,18 +146,18 @@ class TransferServer:
             if method == "GET" and parts[3:] == ["workspace"] and not grant.served:
                 grant.served = True
                 self._save(key, grant)
-                return grant, "workspace"
+                return grant, "workspace", None
             if method == "GET" and len(parts) == 5 and parts[3] == "mount" and parts[4].isdigit():
                 index = int(parts[4])
                 if index < len(grant.mounts) and index not in grant.served_mounts:
                     grant.served_mounts.add(index)
                     self._save(key, grant)
-                    return grant, f"mount/{index}"
+                    return grant, f"mount/{index}", None
             if method == "PUT" and len(parts) == 5 and parts[3] == "result":
                 name = parts[4]
                 if name in grant.results and name not in grant.received:
                     grant.received[name] = "receiving"
-                    return grant, name
+                    return grant, name, reported
         return None
 
     def _sent(self, grant: Grant, what: str) -> None:
@@ -160,7 +172,18 @@ class TransferServer:
             if held is grant:
                 self._save(key, grant)
 
-    def _receive(self, grant: Grant, name: str, body: _Body) -> tuple[int, str]:
+    def _receive(self, grant: Grant, name: str, body: _Body, reported: int | None = None) -> tuple[int, str]:
+        try:
+            return self._unpack(grant, name, body)
+        finally:
+            if reported is not None:
+                with self.lock:
+                    grant.reported_exit = reported
+                    self._settle(grant)
+                if self.on_settled is not None:
+                    self.on_settled(grant)
+
+    def _unpack(self, grant: Grant, name: str, body: _Body) -> tuple[int, str]:
         target = grant.results[name]
         target.mkdir(parents=True, exist_ok=True)
         staged = Path(tempfile.mkdtemp(prefix=".incoming-", dir=target.parent)) / "tree"
@@ -203,6 +226,14 @@ def open_endpoint(host: str, port: int | None, advertise: str, store: GrantStore
     return server
 
 
+def _exit_of(query: str) -> int | None:
+    """`exit=N` with N in 0..255 (what a shell's $? can be), else None."""
+    key, _, value = query.partition("=")
+    if key != "exit" or not value.isdigit() or len(value) > 3 or int(value) > 255:
+        return None
+    return int(value)
+
+
 class _Body:
     def __init__(self, handler: BaseHTTPRequestHandler) -> None:
         self.handler = handler
@@ -237,7 +268,7 @@ def _handler(owner: TransferServer) -> type[BaseHTTPRequestHandler]:
             self.send_response(200)
             self.send_header("Content-Type", "application/x-tar")
             self.end_headers()
-            grant, what = route
+            grant, what, _ = route
             source = grant.workspace if what == "workspace" else grant.mounts[int(what.split("/")[1])]
             safetar.pack(source, self.wfile)  # type: ignore[arg-type]
             owner._sent(grant, what)
@@ -247,7 +278,7 @@ def _handler(owner: TransferServer) -> type[BaseHTTPRequestHandler]:
             if route is None:
                 self._answer(404, "not found\n")
                 return
-            self._answer(*owner._receive(route[0], route[1], _Body(self)))
+            self._answer(*owner._receive(route[0], route[1], _Body(self), route[2]))
 
         do_POST = do_PUT  # busybox wget can only POST
 
