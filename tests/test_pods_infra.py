@@ -1,6 +1,6 @@
 """Kubernetes' own verdicts on real nodes (`containers.runtime: pods`): an image that cannot be pulled, a
-RuntimeClass that does not exist, a Pod no node fits, an evicted task Pod, and a sprint's nodeSelector
-placing every task Pod on the node it names."""
+RuntimeClass that does not exist or whose handler no node has, a Pod no node fits, an evicted task Pod,
+and a sprint's nodeSelector placing every task Pod on the node it names."""
 
 from __future__ import annotations
 
@@ -91,6 +91,29 @@ def test_a_runtime_class_that_does_not_exist_refuses_the_pod_with_a_clear_error(
         runtime.start_task(spec)
     assert "RuntimeClass" in str(refused.value)
     assert runtime.status(f"so-infra-1-{spec.task_id}-1") is None
+
+
+def test_a_runtime_class_whose_handler_no_node_has_ends_the_run_at_once_naming_class_handler_and_node(
+    tmp_path: Path, image: str, runtime: PodsRuntime, nodes: LocalCluster
+) -> None:
+    """The API server admits the Pod (the RuntimeClass exists), the kubelet cannot make its sandbox
+    (containerd has no such handler) and says so only in Events: the run ends on them, not at its
+    deadline (without them it would end TIMED_OUT)."""
+    suffix = uuid.uuid4().hex[:6]
+    klass, handler = f"gvisor-{suffix}", f"runsc-{suffix}"
+    body = {"apiVersion": "node.k8s.io/v1", "kind": "RuntimeClass", "metadata": {"name": klass}}
+    nodes.kubectl("create", "-f", "-", input=json.dumps({**body, "handler": handler}))
+    try:
+        spec = _spec(tmp_path, image, scheduling=Scheduling(runtime_class_name=klass), timeout_s=180)
+        handle = runtime.start_task(spec)
+        outcome = runtime.wait(handle, spec.timeout_s)
+        runtime.remove(handle)
+    finally:
+        nodes.kubectl("delete", "runtimeclass", klass, "--wait=false")
+    assert (outcome.health, outcome.infrastructure) == (Health.REMOVED, "RuntimeHandlerMissing"), outcome
+    assert outcome.reason.startswith(f"RuntimeClass {klass}: handler {handler} is not configured on node ")
+    assert f'no runtime for "{handler}" is configured' in outcome.reason, outcome.reason
+    wait_for(lambda: runtime.status(handle.name) is None, 60, "the stuck Pod deleted")
 
 
 def test_a_pod_no_node_fits_is_reported_then_ends_as_unschedulable_not_as_a_timeout(
