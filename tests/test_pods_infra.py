@@ -1,6 +1,6 @@
 """Kubernetes' own verdicts on real nodes (`containers.runtime: pods`): an image that cannot be pulled, a
-RuntimeClass that does not exist, a Pod no node fits, an evicted task Pod, and a sprint's nodeSelector
-placing every task Pod on the node it names."""
+RuntimeClass that does not exist or whose handler no node has, a Pod no node fits, an evicted task Pod,
+and a sprint's nodeSelector placing every task Pod on the node it names."""
 
 from __future__ import annotations
 
@@ -93,6 +93,29 @@ def test_a_runtime_class_that_does_not_exist_refuses_the_pod_with_a_clear_error(
     assert runtime.status(f"so-infra-1-{spec.task_id}-1") is None
 
 
+def test_a_runtime_class_whose_handler_no_node_has_ends_the_run_at_once_naming_class_handler_and_node(
+    tmp_path: Path, image: str, runtime: PodsRuntime, nodes: LocalCluster
+) -> None:
+    """The API server admits the Pod (the RuntimeClass exists), the kubelet cannot make its sandbox
+    (containerd has no such handler) and says so only in Events: the run ends on them, not at its
+    deadline (without them it would end TIMED_OUT)."""
+    suffix = uuid.uuid4().hex[:6]
+    klass, handler = f"gvisor-{suffix}", f"runsc-{suffix}"
+    body = {"apiVersion": "node.k8s.io/v1", "kind": "RuntimeClass", "metadata": {"name": klass}}
+    nodes.kubectl("create", "-f", "-", input=json.dumps({**body, "handler": handler}))
+    try:
+        spec = _spec(tmp_path, image, scheduling=Scheduling(runtime_class_name=klass), timeout_s=180)
+        handle = runtime.start_task(spec)
+        outcome = runtime.wait(handle, spec.timeout_s)
+        runtime.remove(handle)
+    finally:
+        nodes.kubectl("delete", "runtimeclass", klass, "--wait=false")
+    assert (outcome.health, outcome.infrastructure) == (Health.REMOVED, "RuntimeHandlerMissing"), outcome
+    assert outcome.reason.startswith(f"RuntimeClass {klass}: handler {handler} is not configured on node ")
+    assert f'no runtime for "{handler}" is configured' in outcome.reason, outcome.reason
+    wait_for(lambda: runtime.status(handle.name) is None, 60, "the stuck Pod deleted")
+
+
 def test_a_pod_no_node_fits_is_reported_then_ends_as_unschedulable_not_as_a_timeout(
     tmp_path: Path, image: str, runtime: PodsRuntime
 ) -> None:
@@ -146,13 +169,15 @@ def test_an_evicted_task_pod_is_retried_as_infrastructure_on_the_selected_node_a
     evicted through the Eviction API while the agent runs: that attempt is an infrastructure failure,
     retried (not counted against maxAttempts: 1 here), and the sprint completes, every Pod on node2.
     Beside it, sprint `sandboxed` names a RuntimeClass the cluster does not have: its task fails at once
-    with the API server's reason, no hang and no retries; and sprint `unfit` selects a node that does not
-    exist: its Task says "no node fits" while it waits, then fails Unschedulable (not Timeout)."""
+    with the API server's reason, no hang and no retries; sprint `handlerless` names one whose handler no
+    node has: its task fails at once, RuntimeHandlerMissing, naming both (the kubelet's Events), not at
+    its timeout; and sprint `unfit` selects a node that does not exist: its Task says "no node fits"
+    while it waits, then fails Unschedulable (not Timeout)."""
     ns, config = pods_operator(
         nodes,
         tmp_path,
         "evict",
-        {"max_concurrent_sprints": 3, "default_team": "demo"},
+        {"max_concurrent_sprints": 4, "default_team": "demo"},
         {"cleanup_on_completion": False, "unschedulable_report_after": 3},
     )
     repo = seed_repository(tmp_path, files={"README.md": "# target\n"})
@@ -177,12 +202,22 @@ def test_an_evicted_task_pod_is_retried_as_infrastructure_on_the_selected_node_a
             "resourceLimits": {"timeoutSeconds": 5},
         },
     )
+    (tmp_path / "fourth").mkdir()
+    fourth = seed_repository(tmp_path / "fourth", files={"README.md": "# fourth\n"})
+    klass, handler = f"kata-{uuid.uuid4().hex[:6]}", f"kata-qemu-{uuid.uuid4().hex[:6]}"
+    handlerless = suspended_sprint(
+        "handlerless", tasks=1, repository={"url": str(fourth), "mainBranch": "main"}
+    )
+    handlerless["spec"].update(suspend=False, container={"runtimeClassName": klass})
+    runtime_class = {"apiVersion": "node.k8s.io/v1", "kind": "RuntimeClass", "metadata": {"name": klass}}
+    nodes.kubectl("create", "-f", "-", input=json.dumps({**runtime_class, "handler": handler}))
     with operator_process(
         nodes, ns, tmp_path / "state", tmp_path / "operator.log", SPRINT_ORCHESTRATOR_CONFIG=str(config)
     ):
         apply(nodes, ns, placed)
         apply(nodes, ns, sandboxed)
         apply(nodes, ns, unfit)
+        apply(nodes, ns, handlerless)
         (victim,) = wait_for(
             lambda: _running_pods(nodes, ns, "placed"), 600, "the first task Pod's agent running"
         )
@@ -192,6 +227,8 @@ def test_an_evicted_task_pod_is_retried_as_infrastructure_on_the_selected_node_a
         refused = wait_for(lambda: _ended(nodes, ns, "sandboxed"), 300, "sprint sandboxed ended")
         assert refused["phase"] == "Failed", refused
         wait_for(lambda: _ended(nodes, ns, "unfit"), 600, "sprint unfit ended")
+        missing = wait_for(lambda: _ended(nodes, ns, "handlerless"), 600, "sprint handlerless ended")
+        assert missing["phase"] == "Failed", missing
         events = json.loads(nodes.kubectl("-n", ns, "get", "events", "-o", "json"))["items"]
         tasks = {
             (t["spec"]["sprintRef"], t["spec"]["taskId"]): t["status"]
@@ -212,6 +249,11 @@ def test_an_evicted_task_pod_is_retried_as_infrastructure_on_the_selected_node_a
     sandbox = tasks[("sandboxed", "t0")]
     assert (sandbox["phase"], sandbox["reason"], sandbox["attempt"]) == ("Failed", "PodRejected", 1), sandbox
     assert "no-such-sandbox" in sandbox["error"] and "RuntimeClass" in sandbox["error"], sandbox
+    nodes.kubectl("delete", "runtimeclass", klass, "--wait=false")
+    bare = tasks[("handlerless", "t0")]
+    assert (bare["phase"], bare["reason"], bare["attempt"]) == ("Failed", "RuntimeHandlerMissing", 1), bare
+    assert bare["error"].startswith(f"RuntimeClass {klass}: handler {handler} is not configured on node ")
+    assert not bare.get("infraRetries"), bare
     lonely = tasks[("unfit", "t0")]
     assert (lonely["phase"], lonely["reason"], lonely["attempt"]) == ("Failed", "Unschedulable", 1), lonely
     assert lonely["error"].startswith("no node fits: 0/2 nodes are available"), lonely["error"]

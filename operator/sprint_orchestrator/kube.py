@@ -408,6 +408,17 @@ class Kube:
         finally:
             stream.stop()  # type: ignore[no-untyped-call]
 
+    def pod_events(self, namespace: str, name: str, uid: str, reason: str) -> list[dict[str, Any]]:
+        """The Events with `reason` about one Pod (this uid, not an earlier Pod of its name): what the
+        kubelet says that the Pod's status does not (runtime/podevents.py)."""
+        fields = f"involvedObject.kind=Pod,involvedObject.name={name},involvedObject.uid={uid}"
+        fields += f",reason={reason}"
+        try:
+            out = self._plain(self.core.list_namespaced_event(namespace, field_selector=fields))
+        except ApiException as exc:
+            raise _wrap(f"list events of pod {name} in {namespace}", exc) from exc
+        return list(out.get("items") or [])
+
     def list_pods(self, namespace: str, selector: str) -> list[dict[str, Any]]:
         try:
             out = self._plain(self.core.list_namespaced_pod(namespace, label_selector=selector))

@@ -1,6 +1,7 @@
 """How a task attempt that failed ends: retried (retry.py decides how and when) or Failed, with its
 reason, message and Event. Kubernetes' infrastructure verdicts (runtime/podstatus.py) are retried on
-their own budget; a Pod never scheduled by its deadline fails ("no node fits")."""
+their own budget; a Pod never scheduled by its deadline fails ("no node fits"), as does one whose
+RuntimeClass's handler the node does not have."""
 
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ REASONS = {
     "error": "Error",
     "infrastructure": "Infrastructure",
 }
+# infrastructure verdicts a retry would meet again: the task fails with the kind as its reason
+FINAL_KINDS = frozenset({"Unschedulable", "RuntimeHandlerMissing"})
 
 
 async def container_failed(runner: Any, common: dict[str, Any], outcome: Any) -> None:
@@ -37,12 +40,13 @@ async def container_failed(runner: Any, common: dict[str, Any], outcome: Any) ->
 
 
 async def infrastructure_outcome(runner: Any, common: dict[str, Any], outcome: Any) -> None:
-    """The node or the cluster ended the Pod (runtime/podstatus.py). Never scheduled by its deadline:
-    failed, not retried (the sprint's nodeSelector, tolerations or resources fit no node; a human
-    fixes that and retries). Anything else: an infrastructure retry."""
+    """The node or the cluster ended the Pod (runtime/podstatus.py). Never scheduled by its deadline, or
+    its RuntimeClass's handler missing on its node (runtime/podevents.py): failed, not retried (the
+    sprint's nodeSelector, tolerations or resources fit no node, the class names a handler the node
+    does not have; a human fixes that and retries). Anything else: an infrastructure retry."""
     kind = str(outcome.infrastructure)
-    if kind == "Unschedulable":
-        await fail(runner, common, "Unschedulable", str(outcome.reason)[:4000], retryable=True)
+    if kind in FINAL_KINDS:
+        await fail(runner, common, kind, str(outcome.reason)[:4000], retryable=True)
         return
     await retry_or_fail(runner, common, "infrastructure", f"{kind}: {outcome.reason}"[:4000], kind)
 

@@ -18,11 +18,12 @@ from pathlib import Path
 from typing import Any
 
 from .. import protected
-from ..errors import InfrastructureFailure
+from ..errors import InfrastructureFailure, PodRejected
 from ..faults import checkpoint
 from ..kube import now_iso
 from ..model import SprintSpec
 from ..runtime import ANYWHERE, Limits, Scheduling
+from ..runtime.podevents import HANDLER_MISSING
 
 
 def scheduling_of(spec: SprintSpec) -> Scheduling:
@@ -73,6 +74,9 @@ def run_gates(
             outcome = runtime.run_oneshot(
                 image, ["/bin/sh", "-c", command], tree, timeout_s, limits, owner, scheduling
             )
+            if outcome.infrastructure == HANDLER_MISSING:  # a retry meets the same node configuration
+                last = (outcome.log_tail.strip().splitlines() or [HANDLER_MISSING])[-1]
+                raise PodRejected(f"the run of {command!r} cannot start: {last}")
             if outcome.infrastructure:
                 raise InfrastructureFailure(
                     f"{outcome.infrastructure}: the run of {command!r} was ended by the cluster: "

@@ -73,7 +73,8 @@ class PodVerdict:
 
 @dataclass(frozen=True)
 class Stall:
-    """A Pod that cannot get going: kind ImagePullFailed, ContainerCreateFailed or Unschedulable."""
+    """A Pod that cannot get going: kind ImagePullFailed, ContainerCreateFailed, Unschedulable, or
+    RuntimeHandlerMissing (read from its Events: podevents.py)."""
 
     kind: str
     message: str

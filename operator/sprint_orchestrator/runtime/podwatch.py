@@ -1,5 +1,6 @@
 """Watching one Pod to its end for the Kubernetes runtime: the kubelet's verdict (podstatus.py), a stall
-ended after its grace, "no node fits" noticed while the Pod waits, the deadline kept.
+ended after its grace, "no node fits" noticed while the Pod waits, a RuntimeClass handler missing on
+the node read from the Pod's Events (podevents.py: the status does not say it), the deadline kept.
 
 A watch from the Pod's resourceVersion, not a poll: each change arrives as it happens; a watch lasts at
 most WATCH_S (then the Pod is read again), STALL_CHECK_S while a stall's grace runs (so the grace is
@@ -15,10 +16,11 @@ from collections.abc import Callable
 from typing import Any
 
 from ..kube import Kube, KubeError
-from . import Health, podstatus
+from . import Health, podevents, podstatus
 
 WATCH_S = 60  # one watch request of a Pod lasts at most this long, then it is read again
-STALL_CHECK_S = 5  # while the Pod is stuck (pull errors, unschedulable): how often its grace is checked
+STALL_CHECK_S = 5  # while the Pod is stuck (pull errors, unschedulable) or has no sandbox yet: how often
+# its grace is checked (or its Events read)
 RETRY_S = 0.5  # after a failed watch
 
 
@@ -86,6 +88,9 @@ class PodWatcher:
             if verdict.done:
                 return verdict, pod
             last, stall, now = pod, podstatus.stall(pod), time.monotonic()
+            early = stall is None and podevents.worth_reading(pod)  # no sandbox yet: the Events say why
+            if early:
+                stall = podevents.handler_missing(pod or {}, self._events(name, pod))
             if stall is None and podstatus.progressed(pod):
                 seen.clear()
             action = "wait"
@@ -100,7 +105,16 @@ class PodWatcher:
                     return ended("Unschedulable", stall.message), pod
                 late = podstatus.PodVerdict(True, Health.TIMED_OUT, None, "the Pod never finished in time")
                 return late, pod
-            pod = self._next(name, pod, deadline, STALL_CHECK_S if stall is not None else WATCH_S)
+            pod = self._next(name, pod, deadline, STALL_CHECK_S if stall or early else WATCH_S)
+
+    def _events(self, name: str, pod: dict[str, Any] | None) -> list[dict[str, Any]]:
+        """The kubelet's sandbox failures for this Pod; none when they cannot be read (an install whose
+        Role does not grant reading Events yet: the Pod's deadline ends it, as before)."""
+        uid = str(((pod or {}).get("metadata") or {}).get("uid") or "")
+        try:
+            return self.kube.pod_events(self.namespace, name, uid, podevents.SANDBOX_FAILED)
+        except KubeError:
+            return []
 
     def _note(self, name: str, message: str | None) -> None:
         if message:
