@@ -14,7 +14,7 @@ import logging
 from typing import Any
 
 from .. import lifecycle, report, retry
-from ..errors import InfrastructureFailure
+from ..errors import InfrastructureFailure, PodRejected
 from ..faults import checkpoint
 from ..kube import now_iso
 from ..model import SprintSpec
@@ -52,6 +52,9 @@ class Integrator:
             results = await self._test(engine, runtime, head)
         except InfrastructureFailure as exc:  # the cluster ended a test Pod: not a verdict on the sprint
             return await self._infrastructure_failed(str(exc))
+        except PodRejected as exc:  # a test Pod that can never start here (a RuntimeClass's handler)
+            message = f"the integration tests cannot run: {exc}; main was not changed"
+            return await self._end("Failed", message[:4000], [])
         if all(r["passed"] for r in results):
             return await self._to_main(engine, head, results)
         return await self._failed(engine, runtime, head, results)
