@@ -11,7 +11,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "operator" / "sprint_orchestr
 ALLOWED = {
     "pygit2": ("gitops/",),
     "podman": ("runtime/podman",),  # podman.py and its parts (podmanbuild, -connect, -oneshot, ...)
-    "kubernetes": ("kube.py",),
+    "kubernetes": ("kube.py", "kubebase.py", "kubepods.py"),  # kube.Kube and its parts
 }
 
 

@@ -13,15 +13,19 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any, cast
+from typing import Any
 
 from kubernetes import client, config, watch
 from kubernetes.client.exceptions import ApiException
-from urllib3.exceptions import HTTPError as TransportError  # the client's transport: no answer at all
 
 from . import GROUP, LABEL_SPRINT, VERSION
-from .errors import OrchestratorError
+from .kubebase import KubeError, unreachable
+from .kubebase import obj as _obj
+from .kubebase import wrap as _wrap
+from .kubepods import PodVerbs
 from .lease import fence
+
+__all__ = ["SPRINTS", "TASKS", "Kube", "KubeError", "now_iso", "unreachable"]
 
 SPRINTS = "sprints"
 TASKS = "tasks"
@@ -32,47 +36,14 @@ CONFLICT_PAUSE_S = 0.01  # the first pause after a 409 is up to 20 ms, doubling
 CONFLICT_PAUSE_MAX_S = 1.0
 
 
-class KubeError(OrchestratorError):
-    """A Kubernetes API call failed; the message names the call and the API's reason."""
-
-    def __init__(self, message: str, status: int = 0) -> None:
-        super().__init__(message)
-        self.status = status
-
-
-def unreachable(exc: BaseException) -> bool:
-    """PURE: whether a call failed only because the API server is away or (re)starting: no answer at
-    all (the client's connection errors), or its own "not yet" (503 before its paths are installed, 429
-    while its storage initializes). A step that meets one is done again once the API server answers;
-    it is no verdict on any Sprint or Task."""
-    if isinstance(exc, KubeError):
-        return exc.status in (429, 503)
-    return isinstance(exc, TransportError)
-
-
-def _wrap(what: str, exc: ApiException) -> KubeError:
-    reason = exc.reason or ""
-    try:
-        import json
-
-        reason = json.loads(exc.body or "{}").get("message", reason)
-    except ValueError:
-        pass
-    return KubeError(f"{what}: {exc.status} {reason}", status=int(exc.status or 0))
-
-
-def _obj(value: object) -> dict[str, Any]:
-    """The client returns untyped JSON objects; say what they are, once."""
-    return cast(dict[str, Any], value)
-
-
 def now_iso() -> str:
     """RFC 3339 in UTC with milliseconds (task durations are often around a second)."""
     return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-class Kube:
-    """A thin, counted wrapper around the custom-objects and core APIs."""
+class Kube(PodVerbs):
+    """A thin, counted wrapper around the custom-objects and core APIs (the Pods runtime's verbs:
+    kubepods.py)."""
 
     def __init__(self, api_client: client.ApiClient | None = None) -> None:
         self.api_client = api_client or client.ApiClient()
@@ -361,126 +332,3 @@ class Kube:
                 return False
             raise _wrap(f"write lease {name} in {namespace}", exc) from exc
         return True
-
-    # --- Pods (the pods runtime) ------------------------------------------------------------------
-
-    def _plain(self, value: object) -> dict[str, Any]:
-        return _obj(self.api_client.sanitize_for_serialization(value))  # type: ignore[no-untyped-call]
-
-    def create_pod(self, namespace: str, body: Mapping[str, Any]) -> tuple[dict[str, Any], bool]:
-        """Create a Pod; if one of that name exists, return it and False (the caller checks its labels)."""
-        name = body["metadata"]["name"]
-        try:
-            self._count("create pods")
-            created = self.core.create_namespaced_pod(namespace, dict(body))  # type: ignore[arg-type]
-            return self._plain(created), True
-        except ApiException as exc:
-            if exc.status != 409:
-                raise _wrap(f"create pod {name} in {namespace}", exc) from exc
-        existing = self.get_pod(namespace, name)
-        if existing is None:
-            raise KubeError(f"create pod {name} in {namespace}: conflict, then not found")
-        return existing, False
-
-    def get_pod(self, namespace: str, name: str) -> dict[str, Any] | None:
-        try:
-            return self._plain(self.core.read_namespaced_pod(name, namespace))
-        except ApiException as exc:
-            if exc.status == 404:
-                return None
-            raise _wrap(f"get pod {name} in {namespace}", exc) from exc
-
-    def watch_pod(
-        self, namespace: str, name: str, resource_version: str, timeout_seconds: int
-    ) -> Iterator[tuple[str, dict[str, Any]]]:
-        """(type, Pod) for each change of one Pod after `resource_version` (ADDED, MODIFIED, DELETED), for
-        up to `timeout_seconds`; a KubeError with status 410 means the version is too old: get it again."""
-        stream = watch.Watch()  # type: ignore[no-untyped-call]
-        try:
-            for event in stream.stream(  # type: ignore[no-untyped-call]
-                self.core.list_namespaced_pod, namespace, field_selector=f"metadata.name={name}",
-                resource_version=resource_version, timeout_seconds=timeout_seconds, deserialize=False,
-                _request_timeout=timeout_seconds + 30,
-            ):  # fmt: skip
-                yield str(event["type"]), dict(event["object"])
-        except ApiException as exc:
-            raise _wrap(f"watch pod {name} in {namespace}", exc) from exc
-        finally:
-            stream.stop()  # type: ignore[no-untyped-call]
-
-    def pod_events(self, namespace: str, name: str, uid: str, reason: str) -> list[dict[str, Any]]:
-        """The Events with `reason` about one Pod (this uid, not an earlier Pod of its name): what the
-        kubelet says that the Pod's status does not (runtime/podevents.py)."""
-        fields = f"involvedObject.kind=Pod,involvedObject.name={name},involvedObject.uid={uid}"
-        fields += f",reason={reason}"
-        try:
-            out = self._plain(self.core.list_namespaced_event(namespace, field_selector=fields))
-        except ApiException as exc:
-            raise _wrap(f"list events of pod {name} in {namespace}", exc) from exc
-        return list(out.get("items") or [])
-
-    def list_pods(self, namespace: str, selector: str) -> list[dict[str, Any]]:
-        try:
-            out = self._plain(self.core.list_namespaced_pod(namespace, label_selector=selector))
-        except ApiException as exc:
-            raise _wrap(f"list pods in {namespace}", exc) from exc
-        return list(out.get("items") or [])
-
-    def delete_pod(self, namespace: str, name: str, grace_s: int | None = None) -> bool:
-        try:
-            self._count("delete pods")
-            self.core.delete_namespaced_pod(name, namespace, grace_period_seconds=grace_s)
-            return True
-        except ApiException as exc:
-            if exc.status == 404:
-                return False
-            raise _wrap(f"delete pod {name} in {namespace}", exc) from exc
-
-    def pod_log(self, namespace: str, name: str, container: str, limit_bytes: int = 4 << 20) -> str:
-        """A container's log (stdout and stderr as the kubelet keeps them); "" when there is none."""
-        try:
-            text = self.core.read_namespaced_pod_log(
-                name, namespace, container=container, limit_bytes=limit_bytes
-            )
-        except ApiException as exc:
-            if exc.status in (400, 404):  # not started, or gone
-                return ""
-            raise _wrap(f"logs of pod {name}/{container} in {namespace}", exc) from exc
-        return str(text)
-
-    # --- a Pod's Secret and NetworkPolicy (runtime/podnet.py) ------------------------------------
-
-    def _namespaced(self, kind: str) -> tuple[Any, str]:
-        if kind == "Secret":
-            return self.core, "secret"
-        if kind == "NetworkPolicy":
-            return client.NetworkingV1Api(self.api_client), "network_policy"
-        raise KubeError(f"no adapter for {kind} objects")
-
-    def put_namespaced(self, namespace: str, body: Mapping[str, Any]) -> None:
-        """Create a Secret or NetworkPolicy, replacing one of that name (a leftover) if it exists."""
-        api, what = self._namespaced(str(body["kind"]))
-        name = body["metadata"]["name"]
-        try:
-            self._count(f"create {what}s")
-            getattr(api, f"create_namespaced_{what}")(namespace, dict(body))
-            return
-        except ApiException as exc:
-            if exc.status != 409:
-                raise _wrap(f"create {body['kind']} {name} in {namespace}", exc) from exc
-        try:
-            self._count(f"replace {what}s")
-            getattr(api, f"replace_namespaced_{what}")(name, namespace, dict(body))
-        except ApiException as exc:
-            raise _wrap(f"replace {body['kind']} {name} in {namespace}", exc) from exc
-
-    def delete_namespaced(self, kind: str, namespace: str, name: str) -> bool:
-        api, what = self._namespaced(kind)
-        try:
-            self._count(f"delete {what}s")
-            getattr(api, f"delete_namespaced_{what}")(name, namespace)
-            return True
-        except ApiException as exc:
-            if exc.status == 404:
-                return False
-            raise _wrap(f"delete {kind} {name} in {namespace}", exc) from exc
