@@ -212,11 +212,17 @@ def test_a_task_that_uploads_its_own_tar_with_an_escaping_path_gets_it_refused(
 
 
 def test_a_task_whose_results_and_exit_0_are_in_is_over_without_waiting_for_its_pod_to_end(
-    tmp_path: Path, image: str, runtime: PodsRuntime
+    tmp_path: Path, image: str, runtime: PodsRuntime, nodes: LocalCluster
 ) -> None:
     """The operator stops waiting once the wrapper's last upload reports exit 0 (podend.py): here the
-    agent itself sends its result and `?exit=0`, then sleeps past the task's timeout. Waiting for the
-    kubelet instead would end the attempt timed out; the result is what was uploaded, as always."""
+    agent itself sends its result and `?exit=0`, then lives on past the task's timeout. Waiting for the
+    kubelet instead would end the attempt timed out; the result is what was uploaded, as always. What
+    lives on (ignoring SIGTERM) keeps trying a host port its policy denies: the Pod is removed while it
+    runs, and its NetworkPolicy must hold until the Pod is gone (0 connections)."""
+    node_set = nodes.node_set()
+    assert node_set is not None
+    listener = HostListener(node_set.slot.host_ip)
+    probe = f"nc -w 1 {node_set.slot.host_ip} {listener.port} </dev/null"
     ws = _workspace(tmp_path, {})
     put = (
         "put() { hp=${url#http://}; path=/${hp#*/}/result/$1; hp=${hp%%/*}; f=/tmp/up-$3.tar; "
@@ -226,15 +232,23 @@ def test_a_task_whose_results_and_exit_0_are_in_is_over_without_waiting_for_its_
     script = (
         "url=$(tr '\\0' '\\n' < /proc/$PPID/environ | sed -n 's/^SO_TRANSFER=//p'); "
         f"{put}echo early > done.txt; mkdir -p /tmp/a; put workspace /workspace w; "
+        f"trap '' TERM; for i in 1 2 3 4 5 6 7 8; do ( trap '' TERM; while :; do {probe}; done ) & done; "
         "put 'artifacts?exit=0' /tmp/a a; sleep 600"
     )
     spec = dataclasses.replace(_spec(tmp_path, image, script, ws), timeout_s=90)
-    handle = runtime.start_task(spec)
-    outcome = runtime.wait(handle, spec.timeout_s)
-    runtime.remove(handle)
+    try:
+        handle = runtime.start_task(spec)
+        outcome = runtime.wait(handle, spec.timeout_s)
+        runtime.remove(handle)
+        wait_for(lambda: runtime.status(handle.name) is None, 120, "the Pod gone")
+        policies = ("-n", runtime.namespace, "get", "networkpolicy", "-o", "name")
+        wait_for(lambda: handle.name not in nodes.kubectl(*policies), 120, "its policy deleted after it")
+    finally:
+        listener.close()
     assert (outcome.health, outcome.exit_code) == (Health.EXITED, 0), outcome
     assert outcome.succeeded and outcome.finished_at is not None, outcome
     assert (ws / "done.txt").read_text() == "early\n"
+    assert listener.accepted == 0, f"{listener.accepted} connections got out while the Pod was removed"
 
 
 def test_a_task_pod_over_its_memory_limit_reports_oom_killed(

@@ -390,8 +390,8 @@ def test_a_claude_code_team_task_runs_as_a_pod_with_its_attempts_credential_and_
     texts += [p.read_text(errors="replace") for p in (tmp_path / "state").rglob("*") if p.is_file()]
     for text in texts:
         assert REAL_KEY not in text and credential not in text
-    assert not nodes.kubectl("-n", ns, "get", "secrets,networkpolicies", "-l",
-                             "sprintorchestrator.dev/role=task", "-o", "name").strip()  # fmt: skip
+    leftovers = ("-n", ns, "get", "secrets,networkpolicies", "-l", "sprintorchestrator.dev/role=task")
+    wait_for(lambda: not nodes.kubectl(*leftovers).strip(), 60, "the Secrets and policies gone")
 
 
 def _replay(base: str, credential: str) -> int:

@@ -62,6 +62,11 @@ if TYPE_CHECKING:
     from ..settings import Settings
 
 FETCH_FAILED = "fetching the workspace failed (the Pod ended before it had all of it)"
+# A removed Pod's object stays (Terminating) until the kubelet has killed its processes, after SIGTERM and
+# this grace: its NetworkPolicy is deleted only once the object is gone (_unfence), so a process that
+# outlives its result (a task over at its upload: podend.py) is never unfenced while it runs.
+REMOVE_GRACE_S = 1
+GONE_WAIT_S, GONE_POLL_S = 120.0, 0.5
 
 
 class PodsRuntime:
@@ -272,7 +277,7 @@ class PodsRuntime:
             verdict, pod = self.ends.watch(handle.name, key, deadline)
         log_path = self._save_logs(handle.name, pod)
         if verdict.infrastructure:  # the Pod may be stuck terminating on a lost node: not waited for
-            self._delete(handle.name)
+            self._delete(handle.name, grace_s=0)
         exit_code, reason = verdict.exit_code, verdict.reason
         if handle.task_id and verdict.health == Health.EXITED and exit_code is not None:
             missing = self._result_problem(handle.name)
@@ -292,9 +297,9 @@ class PodsRuntime:
         """What the Task should show about its waiting Pod now (podwatch.PodWatcher.notice)."""
         return self.watcher.notice(name)
 
-    def _delete(self, name: str) -> None:
+    def _delete(self, name: str, grace_s: int = REMOVE_GRACE_S) -> None:
         self._ours.add(name)
-        self.kube.delete_pod(self.namespace, name, grace_s=0)
+        self.kube.delete_pod(self.namespace, name, grace_s=grace_s)
 
     def _result_problem(self, name: str) -> str:
         """Why the task's result did not (safely) arrive, or ""."""
@@ -340,7 +345,8 @@ class PodsRuntime:
     def remove(self, handle_or_name: RunHandle | str) -> None:
         name = handle_or_name if isinstance(handle_or_name, str) else handle_or_name.name
         self._delete(name)
-        self._detach(name)
+        self._detach(name, policy=False)
+        self._unfence(name)
         key = self._tokens.pop(name, None)
         if key:
             self.transfer.revoke_key(key)
@@ -398,7 +404,7 @@ class PodsRuntime:
             self.transfer.revoke(token)
             self._delete(name)
             self._ours.discard(name)  # a one-shot's name is never used again
-            self._detach(name, secret=False)
+            self._unfence(name)
         text = outcome.log_path.read_text(errors="replace")
         outcome.log_path.unlink(missing_ok=True)
         outcome.log_path.with_suffix(".stdout").unlink(missing_ok=True)
@@ -424,10 +430,26 @@ class PodsRuntime:
             secret = podnet.secret(name, self.namespace, labels, secrets, owners)
             self.kube.put_namespaced(self.namespace, secret)
 
-    def _detach(self, name: str, secret: bool = True) -> None:
-        for kind in ("Secret", "NetworkPolicy") if secret else ("NetworkPolicy",):
+    def _detach(self, name: str, secret: bool = True, policy: bool = True) -> None:
+        kinds = (["Secret"] if secret else []) + (["NetworkPolicy"] if policy else [])
+        for kind in kinds:
             with contextlib.suppress(KubeError):  # the Task owns it: deleting the Task collects it
                 self.kube.delete_namespaced(kind, self.namespace, name)
+
+    def _unfence(self, name: str) -> None:
+        """Delete the Pod's NetworkPolicy once the Pod is gone (REMOVE_GRACE_S); one that outlives
+        GONE_WAIT_S (a lost node's) keeps its policy until its Task is deleted."""
+
+        def when_gone() -> None:
+            deadline = time.monotonic() + GONE_WAIT_S
+            while time.monotonic() < deadline:
+                with contextlib.suppress(KubeError):
+                    if self.kube.get_pod(self.namespace, name) is None:
+                        self._detach(name, secret=False)
+                        return
+                time.sleep(GONE_POLL_S)
+
+        threading.Thread(target=when_gone, name=f"unfence-{name}", daemon=True).start()
 
     def _log(self, name: str) -> Path:
         self.log_dir.mkdir(parents=True, exist_ok=True)
