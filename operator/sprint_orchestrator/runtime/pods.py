@@ -67,6 +67,7 @@ FETCH_FAILED = "fetching the workspace failed (the Pod ended before it had all o
 # outlives its result (a task over at its upload: podend.py) is never unfenced while it runs.
 REMOVE_GRACE_S = 1
 GONE_WAIT_S, GONE_POLL_S = 120.0, 0.5
+UNFENCE_AT_CLOSE_S = 15.0  # how long a stopping operator waits for its removed Pods to go
 
 
 class PodsRuntime:
@@ -123,6 +124,8 @@ class PodsRuntime:
         self._ours = RecentNames()  # Pods the operator deletes itself: their end is no one's fault
         self.watcher = PodWatcher(kube, namespace, stalls, self._delete, self._ours)
         self.ends = ReportedEnds(self.watcher, self.transfer, kube, namespace)
+        self._unfencing: set[threading.Thread] = set()  # removed Pods whose policy waits for them to go
+        self._unfencing_lock = threading.Lock()
 
     @classmethod
     def connect(cls, settings: Settings) -> PodsRuntime:
@@ -175,6 +178,13 @@ class PodsRuntime:
         return problems
 
     def close(self) -> None:
+        """Wait (up to UNFENCE_AT_CLOSE_S) for the removed Pods to go, so their policies are deleted by
+        this operator and not left to their Tasks' deletion; then close the endpoints."""
+        deadline = time.monotonic() + UNFENCE_AT_CLOSE_S
+        with self._unfencing_lock:
+            pending = list(self._unfencing)
+        for thread in pending:
+            thread.join(max(0.0, deadline - time.monotonic()))
         self.transfer.close()
         self.proxy_socket.close()
         self.canary.close()
@@ -441,15 +451,22 @@ class PodsRuntime:
         GONE_WAIT_S (a lost node's) keeps its policy until its Task is deleted."""
 
         def when_gone() -> None:
-            deadline = time.monotonic() + GONE_WAIT_S
-            while time.monotonic() < deadline:
-                with contextlib.suppress(KubeError):
-                    if self.kube.get_pod(self.namespace, name) is None:
-                        self._detach(name, secret=False)
-                        return
-                time.sleep(GONE_POLL_S)
+            try:
+                deadline = time.monotonic() + GONE_WAIT_S
+                while time.monotonic() < deadline:
+                    with contextlib.suppress(KubeError):
+                        if self.kube.get_pod(self.namespace, name) is None:
+                            self._detach(name, secret=False)
+                            return
+                    time.sleep(GONE_POLL_S)
+            finally:
+                with self._unfencing_lock:
+                    self._unfencing.discard(thread)
 
-        threading.Thread(target=when_gone, name=f"unfence-{name}", daemon=True).start()
+        thread = threading.Thread(target=when_gone, name=f"unfence-{name}", daemon=True)
+        with self._unfencing_lock:
+            self._unfencing.add(thread)
+        thread.start()
 
     def _log(self, name: str) -> Path:
         self.log_dir.mkdir(parents=True, exist_ok=True)
