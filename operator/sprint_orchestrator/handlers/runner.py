@@ -222,6 +222,17 @@ class TaskRunner:
                 results[task["spec"]["taskId"]] = summary
         return results
 
+    def budget_verdict(self, used: Any) -> str | None:
+        """Whether `used` (this attempt's tokens so far) breaks the task's or the sprint's budget."""
+        return tokens.budget_verdict(
+            self.spec,
+            self.definition,
+            used,
+            self.sprint_used_by_others(),
+            self.rec.budget(self.spec),
+            tokens.earlier_attempts(self.status),
+        )
+
     def sprint_used_by_others(self) -> int:
         """Tokens the sprint had used when this attempt started, without this task's own."""
         sprint_tokens = (self.body.get("status") or {}).get("tokens") or {}
@@ -277,14 +288,7 @@ class TaskRunner:
         }
         budget = self.budget_stop or (metered.refusal() if metered is not None else None)
         if not budget and metered is None and used is not None:  # a team that ended before a live check
-            budget = tokens.budget_verdict(
-                self.spec,
-                self.definition,
-                used,
-                self.sprint_used_by_others(),
-                self.rec.budget(self.spec),
-                tokens.earlier_attempts(self.status),
-            )
+            budget = self.budget_verdict(used)
         if budget:
             await failures.fail(self, common, "BudgetExceeded", budget, retryable=False)
         elif getattr(outcome, "disk_full", False):  # a retry would fill the same cap: not retried

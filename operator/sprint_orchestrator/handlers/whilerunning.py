@@ -60,14 +60,7 @@ async def live_usage(
         await runner.patch({"tokens": tokens.status_tokens(metered_usage, current, estimated, partial=True)})
         if metered is not None:
             continue
-        verdict = tokens.budget_verdict(
-            runner.spec,
-            runner.definition,
-            current,
-            runner.sprint_used_by_others(),
-            runner.rec.budget(runner.spec),
-            tokens.earlier_attempts(runner.status),
-        )
+        verdict = runner.budget_verdict(current)
         if verdict is not None:
             runner.budget_stop = verdict
             await asyncio.to_thread(runtime.remove, handle.name)
