@@ -28,7 +28,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import kopf
 
-    from .. import handlers  # noqa: F401  (registers the handlers)
+    from .. import (
+        handlers,  # noqa: F401  (registers the handlers)
+        heap,
+    )
     from ..errors import InvalidInput
     from ..settings import from_env
     from ..statedir import prepare
@@ -43,6 +46,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"sprintctl operator: {exc}", file=sys.stderr)
         return 2
     claim(state_dir)
+    heap.tune()  # before kopf's and the clients' threads make their malloc arenas
     if args.namespace:  # the settings the handlers read name them too (the diff endpoint checks them)
         os.environ["SPRINT_ORCHESTRATOR_NAMESPACES"] = ",".join(args.namespace)
 

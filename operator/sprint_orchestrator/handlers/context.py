@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .. import faults, lease, statedir
+from .. import faults, heap, lease, statedir
 from ..branchpolicy import main_branch_problems
 from ..errors import InvalidInput, OrchestratorError
 from ..hostpaths import default_roots, host_path_problems
@@ -62,6 +62,7 @@ class OperatorContext:
             await keeper.acquire()
             self.lease_keeper = asyncio.create_task(keeper.keep(), name="lease")
         self.runtime_check = asyncio.create_task(self._check_runtime(), name="runtime check")
+        self.background.add(asyncio.create_task(_trim_heap(), name="heap trim"))
 
     async def _check_runtime(self) -> None:
         """Say at start-up, in one clear line, whether containers can run here (without blocking the
@@ -172,3 +173,10 @@ class OperatorContext:
     def sessions_for(self, namespace: str, sprint: str, task: str) -> Path:
         """Where the agent CLI's session of a task is kept between attempts (teams/sessions.py)."""
         return self.settings.state_dir / "sessions" / namespace / sprint / task
+
+
+async def _trim_heap() -> None:
+    """Every heap.TRIM_EVERY_S, the C heap's free pages back to the kernel (heap.py says why)."""
+    while True:
+        await asyncio.sleep(heap.TRIM_EVERY_S)
+        heap.trim()
