@@ -55,9 +55,10 @@ from localcluster import BIN, LocalCluster  # noqa: E402
 TERMINAL = ("Completed", "Partial", "Failed", "RolledBack")
 GROUP = "sprintorchestrator.dev"
 WRITE = re.compile(
-    r'apiserver_request_total\{[^}]*resource="(sprints|tasks|events)"[^}]*verb="(POST|PUT|PATCH|DELETE)"[^}]*\}'
+    r'apiserver_request_total\{([^}]*resource="(?:sprints|tasks|events)"[^}]*verb="(?:POST|PUT|PATCH|DELETE)"[^}]*)\}'
     r" (\d+)"
 )
+LABEL = re.compile(r'(\w+)="([^"]*)"')
 BUCKET = re.compile(r"apiserver_request_duration_seconds_bucket\{([^}]*)\} (\d+)")
 
 
@@ -70,8 +71,15 @@ def metrics(local: LocalCluster) -> str:
         return str(resp.read().decode())
 
 
-def writes_of(text: str) -> int:
-    return sum(int(m.group(3)) for m in WRITE.finditer(text))
+def writes_of(text: str) -> dict[str, int]:
+    """Writes to our resources and Events, by "resource[/subresource] VERB" (every client's)."""
+    out: dict[str, int] = {}
+    for match in WRITE.finditer(text):
+        labels = dict(LABEL.findall(match.group(1)))
+        sub = f"/{labels['subresource']}" if labels.get("subresource") else ""
+        key = f"{labels['resource']}{sub} {labels['verb']}"
+        out[key] = out.get(key, 0) + int(match.group(2))
+    return out
 
 
 def buckets_of(text: str) -> dict[float, int]:
@@ -211,13 +219,16 @@ class Scale:
             sh(*self.kubectl, "delete", "sprint", name, "-n", "default", "--wait=false")
         total = sum(sprints.values())
         latency = quantile(buckets_of(before), buckets_of(after), 0.99)
+        was = writes_of(before)
+        writes = {key: count - was.get(key, 0) for key, count in writes_of(after).items()}
         return {
             "tasks": total,
             "completed": completed,
             "phases": sorted({str(phases.get(n)) for n in sprints}),
             "wall_s": round(wall, 2),
             "tasks_per_minute": round(total / wall * 60, 1),
-            "api_writes_per_task": round((writes_of(after) - writes_of(before)) / total, 2),
+            "api_writes_per_task": round(sum(writes.values()) / total, 2),
+            "api_writes_per_task_by_kind": {k: round(v / total, 2) for k, v in sorted(writes.items()) if v},
             "apiserver_p99_s": None if latency is None else round(latency, 4),
             "handoff_median_ms": round(statistics.median(gaps) * 1000, 1) if gaps else None,
             "handoff_p95_ms": round(p95(gaps) * 1000, 1) if len(gaps) > 1 else None,
