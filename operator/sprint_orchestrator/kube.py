@@ -25,7 +25,7 @@ from .kubebase import wrap as _wrap
 from .kubepods import PodVerbs
 from .lease import fence
 
-__all__ = ["SPRINTS", "TASKS", "Kube", "KubeError", "now_iso", "unreachable"]
+__all__ = ["SPRINTS", "TASKS", "Kube", "KubeError", "unreachable"]
 
 SPRINTS = "sprints"
 TASKS = "tasks"
@@ -34,11 +34,6 @@ Items = list[dict[str, Any]]
 
 CONFLICT_PAUSE_S = 0.01  # the first pause after a 409 is up to 20 ms, doubling
 CONFLICT_PAUSE_MAX_S = 1.0
-
-
-def now_iso() -> str:
-    """RFC 3339 in UTC with milliseconds (task durations are often around a second)."""
-    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 class Kube(PodVerbs):

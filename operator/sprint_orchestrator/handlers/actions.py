@@ -17,9 +17,9 @@ from .. import (
     ANNOTATION_REVIEW,
 )
 from ..errors import InvalidInput
-from ..kube import now_iso
 from ..model import SprintSpec
 from ..review import parse_annotation
+from ..stamps import now_iso
 
 RETRY = ANNOTATION_RETRY
 APPROVE = ANNOTATION_APPROVE

@@ -9,7 +9,7 @@ import datetime as dt
 from typing import Any
 
 from .. import quantities, retry
-from ..kube import now_iso
+from ..stamps import now_iso
 
 # status.reason of a container that failed, by retry kind (Failed when the attempts are used up)
 REASONS = {

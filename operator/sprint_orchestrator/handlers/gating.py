@@ -20,10 +20,10 @@ from typing import Any
 from .. import protected
 from ..errors import InfrastructureFailure, PodRejected
 from ..faults import checkpoint
-from ..kube import now_iso
 from ..model import SprintSpec
 from ..runtime import ANYWHERE, Limits, Scheduling
 from ..runtime.podevents import HANDLER_MISSING
+from ..stamps import now_iso
 
 
 def scheduling_of(spec: SprintSpec) -> Scheduling:

@@ -9,8 +9,9 @@ from typing import Any
 
 from .. import placement
 from ..errors import ImageBuildFailed, OrchestratorError
-from ..kube import SPRINTS, now_iso
+from ..kube import SPRINTS
 from ..model import SprintSpec
+from ..stamps import now_iso
 from ..teams import missing_key
 from .conditions import set_condition
 

@@ -16,9 +16,9 @@ from typing import Any
 from .. import lifecycle, report, retry
 from ..errors import InfrastructureFailure, PodRejected
 from ..faults import checkpoint
-from ..kube import now_iso
 from ..model import SprintSpec
 from ..runtime import Limits, tenant_of
+from ..stamps import now_iso
 from . import housekeeping, publish
 from .conditions import set_condition
 from .gating import run_gates, scheduling_of

@@ -8,8 +8,9 @@ from typing import Any
 
 from ..errors import MergeRefused
 from ..faults import checkpoint
-from ..kube import SPRINTS, TASKS, now_iso
+from ..kube import SPRINTS, TASKS
 from ..model import SprintSpec
+from ..stamps import now_iso
 
 log = logging.getLogger("sprint_orchestrator.operator")
 

@@ -12,7 +12,7 @@ import asyncio
 import datetime as dt
 from typing import Any
 
-from ..kube import now_iso
+from ..stamps import now_iso
 from .conditions import set_condition
 
 FIRST_BACKOFF_SECONDS = 2.0

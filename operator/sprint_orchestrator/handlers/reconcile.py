@@ -12,8 +12,9 @@ from typing import Any, cast
 
 from .. import ANNOTATION_CANCEL, GROUP, LABEL_SPRINT, LABEL_TASK, VERSION, lifecycle, plan
 from ..errors import InvalidInput, OrchestratorError
-from ..kube import SPRINTS, TASKS, now_iso
+from ..kube import SPRINTS, TASKS
 from ..model import SprintSpec, task_resource_name
+from ..stamps import now_iso
 from ..teams.keys import PROVIDER_OF_TEAM
 from . import actions, counts, initialize, spec_changes, tokens
 from .conditions import merge_conditions, set_condition

@@ -22,9 +22,10 @@ from ..errors import (
     RuntimeUnavailable,
 )
 from ..faults import checkpoint
-from ..kube import now_iso, unreachable
+from ..kube import unreachable
 from ..model import SprintSpec
 from ..runtime import Limits, TaskRunSpec, tenant_of
+from ..stamps import now_iso, rfc3339
 from ..teams import TEAMS, collect_results, sessions, write_task_files
 from ..teams.results import keep_orchestrator_files
 from . import agentsessions, failures, metering, tokens, whilerunning
@@ -395,9 +396,4 @@ class TaskRunner:
 def _container_times(outcome: Any) -> dict[str, str]:
     """When the container's command started and ended, as the runtime (Podman, the kubelet) saw it."""
     stamps = {"containerStartedAt": outcome.started_at, "containerFinishedAt": outcome.finished_at}
-    return {key: _rfc3339(value) for key, value in stamps.items() if isinstance(value, dt.datetime)}
-
-
-def _rfc3339(moment: dt.datetime) -> str:
-    aware = moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
-    return aware.astimezone(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return {key: rfc3339(value) for key, value in stamps.items() if isinstance(value, dt.datetime)}

@@ -12,9 +12,10 @@ import asyncio
 import logging
 from typing import Any
 
-from ..kube import TASKS, now_iso
+from ..kube import TASKS
 from ..model import SprintSpec
 from ..runtime import tenant_of
+from ..stamps import now_iso
 
 log = logging.getLogger("sprint_orchestrator.operator")
 

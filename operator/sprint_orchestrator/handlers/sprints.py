@@ -14,7 +14,8 @@ import kopf
 
 from .. import GROUP, VERSION
 from ..errors import InvalidInput
-from ..kube import SPRINTS, now_iso, unreachable
+from ..kube import SPRINTS, unreachable
+from ..stamps import now_iso
 from .conditions import merge_conditions, set_condition
 from .context import OperatorContext
 from .reconcile import SprintReconciler

@@ -7,7 +7,7 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-from ..kube import now_iso
+from ..stamps import now_iso
 from . import tokens
 from .conditions import set_condition
 

@@ -28,6 +28,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from .. import LABEL_ATTEMPT, LABEL_SPRINT, LABEL_TASK
+from ..stamps import rfc3339
 from ..status import ContainerHealth
 from . import ContainerInfo
 
@@ -136,8 +137,7 @@ def reported_end(pod: Mapping[str, Any] | None, now: datetime) -> PodVerdict:
     status = (pod or {}).get("status") or {}
     running = _state(status.get("containerStatuses"), "main", "running")
     started = (running or {}).get("startedAt") or status.get("startTime")
-    finished = now.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-    return PodVerdict(True, ContainerHealth.EXITED, 0, "", started, finished)
+    return PodVerdict(True, ContainerHealth.EXITED, 0, "", started, rfc3339(now))
 
 
 def infrastructure(pod: Mapping[str, Any], ours: bool = False) -> tuple[str, str] | None:
