@@ -30,6 +30,7 @@ POINTS = frozenset(
         "report-committed-before-status",  # handlers/integrate.py: report committed, Sprint not updated
         "cleanup",  # handlers/integrate.py: end-of-sprint cleanup, after the first task's worktree went
         "task-started-before-status",  # handlers/runner.py: the task's container runs, the Task lacks it
+        "task-ended-before-remove",  # handlers/runner.py: the attempt's end recorded, its container kept
         "gates-passed-before-status",  # handlers/gating.py: the gates ran, their results not recorded
         "main-pushed-before-status",  # handlers/integrate.py: the remote has main, the Sprint says nothing
     }

@@ -24,7 +24,7 @@ from ..errors import (
 from ..faults import checkpoint
 from ..kube import unreachable
 from ..model import SprintSpec
-from ..runtime import Limits, TaskRunSpec, tenant_of
+from ..runtime import Limits, TaskRunSpec, container_name, tenant_of
 from ..stamps import now_iso, rfc3339
 from ..teams import TEAMS, collect_results, sessions, write_task_files
 from ..teams.results import keep_orchestrator_files
@@ -95,6 +95,10 @@ class TaskRunner:
             self.rec.log.error("task %s failed unexpectedly", self.task_id, exc_info=exc)
             await failures.infrastructure_failure(self, f"{type(exc).__name__}: {exc}")
 
+    def _remove_earlier_attempts(self, runtime: Any, attempt: int) -> None:
+        for earlier in range(1, attempt):
+            runtime.remove(container_name(self.sprint_id, self.task_id, earlier, self.tenant))
+
     def _unreachable(self, exc: Exception) -> None:
         self.rec.log.warning(
             "task %s: the API server is unreachable (%s); it resumes at its recorded phase when it answers",
@@ -107,6 +111,11 @@ class TaskRunner:
     async def _execute(self) -> None:
         attempt = int(self.status.get("attempt") or 1)
         engine = await self.rec.engine(self.spec)
+        # The runtime first: made, it has pruned what an earlier process left (disks of containers gone).
+        runtime = await self.ctx.get_runtime()
+        if attempt > 1:  # an operator killed before it removed them: the earlier attempts' containers go,
+            # and with them the disks bound over their trees (else retiring those trees fails EBUSY)
+            await asyncio.to_thread(self._remove_earlier_attempts, runtime, attempt)
         # Changes requested: continue from the reviewed commit, the change still counted from the base.
         start_from = self.status.get("continueFrom") or None
         base = self.status.get("baseCommit") if start_from else None
@@ -114,7 +123,6 @@ class TaskRunner:
         ws = await asyncio.to_thread(
             engine.create_task, self.sprint_id, self.task_id, attempt, files, (), start_from, base
         )
-        runtime = await self.ctx.get_runtime()
         artifacts = self.ctx.artifacts_for(self.rec.namespace, self.rec.name, self.task_id, attempt)
         artifacts.mkdir(parents=True, exist_ok=True)
         launch = TEAMS[self.team_type](self.definition, self.spec.team)
@@ -335,6 +343,7 @@ class TaskRunner:
                     **({"gates": [], "gatedAt": now_iso()} if ungated else {}),
                 }
             )
+        checkpoint("task-ended-before-remove")
         await asyncio.to_thread(runtime.remove, handle.name)
 
     async def _scrutinize(self, engine: Any, base: str, head: str | None, commit: Any) -> dict[str, Any]:
