@@ -185,6 +185,9 @@ class Scale:
                 "repository": {"url": str(self.bare)},
                 "team": {"type": "demo", "recipes": str(recipes)},
                 "maxParallelTasks": slots,
+                # The demo team reports ~1,500 tokens a task: the default budget (1,000,000) would stop
+                # a 1,000-task sprint at about two thirds.
+                "tokenBudget": max(1_000_000, 5_000 * count),
                 "tasks": tasks,
             },
         }
