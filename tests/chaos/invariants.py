@@ -13,7 +13,8 @@ What is checked:
   and the remote's main is one that some Sprint reports (or the test's own);
 - tasks_settled: each Task is in one known phase, its board column is that phase's, a finished Sprint
   has no Task in flight, a Completed Task is merged once and listed once in status.merged;
-- work_kept: every commit a task branch ever held (audit lines, Task status) is reachable from a ref;
+- work_kept: every commit a task branch ever held (audit lines, Task status) is reachable from a ref,
+  unless the retention policy let it go (an audit line with a `retention:` reason);
 - events: every phase change the recorder saw (or, without one, each current phase) has its Event;
 - refs_audited: every move in the clone's reflog of our refs has its audit line in an operator log;
 - nothing_left: no task or gate container, task worktree, journal entry, lock file, proxy socket or
@@ -271,23 +272,39 @@ def _merge_counts(world: World, sid: str) -> dict[str, int]:
 
 def work_kept(world: World) -> list[str]:
     commits = set(world.task_commits)
+    dropped: set[str] = set()  # what the retention policy let go on purpose (its audit lines say so)
     for record in audit_lines(world.logs):
         if str(record["git_ref"]).startswith("refs/heads/task/") and record.get("new"):
             commits.add(str(record["new"]))
+        if str(record.get("reason") or "").startswith("retention:") and record.get("old"):
+            dropped.add(str(record["old"]))
     for task in world.tasks:
         if status(task).get("commit"):
             commits.add(str(status(task)["commit"]))
     out = []
     repos = [*world.clones, world.remote]
-    for sha in sorted(commits):
+    for sha in sorted(commits - dropped):
         holders = [r for r in repos if has_commit(r, sha)]
         if not holders:
             out.append(f"task commit {sha[:12]} is in no repository (lost)")
             continue
         refs = (git(r, "for-each-ref", "--contains", sha, "--count=1", check=False) for r in holders)
-        if not any(line.strip() for line in refs):
+        if not any(line.strip() for line in refs) and not _within(holders, sha, dropped):
             out.append(f"task commit {sha[:12]} is reachable from no branch or salvage ref (lost)")
     return out
+
+
+def _within(repos: list[Path], sha: str, dropped: set[str]) -> bool:
+    """Whether `sha` is an ancestor of a commit the retention policy dropped (an earlier attempt's)."""
+    return any(
+        subprocess.run(
+            ["git", "--git-dir", str(r), "merge-base", "--is-ancestor", sha, tip], capture_output=True
+        ).returncode
+        == 0
+        for r in repos
+        for tip in dropped
+        if has_commit(r, tip)
+    )
 
 
 def events(world: World) -> list[str]:

@@ -3,6 +3,7 @@ and a hand-made API state, and a clean world passes. (A checker that never fails
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -136,6 +137,37 @@ def test_a_task_commit_no_ref_holds_is_found(tmp_path: Path) -> None:
     w.task_commits.add(lost)  # in the clone's objects, on no ref
     lost_text = f"task commit {lost[:12]} is reachable from no branch or salvage ref (lost)"
     assert invariants.work_kept(w) == [lost_text]
+
+
+def test_task_commits_the_retention_policy_let_go_are_not_lost_work(tmp_path: Path) -> None:
+    """An unmerged task branch past the retention window is deleted on purpose, with an audit line: its
+    tip and the earlier commits only it held are not lost work; a commit it never held still is."""
+    w, work = world(tmp_path)
+    sh(work, "git", "checkout", "-qb", "task/s1/b", "main")
+    first = commit(work, "b.txt", "b\n", "task b, attempt 1")
+    tip = commit(work, "b.txt", "b2\n", "task b, attempt 2")
+    sh(work, "git", "checkout", "-qb", "task/s1/c", "main")
+    other = commit(work, "c.txt", "c\n", "task c")
+    for branch in ("task/s1/b", "task/s1/c"):
+        sh(tmp_path, "git", "--git-dir", str(w.clones[0]), "fetch", "-q", str(work), f"{branch}:{branch}")
+        sh(tmp_path, "git", "--git-dir", str(w.clones[0]), "update-ref", "-d", f"refs/heads/{branch}")
+    w.task_commits.update({first, tip, other})
+    audit = tmp_path / "retention.log"
+    audit.write_text(
+        json.dumps(
+            {
+                "git_ref": "refs/heads/task/s1/b",
+                "old": tip,
+                "new": None,
+                "reason": "retention: past the policy",
+            }
+        )
+        + "\n"
+    )
+    w.logs = [*w.logs, audit]
+    assert invariants.work_kept(w) == [
+        f"task commit {other[:12]} is reachable from no branch or salvage ref (lost)"
+    ]
 
 
 def test_a_phase_change_without_its_event_is_found(tmp_path: Path) -> None:
