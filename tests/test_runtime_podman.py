@@ -517,9 +517,11 @@ def test_pruning_spares_the_gates_of_this_operator_process_and_of_other_operator
     runtime: PodmanRuntime,
 ) -> None:
     """A restarted operator prunes at start-up while its resumed tasks already start gates: it must
-    remove only what an earlier process of the same operator left."""
+    remove only what an earlier process of the same operator left, a gate still running included (a
+    killed operator's: nobody waits for its verdict, and left running it outlived every later prune)."""
     owners = {
         "earlier": (runtime.owner, "an-earlier-process"),
+        "running": (runtime.owner, "another-earlier-process"),
         "ours": (runtime.owner, runtime.instance),
         "theirs": ("another-operator", "its-process"),
     }
@@ -531,14 +533,18 @@ def test_pruning_spares_the_gates_of_this_operator_process_and_of_other_operator
             f"sprintorchestrator.dev/instance={instance}",
         ]
         flags = [arg for label in labels for arg in ("--label", label)]
+        command = ["sleep", "600"] if key == "running" else ["true"]
+        verb = ["run", "-d"] if key == "running" else ["create"]
         subprocess.run(
-            ["podman", "create", "--name", names[key], *flags, runtime.base_image, "true"],
+            ["podman", *verb, "--name", names[key], *flags, runtime.base_image, *command],
             check=True,
             capture_output=True,
         )
     try:
         pruned = runtime.prune_oneshots()
-        assert names["earlier"] in pruned
+        assert names["earlier"] in pruned and names["running"] in pruned
+        gone = subprocess.run(["podman", "container", "exists", names["running"]], check=False)
+        assert gone.returncode == 1
         assert names["ours"] not in pruned and names["theirs"] not in pruned
         assert subprocess.run(["podman", "container", "exists", names["ours"]], check=False).returncode == 0
     finally:

@@ -321,11 +321,12 @@ class PodmanRuntime:
 
     @revived
     def prune_oneshots(self) -> list[str]:
-        """Remove finished one-shot (gate) containers an interrupted operator left behind: an earlier
-        process of this operator (same owner, other instance), or unlabelled ones of older versions;
-        and the size-capped disks of containers that no longer exist."""
+        """Remove the one-shot (gate) containers an interrupted operator left behind: an earlier process
+        of this operator (same owner, other instance), running or not (nobody waits for its verdict: the
+        gate runs again for the process that holds the task now); finished unlabelled ones of older
+        versions; and the size-capped disks of containers that no longer exist."""
         found = self._list({"label": f"{LABEL_ROLE}=oneshot"})
-        stale = [c.name for c in found if _state(c) not in ("running", "paused") and self._left_behind(c)]
+        stale = [c.name for c in found if self._left_behind(c)]
         for name in stale:
             self.remove(name)
         self._prune_disks()
@@ -341,8 +342,8 @@ class PodmanRuntime:
 
     def _left_behind(self, container: Any) -> bool:
         labels = container.labels or {}
-        if LABEL_OWNER not in labels:
-            return True
+        if LABEL_OWNER not in labels:  # of an older version, maybe another operator's: only once ended
+            return _state(container) not in ("running", "paused")
         return bool(labels[LABEL_OWNER] == self.owner and labels.get(LABEL_INSTANCE) != self.instance)
 
     @revived
