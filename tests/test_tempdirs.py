@@ -61,3 +61,6 @@ def test_a_stopped_process_s_directory_that_cannot_go_yet_never_stops_the_start_
         assert "could not remove all temporary files" in caplog.text
     finally:
         subprocess.run(["umount", str(busy)], check=True)
+    # Once what held it is gone (the runtime's pruning detaches a killed gate's disk), a sweep takes it.
+    tempdirs.sweep(tmp_path)
+    assert not (tmp_path / "run" / "tmp" / "1-1").exists() and mine.is_dir()

@@ -38,16 +38,24 @@ def _owner_alive(name: str) -> bool:
 
 def claim(state_dir: Path) -> Path:
     """Make this process's temporary directory the default of `tempfile`; remove dead processes' ones."""
-    root = state_dir / "run" / "tmp"
-    root.mkdir(parents=True, exist_ok=True)
-    for entry in root.iterdir():
-        if not _owner_alive(entry.name):
-            _remove(entry)
+    root = sweep(state_dir)
     mine = root / f"{os.getpid()}-{_start_time(os.getpid())}"
     mine.mkdir(mode=0o700, exist_ok=True)
     tempfile.tempdir = str(mine)
     atexit.register(shutil.rmtree, mine, True)
     return mine
+
+
+def sweep(state_dir: Path) -> Path:
+    """Remove the temporary directories of processes that are no longer running; the root they are in.
+    Again once the container runtime has pruned what a killed process left: the size-capped disk of a
+    gate it was running is bound inside its directory, which no rmtree can take before that."""
+    root = state_dir / "run" / "tmp"
+    root.mkdir(parents=True, exist_ok=True)
+    for entry in root.iterdir():
+        if not _owner_alive(entry.name):
+            _remove(entry)
+    return root
 
 
 def _remove(entry: Path) -> None:

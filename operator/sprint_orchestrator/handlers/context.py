@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .. import faults, heap, lease, statedir
+from .. import faults, heap, lease, statedir, tempdirs
 from ..branchpolicy import main_branch_problems
 from ..errors import InvalidInput, OrchestratorError
 from ..hostpaths import default_roots, host_path_problems
@@ -73,6 +73,7 @@ class OperatorContext:
         except OrchestratorError as exc:
             log.error("the container runtime is not usable: %s", exc)
         else:
+            await asyncio.to_thread(tempdirs.sweep, self.settings.state_dir)  # their gate disks are gone now
             log.info("the container runtime is ready (removed %d leftover gate containers)", len(pruned))
 
     async def stop(self) -> None:
