@@ -465,8 +465,19 @@ def main() -> int:
             figures = run(tmp, local, args.faults, seed, kinds)
         finally:
             local.down()
+            unmount_under(tmp)
     print(json.dumps(figures))
     return 0
+
+
+def unmount_under(root: Path) -> None:
+    """Unmount what the run left mounted under `root` (disks of containers left behind: reported as
+    violations), deepest first, so the temporary directory can go and the figures still print."""
+    prefix = str(root.resolve()) + "/"
+    with open("/proc/self/mountinfo") as info:
+        targets = [line.split()[4] for line in info if line.split()[4].startswith(prefix)]
+    for target in sorted(targets, key=len, reverse=True):
+        subprocess.run(["umount", "-l", target], capture_output=True, check=False)
 
 
 if __name__ == "__main__":
