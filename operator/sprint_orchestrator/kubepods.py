@@ -131,13 +131,39 @@ class PodVerbs:
         except ApiException as exc:
             raise wrap(f"replace {body['kind']} {name} in {namespace}", exc) from exc
 
-    def delete_namespaced(self, kind: str, namespace: str, name: str) -> bool:
+    def list_namespaced(self, kind: str, namespace: str, selector: str) -> list[dict[str, Any]]:
         api, what = self._namespaced(kind)
         try:
-            self._count(f"delete {what}s")
-            getattr(api, f"delete_namespaced_{what}")(name, namespace)
-            return True
+            out = self._plain(getattr(api, f"list_namespaced_{what}")(namespace, label_selector=selector))
+        except ApiException as exc:
+            raise wrap(f"list {kind} objects in {namespace}", exc) from exc
+        return list(out.get("items") or [])
+
+    def get_namespaced(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+        api, what = self._namespaced(kind)
+        try:
+            return self._plain(getattr(api, f"read_namespaced_{what}")(name, namespace))
         except ApiException as exc:
             if exc.status == 404:
+                return None
+            raise wrap(f"get {kind} {name} in {namespace}", exc) from exc
+
+    def delete_namespaced(
+        self, kind: str, namespace: str, name: str, uid: str = "", version: str = ""
+    ) -> bool:
+        """Delete a Secret or NetworkPolicy; False when it is not there. With `uid` and `version`, only
+        that object as it was read: one replaced since (a new Pod's) is kept, and False says so."""
+        api, what = self._namespaced(kind)
+        options = None
+        if uid or version:
+            options = client.V1DeleteOptions(
+                preconditions=client.V1Preconditions(uid=uid or None, resource_version=version or None)
+            )
+        try:
+            self._count(f"delete {what}s")
+            getattr(api, f"delete_namespaced_{what}")(name, namespace, body=options)
+            return True
+        except ApiException as exc:
+            if exc.status == 404 or (options is not None and exc.status == 409):
                 return False
             raise wrap(f"delete {kind} {name} in {namespace}", exc) from exc

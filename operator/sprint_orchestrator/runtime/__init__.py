@@ -28,6 +28,12 @@ if TYPE_CHECKING:
 Health = ContainerHealth
 LABEL_ROLE = "sprintorchestrator.dev/role"
 LABEL_TENANT = "sprintorchestrator.dev/tenant"
+# A one-shot container or Pod, and a Pod's NetworkPolicy and Secret, record which operator (owner: its
+# state dir) and which runtime instance (one per operator process) made them: start-up pruning removes
+# only what an earlier process of the same operator left, never what this process has just created, nor
+# another operator's.
+LABEL_OWNER = "sprintorchestrator.dev/owner"
+LABEL_INSTANCE = "sprintorchestrator.dev/instance"
 AGENT_USER = "1000:1000"  # the `agent` user of the base image
 _NAME_MAX = 63
 

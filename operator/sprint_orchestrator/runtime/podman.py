@@ -32,6 +32,8 @@ from ..errors import RuntimeUnavailable, TaskStartFailed
 from ..settings import Settings
 from . import (
     ANYWHERE,
+    LABEL_INSTANCE,
+    LABEL_OWNER,
     LABEL_ROLE,
     LABEL_TENANT,
     ContainerInfo,
@@ -57,7 +59,6 @@ from . import (
     service,
     task_labels,
 )
-from .podmanoneshot import LABEL_INSTANCE, LABEL_OWNER
 from .podmanraces import cgroup_race, reload_state, start_race
 from .podmanrevival import Revival, revived
 

@@ -12,6 +12,8 @@ import podman.errors
 
 from . import (
     AGENT_USER,
+    LABEL_INSTANCE,
+    LABEL_OWNER,
     LABEL_ROLE,
     Health,
     Limits,
@@ -25,12 +27,6 @@ from . import (
 
 if TYPE_CHECKING:
     from .podman import PodmanRuntime
-
-# A one-shot container records which operator state dir (owner) and which runtime instance (one per
-# operator process) started it: start-up pruning removes only what an earlier process of the same
-# operator left, never a gate this process has just created, nor another operator's.
-LABEL_OWNER = "sprintorchestrator.dev/owner"
-LABEL_INSTANCE = "sprintorchestrator.dev/instance"
 
 
 def run_once(

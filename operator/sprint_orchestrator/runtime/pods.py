@@ -11,7 +11,9 @@ Each grant is kept under the state directory (`grants.py`): a restarted operator
 adopts the task Pods it finds by name and labels, their results still coming back. Read-only directory
 mounts (the team's files, recipes) are copied in like the workspace. Each Pod comes with a
 NetworkPolicy (no ingress; egress to the operator's transfer and proxy ports only) and, when the attempt
-has secrets, a Secret its env references; the Task owns all three (`podnet.py`). Agent teams reach the
+has secrets, a Secret its env references; the Task owns all three (`podnet.py`), the policy is deleted
+only once its Pod is gone (`podfence.py`), and a restarted operator sweeps the one-shot Pods and fences
+its killed predecessor left (`podsweep.py`). Agent teams reach the
 metering proxy on `proxy_socket` (bound beside the transfer endpoint) with a per-attempt credential
 (`proxy/tcp.py`), which a restarted operator honours again. Not in this slice: writable or single-file
 mounts (refused).
@@ -19,8 +21,6 @@ mounts (refused).
 
 from __future__ import annotations
 
-import contextlib
-import ipaddress
 import threading
 import time
 import uuid
@@ -51,10 +51,12 @@ from . import (
     podnet,
     podspec,
     podstatus,
+    podsweep,
     task_labels,
 )
 from .canary import Canary, listener
 from .podend import ReportedEnds
+from .podfence import Fences
 from .podwatch import PodWatcher, RecentNames
 from .transfer import GrantStore, key_of, open_endpoint, split_address
 
@@ -62,11 +64,7 @@ if TYPE_CHECKING:
     from ..settings import Settings
 
 FETCH_FAILED = "fetching the workspace failed (the Pod ended before it had all of it)"
-# A removed Pod's object stays (Terminating) until the kubelet has killed its processes, after SIGTERM and
-# this grace: its NetworkPolicy is deleted only once the object is gone (_unfence), so a process that
-# outlives its result (a task over at its upload: podend.py) is never unfenced while it runs.
-REMOVE_GRACE_S = 1
-GONE_WAIT_S, GONE_POLL_S = 120.0, 0.5
+REMOVE_GRACE_S = 1  # after SIGTERM; the Pod's NetworkPolicy goes once its object does (podfence.py)
 UNFENCE_AT_CLOSE_S = 15.0  # how long a stopping operator waits for its removed Pods to go
 
 
@@ -124,8 +122,11 @@ class PodsRuntime:
         self._ours = RecentNames()  # Pods the operator deletes itself: their end is no one's fault
         self.watcher = PodWatcher(kube, namespace, stalls, self._delete, self._ours)
         self.ends = ReportedEnds(self.watcher, self.transfer, kube, namespace)
-        self._unfencing: set[threading.Thread] = set()  # removed Pods whose policy waits for them to go
-        self._unfencing_lock = threading.Lock()
+        self.owner = podsweep.owner_id(store.root / "owner")  # this operator, across its restarts
+        self.instance = uuid.uuid4().hex  # this process
+        self.marks = podsweep.marks(self.owner, self.instance)
+        ports = (self.transfer.port, int(self.proxy_socket.getsockname()[1]))
+        self.fences = Fences(kube, namespace, self.transfer.host, ports, advertised_host, self.marks)
 
     @classmethod
     def connect(cls, settings: Settings) -> PodsRuntime:
@@ -180,11 +181,7 @@ class PodsRuntime:
     def close(self) -> None:
         """Wait (up to UNFENCE_AT_CLOSE_S) for the removed Pods to go, so their policies are deleted by
         this operator and not left to their Tasks' deletion; then close the endpoints."""
-        deadline = time.monotonic() + UNFENCE_AT_CLOSE_S
-        with self._unfencing_lock:
-            pending = list(self._unfencing)
-        for thread in pending:
-            thread.join(max(0.0, deadline - time.monotonic()))
+        self.fences.wait(UNFENCE_AT_CLOSE_S)
         self.transfer.close()
         self.proxy_socket.close()
         self.canary.close()
@@ -193,7 +190,9 @@ class PodsRuntime:
         self.kube.close()
 
     def prune_oneshots(self) -> list[str]:
-        return []
+        """The start-up sweep (podsweep.py): the one-shot Pods an earlier process of this operator left,
+        and the NetworkPolicies and Secrets whose Pod is gone; the names removed."""
+        return podsweep.sweep(self.kube, self.namespace, self.fences, self.owner, self.instance, self._delete)
 
     # -- images --------------------------------------------------------------------------------------
 
@@ -251,11 +250,11 @@ class PodsRuntime:
         )  # fmt: skip
         self._ours.discard(name)
         try:
-            self._attach(name, labels, spec.secrets, owners)
+            self.fences.attach(name, labels, spec.secrets, owners)
             pod, created = self.kube.create_pod(self.namespace, podspec.manifest(run))
         except KubeError as exc:
             self.transfer.revoke(token)
-            self._detach(name)
+            self.fences.detach(name)
             message = f"cannot create Pod {name} from {spec.image}: {exc}"
             if podstatus.create_refusal_is_final(exc.status, str(exc)):
                 raise PodRejected(message) from None
@@ -355,8 +354,8 @@ class PodsRuntime:
     def remove(self, handle_or_name: RunHandle | str) -> None:
         name = handle_or_name if isinstance(handle_or_name, str) else handle_or_name.name
         self._delete(name)
-        self._detach(name, policy=False)
-        self._unfence(name)
+        self.fences.detach(name, policy=False)
+        self.fences.unfence(name)
         key = self._tokens.pop(name, None)
         if key:
             self.transfer.revoke_key(key)
@@ -389,7 +388,7 @@ class PodsRuntime:
     ) -> OneshotResult:
         """Run `command` on a copy of `workdir_mount` in a Pod; nothing comes back but its exit and logs."""
         name = f"so-oneshot-{uuid.uuid4().hex[:12]}"
-        labels = {LABEL_ROLE: "oneshot", podnet.LABEL_POD: name}
+        labels = {LABEL_ROLE: "oneshot", podnet.LABEL_POD: name, **self.marks}  # podsweep.py
         owners = podnet.owner_reference(owner, self.namespace)
         source = workdir_mount if workdir_mount is not None else self.log_dir / "empty"
         source.mkdir(parents=True, exist_ok=True)
@@ -401,7 +400,7 @@ class PodsRuntime:
         )  # fmt: skip
         begin = time.perf_counter()
         try:
-            self._attach(name, labels, {}, owners)
+            self.fences.attach(name, labels, {}, owners)
             self.kube.create_pod(self.namespace, podspec.manifest(run))
             handle = RunHandle(name, "", "", "", 0, self._log(name), None)
             outcome = self.wait(handle, timeout_s)
@@ -414,7 +413,7 @@ class PodsRuntime:
             self.transfer.revoke(token)
             self._delete(name)
             self._ours.discard(name)  # a one-shot's name is never used again
-            self._unfence(name)
+            self.fences.unfence(name)
         text = outcome.log_path.read_text(errors="replace")
         outcome.log_path.unlink(missing_ok=True)
         outcome.log_path.with_suffix(".stdout").unlink(missing_ok=True)
@@ -425,68 +424,6 @@ class PodsRuntime:
             outcome.exit_code, time.perf_counter() - begin, logs.tail(text), timed_out, outcome.infrastructure
         )
 
-    def _attach(
-        self, name: str, labels: dict[str, str], secrets: Mapping[str, str], owners: list[dict[str, Any]]
-    ) -> None:
-        """Before the Pod: its NetworkPolicy, and its Secret when it has secrets (podnet.py)."""
-        ports = (self.transfer.port, int(self.proxy_socket.getsockname()[1]))
-        advertised = self.transfer.advertise.rsplit(":", 1)[0]
-        policy = podnet.network_policy(
-            name, self.namespace, labels, self.transfer.host, ports, owners,
-            operator_namespace=_own_namespace(), dns=not _is_ip(advertised),
-        )  # fmt: skip
-        self.kube.put_namespaced(self.namespace, policy)
-        if secrets:
-            secret = podnet.secret(name, self.namespace, labels, secrets, owners)
-            self.kube.put_namespaced(self.namespace, secret)
-
-    def _detach(self, name: str, secret: bool = True, policy: bool = True) -> None:
-        kinds = (["Secret"] if secret else []) + (["NetworkPolicy"] if policy else [])
-        for kind in kinds:
-            with contextlib.suppress(KubeError):  # the Task owns it: deleting the Task collects it
-                self.kube.delete_namespaced(kind, self.namespace, name)
-
-    def _unfence(self, name: str) -> None:
-        """Delete the Pod's NetworkPolicy once the Pod is gone (REMOVE_GRACE_S); one that outlives
-        GONE_WAIT_S (a lost node's) keeps its policy until its Task is deleted."""
-
-        def when_gone() -> None:
-            try:
-                deadline = time.monotonic() + GONE_WAIT_S
-                while time.monotonic() < deadline:
-                    with contextlib.suppress(KubeError):
-                        if self.kube.get_pod(self.namespace, name) is None:
-                            self._detach(name, secret=False)
-                            return
-                    time.sleep(GONE_POLL_S)
-            finally:
-                with self._unfencing_lock:
-                    self._unfencing.discard(thread)
-
-        thread = threading.Thread(target=when_gone, name=f"unfence-{name}", daemon=True)
-        with self._unfencing_lock:
-            self._unfencing.add(thread)
-        thread.start()
-
     def _log(self, name: str) -> Path:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         return self.log_dir / f"{name}.txt"
-
-
-_SA_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
-
-
-def _own_namespace() -> str | None:
-    """The operator's namespace when it runs in a Pod (its ServiceAccount's), else None."""
-    try:
-        return _SA_NAMESPACE.read_text().strip() or None
-    except OSError:
-        return None
-
-
-def _is_ip(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host.strip("[]"))
-    except ValueError:
-        return False
-    return True
