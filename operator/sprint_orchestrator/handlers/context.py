@@ -74,7 +74,7 @@ class OperatorContext:
             log.error("the container runtime is not usable: %s", exc)
         else:
             await asyncio.to_thread(tempdirs.sweep, self.settings.state_dir)  # their gate disks are gone now
-            log.info("the container runtime is ready (removed %d leftover gate containers)", len(pruned))
+            log.info("the container runtime is ready (removed %d leftovers of earlier runs)", len(pruned))
 
     async def stop(self) -> None:
         if self.lease_keeper is not None:
