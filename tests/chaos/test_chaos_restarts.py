@@ -7,7 +7,6 @@ Podman running the demo team; every wait is on API, process or file state."""
 
 from __future__ import annotations
 
-import errno
 import os
 import signal
 import subprocess
@@ -19,6 +18,7 @@ import pytest
 from _chaos import ChaosRun, git
 
 import _procs
+from _disks import fill, tmpfs
 from _e2e import apply, demo_sprint, recipe, sprint_status, wait_for
 from _podman import PODMAN_ENV
 from localcluster import LocalCluster
@@ -176,32 +176,11 @@ def test_a_podman_service_killed_while_tasks_run_comes_back_and_the_sprint_ends_
     run.finish()
 
 
-def fill(directory: Path) -> Path:
-    """Fill the filesystem of `directory` to the last byte (a file of 1 MiB, then 4 KiB writes)."""
-    filler = directory / "filler"
-    with filler.open("wb", buffering=0) as out:  # unbuffered: nothing left to fail at close()
-        for chunk in (1 << 20, 4096, 512):
-            try:
-                while True:
-                    out.write(b"\0" * chunk)
-            except OSError as exc:
-                if exc.errno != errno.ENOSPC:
-                    raise
-    return filler
-
-
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
     """A 16 MiB tmpfs (mounting needs root) for the target repository, unmounted at the end."""
-    if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root")
-    disk = tmp_path / "disk"
-    disk.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(disk)], check=True)
-    try:
+    with tmpfs(tmp_path / "disk", "size=16m") as disk:
         yield disk
-    finally:
-        subprocess.run(["umount", str(disk)], check=True)
 
 
 def test_a_remote_whose_disk_fills_before_main_is_pushed_says_so_then_pushes_once_freed_uncorrupted(

@@ -13,7 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from .. import retry
+from ..diskspace import no_space
 from ..errors import (
+    DiskFull,
     InfrastructureFailure,
     InvalidInput,
     MissingApiKey,
@@ -70,7 +72,7 @@ class TaskRunner:
             raise
         except Exception as exc:
             try:
-                await self._ended_by(exc)
+                await asyncio.sleep(await self._ended_by(exc))  # the loop respawns this runner after it
             except Exception as again:  # the API server went away while the failure was written
                 if not unreachable(again):
                     raise
@@ -78,12 +80,16 @@ class TaskRunner:
         finally:
             self.ctx.wake(self.rec.key)
 
-    async def _ended_by(self, exc: Exception) -> None:
-        """Record the exception that ended a step. The API server away (a status write that did not get
-        through): nothing is recorded, the next reconcile after it is back re-enters the phase the status
-        records (every step is idempotent: the container adopted, the commit found) with no attempt lost."""
+    async def _ended_by(self, exc: Exception) -> float:
+        """Record the exception that ended a step; returns how long the step waits before it is entered
+        again. The API server away (a status write that did not get through): nothing is recorded, the
+        next reconcile after it is back re-enters the phase the status records (every step is
+        idempotent: the container adopted, the commit found) with no attempt lost. The operator's disk
+        full: the same re-entry, after a backoff, with the reason on the Task (failures.disk_full)."""
         if unreachable(exc):
             self._unreachable(exc)
+        elif isinstance(exc, DiskFull) or no_space(exc):
+            return await failures.disk_full(self, exc)
         elif isinstance(exc, PodRejected):  # the API server will refuse the same Pod again: a human fixes it
             await failures.fail(self, {}, "PodRejected", str(exc)[:4000], retryable=True)
         elif isinstance(exc, (InfrastructureFailure, RuntimeUnavailable)):  # an evicted gate Pod, no Podman
@@ -93,6 +99,7 @@ class TaskRunner:
         else:  # a bug must not kill the sprint: record it, retry with backoff
             self.rec.log.error("task %s failed unexpectedly", self.task_id, exc_info=exc)
             await failures.infrastructure_failure(self, f"{type(exc).__name__}: {exc}")
+        return 0.0
 
     def _unreachable(self, exc: Exception) -> None:
         self.rec.log.warning(
@@ -302,15 +309,8 @@ class TaskRunner:
             # back, its result was refused): a failed attempt, never "the team changed nothing"
             await failures.container_failed(self, common, outcome)
         else:
-            commit = await asyncio.to_thread(
-                engine.commit_task,
-                ws,
-                self.sprint_id,
-                self.task_id,
-                list(self.definition.files_to_modify),
-                TEAM_NAME,
-                TEAM_EMAIL,
-            )
+            commit = await self._commit(engine, ws)
+            common.update(failures.disk_recovered(self))  # a reason it waited for space is over
             checkpoint("task-committed-before-status")
             head = commit.commit or await asyncio.to_thread(engine.head, ws.branch)
             changed = head is not None and head != ws.base_commit
@@ -335,6 +335,23 @@ class TaskRunner:
                 }
             )
         await asyncio.to_thread(runtime.remove, handle.name)
+
+    async def _commit(self, engine: Any, ws: Any) -> Any:
+        """Commit the workspace; on a full disk wait (the reason on the Task) and commit again, here,
+        with the container kept until it went through: nothing of the attempt is redone."""
+        while True:
+            try:
+                return await asyncio.to_thread(
+                    engine.commit_task,
+                    ws,
+                    self.sprint_id,
+                    self.task_id,
+                    list(self.definition.files_to_modify),
+                    TEAM_NAME,
+                    TEAM_EMAIL,
+                )
+            except DiskFull as exc:
+                await asyncio.sleep(await failures.disk_full(self, exc))
 
     async def _scrutinize(self, engine: Any, base: str, head: str | None, commit: Any) -> dict[str, Any]:
         """Protected paths the task changed, with their diff, and audit lines (and Events) for them and
