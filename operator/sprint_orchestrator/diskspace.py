@@ -29,4 +29,3 @@ def no_space(error: BaseException | str) -> bool:
             return True
         current = current.__cause__ or current.__context__
     return False
-

@@ -202,6 +202,7 @@ def test_a_remote_whose_disk_fills_before_main_is_pushed_says_so_then_pushes_onc
         )
         assert refused["phase"] == "Integrating", refused
         assert "refused the push" in refused["message"], refused["message"]
+        assert "the remote's disk is full" in refused["message"], refused["message"]
         assert "No space left on device" in refused["push"]["lastError"], refused["push"]
         assert git(run.repo, "rev-parse", "main") == run.base_main  # main did not move on the full disk
         filler.unlink()

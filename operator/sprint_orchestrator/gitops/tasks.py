@@ -244,7 +244,7 @@ def commit_task(
     from the start, or finds the commit made and finishes the worktree's update."""
     try:
         return _commit_task(core, ws, sprint, task, files, author_name, author_email)
-    except (OSError, pygit2.GitError, GitError) as exc:
+    except (OSError, pygit2.GitError, GitError, DiskFull) as exc:  # DiskFull: of a ref move
         if not no_space(exc):
             raise
         raise DiskFull(

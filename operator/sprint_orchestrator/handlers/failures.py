@@ -113,6 +113,9 @@ async def infrastructure_failure(runner: Any, message: str, kind: str = "error")
 
 
 DISK_FULL = "DiskFull"  # status.reason of a task waiting for space on the operator's disk
+DISK_FULL_ACTION = (
+    "free space on the operator's disk (its state directory, git.working_trees_path); the step is retried"
+)
 
 
 async def disk_full(runner: Any, exc: BaseException) -> float:
@@ -125,16 +128,17 @@ async def disk_full(runner: Any, exc: BaseException) -> float:
     tries = runner.ctx.disk_waits[key] = runner.ctx.disk_waits.get(key, 0) + 1
     delay = backoff(tries)
     attempt = int(runner.status.get("attempt") or 1)
-    detail = str(exc) if isinstance(exc, DiskFull) else f"no space left on device: {exc}"
-    message = (
-        f"{detail}; the work of attempt {attempt} is kept, retrying in {delay:.0f}s (try {tries})"
-    )[:4000]
+    detail = (
+        str(exc) if isinstance(exc, DiskFull) else f"no space left on device on the operator's disk: {exc}"
+    )
+    message = (f"{detail}; the work of attempt {attempt} is kept, retrying in {delay:.0f}s (try {tries})")[
+        :4000
+    ]
     await runner.patch(
         {
             "reason": DISK_FULL,
             "error": message,
-            "recoveryAction": "free space on the operator's disk (its state directory, git.working_trees_path); "
-            "the step is retried by itself",
+            "recoveryAction": DISK_FULL_ACTION,
         }
     )
     runner.rec.log.warning("task %s: %s", runner.task_id, message)

@@ -216,10 +216,21 @@ class TaskRunner:
         notices = asyncio.ensure_future(whilerunning.notices(self, waiter, runtime, handle.name))
         try:
             await whilerunning.live_usage(self, waiter, artifacts, runtime, handle, metered)
-            outcome = await waiter
+            while (outcome := await self._settled(waiter)) is None:  # its work could not come back yet
+                waiter = asyncio.ensure_future(asyncio.to_thread(runtime.wait, handle, run_spec.timeout_s))
         finally:
             notices.cancel()
         await self._finish_container(engine, ws, runtime, handle, outcome, artifacts, launch, metered)
+
+    async def _settled(self, waiter: asyncio.Future[Any]) -> Any:
+        """The container's outcome; None after a wait (the reason on the Task) when the host's disk was
+        too full to take its work back from the container's own disk, which keeps it (runtime/disks.py):
+        the caller waits on the ended container again, and the copy is made again."""
+        try:
+            return await waiter
+        except DiskFull as exc:
+            await asyncio.sleep(await failures.disk_full(self, exc))
+            return None
 
     def _dependency_results(self, siblings: list[dict[str, Any]]) -> dict[str, str]:
         results: dict[str, str] = {}
