@@ -224,11 +224,13 @@ class TaskRunner:
 
     async def _settled(self, waiter: asyncio.Future[Any]) -> Any:
         """The container's outcome; None after a wait (the reason on the Task) when the host's disk was
-        too full to take its work back from the container's own disk, which keeps it (runtime/disks.py):
-        the caller waits on the ended container again, and the copy is made again."""
+        too full to take its work back from the container's own disk, which keeps it (runtime/disks.py),
+        or to write its logs: the caller waits on the ended container again, which does both again."""
         try:
             return await waiter
-        except DiskFull as exc:
+        except Exception as exc:
+            if not no_space(exc):
+                raise
             await asyncio.sleep(await failures.disk_full(self, exc))
             return None
 
