@@ -17,6 +17,7 @@ from _gitrepo import git, make_origin, write_files
 from sprint_orchestrator.diskspace import no_space
 from sprint_orchestrator.errors import DiskFull, GitError
 from sprint_orchestrator.gitops import GitEngine
+from sprint_orchestrator.handlers.failures import without_disk_wait
 
 TEAM = ("Task Team", "team@example.com")
 
@@ -44,6 +45,17 @@ def test_the_cause_of_a_wrapped_error_counts() -> None:
             raise GitError("could not update the worktree") from exc
     except GitError as wrapped:
         assert no_space(wrapped)
+
+
+def test_a_task_moving_on_from_a_wait_for_space_drops_its_reason_unless_the_move_gives_one() -> None:
+    waiting = {"phase": "Running", "reason": "DiskFull", "error": "no space left on device ..."}
+    assert without_disk_wait(waiting, {"phase": "Gating"}) == {
+        "reason": "", "error": "", "recoveryAction": "", "phase": "Gating",
+    }  # fmt: skip
+    assert without_disk_wait(waiting, {"phase": "Review", "reason": "NoChanges", "error": "none"}) == {
+        "reason": "NoChanges", "error": "none", "recoveryAction": "", "phase": "Review",
+    }  # fmt: skip
+    assert without_disk_wait({"reason": "Timeout"}, {"phase": "Ready"}) == {"phase": "Ready"}
 
 
 @pytest.fixture

@@ -128,27 +128,23 @@ async def disk_full(runner: Any, exc: BaseException) -> float:
     tries = runner.ctx.disk_waits[key] = runner.ctx.disk_waits.get(key, 0) + 1
     delay = backoff(tries)
     attempt = int(runner.status.get("attempt") or 1)
-    detail = (
-        str(exc) if isinstance(exc, DiskFull) else f"no space left on device on the operator's disk: {exc}"
-    )
-    message = (f"{detail}; the work of attempt {attempt} is kept, retrying in {delay:.0f}s (try {tries})")[
-        :4000
-    ]
-    await runner.patch(
-        {
-            "reason": DISK_FULL,
-            "error": message,
-            "recoveryAction": DISK_FULL_ACTION,
-        }
-    )
+    why = str(exc) if isinstance(exc, DiskFull) else f"no space left on device on the operator's disk: {exc}"
+    message = f"{why}; the work of attempt {attempt} is kept, retrying in {delay:.0f}s (try {tries})"[:4000]
+    await runner.patch({"reason": DISK_FULL, "error": message, "recoveryAction": DISK_FULL_ACTION})
     runner.rec.log.warning("task %s: %s", runner.task_id, message)
     runner.rec.event(runner.body, "DiskFull", f"task {runner.task_id}: {message}", warn=True)
     return delay
 
 
-def disk_recovered(runner: Any) -> dict[str, Any]:
-    """The status fields that clear a DiskFull wait once the step went through ({} when none was)."""
+def disk_wait_over(runner: Any) -> None:
+    """The step went through: the next wait for space starts its backoff afresh. (The reason goes with
+    the task's next phase: reconcile.patch_task, `without_disk_wait`.)"""
     runner.ctx.disk_waits.pop(f"{runner.rec.key}/{runner.task_id}", None)
-    if runner.status.get("reason") != DISK_FULL:
-        return {}
-    return {"reason": "", "error": "", "recoveryAction": ""}
+
+
+def without_disk_wait(current: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
+    """PURE: a Task's status patch that moves it on from a phase it waited in for space clears that
+    wait's reason, message and advice (unless the patch sets its own)."""
+    if current.get("reason") != DISK_FULL:
+        return patch
+    return {"reason": "", "error": "", "recoveryAction": "", **patch}

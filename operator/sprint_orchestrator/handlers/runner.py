@@ -323,7 +323,7 @@ class TaskRunner:
             await failures.container_failed(self, common, outcome)
         else:
             commit = await self._commit(engine, ws)
-            common.update(failures.disk_recovered(self))  # a reason it waited for space is over
+            failures.disk_wait_over(self)
             checkpoint("task-committed-before-status")
             head = commit.commit or await asyncio.to_thread(engine.head, ws.branch)
             changed = head is not None and head != ws.base_commit
