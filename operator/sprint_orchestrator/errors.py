@@ -32,6 +32,11 @@ class MergeRefused(GitError):
     """A merge was refused because a ref moved since it was checked."""
 
 
+class DiskFull(OrchestratorError):
+    """The operator's own disk (its clones, worktrees, workspaces) has no space left for a write: nothing
+    the work did wrong; the step is retried, its work kept, once space is freed (diskspace.py)."""
+
+
 class RuntimeUnavailable(OrchestratorError):
     """The container runtime is missing or misconfigured (the message says how to fix it)."""
 

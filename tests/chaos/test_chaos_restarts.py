@@ -7,7 +7,6 @@ Podman running the demo team; every wait is on API, process or file state."""
 
 from __future__ import annotations
 
-import errno
 import os
 import signal
 import subprocess
@@ -19,6 +18,7 @@ import pytest
 from _chaos import ChaosRun, git
 
 import _procs
+from _disks import fill, tmpfs
 from _e2e import apply, demo_sprint, recipe, sprint_status, wait_for
 from _podman import PODMAN_ENV
 from localcluster import LocalCluster
@@ -205,32 +205,11 @@ def test_an_operator_killed_before_removing_a_failed_attempt_s_container_retries
     run.finish()
 
 
-def fill(directory: Path) -> Path:
-    """Fill the filesystem of `directory` to the last byte (a file of 1 MiB, then 4 KiB writes)."""
-    filler = directory / "filler"
-    with filler.open("wb", buffering=0) as out:  # unbuffered: nothing left to fail at close()
-        for chunk in (1 << 20, 4096, 512):
-            try:
-                while True:
-                    out.write(b"\0" * chunk)
-            except OSError as exc:
-                if exc.errno != errno.ENOSPC:
-                    raise
-    return filler
-
-
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
     """A 16 MiB tmpfs (mounting needs root) for the target repository, unmounted at the end."""
-    if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root")
-    disk = tmp_path / "disk"
-    disk.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(disk)], check=True)
-    try:
+    with tmpfs(tmp_path / "disk", "size=16m") as disk:
         yield disk
-    finally:
-        subprocess.run(["umount", str(disk)], check=True)
 
 
 def test_a_remote_whose_disk_fills_before_main_is_pushed_says_so_then_pushes_once_freed_uncorrupted(
@@ -252,6 +231,7 @@ def test_a_remote_whose_disk_fills_before_main_is_pushed_says_so_then_pushes_onc
         )
         assert refused["phase"] == "Integrating", refused
         assert "refused the push" in refused["message"], refused["message"]
+        assert "the remote's disk is full" in refused["message"], refused["message"]
         assert "No space left on device" in refused["push"]["lastError"], refused["push"]
         assert git(run.repo, "rev-parse", "main") == run.base_main  # main did not move on the full disk
         filler.unlink()

@@ -18,7 +18,8 @@ from pathlib import Path
 
 import pygit2
 
-from ..errors import GitError, MergeRefused
+from ..diskspace import no_space
+from ..errors import DiskFull, GitError, MergeRefused
 from ..lease import fence
 from .locks import RepoLock, repo_lock
 from .results import RefChange
@@ -137,7 +138,11 @@ class Core:
                 if current is None or str(current.target) != expected:
                     raise MergeRefused(_moved(ref, expected, current))
                 current.set_target(new, f"sprint-orchestrator: {reason}")
-        except (pygit2.GitError, pygit2.AlreadyExistsError) as exc:
+        except (pygit2.GitError, pygit2.AlreadyExistsError, OSError) as exc:
+            if no_space(exc):  # the ref's lock file or its reflog line could not be written: not a race
+                raise DiskFull(f"no space left on device to move {ref} ({reason}): {exc}") from exc
+            if not isinstance(exc, (pygit2.GitError, pygit2.AlreadyExistsError)):
+                raise
             raise MergeRefused(f"{ref} changed while it was being updated ({reason}): {exc}") from exc
         return audit(RefChange(ref, expected, new, reason, sprint, task))
 
@@ -150,7 +155,11 @@ class Core:
             raise MergeRefused(_moved(ref, expected, current))
         try:
             current.delete()
-        except pygit2.GitError as exc:
+        except (pygit2.GitError, OSError) as exc:
+            if no_space(exc):
+                raise DiskFull(f"no space left on device to delete {ref} ({reason}): {exc}") from exc
+            if not isinstance(exc, pygit2.GitError):
+                raise
             raise MergeRefused(f"{ref} changed while it was being deleted ({reason}): {exc}") from exc
         return audit(RefChange(ref, expected, None, reason, sprint, task))
 

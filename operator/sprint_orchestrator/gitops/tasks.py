@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pygit2
 
-from ..errors import GitError, InvalidInput
+from ..diskspace import no_space
+from ..errors import DiskFull, GitError, InvalidInput
 from . import worktrees
 from .core import (
     ORCHESTRATOR_REFS,
@@ -237,6 +238,30 @@ def commit_task(
     author_name: str,
     author_email: str,
 ) -> CommitResult:
+    """Commit the workspace on the task branch. A disk that fills on the way raises DiskFull: nothing of
+    the workspace is touched, a loose object written whole before it stays unreferenced (git writes each
+    through a temporary file, and drops its lock files on a failure), and the next call commits again
+    from the start, or finds the commit made and finishes the worktree's update."""
+    try:
+        return _commit_task(core, ws, sprint, task, files, author_name, author_email)
+    except (OSError, pygit2.GitError, GitError, DiskFull) as exc:  # DiskFull: of a ref move
+        if not no_space(exc):
+            raise
+        raise DiskFull(
+            f"no space left on device while committing the work of attempt {ws.attempt} of task {task} "
+            f"({exc})"
+        ) from exc
+
+
+def _commit_task(
+    core: Core,
+    ws: TaskWorkspace,
+    sprint: str,
+    task: str,
+    files: Sequence[str],
+    author_name: str,
+    author_email: str,
+) -> CommitResult:
     _check_task(sprint, task, ws.attempt)
     if (sprint, task) != (ws.sprint_id, ws.task_id):
         raise InvalidInput(f"the workspace belongs to {ws.sprint_id}/{ws.task_id}, not {sprint}/{task}")
@@ -262,6 +287,8 @@ def commit_task(
         started = core.commit(ws.base_commit, "task base").tree
         changed = changed_paths(repo, started, base)
         out_of_scope = [p for p in changed if p not in set(files)]
+        with core.lock.held():
+            _resync_task_worktree(ws)  # its update may be what failed (a full disk)
         return CommitResult(head, changed, out_of_scope, False, refused=tuple(refused))
     if tree_id == base.id:
         return CommitResult(None, [], [], True, refused=tuple(refused))
@@ -276,10 +303,15 @@ def commit_task(
     commit = str(repo.create_commit(None, author, core.committer(), message, tree_id, [pygit2.Oid(hex=head)]))
     with core.lock.held():
         change = core.set_ref(ref, commit, head, "commit task workspace", sprint, task)
-        if ws.worktree is not None and ws.worktree.exists():
-            worktrees.resync(ws.worktree)  # under the lock: recover() must not see its index.lock as stale
+        _resync_task_worktree(ws)
     out_of_scope = [p for p in changed if p not in set(files)]
     return CommitResult(commit, changed, out_of_scope, False, (change,), tuple(refused))
+
+
+def _resync_task_worktree(ws: TaskWorkspace) -> None:
+    """Called under the lock: recover() must not see the worktree's index.lock as stale."""
+    if ws.worktree is not None and ws.worktree.exists():
+        worktrees.resync(ws.worktree)
 
 
 _BAD_IDENTITY = re.compile(r"[<>\x00-\x1f\x7f]")

@@ -69,8 +69,12 @@ def write_json(path: Path, data: dict[str, Any]) -> None:
     """Atomic: a reader sees the old file, the new file, or none -- never half of one."""
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f".{path.name}.partial-{os.getpid()}")
-    partial.write_text(json.dumps(data, indent=1, sort_keys=True))
-    os.replace(partial, path)
+    try:
+        partial.write_text(json.dumps(data, indent=1, sort_keys=True))
+        os.replace(partial, path)
+    except OSError:  # a full disk: no half-written file is left behind
+        partial.unlink(missing_ok=True)
+        raise
 
 
 def read_json(path: Path) -> dict[str, Any] | None:

@@ -38,6 +38,7 @@ class OperatorContext:
     runtime_check: asyncio.Task[None] | None = None
     lease_keeper: asyncio.Task[None] | None = None
     background: set[asyncio.Task[Any]] = field(default_factory=set)  # retention runs (housekeeping.py)
+    disk_waits: dict[str, int] = field(default_factory=dict)  # "ns/sprint/task" -> tries on a full disk
     _runtime_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     _proxy_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 

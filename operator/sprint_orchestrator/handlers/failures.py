@@ -1,7 +1,8 @@
 """How a task attempt that failed ends: retried (retry.py decides how and when) or Failed, with its
 reason, message and Event. Kubernetes' infrastructure verdicts (runtime/podstatus.py) are retried on
 their own budget; a Pod never scheduled by its deadline fails ("no node fits"), as does one whose
-RuntimeClass's handler the node does not have."""
+RuntimeClass's handler the node does not have. The operator's own disk full (diskspace.py) is no
+failure of the attempt at all: the step waits and is done again, its work kept (`disk_full`)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ import datetime as dt
 from typing import Any
 
 from .. import quantities, retry
+from ..errors import DiskFull
 from ..stamps import now_iso
+from .publish import backoff
 
 # status.reason of a container that failed, by retry kind (Failed when the attempts are used up)
 REASONS = {
@@ -107,3 +110,41 @@ async def infrastructure_failure(runner: Any, message: str, kind: str = "error")
     """An exception ended the step: "error" (a start that failed, a bug) counts against maxAttempts;
     "infrastructure" (InfrastructureFailure: the cluster ended a gate Pod) has its own budget."""
     await retry_or_fail(runner, {}, kind, message[:4000])
+
+
+DISK_FULL = "DiskFull"  # status.reason of a task waiting for space on the operator's disk
+DISK_FULL_ACTION = (
+    "free space on the operator's disk (its state directory, git.working_trees_path); the step is retried"
+)
+
+
+async def disk_full(runner: Any, exc: BaseException) -> float:
+    """A write to the operator's own disk (the task's commit, its workspace, artifacts) found no space:
+    not the team's fault and not a failed attempt. The task keeps its phase and its work (the workspace,
+    the container, any commit made), says why (reason DiskFull, the message, an Event), and the step is
+    done again after a backoff (2 s doubling to 5 min, with no limit: the work is never thrown away for
+    want of space; a human frees space, or cancels). Returns the seconds to wait."""
+    key = f"{runner.rec.key}/{runner.task_id}"
+    tries = runner.ctx.disk_waits[key] = runner.ctx.disk_waits.get(key, 0) + 1
+    delay = backoff(tries)
+    attempt = int(runner.status.get("attempt") or 1)
+    why = str(exc) if isinstance(exc, DiskFull) else f"no space left on device on the operator's disk: {exc}"
+    message = f"{why}; the work of attempt {attempt} is kept, retrying in {delay:.0f}s (try {tries})"[:4000]
+    await runner.patch({"reason": DISK_FULL, "error": message, "recoveryAction": DISK_FULL_ACTION})
+    runner.rec.log.warning("task %s: %s", runner.task_id, message)
+    runner.rec.event(runner.body, "DiskFull", f"task {runner.task_id}: {message}", warn=True)
+    return delay
+
+
+def disk_wait_over(runner: Any) -> None:
+    """The step went through: the next wait for space starts its backoff afresh. (The reason goes with
+    the task's next phase: reconcile.patch_task, `without_disk_wait`.)"""
+    runner.ctx.disk_waits.pop(f"{runner.rec.key}/{runner.task_id}", None)
+
+
+def without_disk_wait(current: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
+    """PURE: a Task's status patch that moves it on from a phase it waited in for space clears that
+    wait's reason, message and advice (unless the patch sets its own)."""
+    if current.get("reason") != DISK_FULL:
+        return patch
+    return {"reason": "", "error": "", "recoveryAction": "", **patch}

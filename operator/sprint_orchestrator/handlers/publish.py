@@ -12,6 +12,7 @@ import asyncio
 import datetime as dt
 from typing import Any
 
+from ..diskspace import no_space
 from ..stamps import now_iso
 from .conditions import set_condition
 
@@ -73,9 +74,10 @@ async def record_refusal(integrator: Any, main_commit: str, why: str) -> float:
     attempts = int((status.get("push") or {}).get("attempts") or 0) + 1
     delay = backoff(attempts)
     retry_at = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=delay)
+    full = "the remote's disk is full: " if no_space(why) else ""  # the one rule of diskspace.py
     message = (
         f"main moved to {main_commit[:12]} in the operator's clone but the remote refused the push "
-        f"(attempt {attempts}): {why}; retrying in {delay:.0f}s"
+        f"(attempt {attempts}): {full}{why}; retrying in {delay:.0f}s"
     )[:4000]
     push = {
         "attempts": attempts,

@@ -13,7 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from .. import retry
+from ..diskspace import no_space
 from ..errors import (
+    DiskFull,
     InfrastructureFailure,
     InvalidInput,
     MissingApiKey,
@@ -71,7 +73,7 @@ class TaskRunner:
             raise
         except Exception as exc:
             try:
-                await self._ended_by(exc)
+                await asyncio.sleep(await self._ended_by(exc))  # the loop respawns this runner after it
             except Exception as again:  # the API server went away while the failure was written
                 if not unreachable(again):
                     raise
@@ -79,12 +81,16 @@ class TaskRunner:
         finally:
             self.ctx.wake(self.rec.key)
 
-    async def _ended_by(self, exc: Exception) -> None:
-        """Record the exception that ended a step. The API server away (a status write that did not get
-        through): nothing is recorded, the next reconcile after it is back re-enters the phase the status
-        records (every step is idempotent: the container adopted, the commit found) with no attempt lost."""
+    async def _ended_by(self, exc: Exception) -> float:
+        """Record the exception that ended a step; returns how long the step waits before it is entered
+        again. The API server away (a status write that did not get through): nothing is recorded, the
+        next reconcile after it is back re-enters the phase the status records (every step is
+        idempotent: the container adopted, the commit found) with no attempt lost. The operator's disk
+        full: the same re-entry, after a backoff, with the reason on the Task (failures.disk_full)."""
         if unreachable(exc):
             self._unreachable(exc)
+        elif isinstance(exc, DiskFull) or no_space(exc):
+            return await failures.disk_full(self, exc)
         elif isinstance(exc, PodRejected):  # the API server will refuse the same Pod again: a human fixes it
             await failures.fail(self, {}, "PodRejected", str(exc)[:4000], retryable=True)
         elif isinstance(exc, (InfrastructureFailure, RuntimeUnavailable)):  # an evicted gate Pod, no Podman
@@ -94,6 +100,7 @@ class TaskRunner:
         else:  # a bug must not kill the sprint: record it, retry with backoff
             self.rec.log.error("task %s failed unexpectedly", self.task_id, exc_info=exc)
             await failures.infrastructure_failure(self, f"{type(exc).__name__}: {exc}")
+        return 0.0
 
     def _remove_earlier_attempts(self, runtime: Any, attempt: int) -> None:
         for earlier in range(1, attempt):
@@ -218,10 +225,23 @@ class TaskRunner:
         notices = asyncio.ensure_future(whilerunning.notices(self, waiter, runtime, handle.name))
         try:
             await whilerunning.live_usage(self, waiter, artifacts, runtime, handle, metered)
-            outcome = await waiter
+            while (outcome := await self._settled(waiter)) is None:  # its work could not come back yet
+                waiter = asyncio.ensure_future(asyncio.to_thread(runtime.wait, handle, run_spec.timeout_s))
         finally:
             notices.cancel()
         await self._finish_container(engine, ws, runtime, handle, outcome, artifacts, launch, metered)
+
+    async def _settled(self, waiter: asyncio.Future[Any]) -> Any:
+        """The container's outcome; None after a wait (the reason on the Task) when the host's disk was
+        too full to take its work back from the container's own disk, which keeps it (runtime/disks.py),
+        or to write its logs: the caller waits on the ended container again, which does both again."""
+        try:
+            return await waiter
+        except Exception as exc:
+            if not no_space(exc):
+                raise
+            await asyncio.sleep(await failures.disk_full(self, exc))
+            return None
 
     def _dependency_results(self, siblings: list[dict[str, Any]]) -> dict[str, str]:
         results: dict[str, str] = {}
@@ -311,15 +331,8 @@ class TaskRunner:
             # back, its result was refused): a failed attempt, never "the team changed nothing"
             await failures.container_failed(self, common, outcome)
         else:
-            commit = await asyncio.to_thread(
-                engine.commit_task,
-                ws,
-                self.sprint_id,
-                self.task_id,
-                list(self.definition.files_to_modify),
-                TEAM_NAME,
-                TEAM_EMAIL,
-            )
+            commit = await self._commit(engine, ws)
+            failures.disk_wait_over(self)
             checkpoint("task-committed-before-status")
             head = commit.commit or await asyncio.to_thread(engine.head, ws.branch)
             changed = head is not None and head != ws.base_commit
@@ -345,6 +358,23 @@ class TaskRunner:
             )
         checkpoint("task-ended-before-remove")
         await asyncio.to_thread(runtime.remove, handle.name)
+
+    async def _commit(self, engine: Any, ws: Any) -> Any:
+        """Commit the workspace; on a full disk wait (the reason on the Task) and commit again, here,
+        with the container kept until it went through: nothing of the attempt is redone."""
+        while True:
+            try:
+                return await asyncio.to_thread(
+                    engine.commit_task,
+                    ws,
+                    self.sprint_id,
+                    self.task_id,
+                    list(self.definition.files_to_modify),
+                    TEAM_NAME,
+                    TEAM_EMAIL,
+                )
+            except DiskFull as exc:
+                await asyncio.sleep(await failures.disk_full(self, exc))
 
     async def _scrutinize(self, engine: Any, base: str, head: str | None, commit: Any) -> dict[str, Any]:
         """Protected paths the task changed, with their diff, and audit lines (and Events) for them and

@@ -14,7 +14,8 @@ the state dir::
 the usual paths (live usage, results and the commit read them unchanged) and a disk fill ends with
 ENOSPC inside the container. `detach`, once the container has ended, unmounts the binds, copies each
 tree back (`cp -a`: symlinks, FIFOs and sockets are copied as what they are, never followed or opened)
-and removes the filesystem. Both are idempotent: a restarted operator finishes a half-done one.
+and removes the filesystem; a host disk too full for the copy keeps it (DiskFull), for the next try.
+Both are idempotent: a restarted operator finishes a half-done one.
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
-from ..errors import TaskStartFailed
+from ..diskspace import no_space
+from ..errors import DiskFull, TaskStartFailed
 
 FULL_MARGIN = 1 << 20  # less free than this (or no free inode) after a failed run: the cap was hit
 _TIMEOUT_S = 600  # a copy of a large tree on a loaded machine
@@ -73,7 +75,7 @@ def detach(root: Path, name: str, copy_back: bool = True) -> bool:
     if _is_mount(mnt):
         if copy_back and (home / "ready").exists():
             for key, source in trees.items():
-                _replace(source, mnt / key)
+                _copy_back(name, source, mnt / key)
         umount(mnt)
     shutil.rmtree(home)
     return True
@@ -118,6 +120,20 @@ def _trees(home: Path) -> dict[str, Path]:
     except (OSError, ValueError):
         return {}
     return {str(k): Path(v) for k, v in data.items()} if isinstance(data, dict) else {}
+
+
+def _copy_back(name: str, target: Path, copy: Path) -> None:
+    """`_replace`; the host's disk full is DiskFull: the work stays on the container's filesystem,
+    mounted, and the next `detach` copies it back again from the start."""
+    try:
+        _replace(target, copy)
+    except TaskStartFailed as exc:
+        if not no_space(exc):
+            raise
+        raise DiskFull(
+            f"no space left on device while copying the work of {name} back from its own disk "
+            f"(it stays there until a copy succeeds): {exc}"
+        ) from exc
 
 
 def _replace(target: Path, copy: Path) -> None:

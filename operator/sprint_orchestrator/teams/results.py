@@ -97,7 +97,12 @@ def keep_orchestrator_files(workspace: Path, artifacts: Path) -> None:
                 source.unlink()
             continue
         target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.move(str(source), str(target))
+        try:
+            shutil.move(str(source), str(target))  # across filesystems: a copy, then the unlink
+        except OSError:  # e.g. a full disk: no half copy may stand for the file (it "exists" above)
+            if source.exists():
+                target.unlink(missing_ok=True)
+            raise
     sprint_dir = workspace / ".sprint"
     if sprint_dir.is_dir() and not sprint_dir.is_symlink() and not any(sprint_dir.iterdir()):
         sprint_dir.rmdir()  # the directory held only our task.json
