@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import os
@@ -29,6 +30,7 @@ from sprint_orchestrator.runtime import (
     exits,
     images,
     logs,
+    podmanconnect,
     task_labels,
 )
 from sprint_orchestrator.runtime.podman import PodmanRuntime
@@ -581,3 +583,33 @@ def test_a_task_containers_state_read_that_met_the_cgroup_race_is_read_again_not
     seen = "500 Server Error: Internal Server Error (read /proc/25476/cgroup: no such process)"
     assert cgroup_race(seen)
     assert not cgroup_race("500 Server Error: Internal Server Error (no such container)")
+
+
+# podman-py leaves the socket of a request to a dead service unclosed (its UDS adapter): collected here.
+@pytest.mark.filterwarnings(
+    "ignore:Exception ignored in. <podman.api.uds.UDSSocket:pytest.PytestUnraisableExceptionWarning"
+)
+@pytest.mark.podman
+def test_a_service_of_ours_that_dies_between_its_start_and_the_check_is_started_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """bench/chaos.py killed the operator's Podman service just as a restarted operator connected: the
+    start-up said "Podman is not usable" although the next call would have started it again."""
+    checks: list[int] = []
+    real_check = PodmanRuntime.check
+
+    def killed_before_the_first_check(self: PodmanRuntime) -> list[str]:
+        if not checks and self.service.process is not None:
+            self.service.process.kill()
+            self.service.process.wait(timeout=30)
+        checks.append(1)
+        return real_check(self)
+
+    monkeypatch.setattr(PodmanRuntime, "check", killed_before_the_first_check)
+    runtime = PodmanRuntime.connect(settings_for(tmp_path / "state"))
+    try:
+        assert len(checks) == 2  # the first found it dead; the second, started again, found it well
+        assert podmanconnect.answers(runtime.service.url)
+    finally:
+        runtime.close()
+        gc.collect()  # the sockets podman-py left, while the filter above applies

@@ -102,6 +102,17 @@ class PodmanRuntime:
             runtime.revival = Revival(lambda: podmanconnect.service_for(settings), podmanconnect.answers)
         runtime.package_sources = podmanbuild.package_sources(settings)
         problems = runtime.check() if verify else []
+        if problems and not settings.podman_url and not podmanconnect.answers(runtime.service.url):
+            # our own service died between its start and the check (killed, as the chaos run found):
+            # started once more, and checked again
+            try:
+                runtime.service = runtime.revival.revive(runtime.service)
+            except RuntimeUnavailable:
+                pass  # the first check's problems say why
+            else:  # a client whose pooled connections went with the dead service is not reused
+                runtime.client.close()  # type: ignore[no-untyped-call]
+                runtime.client = PodmanClient(base_url=runtime.service.url, timeout=_CHECK_TIMEOUT_S)
+                problems = runtime.check()
         if problems:
             runtime.close()
             raise RuntimeUnavailable("Podman is not usable: " + " ".join(problems))
