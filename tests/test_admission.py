@@ -11,7 +11,7 @@ import asyncio
 from types import SimpleNamespace
 from typing import Any
 
-from sprint_orchestrator.handlers import admission
+from sprint_orchestrator.handlers import admission, merging
 from sprint_orchestrator.handlers.taskcache import TaskCache
 from sprint_orchestrator.model import SprintSpec, validate_sprint_spec
 from sprint_orchestrator.plan import TaskView
@@ -36,7 +36,7 @@ class Rec:
     """What admission.py uses of a SprintReconciler; `admit` writes to the cache as its patch does."""
 
     def __init__(self, phases: dict[str, str], slots: int = 2) -> None:
-        self.key, self.phase, self.closed = KEY, "Running", False
+        self.key, self.phase, self.closed, self.finishing = KEY, "Running", False, 0
         self.ctx = SimpleNamespace(task_cache=TaskCache(), wake=lambda key: self.woken.append(key))
         self.admitting = asyncio.Lock()
         self.admitted: list[str] = []
@@ -76,7 +76,6 @@ def test_a_hand_off_fills_the_finished_tasks_slot_before_its_final_status_is_wri
     rec = Rec({"t0": "Merging", "t1": "Running", "t2": "Ready", "t3": "Ready"})
     asyncio.run(admission.hand_off(rec, "t0", "Completed"))
     assert rec.admitted == ["t2"]
-    assert rec.woken == [KEY]
 
 
 def test_a_round_holding_copies_from_before_a_hand_off_does_not_admit_again() -> None:
@@ -124,7 +123,6 @@ def test_no_hand_off_once_the_sprint_left_running_or_its_loop_closed_or_a_task_i
             rec.latest = ({}, rec.spec)
         asyncio.run(admission.hand_off(rec, "t0", "Completed"))
         assert rec.admitted == [], change
-        assert rec.woken == [KEY], change
 
 
 def test_a_failing_hand_off_is_logged_and_leaves_the_admission_to_the_round() -> None:
@@ -137,4 +135,21 @@ def test_a_failing_hand_off_is_logged_and_leaves_the_admission_to_the_round() ->
 
     rec.admit = refused  # type: ignore[method-assign]
     asyncio.run(admission.hand_off(rec, "t0", "Completed"))
-    assert warnings and "t0" in warnings[0] and rec.woken == [KEY]
+    assert warnings and "t0" in warnings[0]
+
+
+def test_a_finishing_task_writes_its_status_hands_off_its_slot_then_wakes_the_loop_once() -> None:
+    rec = Rec({"t0": "Merging", "t1": "Running", "t2": "Ready", "t3": "Ready"})
+    seen: list[int] = []
+
+    async def patch_task(one: dict[str, Any], status: dict[str, Any]) -> None:
+        seen.append(rec.finishing)  # a round meanwhile leaves the counts to the round woken after
+        await asyncio.sleep(0)
+        rec.write(one["spec"]["taskId"], status["phase"])
+
+    rec.patch_task = patch_task  # type: ignore[attr-defined]
+    finished = rec.ctx.task_cache.tasks(KEY)[0]
+    asyncio.run(merging._finish(rec, finished, {"phase": "Completed"}))
+    assert rec.admitted == ["t2"] and seen == [1] and rec.finishing == 0
+    assert rec.woken == [KEY]
+    assert rec.ctx.task_cache.get(KEY, "s-t0")["status"]["phase"] == "Completed"

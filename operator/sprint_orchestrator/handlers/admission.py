@@ -75,7 +75,7 @@ async def admit_ready(
 async def hand_off(rec: Any, task_id: str, phase: str) -> None:
     """A runner's task is leaving its slot for `phase`: fill the slot now, from the loop's last view
     of the Sprint (a Running one, no cancel asked). Never raises: the round admits what this did not
-    (the loop is woken either way)."""
+    (merging._finish wakes the loop either way)."""
     try:
         latest = rec.latest
         if latest is None or rec.phase != "Running" or rec.closed:
@@ -86,5 +86,3 @@ async def hand_off(rec: Any, task_id: str, phase: str) -> None:
             await admit_ready(rec, body, spec, tasks, {task_id: phase})
     except Exception as exc:  # the API away, a bug: the next round admits
         rec.log.warning("hand-off of task %s's slot failed (%s); the next round admits", task_id, exc)
-    finally:
-        rec.ctx.wake(rec.key)

@@ -143,8 +143,16 @@ async def _merge(
 
 
 async def _finish(rec: Any, task: dict[str, Any], status: dict[str, Any]) -> None:
-    """The task's final status, and meanwhile its slot handed to the next ready task (admission.py)."""
-    await asyncio.gather(rec.patch_task(task, status), hand_off(rec, task["spec"]["taskId"], status["phase"]))
+    """The task's final status, and meanwhile its slot handed to the next ready task (admission.py);
+    then the loop is woken, to count both at once."""
+    rec.finishing += 1
+    try:
+        await asyncio.gather(
+            rec.patch_task(task, status), hand_off(rec, task["spec"]["taskId"], status["phase"])
+        )
+    finally:
+        rec.finishing -= 1
+        rec.ctx.wake(rec.key)
 
 
 async def _ask_again(

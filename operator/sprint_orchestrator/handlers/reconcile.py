@@ -35,6 +35,7 @@ class SprintReconciler:
         self.latest: tuple[dict[str, Any], SprintSpec] | None = None  # the last Running round's view
         self.admitting = asyncio.Lock()  # one admission decision at a time (admission.py)
         self.closed = False  # no runner is started after close()
+        self.finishing = 0  # tasks writing their final status and handing off their slot (merging.py)
 
     async def close(self) -> None:
         self.closed, self.latest = True, None
@@ -274,7 +275,8 @@ class SprintReconciler:
             await self.patch_task(_by_id(tasks, task_id), {"phase": "Ready", "reason": "", "blockedBy": []})
         await admission.admit_ready(self, body, spec, tasks)  # on the Tasks as they are now
         self._ensure_runners(body, spec, tasks)
-        await self._write_counts(body, spec, tasks)
+        if not self.finishing:  # else they change again in a moment: the round its finish wakes counts
+            await self._write_counts(body, spec, tasks)
         if counts.settled(tasks):
             await self.patch({"phase": "Integrating", "message": "running the integration tests"})
             self.event(body, "Integrating", "all tasks settled; running the integration tests")
