@@ -346,8 +346,8 @@ class SprintReconciler:
 
     async def _cancel(self, body: dict[str, Any], tasks: list[dict[str, Any]]) -> None:
         async with self.admitting:  # an admission under way ends (its runner started) before close()
-            await self.close()
-        admission.refresh(self, tasks)  # a task a hand-off admitted meanwhile is stopped too
+            admission.refresh(self, tasks)  # a task a hand-off admitted meanwhile is stopped too
+            await self.close()  # (it drops the cache)
         runtime = self.ctx.runtime
         for task in tasks:
             phase = (task.get("status") or {}).get("phase")
