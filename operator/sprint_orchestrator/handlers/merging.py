@@ -11,6 +11,7 @@ from ..faults import checkpoint
 from ..kube import SPRINTS, TASKS
 from ..model import SprintSpec
 from ..stamps import now_iso
+from .admission import hand_off
 
 log = logging.getLogger("sprint_orchestrator.operator")
 
@@ -47,6 +48,7 @@ async def merge_one(rec: Any, body: dict[str, Any], spec: SprintSpec, task: dict
     """
     async with rec.ctx.merge_lock(rec.key):
         fresh = await asyncio.to_thread(rec.ctx.kube.get, TASKS, rec.namespace, task["metadata"]["name"])
+        rec.ctx.task_cache.remember(fresh)
         task["status"] = ((fresh or task).get("status")) or {}
         if task["status"].get("phase") != "Merging":
             return True  # merged (or failed) meanwhile
@@ -65,9 +67,7 @@ async def _merge(
     engine = await rec.engine(spec)
     done = {"completionTime": now_iso(), "durationSeconds": duration(task)}
     if status.get("noChanges"):
-        await rec.patch_task(
-            task, {"phase": "Completed", "column": "completed", "reason": "NoChanges", **done}
-        )
+        await _finish(rec, task, {"phase": "Completed", "column": "completed", "reason": "NoChanges", **done})
         rec.event(body, "TaskCompleted", f"task {task_id}: no changes to merge")
     else:
         try:
@@ -76,7 +76,8 @@ async def _merge(
             if status.get("approvedCommit"):
                 await _ask_again(rec, body, engine, sprint_id, task, str(exc))
                 return
-            await rec.patch_task(
+            await _finish(
+                rec,
                 task,
                 {
                     "phase": "Failed",
@@ -99,7 +100,8 @@ async def _merge(
                 merged.append(task_id)
                 await rec.patch({"merged": merged})
                 body.setdefault("status", {})["merged"] = merged
-            await rec.patch_task(
+            await _finish(
+                rec,
                 task,
                 {
                     "phase": "Completed",
@@ -116,7 +118,8 @@ async def _merge(
             )
         else:
             paths = list(result.conflicts)
-            await rec.patch_task(
+            await _finish(
+                rec,
                 task,
                 {
                     "phase": "Failed",
@@ -137,6 +140,19 @@ async def _merge(
     # the slot is free now: the loop refills it while the task's worktree is removed
     rec.ctx.wake(rec.key)
     await asyncio.to_thread(_cleanup, engine, sprint_id, task_id, int(status.get("attempt") or 1))
+
+
+async def _finish(rec: Any, task: dict[str, Any], status: dict[str, Any]) -> None:
+    """The task's final status, and meanwhile its slot handed to the next ready task (admission.py);
+    then the loop is woken, to count both at once."""
+    rec.finishing += 1
+    try:
+        await asyncio.gather(
+            rec.patch_task(task, status), hand_off(rec, task["spec"]["taskId"], status["phase"])
+        )
+    finally:
+        rec.finishing -= 1
+        rec.ctx.wake(rec.key)
 
 
 async def _ask_again(

@@ -16,7 +16,7 @@ from ..kube import SPRINTS, TASKS
 from ..model import SprintSpec, task_resource_name
 from ..stamps import now_iso
 from ..teams.keys import PROVIDER_OF_TEAM
-from . import actions, counts, failures, initialize, spec_changes, tokens
+from . import actions, admission, counts, failures, initialize, spec_changes, tokens
 from .conditions import merge_conditions, set_condition
 from .context import OperatorContext
 from .merging import merge_next
@@ -32,8 +32,13 @@ class SprintReconciler:
         self.phase = "Pending"  # as last read from (or written to) the Sprint's status
         self.removed: list[dict[str, Any]] = []  # Tasks whose id spec.tasks no longer lists, unfinished
         self._spec: tuple[Any, SprintSpec] | None = None  # (metadata.generation, its accepted spec)
+        self.latest: tuple[dict[str, Any], SprintSpec] | None = None  # the last Running round's view
+        self.admitting = asyncio.Lock()  # one admission decision at a time (admission.py)
+        self.closed = False  # no runner is started after close()
+        self.finishing = 0  # tasks writing their final status and handing off their slot (merging.py)
 
     async def close(self) -> None:
+        self.closed, self.latest = True, None
         self.ctx.sprint_phases.pop(self.key, None)
         self.ctx.task_cache.drop(self.key)
         for key in [k for k in self.ctx.runners if k.startswith(self.key + "/")]:
@@ -125,6 +130,7 @@ class SprintReconciler:
         tasks = await self._ensure_tasks(body, spec)
         if self.removed:  # the spec no longer lists them: stop them (spec_changes.py)
             await spec_changes.stop_removed(self, body, spec, self.removed)
+        self.latest = None
         if phase in TERMINAL:
             await self._write_counts(body, spec, tasks)
             await actions.handle_task_actions(self, body, spec, tasks, terminal=True)
@@ -132,6 +138,8 @@ class SprintReconciler:
         if self._cancel_requested(body):
             await self._cancel(body, tasks)
             return 1.0
+        if phase == "Running":
+            self.latest = (body, spec)  # what a runner's hand-off admits from (admission.py)
         step = {
             "Pending": lambda *args: initialize.pending(self, *args),
             "Initializing": lambda *args: initialize.initializing(self, *args),
@@ -266,23 +274,21 @@ class SprintReconciler:
                 )
         for task_id in plan.unblocked(views):
             await self.patch_task(_by_id(tasks, task_id), {"phase": "Ready", "reason": "", "blockedBy": []})
-        views = counts.task_views(spec, tasks, now)
-        slots = min(spec.max_parallel_tasks, self._operator_slots())
-        for task_id in plan.admit(views, slots):
-            await self._admit(body, spec, _by_id(tasks, task_id))
+        await admission.admit_ready(self, body, spec, tasks)  # on the Tasks as they are now
         self._ensure_runners(body, spec, tasks)
-        await self._write_counts(body, spec, tasks)
+        if not self.finishing:  # else they change again in a moment: the round its finish wakes counts
+            await self._write_counts(body, spec, tasks)
         if counts.settled(tasks):
             await self.patch({"phase": "Integrating", "message": "running the integration tests"})
             self.event(body, "Integrating", "all tasks settled; running the integration tests")
             return 0.0
         return 1.0
 
-    def _operator_slots(self) -> int:
+    def operator_slots(self) -> int:
         orchestrator = getattr(self.ctx.settings.config, "orchestrator", None)
         return int(getattr(orchestrator, "max_parallel_tasks_per_sprint", 5))
 
-    async def _admit(self, body: dict[str, Any], spec: SprintSpec, task: dict[str, Any]) -> None:
+    async def admit(self, body: dict[str, Any], spec: SprintSpec, task: dict[str, Any]) -> None:
         status = task.get("status") or {}
         attempt = int(status.get("attempt") or 0) + 1
         await self.patch_task(
@@ -315,7 +321,7 @@ class SprintReconciler:
         return current is not None and not current.done()
 
     def _spawn(self, body: dict[str, Any], spec: SprintSpec, task: dict[str, Any]) -> None:
-        if self._has_runner(task):
+        if self.closed or self._has_runner(task):
             return
         key = f"{self.key}/{task['spec']['taskId']}"
         from .runner import TaskRunner  # imports the runtime adapters only when tasks run
@@ -340,7 +346,9 @@ class SprintReconciler:
         return bool(annotations.get(ANNOTATION_CANCEL))
 
     async def _cancel(self, body: dict[str, Any], tasks: list[dict[str, Any]]) -> None:
-        await self.close()
+        async with self.admitting:  # an admission under way ends (its runner started) before close()
+            admission.refresh(self, tasks)  # a task a hand-off admitted meanwhile is stopped too
+            await self.close()  # (it drops the cache)
         runtime = self.ctx.runtime
         for task in tasks:
             phase = (task.get("status") or {}).get("phase")

@@ -73,6 +73,10 @@ class TaskCache:
         self._primed[key] = time.monotonic()
         self.lists += 1
 
+    def get(self, key: str, name: str) -> dict[str, Any] | None:
+        """The Task `name` of the sprint `key` as held (not a copy: do not change it)."""
+        return self._tasks.get(key, {}).get(name)
+
     def tasks(self, key: str) -> list[dict[str, Any]]:
         """Shallow copies (a round replaces a copy's status; the cache keeps its own)."""
         return [dict(task) for task in self._tasks.get(key, {}).values()]
