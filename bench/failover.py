@@ -148,12 +148,14 @@ def run(tmp: Path, local: LocalCluster, rounds: int, lease_seconds: int) -> dict
     logs = iter(tmp / f"op-{i}.log" for i in range(rounds + 2))
     leader_log = next(logs)
     leader = start_operator(local, NAMESPACE, state, leader_log, **env)
+    started = [leader]  # every replica, stopped at the end even when a round fails half-way
     results: list[dict[str, Any]] = []
     try:
         wait_for(lambda: f"-{leader.pid}-" in holder(local), timeout=120, what="the first Lease")
         for number in range(1, rounds + 1):
             standby_log = next(logs)
             standby = start_operator(local, NAMESPACE, state, standby_log, **env)
+            started.append(standby)
             pair = ((leader, leader_log), (standby, standby_log))
             results.append(one_round(local, f"round-{number}", repo, tmp, recorder, pair))
             log(f"round {number}: {results[-1]}")
@@ -161,7 +163,9 @@ def run(tmp: Path, local: LocalCluster, rounds: int, lease_seconds: int) -> dict
                 stop_operator(leader)
             leader, leader_log = standby, standby_log
     finally:
-        stop_operator(leader)
+        for proc in started:
+            if proc.poll() is None:
+                stop_operator(proc)
         recorder.stop()
         kube.close()
     failovers = [r["failover_s"] for r in results]
