@@ -261,7 +261,7 @@ def test_a_tag_is_pinned_by_the_registrys_digest_and_a_plain_http_registry_is_na
         registry.pin(f"{host}/team/agent:1")
 
 
-def test_a_sprint_needing_a_build_without_podman_fails_with_what_to_do() -> None:
+def test_only_a_local_base_image_needs_podman_and_without_it_the_error_says_what_to_do() -> None:
     assert not podimages.needs_build("reg.example/team/base:1", [], {})
     assert podimages.needs_build("reg.example/team/base:1", ["apt:jq"], {})
     assert podimages.needs_build("reg.example/team/base:1", [], {"LANG": "C.UTF-8"})
@@ -270,8 +270,12 @@ def test_a_sprint_needing_a_build_without_podman_fails_with_what_to_do() -> None
     def no_podman() -> None:
         raise RuntimeUnavailable("no Podman socket")
 
-    with pytest.raises(ImageBuildFailed, match="bake") as failed:
-        podimages.sprint_image("reg.example/team/base:1", ["apt:jq"], {}, {}, "reg.example", [], no_podman)
+    class InCluster:  # what sprint_image reads of a PodsRuntime before it builds
+        registry, plain_http = "reg.example", ()
+
+    local = "localhost/sprint-orchestrator/base:bookworm"
+    with pytest.raises(ImageBuildFailed, match="push it to a registry") as failed:
+        podimages.sprint_image(InCluster(), local, ["apt:jq"], {}, {}, no_podman)  # type: ignore[arg-type]
     assert "container.baseImage" in str(failed.value) and "no Podman socket" in str(failed.value)
 
 

@@ -43,6 +43,10 @@ class Grant:
     received: dict[str, str] = field(default_factory=dict)  # name -> "ok N members" or the refusal
     refused: dict[str, list[str]] = field(default_factory=dict)
     reported_exit: int | None = None  # what the Pod's wrapper said its command exited with
+    # Results that become an image layer file (ocilayer.py), not a tree: a build Pod's, never kept on
+    # disk (a one-shot's grant dies with its operator), and the layer each one became.
+    as_layers: frozenset[str] = frozenset()
+    layers: dict[str, Any] = field(default_factory=dict)
 
     @property
     def fetched(self) -> bool:

@@ -25,8 +25,12 @@ import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from ..errors import InvalidInput
+
+if TYPE_CHECKING:
+    from ..settings import Settings
 
 SPRINT_REPOSITORY = "localhost/sprint-orchestrator/sprint"
 LABEL_IMAGE_HASH = "sprintorchestrator.dev/image-hash"
@@ -171,3 +175,11 @@ def _quote(value: str, where: str) -> str:
     if any(ord(c) < 32 for c in value):
         raise InvalidInput(f"{where}: control characters (such as line breaks) are not allowed")
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"').replace("$", "\\$") + '"'
+
+
+def package_sources(settings: Settings) -> PackageSources:
+    """containers.package_sources of the configuration (none: sprint image builds have no network)."""
+    section = getattr(getattr(settings.config, "containers", None), "package_sources", None)
+    if section is None:
+        return PackageSources()
+    return PackageSources(tuple(section.apt), tuple(section.pip))

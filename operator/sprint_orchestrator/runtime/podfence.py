@@ -42,13 +42,18 @@ class Fences:
         self._lock = threading.Lock()
 
     def attach(
-        self, name: str, labels: Mapping[str, str], secrets: Mapping[str, str], owners: list[dict[str, Any]]
+        self,
+        name: str,
+        labels: Mapping[str, str],
+        secrets: Mapping[str, str],
+        owners: list[dict[str, Any]],
+        extra: Sequence[tuple[str, int]] = (),
     ) -> None:
         """Before the Pod: its NetworkPolicy, and its Secret when it has secrets (podnet.py)."""
         labels = {**labels, **self.marks}
         policy = podnet.network_policy(
             name, self.namespace, labels, self.operator_host, self.ports, owners,
-            operator_namespace=_own_namespace(), dns=self.dns,
+            operator_namespace=_own_namespace(), dns=self.dns, extra=extra,
         )  # fmt: skip
         self.kube.put_namespaced(self.namespace, policy)
         if secrets:

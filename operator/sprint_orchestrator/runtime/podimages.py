@@ -1,16 +1,18 @@
-"""The sprint image of the pods runtime: built only where something must be baked in, always by digest.
-
-Where the operator runs decides what it can build. As a process on a machine with Podman it builds the
-sprint image as the Podman runtime does and pushes it to `containers.registry`. In a Pod at the
-restricted Pod Security level there is no Podman (no user namespaces, no privilege), so:
+"""The sprint image of the pods runtime: built only where something must be baked in, always by digest,
+and without Podman unless the base image exists only in the local Podman store.
 
 - a sprint with no `container.dependencies` and no `container.environment` needs no build at all: its
   base image (`containers.base_image` or the Sprint's `container.baseImage`, already in a registry) is
   used as it is, pinned to the digest the registry answers (`registry.pin`);
-- a sprint that needs a build, or a base image that exists only in the local Podman store
-  (`localhost/…`), needs Podman; without it the sprint fails at once with `ImageBuildFailed` and a
-  sentence saying what to do (bake the dependencies into an image in the registry and name it). A
-  build Pod (an unprivileged image builder scheduled by the operator) is a later step.
+- otherwise the image is assembled in the registry (`ociimage.py`): the base image's layers (mounted,
+  not copied, when base and `containers.registry` share a registry), for packages one more layer made
+  by a **build Pod** in the cluster (`podbuild.py`: unprivileged, at the restricted level, reaching only
+  the configured package sources), and a config with the sprint's environment. Its tag is the hash of
+  exactly those inputs (`images.config_hash`, the base by its digest), so an identical configuration is
+  built once: a tag already in the registry is used as it is;
+- a base image that exists only in the local Podman store (`localhost/…`) needs Podman where the
+  operator runs (built and pushed as the Podman runtime does); without it the sprint fails at once with
+  `ImageBuildFailed` saying to push the image to a registry.
 
 Either way the Pods get `HOST/NAME@sha256:…`: every Pod of a sprint runs the same image even if a tag
 moves.
@@ -18,13 +20,22 @@ moves.
 
 from __future__ import annotations
 
+import shutil
+import tempfile
+import uuid
 from collections.abc import Callable, Collection, Mapping, Sequence
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from ..errors import ImageBuildFailed, RuntimeUnavailable
-from . import ImageResult, registry
+from ..stamps import now_iso
+from . import ImageResult, images, ociimage, podbuild, registry
+
+if TYPE_CHECKING:
+    from .pods import PodsRuntime
 
 LOCAL_PREFIX = "localhost/"
+REPOSITORY = images.SPRINT_REPOSITORY.removeprefix(LOCAL_PREFIX)
 
 
 def needs_build(base_image: str, dependencies: Sequence[str], environment: Mapping[str, str]) -> bool:
@@ -32,6 +43,71 @@ def needs_build(base_image: str, dependencies: Sequence[str], environment: Mappi
 
 
 def sprint_image(
+    rt: PodsRuntime,
+    base_image: str,
+    dependencies: Sequence[str],
+    environment: Mapping[str, str],
+    labels: Mapping[str, str],
+    podman: Callable[[], Any],
+) -> ImageResult:
+    """The digest reference task Pods run; `podman()` connects to Podman only for a local base image."""
+    target_registry, plain = str(rt.registry), list(rt.plain_http)
+    if not needs_build(base_image, dependencies, environment):
+        return ImageResult(registry.pin(base_image, plain), built=False)
+    if base_image.startswith(LOCAL_PREFIX):
+        return _with_podman(base_image, dependencies, environment, labels, target_registry, plain, podman)
+    return build_in_cluster(rt, base_image, dependencies, environment, labels)
+
+
+def build_in_cluster(
+    rt: PodsRuntime,
+    base_image: str,
+    dependencies: Sequence[str],
+    environment: Mapping[str, str],
+    labels: Mapping[str, str],
+) -> ImageResult:
+    sources, plain = rt.package_sources, list(rt.plain_http)
+    problems = images.missing_sources(dependencies, sources)
+    if problems:
+        raise ImageBuildFailed(" ".join(problems), "")
+    base = registry.pin(base_image, plain)
+    tag = images.config_hash(base.rsplit("@", 1)[1], dependencies, environment, sources)
+    target = f"{rt.registry}/{REPOSITORY}"
+    parsed = registry.parse(f"{target}:{tag}")
+    if registry.Session(parsed.host, plain).has_manifest(parsed.name, tag):
+        return ImageResult(registry.pin(f"{target}:{tag}", plain), built=False)
+    marks = {**labels, images.LABEL_IMAGE_HASH: tag}
+    work = Path(tempfile.mkdtemp(prefix="build-", dir=_builds_dir(rt)))
+    try:
+        layer = _packages_layer(rt, base, dependencies, work) if dependencies else None
+        what = podbuild.describe(dependencies, environment)
+        pinned = ociimage.assemble(base, target, tag, environment, marks, layer, now_iso(), plain, what)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return ImageResult(pinned, built=True)
+
+
+def _packages_layer(rt: PodsRuntime, base: str, dependencies: Sequence[str], work: Path) -> Any:
+    env = podbuild.environment(dependencies, rt.package_sources)
+    route = podbuild.network(dependencies, rt.package_sources)
+    outcome, layer = rt.run_build(base, env, work / f"layer-{uuid.uuid4().hex[:8]}.tar.gz", route)
+    if outcome.exit_code != 0 or layer is None:
+        why = "timed out" if outcome.timed_out else f"exit {outcome.exit_code}"
+        raise ImageBuildFailed(
+            f"the build Pod of the sprint image failed ({why}) installing "
+            f"{podbuild.describe(dependencies, {})} on {base}",
+            outcome.log_tail,
+        )
+    return layer
+
+
+def _builds_dir(rt: PodsRuntime) -> Path:
+    path = rt.log_dir.parent / "builds"
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return path
+
+
+def _with_podman(
     base_image: str,
     dependencies: Sequence[str],
     environment: Mapping[str, str],
@@ -40,18 +116,13 @@ def sprint_image(
     plain_http: Collection[str],
     podman: Callable[[], Any],
 ) -> ImageResult:
-    """The digest reference task Pods run; `podman()` connects to Podman only if a build is needed."""
-    if not needs_build(base_image, dependencies, environment):
-        return ImageResult(registry.pin(base_image, plain_http), built=False)
     try:
         builder = podman()
     except RuntimeUnavailable as exc:
-        what = "its dependencies and environment" if dependencies or environment else "a local image"
         raise ImageBuildFailed(
-            f"this sprint's image needs a build ({what}: {base_image}) and there is no Podman where the "
-            "operator runs (in a cluster there is none); push an image with the dependencies baked in to "
-            "the registry and name it in container.baseImage or containers.base_image "
-            f"({exc})"
+            f"container.baseImage: {base_image} exists only in a local Podman store and there is no "
+            "Podman where the operator runs (in a cluster there is none); push it to a registry and "
+            f"name it in container.baseImage or containers.base_image ({exc})"
         ) from None
     local = builder.ensure_sprint_image(base_image, dependencies, environment, labels)
     target = f"{target_registry}/{local.tag.removeprefix(LOCAL_PREFIX)}"

@@ -100,7 +100,7 @@ class PodmanRuntime:
         runtime.base_image = settings.base_image
         if not settings.podman_url:  # the socket is ours: a service that died is started again
             runtime.revival = Revival(lambda: podmanconnect.service_for(settings), podmanconnect.answers)
-        runtime.package_sources = podmanbuild.package_sources(settings)
+        runtime.package_sources = images.package_sources(settings)
         problems = runtime.check() if verify else []
         if problems and not settings.podman_url and not podmanconnect.answers(runtime.service.url):
             # our own service died between its start and the check (killed, as the chaos run found):

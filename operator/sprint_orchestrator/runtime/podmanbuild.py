@@ -13,7 +13,6 @@ import podman.errors
 from podman import PodmanClient
 
 from ..errors import ImageBuildFailed
-from ..settings import Settings
 from . import ImageResult, images, logs
 
 if TYPE_CHECKING:
@@ -81,14 +80,6 @@ def build(rt: PodmanRuntime, tag: str, containerfile: str, network: str) -> None
             ) from None
         except podman.errors.APIError as exc:
             raise ImageBuildFailed(f"building the sprint image {tag} failed: {exc}", "") from None
-
-
-def package_sources(settings: Settings) -> images.PackageSources:
-    """containers.package_sources of the configuration (none: sprint image builds have no network)."""
-    section = getattr(getattr(settings.config, "containers", None), "package_sources", None)
-    if section is None:
-        return images.PackageSources()
-    return images.PackageSources(tuple(section.apt), tuple(section.pip))
 
 
 def _chunk_text(chunk: Any) -> str:

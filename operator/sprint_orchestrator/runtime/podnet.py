@@ -84,15 +84,20 @@ def network_policy(
     owners: list[dict[str, Any]],
     operator_namespace: str | None = None,
     dns: bool = False,
+    extra: Sequence[tuple[str, int]] = (),
 ) -> dict[str, Any]:
-    """Deny all ingress; allow egress to the operator (`operator_peer`) on `ports` (TCP) only, and to the
-    cluster's DNS (kube-system, port 53) when the operator's address is a name (`dns`)."""
+    """Deny all ingress; allow egress to the operator (`operator_peer`) on `ports` (TCP) only, to the
+    cluster's DNS (kube-system, port 53) when the operator's address is a name (`dns`), and to each
+    (address, port) of `extra` (a build Pod's package sources: podbuild.py)."""
     egress: list[dict[str, Any]] = [
         {
             "to": [operator_peer(operator_ip, operator_namespace)],
             "ports": [{"protocol": "TCP", "port": int(p)} for p in sorted(set(ports))],
         }
     ]
+    for address, port in extra:
+        peer = {"ipBlock": {"cidr": f"{address}/32"}}
+        egress.append({"to": [peer], "ports": [{"protocol": "TCP", "port": port}]})
     if dns:
         ports_53 = [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]
         egress.append({"to": [KUBE_SYSTEM], "ports": ports_53})

@@ -46,7 +46,10 @@ from . import (
     Scheduling,
     TaskRunSpec,
     container_name,
+    images,
     logs,
+    ocilayer,
+    podbuild,
     podimages,
     podnet,
     podspec,
@@ -118,6 +121,8 @@ class PodsRuntime:
         self._tokens: dict[str, str] = self.transfer.pods()  # Pod name -> its grant's key
         self._podman: Any = None
         self._podman_lock = threading.Lock()  # sprints initializing at once must share one Podman service
+        self._built: dict[str, ocilayer.Layer | None] = {}  # a build Pod's layer, by its grant's token
+        self.package_sources = images.package_sources(settings) if settings else images.PackageSources()
         self.stalls = stalls
         self._ours = RecentNames()  # Pods the operator deletes itself: their end is no one's fault
         self.watcher = PodWatcher(kube, namespace, stalls, self._delete, self._ours)
@@ -203,15 +208,13 @@ class PodsRuntime:
         environment: Mapping[str, str],
         labels: Mapping[str, str],
     ) -> ImageResult:
-        """The image by digest: the base as it is when nothing must be baked in, else built with Podman
-        and pushed to containers.registry (`podimages`)."""
+        """The image by digest: the base as it is when nothing must be baked in, else assembled in
+        containers.registry, its packages installed by a build Pod (`podimages`)."""
         if not self.registry:
             raise RuntimeUnavailable(
                 "containers.registry: the pods runtime needs a registry its nodes pull from"
             )
-        return podimages.sprint_image(
-            base_image, dependencies, environment, labels, self.registry, self.plain_http, self._builder
-        )
+        return podimages.sprint_image(self, base_image, dependencies, environment, labels, self._builder)
 
     def _builder(self) -> Any:
         """The Podman runtime images are built with, connected once: two threads connecting at once each
@@ -387,26 +390,65 @@ class PodsRuntime:
         scheduling: Scheduling = ANYWHERE,
     ) -> OneshotResult:
         """Run `command` on a copy of `workdir_mount` in a Pod; nothing comes back but its exit and logs."""
-        name = f"so-oneshot-{uuid.uuid4().hex[:12]}"
-        labels = {LABEL_ROLE: "oneshot", podnet.LABEL_POD: name, **self.marks}  # podsweep.py
-        owners = podnet.owner_reference(owner, self.namespace)
         source = workdir_mount if workdir_mount is not None else self.log_dir / "empty"
         source.mkdir(parents=True, exist_ok=True)
         token = self.transfer.grant(source, {})
+        return self._run_once(image, command, token, timeout_s, limits, owner, scheduling)
+
+    def run_build(
+        self, image: str, environment: Mapping[str, str], layer: Path, route: podbuild.Network
+    ) -> tuple[OneshotResult, ocilayer.Layer | None]:
+        """A build Pod (podbuild.py): `podbuild.command()` in `image`, reaching only `route`'s package
+        sources; what it leaves in /artifacts comes back as the image layer file `layer`."""
+        empty = layer.parent / "workspace"
+        empty.mkdir(parents=True, exist_ok=True)
+        results = {"workspace": empty, "artifacts": layer}
+        token = self.transfer.grant(
+            empty, results, podbuild.LAYER_MAX_BYTES, as_layers=frozenset({"artifacts"})
+        )
+        outcome = self._run_once(
+            image, podbuild.command(), token, podbuild.BUILD_TIMEOUT_S, podbuild.BUILD_LIMITS,
+            environment=environment, route=route,
+        )  # fmt: skip
+        return outcome, self._built.pop(token, None)
+
+    def _run_once(
+        self,
+        image: str,
+        command: Sequence[str],
+        token: str,
+        timeout_s: float,
+        limits: Limits,
+        owner: Mapping[str, Any] | None = None,
+        scheduling: Scheduling = ANYWHERE,
+        environment: Mapping[str, str] | None = None,
+        route: podbuild.Network | None = None,
+    ) -> OneshotResult:
+        """One Pod run with the grant `token` (revoked after); a build (`route`) uploads its layer."""
+        name = f"so-oneshot-{uuid.uuid4().hex[:12]}"
+        labels = {LABEL_ROLE: "oneshot", podnet.LABEL_POD: name, **self.marks}  # podsweep.py
+        owners = podnet.owner_reference(owner, self.namespace)
         run = podspec.PodRun(
             name, self.namespace, image, command, self.transfer.url(token), labels,
-            limits, timeout_s, {}, upload=False, owners=owners, scheduling=scheduling,
-            canary=self.canary_address, policy_wait_s=self.policy_wait_s,
+            limits, timeout_s, dict(environment or {}), upload=route is not None, owners=owners,
+            scheduling=scheduling, canary=self.canary_address, policy_wait_s=self.policy_wait_s,
+            host_aliases=route.aliases if route else {},
+            tmp_limit=podbuild.TMP_LIMIT if route else podspec.TMP_LIMIT,
         )  # fmt: skip
         begin = time.perf_counter()
         try:
-            self.fences.attach(name, labels, {}, owners)
+            self.fences.attach(name, labels, {}, owners, route.egress if route else ())
             self.kube.create_pod(self.namespace, podspec.manifest(run))
             handle = RunHandle(name, "", "", "", 0, self._log(name), None)
             outcome = self.wait(handle, timeout_s)
             grant = self.transfer.grant_of(token)
             if outcome.health == Health.EXITED and (grant is None or not grant.fetched):
                 outcome = replace(outcome, exit_code=None, reason=FETCH_FAILED)  # not the command's verdict
+            if grant is not None and route is not None:
+                self._built[token] = grant.layers.get("artifacts")
+                if outcome.exit_code == 0 and "artifacts" not in grant.layers:
+                    problems = "; ".join(grant.refused.get("artifacts") or ["no upload arrived"])
+                    outcome = replace(outcome, exit_code=None, reason=f"the layer was refused: {problems}")
         except KubeError as exc:
             return OneshotResult(None, time.perf_counter() - begin, f"the Pod failed to run: {exc}")
         finally:

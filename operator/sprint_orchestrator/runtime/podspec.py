@@ -34,6 +34,7 @@ requests equal to limits.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -144,6 +145,8 @@ class PodRun:
     scheduling: Scheduling = ANYWHERE
     canary: str = ""  # host:port left out of the Pod's policy: the command waits until it is unreachable
     policy_wait_s: float = 60
+    host_aliases: Mapping[str, Sequence[str]] = dataclasses.field(default_factory=dict)  # address -> names
+    tmp_limit: str = TMP_LIMIT  # /tmp, where the wrapper spools its uploads
 
 
 def resources(limits: Limits) -> dict[str, Any]:
@@ -175,7 +178,7 @@ def manifest(run: PodRun) -> dict[str, Any]:
     ]
     volumes: list[dict[str, Any]] = [
         {"name": "workspace", "emptyDir": {}},
-        {"name": "tmp", "emptyDir": {"sizeLimit": TMP_LIMIT}},
+        {"name": "tmp", "emptyDir": {"sizeLimit": run.tmp_limit}},
     ]
     env = [{"name": k, "value": v} for k, v in sorted({**run.environment, "HOME": "/tmp"}.items())]
     transfer = {"name": TRANSFER_ENV, "value": run.transfer_url}
@@ -230,6 +233,7 @@ def manifest(run: PodRun) -> dict[str, Any]:
             "containers": [main],
             "volumes": volumes,
             **placement(run.scheduling),
+            **_aliases(run.host_aliases),
         },
     }
 
@@ -243,3 +247,9 @@ def placement(scheduling: Scheduling) -> dict[str, Any]:
         "priorityClassName": scheduling.priority_class_name,
     }
     return {key: value for key, value in fields.items() if value}
+
+
+def _aliases(aliases: Mapping[str, Sequence[str]]) -> dict[str, Any]:
+    """`hostAliases`: names the Pod resolves without DNS (a build Pod's package sources)."""
+    entries = [{"ip": ip, "hostnames": list(names)} for ip, names in sorted(aliases.items()) if names]
+    return {"hostAliases": entries} if entries else {}

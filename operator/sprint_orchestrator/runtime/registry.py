@@ -10,17 +10,25 @@ An anonymous bearer-token challenge (`WWW-Authenticate: Bearer realm=…`) is an
 expect; a registry that needs credentials is out of scope: name the image by digest in the
 configuration and nothing is asked. Plain HTTP only for the hosts the configuration lists (the local
 cluster's registry); every other registry over HTTPS.
+
+`Session` speaks the rest of the API a sprint image assembled without Podman needs (`ociimage.py`):
+a manifest (an index resolved to this machine's platform) and a blob by digest, a blob mounted from
+another repository of the same registry or uploaded (POST, then one PUT with `?digest=`), a manifest
+put under a tag. The bearer-token dance is the same for push, with the scope the registry names.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import platform
 import re
 import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Collection
 from dataclasses import dataclass
+from typing import IO, Any
 
 from ..errors import ImageBuildFailed
 
@@ -116,3 +124,181 @@ def _anonymous_token(challenge: str, ref: str) -> str:
     if not isinstance(token, str) or not token:
         raise ImageBuildFailed(f"no anonymous pull token for {ref} (credentials needed)", "")
     return token
+
+
+MANIFEST_TYPES = (
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.docker.distribution.manifest.v2+json",
+)
+INDEX_TYPES = (
+    "application/vnd.oci.image.index.v1+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+)
+_MAX_DOCUMENT = 8 << 20  # a manifest or an image config
+_ARCHES = {"x86_64": "amd64", "aarch64": "arm64", "arm64": "arm64", "ppc64le": "ppc64le", "s390x": "s390x"}
+
+
+@dataclass(frozen=True)
+class Manifest:
+    media_type: str
+    body: bytes
+    digest: str
+
+    @property
+    def document(self) -> dict[str, Any]:
+        data = json.loads(self.body)
+        if not isinstance(data, dict):
+            raise ValueError("not a JSON object")
+        return data
+
+
+class Session:
+    """One registry host, for reading an image and writing one; errors are `ImageBuildFailed`."""
+
+    def __init__(self, host: str, plain_http: Collection[str] = ()) -> None:
+        self.host = host
+        api = "registry-1.docker.io" if host == "docker.io" else host
+        self.base = f"{'http' if host in plain_http else 'https'}://{api}"
+        self._tokens: dict[str, str] = {}  # the challenge's scope -> its token
+
+    def manifest(self, name: str, reference: str) -> Manifest:
+        """The image manifest of `name:reference`; an index is resolved to this machine's platform."""
+        found = self._manifest(name, reference)
+        if found.media_type in INDEX_TYPES or "manifests" in found.document:
+            found = self._manifest(name, platform_digest(found.document, _arch()))
+        if found.media_type not in MANIFEST_TYPES and found.document.get("schemaVersion") != 2:
+            raise ImageBuildFailed(f"{self.host}/{name}:{reference}: unsupported manifest {found.media_type}")
+        return found
+
+    def _manifest(self, name: str, reference: str) -> Manifest:
+        accept = ", ".join(MANIFEST_TYPES + INDEX_TYPES)
+        with self._open("GET", f"/v2/{name}/manifests/{reference}", {"Accept": accept}) as response:
+            body = response.read(_MAX_DOCUMENT + 1)
+            media = str(response.headers.get("Content-Type") or "").split(";")[0].strip()
+        if len(body) > _MAX_DOCUMENT:
+            raise ImageBuildFailed(f"{self.host}/{name}:{reference}: a manifest over {_MAX_DOCUMENT} bytes")
+        digest = "sha256:" + hashlib.sha256(body).hexdigest()
+        if reference.startswith("sha256:") and digest != reference:
+            raise ImageBuildFailed(f"{self.host}/{name}@{reference}: the registry sent other content")
+        try:
+            doc = json.loads(body)
+        except ValueError:
+            raise ImageBuildFailed(f"{self.host}/{name}:{reference}: the manifest is not JSON") from None
+        return Manifest(media or str(doc.get("mediaType") or ""), body, digest)
+
+    def document(self, name: str, digest: str) -> dict[str, Any]:
+        """A small JSON blob (an image config), checked against its digest."""
+        with self._open("GET", f"/v2/{name}/blobs/{digest}") as response:
+            body = response.read(_MAX_DOCUMENT + 1)
+        if len(body) > _MAX_DOCUMENT or "sha256:" + hashlib.sha256(body).hexdigest() != digest:
+            raise ImageBuildFailed(f"{self.host}/{name}: blob {digest} is too large or not what it says")
+        data = json.loads(body)
+        if not isinstance(data, dict):
+            raise ImageBuildFailed(f"{self.host}/{name}: blob {digest} is not a JSON object")
+        return data
+
+    def has_blob(self, name: str, digest: str) -> bool:
+        try:
+            with self._open("HEAD", f"/v2/{name}/blobs/{digest}"):
+                return True
+        except _Missing:
+            return False
+
+    def has_manifest(self, name: str, tag: str) -> bool:
+        try:
+            with self._open("HEAD", f"/v2/{name}/manifests/{tag}", {"Accept": ", ".join(MANIFEST_TYPES)}):
+                return True
+        except _Missing:
+            return False
+
+    def copy_blob(self, source: Session, from_name: str, name: str, digest: str, size: int) -> None:
+        """Make blob `digest` exist in `name`: already there, mounted from `from_name` (same registry),
+        else streamed from `source` without touching the disk."""
+        if self.has_blob(name, digest):
+            return
+        query = f"?mount={digest}&from={from_name}" if source.host == self.host else ""
+        with self._open("POST", f"/v2/{name}/blobs/uploads/{query}", body=b"") as response:
+            if response.status == 201:
+                return
+            location = str(response.headers.get("Location") or "")
+        with source._open("GET", f"/v2/{from_name}/blobs/{digest}") as blob:
+            self._finish_upload(name, location, digest, blob, size)
+
+    def push_blob(self, name: str, digest: str, data: IO[bytes], size: int) -> None:
+        if self.has_blob(name, digest):
+            return
+        with self._open("POST", f"/v2/{name}/blobs/uploads/", body=b"") as response:
+            location = str(response.headers.get("Location") or "")
+        self._finish_upload(name, location, digest, data, size)
+
+    def _finish_upload(self, name: str, location: str, digest: str, data: Any, size: int) -> None:
+        if not location:
+            raise ImageBuildFailed(f"{self.host}/{name}: the registry started no upload (no Location)")
+        target = urllib.parse.urljoin(self.base + "/", location)
+        if urllib.parse.urlsplit(target).netloc != urllib.parse.urlsplit(self.base).netloc:
+            raise ImageBuildFailed(f"{self.host}/{name}: the registry sent the upload elsewhere ({target})")
+        sep = "&" if "?" in target else "?"
+        path = target[len(self.base) :] + f"{sep}digest={urllib.parse.quote(digest)}"
+        headers = {"Content-Type": "application/octet-stream", "Content-Length": str(size)}
+        with self._open("PUT", path, headers, body=data):
+            pass
+
+    def put_manifest(self, name: str, tag: str, manifest: Manifest) -> str:
+        headers = {"Content-Type": manifest.media_type}
+        with self._open("PUT", f"/v2/{name}/manifests/{tag}", headers, body=manifest.body) as response:
+            answered = str(response.headers.get("Docker-Content-Digest") or manifest.digest)
+        if answered != manifest.digest:
+            raise ImageBuildFailed(f"{self.host}/{name}:{tag}: stored as {answered}, not {manifest.digest}")
+        return manifest.digest
+
+    def _open(self, method: str, path: str, headers: dict[str, str] | None = None, body: Any = None) -> Any:
+        """The response of one request (a context manager); 404 raises `_Missing`, any other failure
+        `ImageBuildFailed`. A bearer challenge is answered once, anonymously, with the scope it names."""
+        for attempt in range(2):
+            url = self.base + path
+            request = urllib.request.Request(url, data=body, method=method, headers=headers or {})
+            scope = self._scope_of(path)
+            if scope in self._tokens:
+                request.add_unredirected_header("Authorization", f"Bearer {self._tokens[scope]}")
+            try:
+                return urllib.request.urlopen(request, timeout=_TIMEOUT_S)
+            except urllib.error.HTTPError as exc:
+                challenge = exc.headers.get("WWW-Authenticate") or ""
+                exc.close()
+                if exc.code == 401 and attempt == 0 and challenge.lower().startswith("bearer "):
+                    self._tokens[scope] = _anonymous_token(challenge, f"{self.host}{path}")
+                    if hasattr(body, "seek"):
+                        body.seek(0)
+                    continue
+                if exc.code == 404 and method in ("GET", "HEAD"):
+                    raise _Missing(path) from None
+                refused = f"the registry {self.host} refused {method} {path}: HTTP {exc.code}"
+                raise ImageBuildFailed(refused) from None
+            except (urllib.error.URLError, OSError) as exc:
+                unreachable = f"cannot reach the registry {self.host} ({method} {path}): {exc}"
+                raise ImageBuildFailed(unreachable) from None
+        raise ImageBuildFailed(f"the registry {self.host} refused {method} {path} after its token")
+
+    @staticmethod
+    def _scope_of(path: str) -> str:
+        return path.split("/blobs/")[0].split("/manifests/")[0]
+
+
+class _Missing(ImageBuildFailed):
+    pass
+
+
+def platform_digest(index: dict[str, Any], arch: str) -> str:
+    """The digest of the linux/`arch` image of an image index (its first match)."""
+    for entry in index.get("manifests") or []:
+        platform = entry.get("platform") or {}
+        if platform.get("os") == "linux" and platform.get("architecture") == arch:
+            digest = str(entry.get("digest") or "")
+            if _DIGEST.fullmatch(digest):
+                return digest
+    raise ImageBuildFailed(f"the image index has no linux/{arch} image", "")
+
+
+def _arch() -> str:
+    machine = platform.machine()
+    return _ARCHES.get(machine, machine)

@@ -36,7 +36,7 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from . import safetar
+from . import ocilayer, safetar
 from .grants import Grant, GrantStore
 
 __all__ = ["Grant", "GrantStore", "TransferServer", "key_of", "open_endpoint", "split_address"]
@@ -85,9 +85,12 @@ class TransferServer:
         max_bytes: int = safetar.MAX_BYTES,
         mounts: list[Path] | None = None,
         pod: str = "",
+        as_layers: frozenset[str] = frozenset(),
     ) -> str:
+        """A one-time token for `workspace` out and `results` in; the names in `as_layers` come in as
+        image layer files (ocilayer.py), the others as checked trees (safetar.py)."""
         token = secrets.token_urlsafe(32)
-        grant = Grant(workspace, dict(results), max_bytes, list(mounts or []), pod)
+        grant = Grant(workspace, dict(results), max_bytes, list(mounts or []), pod, as_layers=as_layers)
         with self.lock:
             self.grants[key_of(token)] = grant
             self._save(key_of(token), grant)
@@ -185,7 +188,8 @@ class TransferServer:
 
     def _unpack(self, grant: Grant, name: str, body: _Body) -> tuple[int, str]:
         target = grant.results[name]
-        target.mkdir(parents=True, exist_ok=True)
+        as_layer = name in grant.as_layers
+        (target.parent if as_layer else target).mkdir(parents=True, exist_ok=True)
         staged = Path(tempfile.mkdtemp(prefix=".incoming-", dir=target.parent)) / "tree"
         try:
             with tempfile.TemporaryFile(dir=target.parent) as spool:
@@ -193,8 +197,12 @@ class TransferServer:
                     verdict = [f"the upload exceeds {grant.max_bytes} bytes"]
                     raise safetar.UnsafeTar(verdict)
                 spool.seek(0)
-                count = safetar.unpack(spool, staged, grant.max_bytes)
-            safetar.replace_tree(target, staged)
+                if as_layer:
+                    layer = ocilayer.rewrite(spool, target, grant.max_bytes)
+                    outcome = f"ok layer {layer.digest}"
+                else:
+                    outcome = f"ok {safetar.unpack(spool, staged, grant.max_bytes)} members"
+                    safetar.replace_tree(target, staged)
         except safetar.UnsafeTar as exc:
             with self.lock:
                 grant.received[name] = "refused"
@@ -204,9 +212,11 @@ class TransferServer:
         finally:
             shutil.rmtree(staged.parent, ignore_errors=True)
         with self.lock:
-            grant.received[name] = f"ok {count} members"
+            if as_layer:
+                grant.layers[name] = layer
+            grant.received[name] = outcome
             self._settle(grant)
-        return 200, f"ok {count}\n"
+        return 200, f"{outcome}\n"
 
 
 def open_endpoint(host: str, port: int | None, advertise: str, store: GrantStore) -> TransferServer:
