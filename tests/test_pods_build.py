@@ -4,8 +4,14 @@ registry, and task Pods run it by digest (real nodes, the real registry, the Deb
 
 from __future__ import annotations
 
+import base64
+import functools
+import hashlib
+import threading
 import uuid
+import zipfile
 from collections.abc import Iterator
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -115,3 +121,67 @@ def test_packages_without_a_configured_source_are_refused_before_any_pod(
             podimages.build_in_cluster(runtime, base, ["apt:jq"], {}, {})
     finally:
         runtime.package_sources = sources
+
+
+def _wheel(root: Path, name: str, version: str, source: str) -> Path:
+    """A pure-Python wheel written by hand (PEP 427): the package, METADATA, WHEEL and RECORD."""
+    info = f"{name}-{version}.dist-info"
+    files = {
+        f"{name}/__init__.py": source.encode(),
+        f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n".encode(),
+        f"{info}/WHEEL": b"Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+    }
+    record = "".join(
+        f"{path},sha256={base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b'=').decode()},{len(data)}\n"
+        for path, data in files.items()
+    )
+    files[f"{name}-{version}.dist-info/RECORD"] = (record + f"{name}-{version}.dist-info/RECORD,,\n").encode()
+    wheel = root / "files" / f"{name}-{version}-py3-none-any.whl"
+    wheel.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(wheel, "w") as archive:
+        for path, data in files.items():
+            archive.writestr(path, data)
+    return wheel
+
+
+@pytest.fixture
+def pip_index(nodes: LocalCluster, tmp_path: Path) -> Iterator[str]:
+    """A PEP 503 simple index on the host's node-bridge address, serving one hand-made wheel."""
+    node_set = nodes.node_set()
+    assert node_set is not None
+    root = tmp_path / "index"
+    wheel = _wheel(root, "sotool", "1.0", "VALUE = 'from the pip index'\n")
+    digest = hashlib.sha256(wheel.read_bytes()).hexdigest()
+    page = root / "simple" / "sotool" / "index.html"
+    page.parent.mkdir(parents=True)
+    page.write_text(f'<a href="../../files/{wheel.name}#sha256={digest}">{wheel.name}</a>\n')
+    handler = functools.partial(QuietFiles, directory=str(root))
+    server = ThreadingHTTPServer((node_set.slot.host_ip, 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://{node_set.slot.host_ip}:{server.server_address[1]}/simple"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+class QuietFiles(SimpleHTTPRequestHandler):
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_pip_packages_come_from_the_configured_index_with_pip_itself_from_the_debian_archive(
+    runtime: PodsRuntime, base: str, pip_index: str, tmp_path: Path
+) -> None:
+    """The base image has no pip: the build Pod gets Debian's python3-pip from the apt source (unpacked,
+    not installed) and runs it against the index; the Pod reaches both sources and nothing else."""
+    sources = runtime.package_sources
+    runtime.package_sources = images.PackageSources(apt=sources.apt, pip=(pip_index,))
+    try:
+        built = runtime.ensure_sprint_image(base, ["pip:sotool==1.0"], {}, {})
+    finally:
+        runtime.package_sources = sources
+    out = _ran(
+        runtime, built.tag, "python3 -c 'import sotool; print(sotool.VALUE, sotool.__file__)'", tmp_path
+    )
+    assert "from the pip index /usr/local/lib/python3" in out, out
