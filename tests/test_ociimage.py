@@ -7,6 +7,7 @@ import gzip
 import hashlib
 import io
 import json
+import shutil
 import socket
 import subprocess
 import tarfile
@@ -21,6 +22,7 @@ from sprint_orchestrator.errors import ImageBuildFailed
 from sprint_orchestrator.runtime import ociimage, ocilayer, registry
 from sprint_orchestrator.runtime.safetar import UnsafeTar
 
+NOW = "2026-12-07T12:00:00.000Z"
 REGISTRY_BIN = Path(__file__).resolve().parents[1] / "hack" / "bin" / "registry"
 
 
@@ -159,13 +161,18 @@ def local_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     )
     try:
         deadline = time.monotonic() + 30
-        while socket.socket().connect_ex(("127.0.0.1", port)) != 0:
+        while not _answers(port):
             assert time.monotonic() < deadline and process.poll() is None, "the registry did not start"
             time.sleep(0.1)
         yield f"127.0.0.1:{port}"
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+def _answers(port: int) -> bool:
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0
 
 
 def _push_base(host: str, name: str, tmp_path: Path) -> str:
@@ -223,7 +230,7 @@ def test_an_image_is_assembled_in_the_registry_with_the_base_layers_mounted_and_
         {"MARK": "m1"},
         {"k": "v"},
         layer,
-        "T",
+        NOW,
         [host],
         "x",
     )
@@ -250,8 +257,6 @@ def test_an_assembled_image_runs_in_podman_with_its_layer_and_environment(
     host = local_registry
     busybox = Path(__file__).resolve().parents[1] / "hack" / "bin" / "busybox"
     if not busybox.exists():
-        import shutil
-
         found = shutil.which("busybox")
         assert found, "busybox-static is a package hack/setup.sh installs"
         busybox = Path(found)
@@ -260,7 +265,7 @@ def test_an_assembled_image_runs_in_podman_with_its_layer_and_environment(
     layer = _layer(tmp_path, tool, max_bytes=64 << 20)
     tag = uuid.uuid4().hex[:12]
     pinned = ociimage.assemble(
-        base, f"{host}/sprint-orchestrator/sprint", tag, {"MARK": "m2"}, {}, layer, "T", [host], "x"
+        base, f"{host}/sprint-orchestrator/sprint", tag, {"MARK": "m2"}, {}, layer, NOW, [host], "x"
     )
     try:
         pull = subprocess.run(
