@@ -315,6 +315,8 @@ def run_trouble_sprint(
     bare, url = sample_repository(git_root, "textstats-t")
     sprint = yaml.safe_load((REPO / "examples" / "sprint-trouble.yaml").read_text())
     sprint["spec"]["repository"] = {"url": url, "mainBranch": "main"}
+    # An environment to bake in: the operator in its restricted Pod assembles the image in the registry.
+    sprint["spec"]["container"]["environment"] = {"TROUBLE_MARK": "baked-in-cluster"}
     nodes.kubectl("-n", work, "apply", "-f", "-", input=yaml.safe_dump(sprint))
 
     def tasks() -> dict[str, dict[str, Any]]:
@@ -341,6 +343,7 @@ def run_trouble_sprint(
     log = tmp_path / "operator-trouble.log"
     status = wait_ended(nodes, (ns, deployment), (work, "textstats-trouble"), log, timeout=900)
     assert status["phase"] == "Partial", json.dumps(status.get("conditions"), indent=1)
+    assert str(status["image"]).startswith(f"{nodes.registry}/sprint-orchestrator/sprint@sha256:"), status
     assert (tasks()["buggy"]["phase"], tasks()["buggy"]["reason"]) == ("Failed", "IntegrationFailure")
     tree = ["git", "-C", str(bare), "ls-tree", "-r", "--name-only", "main"]
     merged = subprocess.run(tree, capture_output=True, text=True, check=True).stdout.split()
