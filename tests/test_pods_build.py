@@ -8,10 +8,12 @@ import base64
 import functools
 import hashlib
 import threading
+import urllib.error
+import urllib.request
 import uuid
 import zipfile
 from collections.abc import Iterator
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler, SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -41,13 +43,54 @@ def base(nodes: LocalCluster) -> str:
     return push_image(build_base_image(), nodes.registry, f"build-test/base:{uuid.uuid4().hex[:8]}")
 
 
+class DebianRelay(BaseHTTPRequestHandler):
+    """The local cluster's nodes have no route out (hack/localnet.py leaves the host's forwarding off), as
+    many clusters reach their package archive only through a mirror or a caching proxy: this one relays
+    GETs, on the host's node-bridge address, to the Debian archive this machine's apt uses."""
+
+    upstream = ""
+
+    def do_GET(self) -> None:
+        request = urllib.request.Request(self.upstream + self.path.removeprefix("/debian"))
+        try:
+            with urllib.request.urlopen(request, timeout=120) as answer:
+                body, code = answer.read(), answer.status
+                kind = answer.headers.get("Content-Type") or "application/octet-stream"
+        except urllib.error.HTTPError as exc:
+            body, code, kind = b"", exc.code, "text/plain"
+        self.send_response(code)
+        self.send_header("Content-Type", kind)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
 @pytest.fixture(scope="module")
-def runtime(nodes: LocalCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[PodsRuntime]:
+def debian(nodes: LocalCluster) -> Iterator[str]:
     sources = host_debian_sources()
     if not sources:
         pytest.skip("this machine's apt names no Debian archive")
+    node_set = nodes.node_set()
+    assert node_set is not None
+    handler = type("Relay", (DebianRelay,), {"upstream": sources[0].rstrip("/")})
+    server = ThreadingHTTPServer((node_set.slot.host_ip, 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://{node_set.slot.host_ip}:{server.server_address[1]}/debian"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture(scope="module")
+def runtime(
+    nodes: LocalCluster, debian: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[PodsRuntime]:
     with pods_runtime(nodes, tmp_path_factory.mktemp("state"), "build", registry_plain_http=True) as pods:
-        pods.package_sources = images.PackageSources(apt=sources)
+        pods.package_sources = images.PackageSources(apt=(debian,))
         pods._podman = _NoPodman()  # a build that reached for Podman would fail loudly
         yield pods
 
@@ -58,6 +101,13 @@ class _NoPodman:
 
     def close(self) -> None:
         pass
+
+
+def _build(runtime: PodsRuntime, base: str, deps: list[str], env: dict[str, str]) -> ImageResult:
+    try:
+        return runtime.ensure_sprint_image(base, deps, env, {"purpose": "test"})
+    except ImageBuildFailed as exc:
+        pytest.fail(f"{exc}\n{exc.log_tail}")
 
 
 def _ran(runtime: PodsRuntime, image: str, script: str, tmp_path: Path) -> str:
@@ -72,7 +122,7 @@ def test_a_sprint_s_packages_are_installed_by_a_build_pod_and_its_image_runs_in_
     runtime: PodsRuntime, base: str, nodes: LocalCluster, tmp_path: Path
 ) -> None:
     mark = uuid.uuid4().hex
-    built = runtime.ensure_sprint_image(base, ["apt:jq"], {"SPRINT_MARK": mark}, {"purpose": "test"})
+    built = _build(runtime, base, ["apt:jq"], {"SPRINT_MARK": mark})
     assert built.built and built.tag.startswith(f"{nodes.registry}/sprint-orchestrator/sprint@sha256:")
     out = _ran(
         runtime, built.tag, "jq -n 1+1; echo mark=$SPRINT_MARK; dpkg -s jq | grep ^Status; pwd", tmp_path
@@ -90,7 +140,7 @@ def test_an_environment_only_image_is_assembled_in_the_registry_without_any_pod(
 ) -> None:
     mark = uuid.uuid4().hex
     before = runtime.transfer.pods()
-    built = runtime.ensure_sprint_image(base, [], {"SPRINT_MARK": mark, "LANG": "C.UTF-8"}, {})
+    built = _build(runtime, base, [], {"SPRINT_MARK": mark, "LANG": "C.UTF-8"})
     assert built.built and runtime.transfer.pods() == before
     parsed = registry.parse(built.tag)
     session = registry.Session(parsed.host, [parsed.host])
@@ -178,7 +228,7 @@ def test_pip_packages_come_from_the_configured_index_with_pip_itself_from_the_de
     sources = runtime.package_sources
     runtime.package_sources = images.PackageSources(apt=sources.apt, pip=(pip_index,))
     try:
-        built = runtime.ensure_sprint_image(base, ["pip:sotool==1.0"], {}, {})
+        built = _build(runtime, base, ["pip:sotool==1.0"], {})
     finally:
         runtime.package_sources = sources
     out = _ran(

@@ -156,6 +156,8 @@ def render_containerfile(
         )
     if deps.pip:
         index = [f"--index-url {sources.pip[0]}", *(f"--extra-index-url {u}" for u in sources.pip[1:])]
+        plain = sorted({u.split("/")[2] for u in sources.pip if u.startswith("http://")})
+        index += [f"--trusted-host {host}" for host in plain]  # http:// is the admin's choice
         lines.append(
             "RUN python3 -m pip install --no-cache-dir --break-system-packages "
             + " ".join([*index, *deps.pip])

@@ -2,8 +2,8 @@
 
 In a Pod at the restricted Pod Security level nothing runs as root, so nothing is installed the way a
 Containerfile's `RUN apt-get install` does. The build Pod runs the sprint's base image as the agent's
-non-root user and installs into /artifacts, which the wrapper uploads; the operator streams it into an
-image layer (ocilayer.py) on top of the base image (ociimage.py):
+non-root user and installs into a tree it moves to /artifacts, which the wrapper uploads; the operator
+streams it into an image layer (ocilayer.py) on top of the base image (ociimage.py):
 
 - **apt**: `apt-get` with its lists, caches and sources under the Pod's own work directory (no lock, no
   root) downloads the packages the base image lacks (resolved against the base's own dpkg status), and
@@ -11,7 +11,7 @@ image layer (ocilayer.py) on top of the base image (ociimage.py):
   becomes the layer's `/var/lib/dpkg/status`, so `dpkg -l` and later `apt-get` see them. What does not
   happen: maintainer scripts (a package that needs its `postinst` to work, such as one registering
   alternatives or creating users, needs an image baked beforehand).
-- **pip**: `python3 -m pip install --root /artifacts` (the image's own scheme, /usr/local); a base
+- **pip**: `python3 -m pip install --root` that tree (the image's own scheme, /usr/local); a base
   image without pip gets Debian's `python3-pip` from the apt sources first, as the Podman build does.
 
 The Pod reaches the configured package sources only: its NetworkPolicy lets it out to their addresses,
@@ -36,8 +36,8 @@ LAYER_MAX_BYTES = 4 << 30
 TMP_LIMIT = "5Gi"  # the wrapper spools the layer's tar in /tmp before uploading it
 
 SCRIPT = r"""set -euf
-out=/artifacts; w=/workspace/.so-build; trap 'rm -rf "$w"' EXIT
-mkdir -p "$w/lists/partial" "$w/archives/partial" "$w/cache"
+w=/workspace/.so-build; out="$w/root"; trap 'rm -rf "$w"' EXIT
+mkdir -p "$w/lists/partial" "$w/archives/partial" "$w/cache" "$out"
 if [ -n "$SO_PIP_PACKAGES" ] && [ -n "$SO_APT_SOURCES" ] && ! python3 -m pip --version >/dev/null 2>&1; then
   SO_APT_PACKAGES="$SO_APT_PACKAGES python3-pip"
 fi
@@ -62,9 +62,12 @@ if [ -n "$SO_PIP_PACKAGES" ]; then
   for url in $SO_PIP_SOURCES; do
     if [ $# -eq 0 ]; then set -- --index-url "$url"; else set -- "$@" --extra-index-url "$url"; fi
   done
+  for host in $SO_PIP_TRUSTED; do set -- "$@" --trusted-host "$host"; done
   PYTHONPATH="$out/usr/lib/python3/dist-packages" python3 -m pip install --no-cache-dir \
     --disable-pip-version-check --no-input --break-system-packages --root "$out" "$@" $SO_PIP_PACKAGES
 fi
+# The tree is built where this user owns its top (the volume's own top is not ours to chmod), then moved.
+find "$out" -mindepth 1 -maxdepth 1 -exec mv -t /artifacts {} +
 """
 
 
@@ -100,7 +103,14 @@ def environment(dependencies: Sequence[str], sources: images.PackageSources) -> 
         "SO_APT_SOURCES": " ".join(sources.apt) if deps.apt or deps.pip else "",
         "SO_PIP_PACKAGES": " ".join(deps.pip),
         "SO_PIP_SOURCES": " ".join(sources.pip) if deps.pip else "",
+        "SO_PIP_TRUSTED": " ".join(plain_http_hosts(sources.pip)) if deps.pip else "",
     }
+
+
+def plain_http_hosts(urls: Sequence[str]) -> list[str]:
+    """The host[:port] of each http:// index: an admin who configured one chose it (pip refuses it
+    without --trusted-host)."""
+    return sorted({urllib.parse.urlsplit(u).netloc for u in urls if u.startswith("http://")})
 
 
 def command() -> list[str]:
