@@ -3,6 +3,8 @@ config pushed through the real CNCF registry (hack/bin/registry), then run by Po
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import gzip
 import hashlib
 import io
@@ -13,12 +15,14 @@ import subprocess
 import tarfile
 import time
 import uuid
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from sprint_orchestrator.errors import ImageBuildFailed
+from sprint_orchestrator.errors import ImageBuildFailed, InvalidInput
 from sprint_orchestrator.runtime import ociimage, ocilayer, registry
 from sprint_orchestrator.runtime.safetar import UnsafeTar
 
@@ -143,17 +147,23 @@ def test_an_index_is_resolved_to_this_machine_s_platform_and_a_missing_one_is_na
 @pytest.fixture(scope="module")
 def local_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The CNCF distribution registry the local cluster runs, on plain HTTP on 127.0.0.1."""
+    with _serve_registry(tmp_path_factory.mktemp("registry")) as host:
+        yield host
+
+
+@contextlib.contextmanager
+def _serve_registry(root: Path, auth: dict[str, Any] | None = None) -> Iterator[str]:
     if not REGISTRY_BIN.exists():
         pytest.fail(f"{REGISTRY_BIN} is missing: hack/build-node.sh builds it (hack/setup.sh runs it)")
-    root = tmp_path_factory.mktemp("registry")
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    config = {
+    config: dict[str, Any] = {
         "version": 0.1,
         "log": {"level": "warn", "accesslog": {"disabled": True}},
         "storage": {"filesystem": {"rootdirectory": str(root / "storage")}},
         "http": {"addr": f"127.0.0.1:{port}"},
+        **({"auth": auth} if auth else {}),
     }
     (root / "config.yml").write_text(json.dumps(config))
     process = subprocess.Popen(
@@ -175,9 +185,9 @@ def _answers(port: int) -> bool:
         return probe.connect_ex(("127.0.0.1", port)) == 0
 
 
-def _push_base(host: str, name: str, tmp_path: Path) -> str:
+def _push_base(host: str, name: str, tmp_path: Path, auth: registry.Credentials | None = None) -> str:
     """A one-layer OCI image (a static busybox-free file tree) pushed as `name:base`; its reference."""
-    session = registry.Session(host, [host])
+    session = registry.Session(host, [host], auth)
     layer = _layer(tmp_path, _tar(("dir", "etc", ""), ("file", "etc/base.txt", b"from the base\n"), uid=0))
     with layer.path.open("rb") as data:
         session.push_blob(name, layer.digest, data, layer.size)
@@ -284,3 +294,68 @@ def test_an_assembled_image_runs_in_podman_with_its_layer_and_environment(
         assert run.stdout.split("\n")[:3] == ["from the base", "mark=m2", "/workspace"]
     finally:
         subprocess.run(["podman", "rmi", "-f", pinned], capture_output=True, check=False)
+
+
+# -- a registry that needs credentials --------------------------------------------------------------
+
+USER, PASSWORD = "sprint-bot", "s3cret-" + uuid.uuid4().hex[:8]
+
+
+@pytest.fixture(scope="module")
+def private_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The same registry with htpasswd (bcrypt) authentication: every request needs Basic credentials."""
+    root = tmp_path_factory.mktemp("private")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        import crypt  # the standard library's bcrypt ($2b$) through libxcrypt
+
+        hashed = crypt.crypt(PASSWORD, crypt.mksalt(crypt.METHOD_BLOWFISH))
+    (root / "htpasswd").write_text(f"{USER}:{hashed}\n")
+    auth = {"htpasswd": {"realm": "sprint-test", "path": str(root / "htpasswd")}}
+    with _serve_registry(root, auth) as host:
+        yield host
+
+
+def test_an_image_is_assembled_in_a_registry_that_needs_credentials_and_without_them_the_error_says_where(
+    private_registry: str, tmp_path: Path
+) -> None:
+    host = private_registry
+    auth_file = tmp_path / "config.json"
+    token = base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
+    auth_file.write_text(json.dumps({"auths": {f"https://{host}/v1/": {"auth": token}}}))
+    auth = registry.load_credentials(str(auth_file))
+    assert auth == {host: (USER, PASSWORD)}
+    base = _push_base(host, "team/private", tmp_path, auth)
+    assert registry.pin(f"{host}/team/private:base", [host], auth) == base
+    layer = _layer(tmp_path, _tar(("file", "opt/x.txt", b"x")))
+    target = f"{host}/sprint-orchestrator/sprint"
+    pinned = ociimage.assemble(base, target, "p1", {"A": "1"}, {}, layer, NOW, [host], "x", auth)
+    assert registry.Session(host, [host], auth).has_manifest("sprint-orchestrator/sprint", "p1")
+    assert pinned.startswith(f"{target}@sha256:")
+    with pytest.raises(
+        ImageBuildFailed, match=r"HTTP 401 \(name the registry in containers.registry_auth_file\)"
+    ):
+        ociimage.assemble(base, target, "p2", {"A": "2"}, {}, layer, NOW, [host], "x")
+    wrong = {host: (USER, "wrong")}
+    with pytest.raises(ImageBuildFailed, match="HTTP 401"):
+        registry.pin(f"{host}/team/private:base", [host], wrong)
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        ("not json", "JSONDecodeError"),
+        ('{"credsStore": "desktop"}', "KeyError"),
+        ('{"auths": {"r.example": {"auth": "bm8tY29sb24="}}}', "user:password"),
+    ],
+)
+def test_a_credentials_file_that_is_not_a_docker_config_is_refused_naming_the_setting(
+    tmp_path: Path, content: str, problem: str
+) -> None:
+    path = tmp_path / "auth.json"
+    path.write_text(content)
+    with pytest.raises(InvalidInput, match=rf"containers.registry_auth_file .*{problem}"):
+        registry.load_credentials(str(path))
+    plain = tmp_path / "plain.json"
+    plain.write_text('{"auths": {"r.example:5000": {"username": "u", "password": "p:w"}}}')
+    assert registry.load_credentials(str(plain)) == {"r.example:5000": ("u", "p:w")}

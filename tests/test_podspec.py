@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from sprint_orchestrator.runtime import Health, Limits, Scheduling, podspec, podstatus
+from sprint_orchestrator.runtime import Health, Limits, Scheduling, podbuild, podnet, podspec, podstatus
+from sprint_orchestrator.runtime.images import PackageSources
 
 
 def _run(**changes: Any) -> podspec.PodRun:
@@ -108,3 +109,46 @@ def test_the_sprints_scheduling_choices_go_on_the_pod_and_nothing_when_it_made_n
     bare = podspec.manifest(_run())["spec"]
     assert not {"runtimeClassName", "nodeSelector", "tolerations", "priorityClassName"} & set(bare)
     assert not Scheduling() and placed
+
+
+def test_a_pull_secret_and_host_aliases_go_on_the_pod_only_when_set() -> None:
+    spec = podspec.manifest(
+        _run(pull_secret="registry-pull", host_aliases={"203.0.113.80": ["deb.debian.org"]}, tmp_limit="5Gi")
+    )["spec"]
+    assert spec["imagePullSecrets"] == [{"name": "registry-pull"}]
+    assert spec["hostAliases"] == [{"ip": "203.0.113.80", "hostnames": ["deb.debian.org"]}]
+    assert {"name": "tmp", "emptyDir": {"sizeLimit": "5Gi"}} in spec["volumes"]
+    bare = podspec.manifest(_run())["spec"]
+    assert not {"imagePullSecrets", "hostAliases"} & set(bare)
+
+
+def test_a_build_pod_s_policy_lets_it_out_to_its_package_sources_and_the_operator_only() -> None:
+    policy = podnet.network_policy(
+        "so-oneshot-1", "ns", {}, "10.0.0.1", [8081], [], extra=[("203.0.113.80", 80), ("10.0.0.1", 3141)]
+    )
+    egress = policy["spec"]["egress"]
+    assert egress[0]["to"] == [{"ipBlock": {"cidr": "10.0.0.1/32"}}]
+    assert egress[1:] == [
+        {"to": [{"ipBlock": {"cidr": "203.0.113.80/32"}}], "ports": [{"protocol": "TCP", "port": 80}]},
+        {"to": [{"ipBlock": {"cidr": "10.0.0.1/32"}}], "ports": [{"protocol": "TCP", "port": 3141}]},
+    ]
+    assert policy["spec"]["ingress"] == []
+
+
+def test_a_build_s_inputs_are_checked_words_and_its_routes_name_each_source_once() -> None:
+    sources = PackageSources(apt=("http://203.0.113.80/debian",), pip=("http://10.0.0.1:3141/simple",))
+    env = podbuild.environment(["apt:jq", "pip:requests==2.32.*", "ripgrep"], sources)
+    assert env == {
+        "SO_APT_PACKAGES": "jq ripgrep",
+        "SO_APT_SOURCES": "http://203.0.113.80/debian",
+        "SO_PIP_PACKAGES": "requests==2.32.*",  # word-split with globbing off in the script (set -f)
+        "SO_PIP_SOURCES": "http://10.0.0.1:3141/simple",
+        "SO_PIP_TRUSTED": "10.0.0.1:3141",
+    }
+    network = podbuild.network(["apt:jq", "pip:six"], sources)
+    assert network.egress == [("10.0.0.1", 3141), ("203.0.113.80", 80)]
+    assert network.aliases == {}  # addresses need no /etc/hosts entry
+    assert "set -euf" in podbuild.SCRIPT
+    assert podbuild.host_aliases([podbuild.Route("deb.example", ("192.0.2.7",), 80)]) == {
+        "192.0.2.7": ["deb.example"]
+    }

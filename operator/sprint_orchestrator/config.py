@@ -115,6 +115,13 @@ class ContainersSection(Section):
     # transfer_address, e.g. 0.0.0.0:8081 behind a Service).
     registry: str | None = Field(default=None, min_length=1)
     registry_plain_http: bool = False
+    # The registry's credentials for pushing sprint images (and reading base images): a Docker config
+    # JSON file, as a `kubernetes.io/dockerconfigjson` Secret mounted in the operator's Pod holds it.
+    registry_auth_file: str | None = Field(default=None, min_length=1)
+    # The Secret (type kubernetes.io/dockerconfigjson, in pods_namespace) the nodes pull with.
+    image_pull_secret: str | None = Field(
+        default=None, min_length=1, max_length=253, pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"
+    )
     pods_namespace: str = Field(default="default", min_length=1, max_length=63)
     transfer_address: str | None = Field(default=None, min_length=1)
     transfer_listen: str | None = Field(default=None, min_length=1)

@@ -84,13 +84,14 @@ def assemble(
     created: str,
     plain_http: list[str],
     what: str,
+    auth: registry.Credentials | None = None,
 ) -> str:
     """Push base + `layer` + the new config to `target:tag` (target: host[:port]/name); the image by
     digest. `base_ref` is pinned (name@sha256:…)."""
     base = registry.parse(base_ref)
     dest = registry.parse(f"{target}:{tag}")
-    source = registry.Session(base.host, plain_http)
-    sink = source if dest.host == base.host else registry.Session(dest.host, plain_http)
+    source = registry.Session(base.host, plain_http, auth)
+    sink = source if dest.host == base.host else registry.Session(dest.host, plain_http, auth)
     manifest = source.manifest(base.name, base.digest or base.tag or "latest")
     doc = manifest.document
     base_config = source.document(base.name, str(doc["config"]["digest"]))

@@ -38,6 +38,11 @@ LOCAL_PREFIX = "localhost/"
 REPOSITORY = images.SPRINT_REPOSITORY.removeprefix(LOCAL_PREFIX)
 
 
+def credentials(path: str | None) -> dict[str, tuple[str, str]]:
+    """containers.registry_auth_file, read once when the runtime starts (registry.load_credentials)."""
+    return registry.load_credentials(path)
+
+
 def needs_build(base_image: str, dependencies: Sequence[str], environment: Mapping[str, str]) -> bool:
     return bool(dependencies or environment) or base_image.startswith(LOCAL_PREFIX)
 
@@ -53,7 +58,7 @@ def sprint_image(
     """The digest reference task Pods run; `podman()` connects to Podman only for a local base image."""
     target_registry, plain = str(rt.registry), list(rt.plain_http)
     if not needs_build(base_image, dependencies, environment):
-        return ImageResult(registry.pin(base_image, plain), built=False)
+        return ImageResult(registry.pin(base_image, plain, rt.registry_auth), built=False)
     if base_image.startswith(LOCAL_PREFIX):
         return _with_podman(base_image, dependencies, environment, labels, target_registry, plain, podman)
     return build_in_cluster(rt, base_image, dependencies, environment, labels)
@@ -66,22 +71,22 @@ def build_in_cluster(
     environment: Mapping[str, str],
     labels: Mapping[str, str],
 ) -> ImageResult:
-    sources, plain = rt.package_sources, list(rt.plain_http)
+    sources, plain, auth = rt.package_sources, list(rt.plain_http), rt.registry_auth
     problems = images.missing_sources(dependencies, sources)
     if problems:
         raise ImageBuildFailed(" ".join(problems), "")
-    base = registry.pin(base_image, plain)
+    base = registry.pin(base_image, plain, auth)
     tag = images.config_hash(base.rsplit("@", 1)[1], dependencies, environment, sources)
     target = f"{rt.registry}/{REPOSITORY}"
     parsed = registry.parse(f"{target}:{tag}")
-    if registry.Session(parsed.host, plain).has_manifest(parsed.name, tag):
-        return ImageResult(registry.pin(f"{target}:{tag}", plain), built=False)
+    if registry.Session(parsed.host, plain, auth).has_manifest(parsed.name, tag):
+        return ImageResult(registry.pin(f"{target}:{tag}", plain, auth), built=False)
     marks = {**labels, images.LABEL_IMAGE_HASH: tag}
     work = Path(tempfile.mkdtemp(prefix="build-", dir=_builds_dir(rt)))
     try:
         layer = _packages_layer(rt, base, dependencies, work) if dependencies else None
         what = podbuild.describe(dependencies, environment)
-        pinned = ociimage.assemble(base, target, tag, environment, marks, layer, now_iso(), plain, what)
+        pinned = ociimage.assemble(base, target, tag, environment, marks, layer, now_iso(), plain, what, auth)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return ImageResult(pinned, built=True)

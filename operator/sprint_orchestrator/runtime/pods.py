@@ -123,6 +123,9 @@ class PodsRuntime:
         self._podman_lock = threading.Lock()  # sprints initializing at once must share one Podman service
         self._built: dict[str, ocilayer.Layer | None] = {}  # a build Pod's layer, by its grant's token
         self.package_sources = images.package_sources(settings) if settings else images.PackageSources()
+        section = getattr(settings.config, "containers", None) if settings else None
+        self.registry_auth = podimages.credentials(getattr(section, "registry_auth_file", None))
+        self.pull_secret = str(getattr(section, "image_pull_secret", None) or "")
         self.stalls = stalls
         self._ours = RecentNames()  # Pods the operator deletes itself: their end is no one's fault
         self.watcher = PodWatcher(kube, namespace, stalls, self._delete, self._ours)
@@ -249,7 +252,7 @@ class PodsRuntime:
             spec.limits, spec.timeout_s, spec.environment, upload=True,
             mounts=[m.target for m in spec.extra_mounts], secret=name if spec.secrets else "",
             secret_keys=sorted(spec.secrets), owners=owners, scheduling=spec.scheduling,
-            canary=self.canary_address, policy_wait_s=self.policy_wait_s,
+            canary=self.canary_address, policy_wait_s=self.policy_wait_s, pull_secret=self.pull_secret,
         )  # fmt: skip
         self._ours.discard(name)
         try:
@@ -433,7 +436,7 @@ class PodsRuntime:
             limits, timeout_s, dict(environment or {}), upload=route is not None, owners=owners,
             scheduling=scheduling, canary=self.canary_address, policy_wait_s=self.policy_wait_s,
             host_aliases=route.aliases if route else {},
-            tmp_limit=podbuild.TMP_LIMIT if route else podspec.TMP_LIMIT,
+            tmp_limit=podbuild.TMP_LIMIT if route else podspec.TMP_LIMIT, pull_secret=self.pull_secret,
         )  # fmt: skip
         begin = time.perf_counter()
         try:

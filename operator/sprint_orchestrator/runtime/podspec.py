@@ -147,6 +147,7 @@ class PodRun:
     policy_wait_s: float = 60
     host_aliases: Mapping[str, Sequence[str]] = dataclasses.field(default_factory=dict)  # address -> names
     tmp_limit: str = TMP_LIMIT  # /tmp, where the wrapper spools its uploads
+    pull_secret: str = ""  # containers.image_pull_secret: the Secret the node pulls the image with
 
 
 def resources(limits: Limits) -> dict[str, Any]:
@@ -234,6 +235,7 @@ def manifest(run: PodRun) -> dict[str, Any]:
             "volumes": volumes,
             **placement(run.scheduling),
             **_aliases(run.host_aliases),
+            **({"imagePullSecrets": [{"name": run.pull_secret}]} if run.pull_secret else {}),
         },
     }
 

@@ -19,6 +19,7 @@ put under a tag. The bearer-token dance is the same for push, with the scope the
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import platform
@@ -26,11 +27,12 @@ import re
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import IO, Any
 
-from ..errors import ImageBuildFailed
+from ..errors import ImageBuildFailed, InvalidInput
 
 _DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 _NAME = re.compile(r"[a-z0-9]+(?:[._-]+[a-z0-9]+)*(?:/[a-z0-9]+(?:[._-]+[a-z0-9]+)*)*")
@@ -73,57 +75,80 @@ def parse(ref: str) -> Reference:
     return Reference(first, name, tag if tag or digest else "latest", digest or None)
 
 
-def pin(ref: str, plain_http: Collection[str] = ()) -> str:
+Credentials = Mapping[str, tuple[str, str]]  # registry host -> (user, password)
+
+
+def pin(ref: str, plain_http: Collection[str] = (), auth: Credentials | None = None) -> str:
     """The reference by digest: as given when it has one, else the registry's digest of its tag."""
     parsed = parse(ref)
     if parsed.digest:
         return parsed.pinned(parsed.digest)
-    host = "registry-1.docker.io" if parsed.host == "docker.io" else parsed.host
-    scheme = "http" if parsed.host in plain_http else "https"
-    url = f"{scheme}://{host}/v2/{parsed.name}/manifests/{parsed.tag}"
-    digest = _head_digest(url, ref)
+    session = Session(parsed.host, plain_http, auth)
+    try:
+        digest = session.head_digest(parsed.name, str(parsed.tag))
+    except _Missing:
+        missing = f"container.baseImage: {ref} is not in its registry (push it there first)"
+        raise ImageBuildFailed(missing, "") from None
     if not _DIGEST.fullmatch(digest):
         raise ImageBuildFailed(f"the registry answered no sha256 digest for {ref} ({digest!r})", "")
     return parsed.pinned(digest)
 
 
-def _head_digest(url: str, ref: str, token: str | None = None) -> str:
-    headers = {"Accept": _ACCEPT, **({"Authorization": f"Bearer {token}"} if token else {})}
-    request = urllib.request.Request(url, method="HEAD", headers=headers)
+def load_credentials(path: str | None) -> dict[str, tuple[str, str]]:
+    """`containers.registry_auth_file`: a Docker config JSON (what a `kubernetes.io/dockerconfigjson`
+    Secret holds), `{"auths": {"HOST": {"auth": base64("user:password")}}}` or with `username` and
+    `password`; keys may be URLs (`https://HOST/v1/`). None: no credentials."""
+    if not path:
+        return {}
+    where = f"containers.registry_auth_file ({path})"
     try:
-        with urllib.request.urlopen(request, timeout=_TIMEOUT_S) as response:
-            return str(response.headers.get("Docker-Content-Digest") or "")
-    except urllib.error.HTTPError as exc:
-        challenge = exc.headers.get("WWW-Authenticate") or ""
-        if exc.code == 401 and token is None and challenge.lower().startswith("bearer "):
-            return _head_digest(url, ref, _anonymous_token(challenge, ref))
-        if exc.code == 404:
-            raise ImageBuildFailed(
-                f"container.baseImage: {ref} is not in its registry (push it there first)", ""
-            ) from None
-        raise ImageBuildFailed(f"the registry refused to resolve {ref}: HTTP {exc.code}", "") from None
-    except (urllib.error.URLError, OSError) as exc:
-        hint = ""
-        if url.startswith("https://") and "WRONG_VERSION_NUMBER" in str(exc):
-            hint = " (the registry speaks plain HTTP: set containers.registry_plain_http: true)"
-        raise ImageBuildFailed(f"cannot reach the registry of {ref}: {exc}{hint}", "") from None
+        auths = json.loads(Path(path).read_text())["auths"]
+        return {_host_of(key): _user_password(entry) for key, entry in auths.items()}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise InvalidInput(f"{where}: not a Docker config with auths ({type(exc).__name__}: {exc})") from None
 
 
-def _anonymous_token(challenge: str, ref: str) -> str:
+def _host_of(key: str) -> str:
+    return key.split("://", 1)[-1].split("/", 1)[0]
+
+
+def _user_password(entry: Mapping[str, Any]) -> tuple[str, str]:
+    if entry.get("auth"):
+        user, sep, password = base64.b64decode(str(entry["auth"]), validate=True).decode().partition(":")
+        if not sep:
+            raise ValueError("auth is not base64 of user:password")
+        return user, password
+    return str(entry["username"]), str(entry["password"])
+
+
+def _token(challenge: str, where: str, plain_http: Collection[str], login: tuple[str, str] | None) -> str:
+    """The bearer token a challenge asks for: anonymous, or with the registry's credentials."""
     params = dict(re.findall(r'(\w+)="([^"]*)"', challenge))
     realm = params.pop("realm", "")
-    if not realm.startswith("https://"):
-        raise ImageBuildFailed(f"the registry of {ref} asks for a token from {realm!r} (not HTTPS)", "")
-    url = f"{realm}?{urllib.parse.urlencode(params)}"
+    parts = urllib.parse.urlsplit(realm)
+    if parts.scheme != "https" and not (parts.scheme == "http" and parts.netloc in plain_http):
+        raise ImageBuildFailed(f"the registry of {where} asks for a token from {realm!r} (not HTTPS)", "")
+    request = urllib.request.Request(f"{realm}?{urllib.parse.urlencode(params)}")
+    if login is not None:
+        request.add_unredirected_header("Authorization", _basic(login))
+    kind = "token" if login else "anonymous pull token"
     try:
-        with urllib.request.urlopen(url, timeout=_TIMEOUT_S) as response:
+        with urllib.request.urlopen(request, timeout=_TIMEOUT_S) as response:
             body = json.loads(response.read(1 << 20))
     except (urllib.error.URLError, OSError, ValueError) as exc:
-        raise ImageBuildFailed(f"no anonymous pull token for {ref}: {exc}", "") from None
+        raise ImageBuildFailed(f"no {kind} for {where}: {exc}{_login_hint(login)}", "") from None
     token = body.get("token") or body.get("access_token") if isinstance(body, dict) else None
     if not isinstance(token, str) or not token:
-        raise ImageBuildFailed(f"no anonymous pull token for {ref} (credentials needed)", "")
+        raise ImageBuildFailed(f"no {kind} for {where} (credentials needed){_login_hint(login)}", "")
     return token
+
+
+def _basic(login: tuple[str, str]) -> str:
+    return "Basic " + base64.b64encode(f"{login[0]}:{login[1]}".encode()).decode()
+
+
+def _login_hint(login: tuple[str, str] | None) -> str:
+    return "" if login else " (name the registry in containers.registry_auth_file)"
 
 
 MANIFEST_TYPES = (
@@ -155,11 +180,18 @@ class Manifest:
 class Session:
     """One registry host, for reading an image and writing one; errors are `ImageBuildFailed`."""
 
-    def __init__(self, host: str, plain_http: Collection[str] = ()) -> None:
+    def __init__(self, host: str, plain_http: Collection[str] = (), auth: Credentials | None = None) -> None:
         self.host = host
         api = "registry-1.docker.io" if host == "docker.io" else host
         self.base = f"{'http' if host in plain_http else 'https'}://{api}"
-        self._tokens: dict[str, str] = {}  # the challenge's scope -> its token
+        self.plain_http = tuple(plain_http)
+        self.login = (auth or {}).get(host)
+        self._headers: dict[str, str] = {}  # the repository -> the Authorization its challenge asked for
+
+    def head_digest(self, name: str, tag: str) -> str:
+        """The digest the registry answers for `name:tag` (HEAD, as `pin` asks)."""
+        with self._open("HEAD", f"/v2/{name}/manifests/{tag}", {"Accept": _ACCEPT}) as response:
+            return str(response.headers.get("Docker-Content-Digest") or "")
 
     def manifest(self, name: str, reference: str) -> Manifest:
         """The image manifest of `name:reference`; an index is resolved to this machine's platform."""
@@ -253,31 +285,47 @@ class Session:
 
     def _open(self, method: str, path: str, headers: dict[str, str] | None = None, body: Any = None) -> Any:
         """The response of one request (a context manager); 404 raises `_Missing`, any other failure
-        `ImageBuildFailed`. A bearer challenge is answered once, anonymously, with the scope it names."""
+        `ImageBuildFailed`. A challenge is answered once: Basic with the registry's credentials, Bearer
+        with a token for the scope it names (with the credentials when there are some)."""
+        scope = self._scope_of(path)
         for attempt in range(2):
             url = self.base + path
             request = urllib.request.Request(url, data=body, method=method, headers=headers or {})
-            scope = self._scope_of(path)
-            if scope in self._tokens:
-                request.add_unredirected_header("Authorization", f"Bearer {self._tokens[scope]}")
+            if scope in self._headers:
+                request.add_unredirected_header("Authorization", self._headers[scope])
             try:
                 return urllib.request.urlopen(request, timeout=_TIMEOUT_S)
             except urllib.error.HTTPError as exc:
                 challenge = exc.headers.get("WWW-Authenticate") or ""
                 exc.close()
-                if exc.code == 401 and attempt == 0 and challenge.lower().startswith("bearer "):
-                    self._tokens[scope] = _anonymous_token(challenge, f"{self.host}{path}")
+                if exc.code == 401 and attempt == 0 and self._answer(scope, challenge, path):
                     if hasattr(body, "seek"):
                         body.seek(0)
                     continue
                 if exc.code == 404 and method in ("GET", "HEAD"):
                     raise _Missing(path) from None
-                refused = f"the registry {self.host} refused {method} {path}: HTTP {exc.code}"
+                hint = _login_hint(self.login) if exc.code in (401, 403) else ""
+                refused = f"the registry {self.host} refused {method} {path}: HTTP {exc.code}{hint}"
                 raise ImageBuildFailed(refused) from None
             except (urllib.error.URLError, OSError) as exc:
-                unreachable = f"cannot reach the registry {self.host} ({method} {path}): {exc}"
+                hint = ""
+                if url.startswith("https://") and "WRONG_VERSION_NUMBER" in str(exc):
+                    hint = " (the registry speaks plain HTTP: set containers.registry_plain_http: true)"
+                unreachable = f"cannot reach the registry {self.host} ({method} {path}): {exc}{hint}"
                 raise ImageBuildFailed(unreachable) from None
         raise ImageBuildFailed(f"the registry {self.host} refused {method} {path} after its token")
+
+    def _answer(self, scope: str, challenge: str, path: str) -> bool:
+        """Whether the challenge could be answered (then the request is sent again)."""
+        kind = challenge.split(" ", 1)[0].lower()
+        if kind == "bearer":
+            token = _token(challenge, f"{self.host}{path}", self.plain_http, self.login)
+            self._headers[scope] = f"Bearer {token}"
+            return True
+        if kind == "basic" and self.login is not None:
+            self._headers[scope] = _basic(self.login)
+            return True
+        return False
 
     @staticmethod
     def _scope_of(path: str) -> str:
