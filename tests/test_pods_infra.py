@@ -1,12 +1,15 @@
 """Kubernetes' own verdicts on real nodes (`containers.runtime: pods`): an image that cannot be pulled, a
-RuntimeClass that does not exist or whose handler no node has, a Pod no node fits, an evicted task Pod,
-and a sprint's nodeSelector placing every task Pod on the node it names."""
+RuntimeClass that does not exist or whose handler no node has (for a task Pod, a gate Pod and the
+integration tests' Pod), a Pod no node fits, an evicted task Pod, and a sprint's nodeSelector placing every
+task Pod on the node it names."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +19,7 @@ import pytest
 
 from _e2e import apply, operator_process, sprint_status, suspended_sprint, wait_for
 from _node import build_busybox_image, pods_operator, pods_runtime, two_nodes
+from _oplog import assert_clean_log
 from localcluster import LocalCluster
 from nodeset import push_image
 from sprint_orchestrator.errors import PodRejected
@@ -324,3 +328,143 @@ def test_integration_tests_the_cluster_keeps_ending_run_again_on_the_budget_then
     retried = [e["message"] for e in events if e.get("reason") == "IntegrationRetry"]
     assert len(retried) == 1 and "infrastructure retry 1 of 1" in retried[0], retried
     assert git("-C", str(repo), "rev-parse", "main") == before
+
+
+# A gate or integration-test Pod whose RuntimeClass's handler no node has ends at once: well before its
+# timeout (the gate's is the task's, 900 s here; the integration tests' 1800 s).
+ENDS_WITHIN_S = 300
+
+
+@dataclasses.dataclass(frozen=True)
+class HandlerGone:
+    """How a sprint ended whose RuntimeClass lost its handler while its one task's Pod ran."""
+
+    klass: str
+    handler: str
+    status: dict[str, Any]  # the Sprint's
+    task: dict[str, Any]  # its Task's
+    seconds: float | None  # from the RuntimeClass's change to the sprint's end (None: not in time)
+    main_moved: bool
+
+
+def _runtime_class(klass: str, handler: str) -> str:
+    meta = {"name": klass}
+    return json.dumps(
+        {"apiVersion": "node.k8s.io/v1", "kind": "RuntimeClass", "metadata": meta, "handler": handler}
+    )
+
+
+def _swap_when_running(nodes: LocalCluster, ns: str, classes: dict[str, tuple[str, str]]) -> dict[str, float]:
+    """Once a sprint's task Pod runs its agent (its sandbox made by runc), make its RuntimeClass again
+    with a handler no node has (a handler is immutable): every later Pod of that sprint gets no sandbox.
+    Returns sprint -> when (monotonic)."""
+    swapped: dict[str, float] = {}
+    while len(swapped) < len(classes):
+        running = wait_for(
+            lambda: [s for s in classes if s not in swapped and _running_pods(nodes, ns, s)],
+            600,
+            f"the task Pods' agents running ({sorted(set(classes) - set(swapped))})",
+        )
+        for sprint in running:
+            klass, handler = classes[sprint]
+            nodes.kubectl("delete", "runtimeclass", klass)
+            nodes.kubectl("create", "-f", "-", input=_runtime_class(klass, handler))
+            swapped[sprint] = time.monotonic()
+    return swapped
+
+
+def _ended_within(nodes: LocalCluster, ns: str, sprint: str, since: float) -> float | None:
+    """Seconds from `since` to the sprint's end; None when it has not ended ENDS_WITHIN_S after it."""
+    while time.monotonic() - since < ENDS_WITHIN_S:
+        if _ended(nodes, ns, sprint):
+            return time.monotonic() - since
+        time.sleep(0.25)
+    return None
+
+
+@pytest.fixture(scope="module")
+def handler_gone(nodes: LocalCluster, tmp_path_factory: pytest.TempPathFactory) -> dict[str, HandlerGone]:
+    """The operator as a process, two sprints, each on a RuntimeClass of its own whose handler (runc)
+    every node has while its task Pod starts, then none has: sprint `gated` (its task has a quality gate)
+    meets it at its gate Pod, sprint `integrated` (no gate) at its integration tests' Pod."""
+    tmp_path = tmp_path_factory.mktemp("handler-gone")
+    ns, config = pods_operator(nodes, tmp_path, "gone", {"max_concurrent_sprints": 2})
+    suffix = uuid.uuid4().hex[:6]
+    classes = {s: (f"{s}-{suffix}", f"gone-{s}-{suffix}") for s in ("gated", "integrated")}
+    repos, before, manifests = {}, {}, []
+    for sprint, (klass, _) in classes.items():
+        (tmp_path / sprint).mkdir()
+        repos[sprint] = seed_repository(tmp_path / sprint, files={"README.md": f"# {sprint}\n"})
+        before[sprint] = git("-C", str(repos[sprint]), "rev-parse", "main")
+        manifest = suspended_sprint(
+            sprint, tasks=1, repository={"url": str(repos[sprint]), "mainBranch": "main"}
+        )
+        manifest["spec"].update(
+            suspend=False,
+            team={"type": "demo", "sleepSeconds": 20},
+            container={"runtimeClassName": klass, "resourceLimits": {"timeoutSeconds": 900}},
+        )
+        manifests.append(manifest)
+        nodes.kubectl("create", "-f", "-", input=_runtime_class(klass, "runc"))
+    manifests[0]["spec"]["tasks"][0]["testRequirements"] = ["true"]
+    manifests[1]["spec"]["integrationTests"] = ["true"]
+    log = tmp_path / "operator.log"
+    try:
+        with operator_process(nodes, ns, tmp_path / "state", log, SPRINT_ORCHESTRATOR_CONFIG=str(config)):
+            for manifest in manifests:
+                apply(nodes, ns, manifest)
+            swapped = _swap_when_running(nodes, ns, classes)
+            seconds = {s: _ended_within(nodes, ns, s, swapped[s]) for s in classes}
+            tasks = {
+                t["spec"]["sprintRef"]: t["status"]
+                for t in json.loads(nodes.kubectl("-n", ns, "get", "stask", "-o", "json"))["items"]
+            }
+    finally:
+        for klass, _ in classes.values():
+            nodes.kubectl("delete", "runtimeclass", klass, "--ignore-not-found", "--wait=false")
+    assert_clean_log(log)  # the module-scoped operator is not the per-test oracle's
+    return {
+        s: HandlerGone(
+            klass,
+            handler,
+            sprint_status(nodes, ns, s),
+            tasks[s],
+            seconds[s],
+            git("-C", str(repos[s]), "rev-parse", "main") != before[s],
+        )
+        for s, (klass, handler) in classes.items()
+    }
+
+
+def test_a_gate_pod_whose_runtime_class_handler_no_node_has_fails_its_task_at_once_for_a_human_to_retry(
+    handler_gone: dict[str, HandlerGone],
+) -> None:
+    gone = handler_gone["gated"]
+    assert gone.seconds is not None, f"not ended {ENDS_WITHIN_S} s after (its gate's timeout: 900 s)"
+    task = gone.task
+    assert (task["phase"], task["reason"], task["recoveryAction"]) == ("Failed", "PodRejected", "retry"), task
+    prefix = f"the run of 'true' cannot start: RuntimeClass {gone.klass}: handler {gone.handler} "
+    assert re.match(re.escape(prefix) + r"is not configured on node node[12]: ", task["error"]), task["error"]
+    assert f'no runtime for "{gone.handler}" is configured' in task["error"], task["error"]
+    assert gone.status["phase"] == "Failed", gone.status
+    assert gone.status["message"].endswith("main was not changed"), gone.status["message"]
+    assert not gone.main_moved
+
+
+def test_an_integration_test_pod_whose_runtime_class_handler_no_node_has_fails_the_sprint_at_once_saying_so(
+    handler_gone: dict[str, HandlerGone],
+) -> None:
+    gone = handler_gone["integrated"]
+    assert gone.seconds is not None, f"not ended {ENDS_WITHIN_S} s after (the tests' timeout: 1800 s)"
+    assert gone.task["phase"] == "Completed", gone.task
+    message = gone.status["message"]
+    assert gone.status["phase"] == "Failed", gone.status
+    prefix = (
+        "the integration tests cannot run: the run of 'true' cannot start: "
+        f"RuntimeClass {gone.klass}: handler {gone.handler} "
+    )
+    assert re.match(re.escape(prefix) + r"is not configured on node node[12]: ", message), message
+    assert f'no runtime for "{gone.handler}" is configured' in message, message
+    assert message.endswith("; main was not changed"), message
+    assert not gone.status.get("integrationInfraRetries"), gone.status  # final: not retried on the budget
+    assert not gone.main_moved
