@@ -27,7 +27,7 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ImageBuildFailed, RuntimeUnavailable
+from ..errors import ImageBuildFailed, PodRejected, RuntimeUnavailable
 from ..stamps import now_iso
 from . import ImageResult, images, ociimage, podbuild, registry
 
@@ -95,7 +95,10 @@ def build_in_cluster(
 def _packages_layer(rt: PodsRuntime, base: str, dependencies: Sequence[str], work: Path) -> Any:
     env = podbuild.environment(dependencies, rt.package_sources)
     route = podbuild.network(dependencies, rt.package_sources)
-    outcome, layer = rt.run_build(base, env, work / f"layer-{uuid.uuid4().hex[:8]}.tar.gz", route)
+    try:
+        outcome, layer = rt.run_build(base, env, work / f"layer-{uuid.uuid4().hex[:8]}.tar.gz", route)
+    except PodRejected as exc:
+        raise ImageBuildFailed(f"the build Pod of the sprint image was refused: {exc}", "") from None
     if outcome.exit_code != 0 or layer is None:
         why = "timed out" if outcome.timed_out else f"exit {outcome.exit_code}"
         raise ImageBuildFailed(

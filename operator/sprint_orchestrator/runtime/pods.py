@@ -67,6 +67,7 @@ if TYPE_CHECKING:
     from ..settings import Settings
 
 FETCH_FAILED = "fetching the workspace failed (the Pod ended before it had all of it)"
+POD_FAILED = "PodFailed"  # a one-shot Pod the API server did not take for now (busy, quota, away)
 REMOVE_GRACE_S = 1  # after SIGTERM; the Pod's NetworkPolicy goes once its object does (podfence.py)
 UNFENCE_AT_CLOSE_S = 15.0  # how long a stopping operator waits for its removed Pods to go
 
@@ -452,8 +453,11 @@ class PodsRuntime:
                 if outcome.exit_code == 0 and "artifacts" not in grant.layers:
                     problems = "; ".join(grant.refused.get("artifacts") or ["no upload arrived"])
                     outcome = replace(outcome, exit_code=None, reason=f"the layer was refused: {problems}")
-        except KubeError as exc:
-            return OneshotResult(None, time.perf_counter() - begin, f"the Pod failed to run: {exc}")
+        except KubeError as exc:  # never the command's verdict: a refusal that holds, or the cluster's
+            if podstatus.create_refusal_is_final(exc.status, str(exc)):
+                raise PodRejected(f"cannot create Pod {name} from {image}: {exc}") from None
+            why = f"the Pod failed to run: {exc}"
+            return OneshotResult(None, time.perf_counter() - begin, why, infrastructure=POD_FAILED)
         finally:
             self.transfer.revoke(token)
             self._delete(name)
