@@ -73,7 +73,7 @@ class TaskRunner:
             raise
         except Exception as exc:
             try:
-                await asyncio.sleep(await self._ended_by(exc))  # the loop respawns this runner after it
+                await self._ended_by(exc)  # the loop respawns this runner after it
             except Exception as again:  # the API server went away while the failure was written
                 if not unreachable(again):
                     raise
@@ -81,16 +81,16 @@ class TaskRunner:
         finally:
             self.ctx.wake(self.rec.key)
 
-    async def _ended_by(self, exc: Exception) -> float:
-        """Record the exception that ended a step; returns how long the step waits before it is entered
-        again. The API server away (a status write that did not get through): nothing is recorded, the
-        next reconcile after it is back re-enters the phase the status records (every step is
-        idempotent: the container adopted, the commit found) with no attempt lost. The operator's disk
-        full: the same re-entry, after a backoff, with the reason on the Task (failures.disk_full)."""
+    async def _ended_by(self, exc: Exception) -> None:
+        """Record the exception that ended a step. The API server away (a status write that did not get
+        through): nothing is recorded, the next reconcile after it is back re-enters the phase the
+        status records (every step is idempotent: the container adopted, the commit found) with no
+        attempt lost. The operator's disk full (every DiskFull says "no space left on device"): the
+        same re-entry, after a backoff, with the reason on the Task."""
         if unreachable(exc):
             self._unreachable(exc)
-        elif isinstance(exc, DiskFull) or no_space(exc):
-            return await failures.disk_full(self, exc)
+        elif no_space(exc):
+            await self._wait_for_space(exc)
         elif isinstance(exc, PodRejected):  # the API server will refuse the same Pod again: a human fixes it
             await failures.fail(self, {}, "PodRejected", str(exc)[:4000], retryable=True)
         elif isinstance(exc, (InfrastructureFailure, RuntimeUnavailable)):  # an evicted gate Pod, no Podman
@@ -100,7 +100,10 @@ class TaskRunner:
         else:  # a bug must not kill the sprint: record it, retry with backoff
             self.rec.log.error("task %s failed unexpectedly", self.task_id, exc_info=exc)
             await failures.infrastructure_failure(self, f"{type(exc).__name__}: {exc}")
-        return 0.0
+
+    async def _wait_for_space(self, exc: BaseException) -> None:
+        """The operator's disk was full: the reason on the Task (failures.disk_full), then its backoff."""
+        await asyncio.sleep(await failures.disk_full(self, exc))
 
     def _remove_earlier_attempts(self, runtime: Any, attempt: int) -> None:
         for earlier in range(1, attempt):
@@ -240,7 +243,7 @@ class TaskRunner:
         except Exception as exc:
             if not no_space(exc):
                 raise
-            await asyncio.sleep(await failures.disk_full(self, exc))
+            await self._wait_for_space(exc)
             return None
 
     def _dependency_results(self, siblings: list[dict[str, Any]]) -> dict[str, str]:
@@ -374,7 +377,7 @@ class TaskRunner:
                     TEAM_EMAIL,
                 )
             except DiskFull as exc:
-                await asyncio.sleep(await failures.disk_full(self, exc))
+                await self._wait_for_space(exc)
 
     async def _scrutinize(self, engine: Any, base: str, head: str | None, commit: Any) -> dict[str, Any]:
         """Protected paths the task changed, with their diff, and audit lines (and Events) for them and
