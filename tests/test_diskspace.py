@@ -19,7 +19,7 @@ from _gitrepo import git, make_origin, write_files
 from sprint_orchestrator.diskspace import no_space
 from sprint_orchestrator.errors import DiskFull, GitError
 from sprint_orchestrator.gitops import GitEngine
-from sprint_orchestrator.handlers.failures import without_disk_wait
+from sprint_orchestrator.lifecycle import without_disk_wait
 
 TEAM = ("Task Team", "team@example.com")
 

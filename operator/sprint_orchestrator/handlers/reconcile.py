@@ -16,7 +16,7 @@ from ..kube import SPRINTS, TASKS
 from ..model import SprintSpec, task_resource_name
 from ..stamps import now_iso
 from ..teams.keys import PROVIDER_OF_TEAM
-from . import actions, admission, counts, failures, initialize, spec_changes, tokens
+from . import actions, admission, counts, initialize, spec_changes, tokens
 from .conditions import merge_conditions, set_condition
 from .context import OperatorContext
 from .merging import merge_next
@@ -81,7 +81,7 @@ class SprintReconciler:
         if new is not None:
             old = (task.get("status") or {}).get("phase") or "Pending"
             if new != old:
-                status = failures.without_disk_wait(task.get("status") or {}, status)
+                status = lifecycle.without_disk_wait(task.get("status") or {}, status)
                 event = lifecycle.event_for_move(lifecycle.TASK_TRANSITIONS, old, new)
                 await self._phase_event(task, old, new, event, status.get("reason") or status.get("error"))
             status = {**status, "column": lifecycle.COLUMN_OF_PHASE[new]}
