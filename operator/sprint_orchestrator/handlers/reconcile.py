@@ -14,6 +14,7 @@ from .. import ANNOTATION_CANCEL, GROUP, LABEL_SPRINT, LABEL_TASK, VERSION, life
 from ..errors import InvalidInput, OrchestratorError
 from ..kube import SPRINTS, TASKS
 from ..model import SprintSpec, task_resource_name
+from ..runtime import container_name, tenant_of
 from ..stamps import now_iso
 from ..teams.keys import PROVIDER_OF_TEAM
 from . import actions, admission, counts, initialize, spec_changes, tokens
@@ -136,7 +137,7 @@ class SprintReconciler:
             await actions.handle_task_actions(self, body, spec, tasks, terminal=True)
             return 10.0
         if self._cancel_requested(body):
-            await self._cancel(body, tasks)
+            await self._cancel(body, spec, tasks)
             return 1.0
         if phase == "Running":
             self.latest = (body, spec)  # what a runner's hand-off admits from (admission.py)
@@ -345,7 +346,7 @@ class SprintReconciler:
         annotations = body["metadata"].get("annotations") or {}
         return bool(annotations.get(ANNOTATION_CANCEL))
 
-    async def _cancel(self, body: dict[str, Any], tasks: list[dict[str, Any]]) -> None:
+    async def _cancel(self, body: dict[str, Any], spec: SprintSpec, tasks: list[dict[str, Any]]) -> None:
         async with self.admitting:  # an admission under way ends (its runner started) before close()
             admission.refresh(self, tasks)  # a task a hand-off admitted meanwhile is stopped too
             await self.close()  # (it drops the cache)
@@ -354,8 +355,9 @@ class SprintReconciler:
             phase = (task.get("status") or {}).get("phase")
             if phase in ("Completed", "Failed"):
                 continue
-            if runtime is not None and (task.get("status") or {}).get("containerName"):
-                await self._call(runtime.remove, task["status"]["containerName"])
+            name = self._container_of(spec, task)
+            if runtime is not None and name:
+                await self._call(runtime.remove, name)
             await self.patch_task(
                 task,
                 {
@@ -382,6 +384,15 @@ class SprintReconciler:
             }
         )
         self.event(body, "Cancelled", "the sprint was cancelled; main was not changed", warn=True)
+
+    def _container_of(self, spec: SprintSpec, task: dict[str, Any]) -> str | None:
+        """The container of the task's current attempt, by its name (the runner writes it into the
+        status only with the Task's next write, runner.py): None before its first admission."""
+        attempt = int((task.get("status") or {}).get("attempt") or 0)
+        if not attempt:
+            return None
+        tenant = tenant_of(self.namespace, self.name)
+        return container_name(spec.resolved_id(self.name), task["spec"]["taskId"], attempt, tenant)
 
 
 def _by_id(tasks: list[dict[str, Any]], task_id: str) -> dict[str, Any]:

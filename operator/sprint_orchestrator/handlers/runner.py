@@ -48,6 +48,7 @@ class TaskRunner:
         self.definition = spec.task(self.task_id)
         self.budget_stop: str | None = None
         self.resume: sessions.Resume | None = None
+        self.unwritten: dict[str, Any] = {}  # the started container's facts, for the Task's next write
 
     @property
     def team_type(self) -> str:
@@ -59,7 +60,16 @@ class TaskRunner:
         return self.task.get("status") or {}
 
     async def patch(self, status: dict[str, Any]) -> None:
-        await self.rec.patch_task(self.task, status)
+        """Patch the Task's status, with the facts of its container not yet written (`unwritten`)."""
+        facts = self.unwritten
+        await self.rec.patch_task(self.task, {**facts, **status})
+        if self.unwritten is facts:
+            self.unwritten = {}
+
+    async def flush(self) -> None:
+        """Write the container's facts now, if no write has taken them yet (whilerunning.shown_running)."""
+        if self.unwritten:
+            await self.patch({})
 
     async def run(self) -> None:
         try:
@@ -211,27 +221,31 @@ class TaskRunner:
         )
         handle = await asyncio.to_thread(runtime.start_task, run_spec)
         checkpoint("task-started-before-status")
-        await self.patch(
-            {
-                "branch": ws.branch,
-                "workspace": str(ws.workspace),
-                "baseCommit": ws.base_commit,
-                "containerId": handle.container_id,
-                "containerName": handle.name,
-                "containerHealth": "running",
-                "artifactsPath": str(artifacts),
-                "limits": retry.limits_status(limits, timeout_s),
-            }
-        )
-        self.ctx.wake(self.rec.key)
+        # No write of its own: they go with the Task's next one, its end's phase write for a short run
+        # (whilerunning.shown_running). A restart before loses nothing: the container is adopted by its
+        # name, the workspace found by its manifest.
+        self.unwritten = {
+            "branch": ws.branch,
+            "workspace": str(ws.workspace),
+            "baseCommit": ws.base_commit,
+            "containerId": handle.container_id,
+            "containerName": handle.name,
+            "containerHealth": "running",
+            "artifactsPath": str(artifacts),
+            "limits": retry.limits_status(limits, timeout_s),
+        }
         waiter = asyncio.ensure_future(asyncio.to_thread(runtime.wait, handle, run_spec.timeout_s))
-        notices = asyncio.ensure_future(whilerunning.notices(self, waiter, runtime, handle.name))
+        beside = [
+            asyncio.ensure_future(whilerunning.notices(self, waiter, runtime, handle.name)),
+            asyncio.ensure_future(whilerunning.shown_running(self, waiter)),
+        ]
         try:
             await whilerunning.live_usage(self, waiter, artifacts, runtime, handle, metered)
             while (outcome := await self._settled(waiter)) is None:  # its work could not come back yet
                 waiter = asyncio.ensure_future(asyncio.to_thread(runtime.wait, handle, run_spec.timeout_s))
         finally:
-            notices.cancel()
+            for watcher in beside:
+                watcher.cancel()
         await self._finish_container(engine, ws, runtime, handle, outcome, artifacts, launch, metered)
 
     async def _settled(self, waiter: asyncio.Future[Any]) -> Any:
