@@ -143,9 +143,12 @@ def test_the_demo_sprint_runs_to_completion_and_moves_main(
     assert "| words | completed" in report
     assert status["report"]["slotUtilization"] > 0
     events = events_in(cluster, namespace)
-    assert {"TaskStarted", "TaskMerged", "MainUpdated", "Completed", "RefChanged"} <= {
+    assert {"PhaseChanged", "TaskMerged", "MainUpdated", "Completed", "RefChanged"} <= {
         e["reason"] for e in events
     }
+    admitted = [e for e in events if e["reason"] == "PhaseChanged" and "-> Running (admit)" in e["message"]]
+    assert {e["involvedObject"]["name"] for e in admitted} == {f"textstats-1-{t}" for t in tasks}
+    assert all(e["message"].endswith(": attempt 1") for e in admitted)
     ref_events = [e["message"] for e in events if e["reason"] == "RefChanged"]
     assert any(m.startswith("refs/heads/main:") for m in ref_events)
     assert sum(m.startswith("refs/heads/sprint/textstats-1:") for m in ref_events) >= 6

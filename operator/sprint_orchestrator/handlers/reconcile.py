@@ -84,7 +84,7 @@ class SprintReconciler:
             if new != old:
                 status = lifecycle.without_disk_wait(task.get("status") or {}, status)
                 event = lifecycle.event_for_move(lifecycle.TASK_TRANSITIONS, old, new)
-                await self._phase_event(task, old, new, event, status.get("reason") or status.get("error"))
+                await self._phase_event(task, old, new, event, _why(status))
             status = {**status, "column": lifecycle.COLUMN_OF_PHASE[new]}
         updated = await self._call(
             self.ctx.kube.patch_status, TASKS, self.namespace, task["metadata"]["name"], status
@@ -309,7 +309,6 @@ class SprintReconciler:
                 "exitCode": None,
             },
         )
-        self.event(body, "TaskStarted", f"task {task['spec']['taskId']} attempt {attempt} admitted")
         self._spawn(body, spec, task)
 
     def _ensure_runners(self, body: dict[str, Any], spec: SprintSpec, tasks: list[dict[str, Any]]) -> None:
@@ -393,6 +392,13 @@ class SprintReconciler:
             return None
         tenant = tenant_of(self.namespace, self.name)
         return container_name(spec.resolved_id(self.name), task["spec"]["taskId"], attempt, tenant)
+
+
+def _why(status: dict[str, Any]) -> str | None:
+    """What a Task's phase Event says besides the move: its reason, else its message, else the attempt
+    an admission starts ("attempt 2"; the Event of the step, no second one on the Sprint)."""
+    attempt = f"attempt {status['attempt']}" if status.get("attempt") else None
+    return str(status.get("reason") or status.get("error") or "") or attempt
 
 
 def _by_id(tasks: list[dict[str, Any]], task_id: str) -> dict[str, Any]:
