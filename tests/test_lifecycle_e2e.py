@@ -377,6 +377,26 @@ def test_cancel_stops_the_containers_and_leaves_main_alone(
     assert any(e["reason"] == "CancelRequested" for e in events)
 
 
+def test_cancel_right_after_a_container_started_removes_it_though_the_status_does_not_name_it_yet(
+    cluster: LocalCluster, namespace: str, tmp_path: Path
+) -> None:
+    # a started container's name goes with the Task's next status write (runner.py): the cancel finds
+    # the container of the task's attempt by the name the runner gives it
+    repo = seed_repository(tmp_path, files={"README.md": "x\n"})
+    env = {**operator_env(cluster, tmp_path), "KUBECONFIG": str(cluster.kubeconfig)}
+    with operator_process(cluster, namespace, tmp_path / "state", tmp_path / "op.log", **config(tmp_path)):
+        manifest = small_sprint("early", repo, tmp_path / "r")
+        manifest["spec"]["team"]["sleepSeconds"] = 60
+        apply(cluster, namespace, manifest)
+        wait_for(lambda: task_containers("early").strip(), timeout=120, what="the task's container")
+        subprocess.run(
+            [SPRINTCTL, "cancel", "early", "-n", namespace], env=env, check=True, capture_output=True
+        )
+        status = wait_terminal(cluster, namespace, "early", timeout=120)
+    assert status["phase"] == "Failed" and "cancel" in status["message"]
+    assert task_containers("early").strip() == ""
+
+
 def test_retry_runs_a_task_in_review_again_as_a_new_attempt(
     cluster: LocalCluster, namespace: str, tmp_path: Path
 ) -> None:
