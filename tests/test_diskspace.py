@@ -4,6 +4,7 @@ commits once space is freed. A tmpfs (root) filled to its last byte; real git.""
 
 from __future__ import annotations
 
+import ast
 import errno
 import subprocess
 from collections.abc import Iterator
@@ -12,12 +13,13 @@ from pathlib import Path
 import pygit2
 import pytest
 
+import sprint_orchestrator
 from _disks import fill, tmpfs
 from _gitrepo import git, make_origin, write_files
 from sprint_orchestrator.diskspace import no_space
 from sprint_orchestrator.errors import DiskFull, GitError
 from sprint_orchestrator.gitops import GitEngine
-from sprint_orchestrator.handlers.failures import without_disk_wait
+from sprint_orchestrator.lifecycle import without_disk_wait
 
 TEAM = ("Task Team", "team@example.com")
 
@@ -45,6 +47,22 @@ def test_the_cause_of_a_wrapped_error_counts() -> None:
             raise GitError("could not update the worktree") from exc
     except GitError as wrapped:
         assert no_space(wrapped)
+
+
+def test_every_disk_full_the_package_raises_says_no_space_left_so_the_one_rule_knows_it() -> None:
+    # handlers/runner.py tells a full disk by no_space(exc) alone, DiskFull or not
+    package = Path(sprint_orchestrator.__file__).parent
+    messages = []
+    for source in package.rglob("*.py"):
+        for node in ast.walk(ast.parse(source.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "DiskFull":
+                first = node.args[0]
+                parts = first.values if isinstance(first, ast.JoinedStr) else [first]
+                head = parts[0]
+                assert isinstance(head, ast.Constant), f"{source}:{node.lineno}: starts with no literal"
+                messages.append(str(head.value))
+    assert len(messages) >= 4
+    assert all(no_space(message) for message in messages), messages
 
 
 def test_a_task_moving_on_from_a_wait_for_space_drops_its_reason_unless_the_move_gives_one() -> None:

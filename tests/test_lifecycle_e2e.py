@@ -143,9 +143,12 @@ def test_the_demo_sprint_runs_to_completion_and_moves_main(
     assert "| words | completed" in report
     assert status["report"]["slotUtilization"] > 0
     events = events_in(cluster, namespace)
-    assert {"TaskStarted", "TaskMerged", "MainUpdated", "Completed", "RefChanged"} <= {
+    assert {"PhaseChanged", "TaskMerged", "MainUpdated", "Completed", "RefChanged"} <= {
         e["reason"] for e in events
     }
+    admitted = [e for e in events if e["reason"] == "PhaseChanged" and "-> Running (admit)" in e["message"]]
+    assert {e["involvedObject"]["name"] for e in admitted} == {f"textstats-1-{t}" for t in tasks}
+    assert all(e["message"].endswith(": attempt 1") for e in admitted)
     ref_events = [e["message"] for e in events if e["reason"] == "RefChanged"]
     assert any(m.startswith("refs/heads/main:") for m in ref_events)
     assert sum(m.startswith("refs/heads/sprint/textstats-1:") for m in ref_events) >= 6
@@ -372,6 +375,26 @@ def test_cancel_stops_the_containers_and_leaves_main_alone(
     assert left.strip() == ""
     events = events_in(cluster, namespace)
     assert any(e["reason"] == "CancelRequested" for e in events)
+
+
+def test_cancel_right_after_a_container_started_removes_it_though_the_status_does_not_name_it_yet(
+    cluster: LocalCluster, namespace: str, tmp_path: Path
+) -> None:
+    # a started container's name goes with the Task's next status write (runner.py): the cancel finds
+    # the container of the task's attempt by the name the runner gives it
+    repo = seed_repository(tmp_path, files={"README.md": "x\n"})
+    env = {**operator_env(cluster, tmp_path), "KUBECONFIG": str(cluster.kubeconfig)}
+    with operator_process(cluster, namespace, tmp_path / "state", tmp_path / "op.log", **config(tmp_path)):
+        manifest = small_sprint("early", repo, tmp_path / "r")
+        manifest["spec"]["team"]["sleepSeconds"] = 60
+        apply(cluster, namespace, manifest)
+        wait_for(lambda: task_containers("early").strip(), timeout=120, what="the task's container")
+        subprocess.run(
+            [SPRINTCTL, "cancel", "early", "-n", namespace], env=env, check=True, capture_output=True
+        )
+        status = wait_terminal(cluster, namespace, "early", timeout=120)
+    assert status["phase"] == "Failed" and "cancel" in status["message"]
+    assert task_containers("early").strip() == ""
 
 
 def test_retry_runs_a_task_in_review_again_as_a_new_attempt(

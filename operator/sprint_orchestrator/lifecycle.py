@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Mapping
+from typing import Any
 
 from .errors import IllegalTransition
 
@@ -93,6 +94,7 @@ COLUMNS = ("ready", "in-progress", "review", "completed", "failed")
 # for a human (approve or retry), and the sprint waits with it (Argo CD shows it Suspended).
 SETTLED = frozenset({"Completed", "Failed", "Blocked"})
 TERMINAL_SPRINT_PHASES = frozenset(p for p, events in SPRINT_TRANSITIONS.items() if not events)
+DISK_FULL = "DiskFull"  # status.reason of a task waiting in its phase for space on the operator's disk
 
 
 def _next(table: Mapping[str, Mapping[str, str]], phase: str, event: str) -> str:
@@ -166,3 +168,11 @@ def integration_passed_event(task_phases: Iterable[str], changed_any: bool = Tru
     return {"Completed": "integration_passed", "Partial": "integration_passed_partial"}.get(
         sprint_outcome(task_phases, changed_any), "failed"
     )
+
+
+def without_disk_wait(current: Mapping[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
+    """A Task's status patch that moves it on from a phase it waited in for space (reason DiskFull)
+    clears that wait's reason, message and advice, unless the patch sets its own."""
+    if current.get("reason") != DISK_FULL:
+        return patch
+    return {"reason": "", "error": "", "recoveryAction": "", **patch}

@@ -11,6 +11,7 @@ from typing import Any
 
 from .. import quantities, retry
 from ..errors import DiskFull
+from ..lifecycle import DISK_FULL
 from ..stamps import now_iso
 from .publish import backoff
 
@@ -112,7 +113,6 @@ async def infrastructure_failure(runner: Any, message: str, kind: str = "error")
     await retry_or_fail(runner, {}, kind, message[:4000])
 
 
-DISK_FULL = "DiskFull"  # status.reason of a task waiting for space on the operator's disk
 DISK_FULL_ACTION = (
     "free space on the operator's disk (its state directory, git.working_trees_path); the step is retried"
 )
@@ -138,13 +138,5 @@ async def disk_full(runner: Any, exc: BaseException) -> float:
 
 def disk_wait_over(runner: Any) -> None:
     """The step went through: the next wait for space starts its backoff afresh. (The reason goes with
-    the task's next phase: reconcile.patch_task, `without_disk_wait`.)"""
+    the task's next phase: reconcile.patch_task, `lifecycle.without_disk_wait`.)"""
     runner.ctx.disk_waits.pop(f"{runner.rec.key}/{runner.task_id}", None)
-
-
-def without_disk_wait(current: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
-    """PURE: a Task's status patch that moves it on from a phase it waited in for space clears that
-    wait's reason, message and advice (unless the patch sets its own)."""
-    if current.get("reason") != DISK_FULL:
-        return patch
-    return {"reason": "", "error": "", "recoveryAction": "", **patch}

@@ -67,8 +67,8 @@ async def _merge(
     engine = await rec.engine(spec)
     done = {"completionTime": now_iso(), "durationSeconds": duration(task)}
     if status.get("noChanges"):
+        # its PhaseChanged Event ("Merging -> Completed (merged): NoChanges") says it all
         await _finish(rec, task, {"phase": "Completed", "column": "completed", "reason": "NoChanges", **done})
-        rec.event(body, "TaskCompleted", f"task {task_id}: no changes to merge")
     else:
         try:
             result = await asyncio.to_thread(engine.merge_task, sprint_id, task_id, status["commit"])

@@ -14,9 +14,10 @@ from .. import ANNOTATION_CANCEL, GROUP, LABEL_SPRINT, LABEL_TASK, VERSION, life
 from ..errors import InvalidInput, OrchestratorError
 from ..kube import SPRINTS, TASKS
 from ..model import SprintSpec, task_resource_name
+from ..runtime import container_name, tenant_of
 from ..stamps import now_iso
 from ..teams.keys import PROVIDER_OF_TEAM
-from . import actions, admission, counts, failures, initialize, spec_changes, tokens
+from . import actions, admission, counts, initialize, spec_changes, tokens
 from .conditions import merge_conditions, set_condition
 from .context import OperatorContext
 from .merging import merge_next
@@ -81,9 +82,9 @@ class SprintReconciler:
         if new is not None:
             old = (task.get("status") or {}).get("phase") or "Pending"
             if new != old:
-                status = failures.without_disk_wait(task.get("status") or {}, status)
+                status = lifecycle.without_disk_wait(task.get("status") or {}, status)
                 event = lifecycle.event_for_move(lifecycle.TASK_TRANSITIONS, old, new)
-                await self._phase_event(task, old, new, event, status.get("reason") or status.get("error"))
+                await self._phase_event(task, old, new, event, _why(status))
             status = {**status, "column": lifecycle.COLUMN_OF_PHASE[new]}
         updated = await self._call(
             self.ctx.kube.patch_status, TASKS, self.namespace, task["metadata"]["name"], status
@@ -136,7 +137,7 @@ class SprintReconciler:
             await actions.handle_task_actions(self, body, spec, tasks, terminal=True)
             return 10.0
         if self._cancel_requested(body):
-            await self._cancel(body, tasks)
+            await self._cancel(body, spec, tasks)
             return 1.0
         if phase == "Running":
             self.latest = (body, spec)  # what a runner's hand-off admits from (admission.py)
@@ -308,7 +309,6 @@ class SprintReconciler:
                 "exitCode": None,
             },
         )
-        self.event(body, "TaskStarted", f"task {task['spec']['taskId']} attempt {attempt} admitted")
         self._spawn(body, spec, task)
 
     def _ensure_runners(self, body: dict[str, Any], spec: SprintSpec, tasks: list[dict[str, Any]]) -> None:
@@ -345,7 +345,7 @@ class SprintReconciler:
         annotations = body["metadata"].get("annotations") or {}
         return bool(annotations.get(ANNOTATION_CANCEL))
 
-    async def _cancel(self, body: dict[str, Any], tasks: list[dict[str, Any]]) -> None:
+    async def _cancel(self, body: dict[str, Any], spec: SprintSpec, tasks: list[dict[str, Any]]) -> None:
         async with self.admitting:  # an admission under way ends (its runner started) before close()
             admission.refresh(self, tasks)  # a task a hand-off admitted meanwhile is stopped too
             await self.close()  # (it drops the cache)
@@ -354,8 +354,9 @@ class SprintReconciler:
             phase = (task.get("status") or {}).get("phase")
             if phase in ("Completed", "Failed"):
                 continue
-            if runtime is not None and (task.get("status") or {}).get("containerName"):
-                await self._call(runtime.remove, task["status"]["containerName"])
+            name = self._container_of(spec, task)
+            if runtime is not None and name:
+                await self._call(runtime.remove, name)
             await self.patch_task(
                 task,
                 {
@@ -382,6 +383,22 @@ class SprintReconciler:
             }
         )
         self.event(body, "Cancelled", "the sprint was cancelled; main was not changed", warn=True)
+
+    def _container_of(self, spec: SprintSpec, task: dict[str, Any]) -> str | None:
+        """The container of the task's current attempt, by its name (the runner writes it into the
+        status only with the Task's next write, runner.py): None before its first admission."""
+        attempt = int((task.get("status") or {}).get("attempt") or 0)
+        if not attempt:
+            return None
+        tenant = tenant_of(self.namespace, self.name)
+        return container_name(spec.resolved_id(self.name), task["spec"]["taskId"], attempt, tenant)
+
+
+def _why(status: dict[str, Any]) -> str | None:
+    """What a Task's phase Event says besides the move: its reason, else its message, else the attempt
+    an admission starts ("attempt 2"; the Event of the step, no second one on the Sprint)."""
+    attempt = f"attempt {status['attempt']}" if status.get("attempt") else None
+    return str(status.get("reason") or status.get("error") or "") or attempt
 
 
 def _by_id(tasks: list[dict[str, Any]], task_id: str) -> dict[str, Any]:

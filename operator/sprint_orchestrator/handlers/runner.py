@@ -48,6 +48,7 @@ class TaskRunner:
         self.definition = spec.task(self.task_id)
         self.budget_stop: str | None = None
         self.resume: sessions.Resume | None = None
+        self.unwritten: dict[str, Any] = {}  # the started container's facts, for the Task's next write
 
     @property
     def team_type(self) -> str:
@@ -59,7 +60,16 @@ class TaskRunner:
         return self.task.get("status") or {}
 
     async def patch(self, status: dict[str, Any]) -> None:
-        await self.rec.patch_task(self.task, status)
+        """Patch the Task's status, with the facts of its container not yet written (`unwritten`)."""
+        facts = self.unwritten
+        await self.rec.patch_task(self.task, {**facts, **status})
+        if self.unwritten is facts:
+            self.unwritten = {}
+
+    async def flush(self) -> None:
+        """Write the container's facts now, if no write has taken them yet (whilerunning.shown_running)."""
+        if self.unwritten:
+            await self.patch({})
 
     async def run(self) -> None:
         try:
@@ -73,7 +83,7 @@ class TaskRunner:
             raise
         except Exception as exc:
             try:
-                await asyncio.sleep(await self._ended_by(exc))  # the loop respawns this runner after it
+                await self._ended_by(exc)  # the loop respawns this runner after it
             except Exception as again:  # the API server went away while the failure was written
                 if not unreachable(again):
                     raise
@@ -81,16 +91,16 @@ class TaskRunner:
         finally:
             self.ctx.wake(self.rec.key)
 
-    async def _ended_by(self, exc: Exception) -> float:
-        """Record the exception that ended a step; returns how long the step waits before it is entered
-        again. The API server away (a status write that did not get through): nothing is recorded, the
-        next reconcile after it is back re-enters the phase the status records (every step is
-        idempotent: the container adopted, the commit found) with no attempt lost. The operator's disk
-        full: the same re-entry, after a backoff, with the reason on the Task (failures.disk_full)."""
+    async def _ended_by(self, exc: Exception) -> None:
+        """Record the exception that ended a step. The API server away (a status write that did not get
+        through): nothing is recorded, the next reconcile after it is back re-enters the phase the
+        status records (every step is idempotent: the container adopted, the commit found) with no
+        attempt lost. The operator's disk full (every DiskFull says "no space left on device"): the
+        same re-entry, after a backoff, with the reason on the Task."""
         if unreachable(exc):
             self._unreachable(exc)
-        elif isinstance(exc, DiskFull) or no_space(exc):
-            return await failures.disk_full(self, exc)
+        elif no_space(exc):
+            await self._wait_for_space(exc)
         elif isinstance(exc, PodRejected):  # the API server will refuse the same Pod again: a human fixes it
             await failures.fail(self, {}, "PodRejected", str(exc)[:4000], retryable=True)
         elif isinstance(exc, (InfrastructureFailure, RuntimeUnavailable)):  # an evicted gate Pod, no Podman
@@ -100,7 +110,10 @@ class TaskRunner:
         else:  # a bug must not kill the sprint: record it, retry with backoff
             self.rec.log.error("task %s failed unexpectedly", self.task_id, exc_info=exc)
             await failures.infrastructure_failure(self, f"{type(exc).__name__}: {exc}")
-        return 0.0
+
+    async def _wait_for_space(self, exc: BaseException) -> None:
+        """The operator's disk was full: the reason on the Task (failures.disk_full), then its backoff."""
+        await asyncio.sleep(await failures.disk_full(self, exc))
 
     def _remove_earlier_attempts(self, runtime: Any, attempt: int) -> None:
         for earlier in range(1, attempt):
@@ -208,27 +221,31 @@ class TaskRunner:
         )
         handle = await asyncio.to_thread(runtime.start_task, run_spec)
         checkpoint("task-started-before-status")
-        await self.patch(
-            {
-                "branch": ws.branch,
-                "workspace": str(ws.workspace),
-                "baseCommit": ws.base_commit,
-                "containerId": handle.container_id,
-                "containerName": handle.name,
-                "containerHealth": "running",
-                "artifactsPath": str(artifacts),
-                "limits": retry.limits_status(limits, timeout_s),
-            }
-        )
-        self.ctx.wake(self.rec.key)
+        # No write of its own: they go with the Task's next one, its end's phase write for a short run
+        # (whilerunning.shown_running). A restart before loses nothing: the container is adopted by its
+        # name, the workspace found by its manifest.
+        self.unwritten = {
+            "branch": ws.branch,
+            "workspace": str(ws.workspace),
+            "baseCommit": ws.base_commit,
+            "containerId": handle.container_id,
+            "containerName": handle.name,
+            "containerHealth": "running",
+            "artifactsPath": str(artifacts),
+            "limits": retry.limits_status(limits, timeout_s),
+        }
         waiter = asyncio.ensure_future(asyncio.to_thread(runtime.wait, handle, run_spec.timeout_s))
-        notices = asyncio.ensure_future(whilerunning.notices(self, waiter, runtime, handle.name))
+        beside = [
+            asyncio.ensure_future(whilerunning.notices(self, waiter, runtime, handle.name)),
+            asyncio.ensure_future(whilerunning.shown_running(self, waiter)),
+        ]
         try:
             await whilerunning.live_usage(self, waiter, artifacts, runtime, handle, metered)
             while (outcome := await self._settled(waiter)) is None:  # its work could not come back yet
                 waiter = asyncio.ensure_future(asyncio.to_thread(runtime.wait, handle, run_spec.timeout_s))
         finally:
-            notices.cancel()
+            for watcher in beside:
+                watcher.cancel()
         await self._finish_container(engine, ws, runtime, handle, outcome, artifacts, launch, metered)
 
     async def _settled(self, waiter: asyncio.Future[Any]) -> Any:
@@ -240,7 +257,7 @@ class TaskRunner:
         except Exception as exc:
             if not no_space(exc):
                 raise
-            await asyncio.sleep(await failures.disk_full(self, exc))
+            await self._wait_for_space(exc)
             return None
 
     def _dependency_results(self, siblings: list[dict[str, Any]]) -> dict[str, str]:
@@ -374,7 +391,7 @@ class TaskRunner:
                     TEAM_EMAIL,
                 )
             except DiskFull as exc:
-                await asyncio.sleep(await failures.disk_full(self, exc))
+                await self._wait_for_space(exc)
 
     async def _scrutinize(self, engine: Any, base: str, head: str | None, commit: Any) -> dict[str, Any]:
         """Protected paths the task changed, with their diff, and audit lines (and Events) for them and

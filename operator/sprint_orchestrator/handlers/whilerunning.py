@@ -1,5 +1,6 @@
 """While a task's container runs: what the runtime says about a Pod that waits (the PodScheduled
-condition), and the growing token usage pushed into the Task status. Both end with the container."""
+condition), the growing token usage pushed into the Task status, and the container's start shown once
+it has run a while. All end with the container."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from .conditions import set_condition
 
 LIVE_USAGE_SECONDS = 2.0
 NOTICE_SECONDS = 5.0  # how often a waiting Pod's notice ("no node fits") is looked at
+SHOWN_RUNNING_AFTER_SECONDS = 5.0  # a container still running then is shown running (its own write)
 
 
 async def notices(runner: Any, waiter: asyncio.Future[Any], runtime: Any, name: str) -> None:
@@ -36,6 +38,20 @@ async def notices(runner: Any, waiter: asyncio.Future[Any], runtime: Any, name: 
         if not fits:
             why = f"task {runner.task_id}: {text[:1000]}"
             runner.rec.event(runner.body, "TaskUnschedulable", why, warn=True)
+
+
+async def shown_running(runner: Any, waiter: asyncio.Future[Any]) -> None:
+    """The started container's facts (TaskRunner.unwritten: health running, id, branch, workspace) in
+    the Task's status once it has run SHOWN_RUNNING_AFTER_SECONDS, unless a write (live usage, a notice)
+    took them before; a shorter run has them in its end's phase write, one status write fewer. Watchers
+    (`kubectl get stask`, the board, the running-containers gauges) see "starting" until then."""
+    await asyncio.wait([waiter], timeout=SHOWN_RUNNING_AFTER_SECONDS)
+    if waiter.done():
+        return
+    try:
+        await runner.flush()
+    except Exception as exc:  # the API server away: the facts stay for the next write
+        runner.rec.log.warning("task %s: its start could not be written yet (%s)", runner.task_id, exc)
 
 
 async def live_usage(

@@ -1,0 +1,111 @@
+"""The Kubernetes API writes of one task, counted on the real kube-apiserver (bench/scale.py measures
+them at 1,000 tasks): a watch on the namespace's Tasks sees every version the API server held, so each
+MODIFIED is one write. A task makes one status write per phase change (the container's start, stamps,
+attempt and reason go with them), and one Event per step: its PhaseChanged Events, none repeating them
+on the Sprint. The operator as a real process, real git, real Podman running the demo team."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from _e2e import apply, demo_sprint, operator_process, recipe
+from localcluster import LocalCluster
+from sprint_orchestrator.kube import TASKS, Kube
+from test_lifecycle_e2e import config, events_in, seed_repository, wait_terminal
+
+pytestmark = [pytest.mark.cluster, pytest.mark.podman]
+
+
+class TaskVersions(threading.Thread):
+    """Every version of the namespace's Tasks the API server held, by name, in order: a watch from the
+    version of a list made before the Sprint exists, resumed from the last version it saw."""
+
+    def __init__(self, kube: Kube, namespace: str) -> None:
+        super().__init__(daemon=True, name="task versions")
+        self.kube, self.namespace = kube, namespace
+        self.versions: dict[str, list[tuple[str, dict[str, Any]]]] = {}
+        self.errors: list[str] = []
+        self.done = threading.Event()
+        _, self.version = kube.list_versioned(TASKS, namespace)
+
+    def run(self) -> None:
+        while not self.done.is_set():
+            try:
+                for kind, obj in self.kube.watch(TASKS, self.namespace, self.version, timeout_seconds=5):
+                    self.version = str(obj["metadata"].get("resourceVersion") or self.version)
+                    if kind in ("ADDED", "MODIFIED", "DELETED"):
+                        name = obj["metadata"]["name"]
+                        self.versions.setdefault(name, []).append((kind, obj.get("status") or {}))
+            except Exception as exc:  # a gap would miscount: the test fails on it
+                self.errors.append(f"{type(exc).__name__}: {exc}")
+                return
+
+    def stop(self) -> None:
+        self.done.set()
+        self.join(timeout=30)
+
+
+def phase_changes(versions: list[tuple[str, dict[str, Any]]]) -> list[str]:
+    """The phases a Task went through, in order, each once per change ("" until the first write)."""
+    phases: list[str] = []
+    for _, status in versions:
+        phase = str(status.get("phase") or "")
+        if phase and (not phases or phases[-1] != phase):
+            phases.append(phase)
+    return phases
+
+
+def test_a_task_writes_its_status_once_per_phase_change_and_posts_one_event_per_step(
+    cluster: LocalCluster, namespace: str, tmp_path: Path
+) -> None:
+    repo = seed_repository(tmp_path, files={"README.md": "# budget\n"})
+    recipes = tmp_path / "recipes"
+    (recipes / "noop").mkdir(parents=True)  # an empty recipe: the team changes nothing
+    recipe(recipes, "gated", "out/gated.txt")
+    tasks = [
+        {"id": "noop", "title": "changes nothing", "allowNoChanges": True},
+        {
+            "id": "gated",
+            "title": "writes a file",
+            "filesToModify": ["out/gated.txt"],
+            "testRequirements": ["test -s out/gated.txt"],
+        },
+    ]
+    kube = Kube.from_kubeconfig(str(cluster.kubeconfig))
+    watcher = TaskVersions(kube, namespace)
+    watcher.start()
+    try:
+        state, log = tmp_path / "state", tmp_path / "op.log"
+        with operator_process(cluster, namespace, state, log, **config(tmp_path)):
+            apply(cluster, namespace, demo_sprint("budget", repo, recipes, tasks))
+            status = wait_terminal(cluster, namespace, "budget")
+    finally:
+        watcher.stop()
+        kube.close()
+    assert status["phase"] == "Completed", status.get("message")
+    assert not watcher.errors, watcher.errors
+    walks = {
+        "budget-noop": ["Pending", "Running", "Merging", "Completed"],
+        "budget-gated": ["Pending", "Running", "Gating", "Merging", "Completed"],
+    }
+    for name, walk in walks.items():
+        versions = watcher.versions[name]
+        assert phase_changes(versions) == walk, versions
+        writes = [status for kind, status in versions if kind == "MODIFIED"]
+        assert len(writes) == len(walk), [s.get("phase") for s in writes]  # one per phase change
+        final = writes[-1]
+        assert final["attempt"] == 1 and final["containerName"] and final["baseCommit"]
+        assert final["containerStartedAt"] and final["containerHealth"] == "exited"
+    events = events_in(cluster, namespace)
+    moves = [e["message"] for e in events if e["involvedObject"]["name"] == "budget-noop"]
+    assert sorted(moves) == [
+        "Merging -> Completed (merged): NoChanges",
+        "Pending -> Running (admit): attempt 1",
+        "Running -> Merging (exited_ungated)",
+    ]
+    on_sprint = [e["reason"] for e in events if "task noop" in e["message"]]
+    assert on_sprint == []  # nothing repeats the Task's own Events on the Sprint
