@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 
+from _tars import tar_of
 from sprint_orchestrator.errors import ImageBuildFailed, InvalidInput
 from sprint_orchestrator.runtime import ociimage, ocilayer, registry
 from sprint_orchestrator.runtime.safetar import UnsafeTar
@@ -31,29 +32,8 @@ REGISTRY_BIN = Path(__file__).resolve().parents[1] / "hack" / "bin" / "registry"
 
 
 def _tar(*members: tuple[str, str, bytes | str], mode: int = 0o644, uid: int = 1000) -> bytes:
-    """(kind, name, data-or-linkname) -> an uncompressed tar; kind: file, dir, sym, hard, fifo, dev."""
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w") as tar:
-        for kind, name, data in members:
-            info = tarfile.TarInfo(name)
-            info.uid = info.gid = uid
-            info.mode = mode
-            if kind == "file":
-                assert isinstance(data, bytes)
-                info.size = len(data)
-                tar.addfile(info, io.BytesIO(data))
-                continue
-            info.type = {
-                "dir": tarfile.DIRTYPE,
-                "sym": tarfile.SYMTYPE,
-                "hard": tarfile.LNKTYPE,
-                "fifo": tarfile.FIFOTYPE,
-                "dev": tarfile.CHRTYPE,
-            }[kind]
-            if kind in ("sym", "hard"):
-                info.linkname = str(data)
-            tar.addfile(info)
-    return buffer.getvalue()
+    """As a build Pod's wrapper uploads it: owned by the agent's user unless told otherwise."""
+    return tar_of(*members, mode=mode, uid=uid)
 
 
 def _layer(tmp_path: Path, data: bytes, max_bytes: int = 1 << 20) -> ocilayer.Layer:

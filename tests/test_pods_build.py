@@ -5,6 +5,7 @@ registry, and task Pods run it by digest (real nodes, the real registry, the Deb
 from __future__ import annotations
 
 import base64
+import contextlib
 import functools
 import hashlib
 import threading
@@ -15,6 +16,7 @@ import zipfile
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -76,10 +78,17 @@ def debian(nodes: LocalCluster) -> Iterator[str]:
     node_set = nodes.node_set()
     assert node_set is not None
     handler = type("Relay", (DebianRelay,), {"upstream": sources[0].rstrip("/")})
-    server = ThreadingHTTPServer((node_set.slot.host_ip, 0), handler)
+    with _serving(node_set.slot.host_ip, handler) as address:
+        yield f"http://{address}/debian"
+
+
+@contextlib.contextmanager
+def _serving(host: str, handler: Any) -> Iterator[str]:
+    """An HTTP server on the host's node-bridge address (the Pods reach it); its host:port."""
+    server = ThreadingHTTPServer((host, 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        yield f"http://{node_set.slot.host_ip}:{server.server_address[1]}/debian"
+        yield f"{host}:{server.server_address[1]}"
     finally:
         server.shutdown()
         server.server_close()
@@ -205,14 +214,8 @@ def pip_index(nodes: LocalCluster, tmp_path: Path) -> Iterator[str]:
     page = root / "simple" / "sotool" / "index.html"
     page.parent.mkdir(parents=True)
     page.write_text(f'<a href="../../files/{wheel.name}#sha256={digest}">{wheel.name}</a>\n')
-    handler = functools.partial(QuietFiles, directory=str(root))
-    server = ThreadingHTTPServer((node_set.slot.host_ip, 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://{node_set.slot.host_ip}:{server.server_address[1]}/simple"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with _serving(node_set.slot.host_ip, functools.partial(QuietFiles, directory=str(root))) as address:
+        yield f"http://{address}/simple"
 
 
 class QuietFiles(SimpleHTTPRequestHandler):

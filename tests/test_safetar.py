@@ -10,36 +10,13 @@ from pathlib import Path
 
 import pytest
 
+from _tars import tar_of
 from sprint_orchestrator.runtime import safetar
 from sprint_orchestrator.runtime.transfer import TransferServer
 
 
-def _tar(*members: tuple[str, str, bytes | str]) -> bytes:
-    """(kind, name, data-or-linkname) -> an uncompressed tar; kind: file, dir, sym, hard, fifo, dev."""
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w") as tar:
-        for kind, name, data in members:
-            info = tarfile.TarInfo(name)
-            if kind == "file":
-                assert isinstance(data, bytes)
-                info.size = len(data)
-                tar.addfile(info, io.BytesIO(data))
-                continue
-            info.type = {
-                "dir": tarfile.DIRTYPE,
-                "sym": tarfile.SYMTYPE,
-                "hard": tarfile.LNKTYPE,
-                "fifo": tarfile.FIFOTYPE,
-                "dev": tarfile.CHRTYPE,
-            }[kind]
-            if kind in ("sym", "hard"):
-                info.linkname = str(data)
-            tar.addfile(info)
-    return buffer.getvalue()
-
-
 def test_a_plain_tree_unpacks_with_its_files_directories_and_inner_symlinks(tmp_path: Path) -> None:
-    data = _tar(
+    data = tar_of(
         ("dir", "./src", b""),
         ("file", "./src/a.py", b"print(1)\n"),
         ("sym", "./link", "src/a.py"),
@@ -69,7 +46,7 @@ def test_a_plain_tree_unpacks_with_its_files_directories_and_inner_symlinks(tmp_
 def test_a_hostile_member_refuses_the_whole_tree_and_leaves_nothing(
     tmp_path: Path, member: tuple[str, str, bytes | str], words: str
 ) -> None:
-    data = _tar(("file", "good.txt", b"fine"), member)
+    data = tar_of(("file", "good.txt", b"fine"), member)
     with pytest.raises(safetar.UnsafeTar) as caught:
         safetar.unpack(io.BytesIO(data), tmp_path / "out")
     assert words in str(caught.value)
@@ -79,13 +56,13 @@ def test_a_hostile_member_refuses_the_whole_tree_and_leaves_nothing(
 
 def test_a_file_below_an_inner_symlinked_directory_is_refused(tmp_path: Path) -> None:
     (tmp_path / "outside").mkdir()
-    data = _tar(("dir", "d", b""), ("sym", "d/s", "."), ("file", "d/s/x", b"x"))
+    data = tar_of(("dir", "d", b""), ("sym", "d/s", "."), ("file", "d/s/x", b"x"))
     with pytest.raises(safetar.UnsafeTar, match="parent directory is a symlink"):
         safetar.unpack(io.BytesIO(data), tmp_path / "out")
 
 
 def test_a_tree_over_the_size_cap_is_refused(tmp_path: Path) -> None:
-    data = _tar(("file", "big", b"x" * 5000))
+    data = tar_of(("file", "big", b"x" * 5000))
     with pytest.raises(safetar.UnsafeTar, match="exceeds"):
         safetar.unpack(io.BytesIO(data), tmp_path / "out", max_bytes=4096)
 
@@ -114,7 +91,7 @@ def test_the_endpoint_serves_a_workspace_once_and_swaps_in_a_checked_result(tmp_
             urllib.request.urlopen(f"{url}/workspace")
         with pytest.raises(urllib.error.HTTPError, match="404"):
             urllib.request.urlopen(f"{server.url('wrong-token')}/workspace")
-        data = _tar(("file", "new.txt", b"new"))
+        data = tar_of(("file", "new.txt", b"new"))
         put = urllib.request.Request(f"{url}/result/workspace", data=data, method="PUT")
         with urllib.request.urlopen(put) as answer:
             assert answer.status == 200
@@ -133,7 +110,7 @@ def test_the_endpoint_refuses_a_hostile_result_and_keeps_the_workspace(tmp_path:
     server = TransferServer("127.0.0.1")
     try:
         token = server.grant(ws, {"workspace": ws})
-        data = _tar(("sym", "pw", "/etc/passwd"), ("file", "../escape", b"x"))
+        data = tar_of(("sym", "pw", "/etc/passwd"), ("file", "../escape", b"x"))
         put = urllib.request.Request(f"{server.url(token)}/result/workspace", data=data, method="PUT")
         with pytest.raises(urllib.error.HTTPError, match="422"):
             urllib.request.urlopen(put)
