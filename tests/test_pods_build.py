@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from _node import pods_runtime, two_nodes
+from _node import build_busybox_image, pods_runtime, two_nodes
 from _podman import build_base_image, host_debian_sources
 from localcluster import LocalCluster
 from nodeset import push_image
@@ -238,3 +238,13 @@ def test_pip_packages_come_from_the_configured_index_with_pip_itself_from_the_de
         runtime, built.tag, "python3 -c 'import sotool; print(sotool.VALUE, sotool.__file__)'", tmp_path
     )
     assert "from the pip index /usr/local/lib/python3" in out, out
+
+
+def test_packages_on_a_base_image_without_apt_fail_saying_what_the_image_lacks(
+    runtime: PodsRuntime, nodes: LocalCluster
+) -> None:
+    busybox = push_image(build_busybox_image(), nodes.registry, f"build-test/busybox:{uuid.uuid4().hex[:8]}")
+    with pytest.raises(ImageBuildFailed, match="build Pod") as failed:
+        runtime.ensure_sprint_image(busybox, ["apt:jq"], {}, {})
+    said = "the base image has no apt-get: apt: packages need a Debian-based base image"
+    assert said in failed.value.log_tail, failed.value.log_tail

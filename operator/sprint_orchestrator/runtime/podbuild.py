@@ -41,7 +41,12 @@ mkdir -p "$w/lists/partial" "$w/archives/partial" "$w/cache" "$out"
 if [ -n "$SO_PIP_PACKAGES" ] && [ -n "$SO_APT_SOURCES" ] && ! python3 -m pip --version >/dev/null 2>&1; then
   SO_APT_PACKAGES="$SO_APT_PACKAGES python3-pip"
 fi
+need() {
+  command -v "$1" >/dev/null 2>&1 || { echo "sprint-orchestrator: the base image has no $1: $2" >&2; exit 2; }
+}
 if [ -n "$SO_APT_PACKAGES" ]; then
+  need apt-get "apt: packages need a Debian-based base image"
+  need dpkg-deb "apt: packages need a Debian-based base image"
   . /etc/os-release
   for url in $SO_APT_SOURCES; do echo "deb $url $VERSION_CODENAME main"; done > "$w/sources.list"
   set -- -o "Dir::Etc::SourceList=$w/sources.list" -o Dir::Etc::SourceParts=/nonexistent \
@@ -58,6 +63,7 @@ if [ -n "$SO_APT_PACKAGES" ]; then
   done
 fi
 if [ -n "$SO_PIP_PACKAGES" ]; then
+  need python3 "pip: packages need Python 3 in the base image"
   set --
   for url in $SO_PIP_SOURCES; do
     if [ $# -eq 0 ]; then set -- --index-url "$url"; else set -- "$@" --extra-index-url "$url"; fi
