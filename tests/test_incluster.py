@@ -6,10 +6,13 @@ anything privileged."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+import re
 import subprocess
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -189,6 +192,13 @@ def test_the_chart_installed_in_the_cluster_runs_the_demo_sprint_with_task_pods_
         helm(nodes, "install", "so", str(CHART), "-n", RELEASE_NS, "-f", str(tmp_path / "values.yaml"))
         try:
             run_demo_sprint(nodes, RELEASE_NS, "so-sprint-orchestrator", WORK_NS, repository, bare, tmp_path)
+            with port_forward(nodes, RELEASE_NS, "service/so-sprint-orchestrator-dashboard", 80) as board:
+                # what a user does first: the board through its Service, from their machine
+                with urllib.request.urlopen(f"{board}/api/dashboard/textstats-1", timeout=60) as answer:
+                    shown = json.loads(answer.read())
+                assert shown["board_id"] == "sprint-textstats-1" and len(shown["cards"]) == 6, shown
+                with urllib.request.urlopen(f"{board}/board/textstats-1", timeout=60) as answer:
+                    assert answer.status == 200 and b"<html" in answer.read().lower()
             diff = dashboard_get(nodes, RELEASE_NS, "/api/tasks/textstats-1:words/diff")
             assert diff["status"] == 200, diff
             body = json.loads(diff["body"])
@@ -370,6 +380,36 @@ def static_service_ip(nodes: LocalCluster, host: int = 10) -> str:
     node_set = nodes.node_set()
     assert node_set is not None
     return node_set.slot.service_cidr.rsplit(".", 1)[0] + f".{host}"
+
+
+@contextlib.contextmanager
+def port_forward(nodes: LocalCluster, ns: str, target: str, port: int) -> Iterator[str]:
+    """`kubectl port-forward TARGET :PORT` (through the API server and the kubelet, as a user opens the
+    board); the local base URL while it runs."""
+    argv = [
+        str(BIN / "kubectl"),
+        "--kubeconfig",
+        str(nodes.kubeconfig),
+        "-n",
+        ns,
+        "port-forward",
+        target,
+        f":{port}",
+    ]
+    forward = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert forward.stdout is not None
+        first = forward.stdout.readline()  # "Forwarding from 127.0.0.1:PORT -> TARGETPORT"
+        found = re.search(r"127\.0\.0\.1:(\d+)", first)
+        if found is None:
+            forward.kill()
+            pytest.fail(
+                f"kubectl port-forward {target}: {first!r} {forward.stderr.read() if forward.stderr else ''}"
+            )
+        yield f"http://127.0.0.1:{found.group(1)}"
+    finally:
+        forward.terminate()
+        forward.wait(timeout=30)
 
 
 def dashboard_get(
