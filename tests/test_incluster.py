@@ -396,20 +396,18 @@ def port_forward(nodes: LocalCluster, ns: str, target: str, port: int) -> Iterat
         target,
         f":{port}",
     ]
-    forward = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        assert forward.stdout is not None
-        first = forward.stdout.readline()  # "Forwarding from 127.0.0.1:PORT -> TARGETPORT"
-        found = re.search(r"127\.0\.0\.1:(\d+)", first)
-        if found is None:
-            forward.kill()
-            pytest.fail(
-                f"kubectl port-forward {target}: {first!r} {forward.stderr.read() if forward.stderr else ''}"
-            )
-        yield f"http://127.0.0.1:{found.group(1)}"
-    finally:
-        forward.terminate()
-        forward.wait(timeout=30)
+    with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as forward:
+        try:
+            assert forward.stdout is not None and forward.stderr is not None
+            first = forward.stdout.readline()  # "Forwarding from 127.0.0.1:PORT -> TARGETPORT"
+            found = re.search(r"127\.0\.0\.1:(\d+)", first)
+            if found is None:
+                forward.kill()
+                pytest.fail(f"kubectl port-forward {target}: {first!r} {forward.stderr.read()}")
+            yield f"http://127.0.0.1:{found.group(1)}"
+        finally:
+            forward.terminate()
+            forward.wait(timeout=30)
 
 
 def dashboard_get(
