@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, cast
 
-from .safetar import UnsafeTar
+from .safetar import UnsafeTar, path_problem
 
 MAX_MEMBERS = 400_000
 _KEEP_MODE = 0o777
@@ -66,12 +66,10 @@ def normalized(name: str) -> str:
 def member_problem(member: tarfile.TarInfo, seen_files: set[str]) -> str | None:
     """Why this member may not go into the layer, or None. Pure: looks only at the member's header."""
     name = member.name
-    if name.startswith("/") or "\x00" in name or "\\" in name:
-        return f"{name!r}: absolute or malformed path"
-    parts = normalized(name).split("/")
-    if ".." in parts:
-        return f"{name!r}: path with '..'"
-    if parts[-1].startswith(".wh."):
+    problem = path_problem(name)
+    if problem:
+        return problem
+    if normalized(name).split("/")[-1].startswith(".wh."):
         return f"{name!r}: a whiteout (a layer may not delete what its base image holds)"
     if member.isdir() or member.isreg() or member.issym():
         return None

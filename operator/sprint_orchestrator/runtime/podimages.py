@@ -30,17 +30,13 @@ from typing import TYPE_CHECKING, Any
 from ..errors import ImageBuildFailed, PodRejected, RuntimeUnavailable
 from ..stamps import now_iso
 from . import ImageResult, images, ociimage, podbuild, registry
+from .ocilayer import Layer
 
 if TYPE_CHECKING:
     from .pods import PodsRuntime
 
 LOCAL_PREFIX = "localhost/"
 REPOSITORY = images.SPRINT_REPOSITORY.removeprefix(LOCAL_PREFIX)
-
-
-def credentials(path: str | None) -> dict[str, tuple[str, str]]:
-    """containers.registry_auth_file, read once when the runtime starts (registry.load_credentials)."""
-    return registry.load_credentials(path)
 
 
 def needs_build(base_image: str, dependencies: Sequence[str], environment: Mapping[str, str]) -> bool:
@@ -92,7 +88,7 @@ def build_in_cluster(
     return ImageResult(pinned, built=True)
 
 
-def _packages_layer(rt: PodsRuntime, base: str, dependencies: Sequence[str], work: Path) -> Any:
+def _packages_layer(rt: PodsRuntime, base: str, dependencies: Sequence[str], work: Path) -> Layer:
     env = podbuild.environment(dependencies, rt.package_sources)
     route = podbuild.network(dependencies, rt.package_sources)
     try:

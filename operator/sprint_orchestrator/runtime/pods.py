@@ -61,6 +61,7 @@ from .canary import Canary, listener
 from .podend import ReportedEnds
 from .podfence import Fences
 from .podwatch import PodWatcher, RecentNames
+from .registry import load_credentials
 from .transfer import GrantStore, key_of, open_endpoint, split_address
 
 if TYPE_CHECKING:
@@ -122,10 +123,9 @@ class PodsRuntime:
         self._tokens: dict[str, str] = self.transfer.pods()  # Pod name -> its grant's key
         self._podman: Any = None
         self._podman_lock = threading.Lock()  # sprints initializing at once must share one Podman service
-        self._built: dict[str, ocilayer.Layer | None] = {}  # a build Pod's layer, by its grant's token
         self.package_sources = images.package_sources(settings) if settings else images.PackageSources()
         section = getattr(settings.config, "containers", None) if settings else None
-        self.registry_auth = podimages.credentials(getattr(section, "registry_auth_file", None))
+        self.registry_auth = load_credentials(getattr(section, "registry_auth_file", None))
         self.pull_secret = str(getattr(section, "image_pull_secret", None) or "")
         self.stalls = stalls
         self._ours = RecentNames()  # Pods the operator deletes itself: their end is no one's fault
@@ -410,11 +410,17 @@ class PodsRuntime:
         token = self.transfer.grant(
             empty, results, podbuild.LAYER_MAX_BYTES, as_layers=frozenset({"artifacts"})
         )
+        grant = self.transfer.grant_of(token)  # kept: the layer is on it once the run is over
         outcome = self._run_once(
             image, podbuild.command(), token, podbuild.BUILD_TIMEOUT_S, podbuild.BUILD_LIMITS,
             environment=environment, route=route,
         )  # fmt: skip
-        return outcome, self._built.pop(token, None)
+        built = grant.layers.get("artifacts") if grant is not None else None
+        if outcome.exit_code == 0 and built is None:
+            problems = "; ".join((grant.refused.get("artifacts") if grant else None) or ["no upload arrived"])
+            why = f"{outcome.log_tail}\nthe layer was refused: {problems}\n"
+            outcome = replace(outcome, exit_code=None, log_tail=logs.tail(why))
+        return outcome, built
 
     def _run_once(
         self,
@@ -448,11 +454,6 @@ class PodsRuntime:
             grant = self.transfer.grant_of(token)
             if outcome.health == Health.EXITED and (grant is None or not grant.fetched):
                 outcome = replace(outcome, exit_code=None, reason=FETCH_FAILED)  # not the command's verdict
-            if grant is not None and route is not None:
-                self._built[token] = grant.layers.get("artifacts")
-                if outcome.exit_code == 0 and "artifacts" not in grant.layers:
-                    problems = "; ".join(grant.refused.get("artifacts") or ["no upload arrived"])
-                    outcome = replace(outcome, exit_code=None, reason=f"the layer was refused: {problems}")
         except KubeError as exc:  # never the command's verdict: a refusal that holds, or the cluster's
             if podstatus.create_refusal_is_final(exc.status, str(exc)):
                 raise PodRejected(f"cannot create Pod {name} from {image}: {exc}") from None

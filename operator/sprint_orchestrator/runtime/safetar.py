@@ -37,14 +37,22 @@ class _Refused(Exception):
     pass
 
 
+def path_problem(name: str) -> str | None:
+    """Why a member's path is refused (absolute, malformed, with `..`), or None; the layer's rules too."""
+    if name.startswith("/") or "\\" in name or "\x00" in name:
+        return f"{name!r}: absolute or malformed path"
+    if ".." in name.split("/"):
+        return f"{name!r}: path with '..'"
+    return None
+
+
 def member_problem(member: tarfile.TarInfo) -> str | None:
     """Why this member may not be unpacked, or None. Pure: looks only at the member's header."""
     name = member.name
-    if name.startswith("/") or "\\" in name or "\x00" in name:
-        return f"{name!r}: absolute or malformed path"
+    problem = path_problem(name)
+    if problem:
+        return problem
     parts = [p for p in name.split("/") if p not in ("", ".")]
-    if ".." in parts:
-        return f"{name!r}: path with '..'"
     if parts and parts[0] == ".git":
         return f"{name!r}: .git may not come back from a task"
     if member.isdir() or member.isreg():
