@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 
+from _podman import PODMAN_ENV
 from _tars import tar_of
 from sprint_orchestrator.errors import ImageBuildFailed, InvalidInput
 from sprint_orchestrator.runtime import ociimage, ocilayer, registry
@@ -260,6 +261,7 @@ def test_an_assembled_image_runs_in_podman_with_its_layer_and_environment(
     try:
         pull = subprocess.run(
             ["podman", "pull", "--tls-verify=false", "-q", pinned],
+            env=PODMAN_ENV,
             capture_output=True,
             text=True,
             timeout=120,
@@ -268,12 +270,12 @@ def test_an_assembled_image_runs_in_podman_with_its_layer_and_environment(
         run = subprocess.run(
             ["podman", "run", "--rm", "--network=none", pinned, "/bin/busybox", "sh", "-c",
              "cat /etc/base.txt; echo mark=$MARK; /bin/busybox pwd"],
-            capture_output=True, text=True, timeout=120,
+            env=PODMAN_ENV, capture_output=True, text=True, timeout=120,
         )  # fmt: skip
         assert run.returncode == 0, run.stderr
         assert run.stdout.split("\n")[:3] == ["from the base", "mark=m2", "/workspace"]
     finally:
-        subprocess.run(["podman", "rmi", "-f", pinned], capture_output=True, check=False)
+        subprocess.run(["podman", "rmi", "-f", pinned], env=PODMAN_ENV, capture_output=True, check=False)
 
 
 # -- a registry that needs credentials --------------------------------------------------------------
