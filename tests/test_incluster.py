@@ -210,6 +210,9 @@ def test_the_chart_installed_in_the_cluster_runs_the_demo_sprint_with_task_pods_
             )
         finally:
             helm(nodes, "uninstall", "so", "-n", RELEASE_NS, "--wait", "--timeout=300s")
+            # `helm uninstall --wait` waits for the Deployment, not its Pods: the namespace goes, with
+            # every Pod in it, before the next test watches the cluster's Pods
+            nodes.kubectl("delete", "namespace", RELEASE_NS, "--wait", "--timeout=110s")
 
 
 def run_agent_sprint(
