@@ -145,9 +145,14 @@ def test_a_build_s_inputs_are_checked_words_and_its_routes_name_each_source_once
         "SO_PIP_SOURCES": "http://10.0.0.1:3141/simple",
         "SO_PIP_TRUSTED": "10.0.0.1:3141",
     }
-    network = podbuild.network(["apt:jq", "pip:six"], sources)
+    network = podbuild.network(["apt:jq", "pip:six"], sources, lambda host: (host,))
     assert network.egress == [("10.0.0.1", 3141), ("203.0.113.80", 80)]
     assert network.aliases == {}  # addresses need no /etc/hosts entry
+    named = PackageSources(apt=("http://deb.example/debian", "http://deb.example/security"), pip=())
+    addresses = {"deb.example": ("192.0.2.7", "192.0.2.8")}
+    network = podbuild.network(["apt:jq"], named, addresses.__getitem__)
+    assert network.egress == [("192.0.2.7", 80), ("192.0.2.8", 80)]  # one route per host and port
+    assert network.aliases == {"192.0.2.7": ["deb.example"], "192.0.2.8": ["deb.example"]}
     assert "set -euf" in podbuild.SCRIPT
     assert podbuild.host_aliases([podbuild.Route("deb.example", ("192.0.2.7",), 80)]) == {
         "192.0.2.7": ["deb.example"]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import time
 from typing import Any, cast
 
 from .. import ANNOTATION_CANCEL, GROUP, LABEL_SPRINT, LABEL_TASK, VERSION, lifecycle, plan
@@ -23,6 +24,9 @@ from .context import OperatorContext
 from .merging import merge_next
 
 TERMINAL = frozenset({"Completed", "Partial", "Failed", "RolledBack"})
+# While tasks run, the Sprint's board counts and token totals are written at most once a second: every
+# task moves its column two or three times, and a write per move was most of the Sprint's status writes.
+COUNTS_EVERY_S = 1.0
 PHASE_EVENT = "PhaseChanged"  # the reason of the Event every phase change gets (tests/chaos/invariants.py)
 
 
@@ -37,6 +41,7 @@ class SprintReconciler:
         self.admitting = asyncio.Lock()  # one admission decision at a time (admission.py)
         self.closed = False  # no runner is started after close()
         self.finishing = 0  # tasks writing their final status and handing off their slot (merging.py)
+        self.counts_written = -COUNTS_EVERY_S  # time.monotonic() of the last counts write
 
     async def close(self) -> None:
         self.closed, self.latest = True, None
@@ -217,12 +222,21 @@ class SprintReconciler:
         }
 
     async def _write_counts(
-        self, body: dict[str, Any], spec: SprintSpec, tasks: list[dict[str, Any]]
-    ) -> None:
+        self, body: dict[str, Any], spec: SprintSpec, tasks: list[dict[str, Any]], throttled: bool = False
+    ) -> float:
+        """Write the counts that differ from the Sprint's status. Throttled, a write comes at most
+        COUNTS_EVERY_S after the last one: 0.0 when nothing is left to write, else the seconds until
+        the round that writes it."""
         status = body.get("status") or {}
         patch = counts.sprint_counts(spec, tasks, self.budget(spec), status)
-        if patch:
-            await self.patch(patch)
+        if not patch:
+            return 0.0
+        wait = self.counts_written + COUNTS_EVERY_S - time.monotonic() if throttled else 0.0
+        if wait > 0:
+            return wait
+        await self.patch(patch)
+        self.counts_written = time.monotonic()
+        return 0.0
 
     def budget(self, spec: SprintSpec) -> int:
         if spec.token_budget is not None:
@@ -277,13 +291,15 @@ class SprintReconciler:
             await self.patch_task(_by_id(tasks, task_id), {"phase": "Ready", "reason": "", "blockedBy": []})
         await admission.admit_ready(self, body, spec, tasks)  # on the Tasks as they are now
         self._ensure_runners(body, spec, tasks)
-        if not self.finishing:  # else they change again in a moment: the round its finish wakes counts
-            await self._write_counts(body, spec, tasks)
-        if counts.settled(tasks):
-            await self.patch({"phase": "Integrating", "message": "running the integration tests"})
+        if counts.settled(tasks):  # the final counts go with the phase change, in one write
+            final = counts.sprint_counts(spec, tasks, self.budget(spec), body.get("status") or {})
+            await self.patch({**final, "phase": "Integrating", "message": "running the integration tests"})
             self.event(body, "Integrating", "all tasks settled; running the integration tests")
             return 0.0
-        return 1.0
+        due = 0.0
+        if not self.finishing:  # else they change again in a moment: the round its finish wakes counts
+            due = await self._write_counts(body, spec, tasks, throttled=True)
+        return due or 1.0
 
     def operator_slots(self) -> int:
         orchestrator = getattr(self.ctx.settings.config, "orchestrator", None)

@@ -22,12 +22,10 @@ environment variables, word-split with globbing off, never as script text.
 
 from __future__ import annotations
 
-import socket
 import urllib.parse
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from ..errors import ImageBuildFailed
 from . import Limits, images
 
 BUILD_LIMITS = Limits(cpus=1.0, memory_bytes=2 << 30)
@@ -95,8 +93,11 @@ class Network:
     egress: list[tuple[str, int]]
 
 
-def network(dependencies: Sequence[str], sources: images.PackageSources) -> Network:
-    found = routes(dependencies, sources)
+def network(
+    dependencies: Sequence[str], sources: images.PackageSources, resolve: Callable[[str], tuple[str, ...]]
+) -> Network:
+    """Where the build Pod may go, with `resolve` (host -> its IPv4 addresses, the caller's DNS)."""
+    found = routes(dependencies, sources, resolve)
     return Network(host_aliases(found), egress(found))
 
 
@@ -123,8 +124,10 @@ def command() -> list[str]:
     return ["/bin/sh", "-c", SCRIPT, "so-build"]
 
 
-def routes(dependencies: Sequence[str], sources: images.PackageSources) -> list[Route]:
-    """Where the build goes: each source the build uses, resolved now (IPv4)."""
+def routes(
+    dependencies: Sequence[str], sources: images.PackageSources, resolve: Callable[[str], tuple[str, ...]]
+) -> list[Route]:
+    """Where the build goes: each source the build uses, with its addresses."""
     env = environment(dependencies, sources)
     urls = env["SO_APT_SOURCES"].split() + env["SO_PIP_SOURCES"].split()
     found: dict[tuple[str, int], Route] = {}
@@ -134,14 +137,6 @@ def routes(dependencies: Sequence[str], sources: images.PackageSources) -> list[
         port = parts.port or (443 if parts.scheme == "https" else 80)
         found.setdefault((host, port), Route(host, resolve(host), port))
     return list(found.values())
-
-
-def resolve(host: str) -> tuple[str, ...]:
-    try:
-        infos = socket.getaddrinfo(host, None, socket.AF_INET, socket.SOCK_STREAM)
-    except OSError as exc:
-        raise ImageBuildFailed(f"containers.package_sources: cannot resolve {host}: {exc}", "") from None
-    return tuple(sorted({str(info[4][0]) for info in infos}))
 
 
 def host_aliases(found: Sequence[Route]) -> dict[str, list[str]]:

@@ -21,6 +21,7 @@ moves.
 from __future__ import annotations
 
 import shutil
+import socket
 import tempfile
 import uuid
 from collections.abc import Callable, Collection, Mapping, Sequence
@@ -90,7 +91,7 @@ def build_in_cluster(
 
 def _packages_layer(rt: PodsRuntime, base: str, dependencies: Sequence[str], work: Path) -> Layer:
     env = podbuild.environment(dependencies, rt.package_sources)
-    route = podbuild.network(dependencies, rt.package_sources)
+    route = podbuild.network(dependencies, rt.package_sources, _resolve)
     try:
         outcome, layer = rt.run_build(base, env, work / f"layer-{uuid.uuid4().hex[:8]}.tar.gz", route)
     except PodRejected as exc:
@@ -103,6 +104,15 @@ def _packages_layer(rt: PodsRuntime, base: str, dependencies: Sequence[str], wor
             outcome.log_tail,
         )
     return layer
+
+
+def _resolve(host: str) -> tuple[str, ...]:
+    """A package source's IPv4 addresses, looked up when its build starts (the NetworkPolicy's peers)."""
+    try:
+        infos = socket.getaddrinfo(host, None, socket.AF_INET, socket.SOCK_STREAM)
+    except OSError as exc:
+        raise ImageBuildFailed(f"containers.package_sources: cannot resolve {host}: {exc}", "") from None
+    return tuple(sorted({str(info[4][0]) for info in infos}))
 
 
 def _builds_dir(rt: PodsRuntime) -> Path:
