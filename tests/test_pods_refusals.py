@@ -15,7 +15,8 @@ from localcluster import LocalCluster
 from sprint_orchestrator.errors import PodRejected
 from sprint_orchestrator.kube import Kube, KubeError
 from sprint_orchestrator.runtime import Limits, Scheduling
-from sprint_orchestrator.runtime.pods import POD_FAILED, PodsRuntime
+from sprint_orchestrator.runtime.podoneshot import POD_FAILED
+from sprint_orchestrator.runtime.pods import PodsRuntime
 
 pytestmark = pytest.mark.cluster
 

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import ImageBuildFailed, PodRejected, RuntimeUnavailable
 from ..stamps import now_iso
-from . import ImageResult, images, ociimage, podbuild, registry
+from . import ImageResult, images, ociimage, podbuild, podoneshot, registry
 from .ocilayer import Layer
 
 if TYPE_CHECKING:
@@ -93,7 +93,7 @@ def _packages_layer(rt: PodsRuntime, base: str, dependencies: Sequence[str], wor
     env = podbuild.environment(dependencies, rt.package_sources)
     route = podbuild.network(dependencies, rt.package_sources, _resolve)
     try:
-        outcome, layer = rt.run_build(base, env, work / f"layer-{uuid.uuid4().hex[:8]}.tar.gz", route)
+        outcome, layer = podoneshot.build(rt, base, env, work / f"layer-{uuid.uuid4().hex[:8]}.tar.gz", route)
     except PodRejected as exc:
         raise ImageBuildFailed(f"the build Pod of the sprint image was refused: {exc}", "") from None
     if outcome.exit_code != 0 or layer is None:

@@ -3,9 +3,9 @@
 No disk is shared with the nodes: each attempt gets a one-time token on the operator's transfer endpoint
 (`transfer.py`); the Pod's wrapper fetches the workspace through it and, for a task, uploads the result
 trees back (`podspec.py` says how and why); a Pod that ended without its whole workspace is reported as
-a lost download whatever it exited with (`FETCH_FAILED`). Pod I/O goes through `kube.Kube`; the sprint image
-is pinned by digest, built with Podman and pushed to `containers.registry` only when something must be
-baked in (`podimages.py`: in a cluster there is no Podman).
+a lost download whatever it exited with (`podspec.FETCH_FAILED`). Pod I/O goes through `kube.Kube`.
+The sprint image is pinned by digest and assembled in `containers.registry` only when something must
+be baked in (`podimages.py`: its packages from a build Pod, no Podman in the cluster).
 
 Each grant is kept under the state directory (`grants.py`): a restarted operator re-registers them and
 adopts the task Pods it finds by name and labels, their results still coming back. Read-only directory
@@ -13,7 +13,8 @@ mounts (the team's files, recipes) are copied in like the workspace. Each Pod co
 NetworkPolicy (no ingress; egress to the operator's transfer and proxy ports only) and, when the attempt
 has secrets, a Secret its env references; the Task owns all three (`podnet.py`), the policy is deleted
 only once its Pod is gone (`podfence.py`), and a restarted operator sweeps the one-shot Pods and fences
-its killed predecessor left (`podsweep.py`). Agent teams reach the
+its killed predecessor left (`podsweep.py`). Gates, integration checks and image builds are one-shot
+Pods (`podoneshot.py`). Agent teams reach the
 metering proxy on `proxy_socket` (bound beside the transfer endpoint) with a per-attempt credential
 (`proxy/tcp.py`), which a restarted operator honours again. Not in this slice: writable or single-file
 mounts (refused).
@@ -25,7 +26,6 @@ import threading
 import time
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -47,11 +47,9 @@ from . import (
     TaskRunSpec,
     container_name,
     images,
-    logs,
-    ocilayer,
-    podbuild,
     podimages,
     podnet,
+    podoneshot,
     podspec,
     podstatus,
     podsweep,
@@ -67,8 +65,6 @@ from .transfer import GrantStore, key_of, open_endpoint, split_address
 if TYPE_CHECKING:
     from ..settings import Settings
 
-FETCH_FAILED = "fetching the workspace failed (the Pod ended before it had all of it)"
-POD_FAILED = "PodFailed"  # a one-shot Pod the API server did not take for now (busy, quota, away)
 REMOVE_GRACE_S = 1  # after SIGTERM; the Pod's NetworkPolicy goes once its object does (podfence.py)
 UNFENCE_AT_CLOSE_S = 15.0  # how long a stopping operator waits for its removed Pods to go
 
@@ -324,7 +320,7 @@ class PodsRuntime:
         if grant is None:
             return "the task's result cannot come back (the Pod was adopted and its grant is gone)"
         if not grant.fetched:
-            return FETCH_FAILED
+            return podspec.FETCH_FAILED
         if grant.refused:
             refused = "; ".join(p for problems in grant.refused.values() for p in problems)
             return f"the result tree was refused: {refused}"
@@ -397,82 +393,7 @@ class PodsRuntime:
         source = workdir_mount if workdir_mount is not None else self.log_dir / "empty"
         source.mkdir(parents=True, exist_ok=True)
         token = self.transfer.grant(source, {})
-        return self._run_once(image, command, token, timeout_s, limits, owner, scheduling)
-
-    def run_build(
-        self, image: str, environment: Mapping[str, str], layer: Path, route: podbuild.Network
-    ) -> tuple[OneshotResult, ocilayer.Layer | None]:
-        """A build Pod (podbuild.py): `podbuild.command()` in `image`, reaching only `route`'s package
-        sources; what it leaves in /artifacts comes back as the image layer file `layer`."""
-        empty = layer.parent / "workspace"
-        empty.mkdir(parents=True, exist_ok=True)
-        results = {"workspace": empty, "artifacts": layer}
-        token = self.transfer.grant(
-            empty, results, podbuild.LAYER_MAX_BYTES, as_layers=frozenset({"artifacts"})
-        )
-        grant = self.transfer.grant_of(token)  # kept: the layer is on it once the run is over
-        outcome = self._run_once(
-            image, podbuild.command(), token, podbuild.BUILD_TIMEOUT_S, podbuild.BUILD_LIMITS,
-            environment=environment, route=route,
-        )  # fmt: skip
-        built = grant.layers.get("artifacts") if grant is not None else None
-        if outcome.exit_code == 0 and built is None:
-            problems = "; ".join((grant.refused.get("artifacts") if grant else None) or ["no upload arrived"])
-            why = f"{outcome.log_tail}\nthe layer was refused: {problems}\n"
-            outcome = replace(outcome, exit_code=None, log_tail=logs.tail(why))
-        return outcome, built
-
-    def _run_once(
-        self,
-        image: str,
-        command: Sequence[str],
-        token: str,
-        timeout_s: float,
-        limits: Limits,
-        owner: Mapping[str, Any] | None = None,
-        scheduling: Scheduling = ANYWHERE,
-        environment: Mapping[str, str] | None = None,
-        route: podbuild.Network | None = None,
-    ) -> OneshotResult:
-        """One Pod run with the grant `token` (revoked after); a build (`route`) uploads its layer."""
-        name = f"so-oneshot-{uuid.uuid4().hex[:12]}"
-        labels = {LABEL_ROLE: "oneshot", podnet.LABEL_POD: name, **self.marks}  # podsweep.py
-        owners = podnet.owner_reference(owner, self.namespace)
-        run = podspec.PodRun(
-            name, self.namespace, image, command, self.transfer.url(token), labels,
-            limits, timeout_s, dict(environment or {}), upload=route is not None, owners=owners,
-            scheduling=scheduling, canary=self.canary_address, policy_wait_s=self.policy_wait_s,
-            host_aliases=route.aliases if route else {},
-            tmp_limit=podbuild.TMP_LIMIT if route else podspec.TMP_LIMIT, pull_secret=self.pull_secret,
-        )  # fmt: skip
-        begin = time.perf_counter()
-        try:
-            self.fences.attach(name, labels, {}, owners, route.egress if route else ())
-            self.kube.create_pod(self.namespace, podspec.manifest(run))
-            handle = RunHandle(name, "", "", "", 0, self._log(name), None)
-            outcome = self.wait(handle, timeout_s)
-            grant = self.transfer.grant_of(token)
-            if outcome.health == Health.EXITED and (grant is None or not grant.fetched):
-                outcome = replace(outcome, exit_code=None, reason=FETCH_FAILED)  # not the command's verdict
-        except KubeError as exc:  # never the command's verdict: a refusal that holds, or the cluster's
-            if podstatus.create_refusal_is_final(exc.status, str(exc)):
-                raise PodRejected(f"cannot create Pod {name} from {image}: {exc}") from None
-            why = f"the Pod failed to run: {exc}"
-            return OneshotResult(None, time.perf_counter() - begin, why, infrastructure=POD_FAILED)
-        finally:
-            self.transfer.revoke(token)
-            self._delete(name)
-            self._ours.discard(name)  # a one-shot's name is never used again
-            self.fences.unfence(name)
-        text = outcome.log_path.read_text(errors="replace")
-        outcome.log_path.unlink(missing_ok=True)
-        outcome.log_path.with_suffix(".stdout").unlink(missing_ok=True)
-        if outcome.reason and outcome.exit_code is None:
-            text += f"\n{outcome.reason}\n"
-        timed_out = outcome.health == Health.TIMED_OUT
-        return OneshotResult(
-            outcome.exit_code, time.perf_counter() - begin, logs.tail(text), timed_out, outcome.infrastructure
-        )
+        return podoneshot.run_once(self, image, command, token, timeout_s, limits, owner, scheduling)
 
     def _log(self, name: str) -> Path:
         self.log_dir.mkdir(parents=True, exist_ok=True)

@@ -64,6 +64,7 @@ FETCH_SCRIPT = (
     f"{_GET_ALL}; tar -x -f /tmp/.so-in-0.tar -C /workspace; i=0; while [ $i -lt $n ]; do "
     "tar -x -f /tmp/.so-in-$((i+1)).tar -C /so-mount/$i; i=$((i+1)); done; rm -f /tmp/.so-in-*.tar"
 )
+FETCH_FAILED = "fetching the workspace failed (the Pod ended before it had all of it)"
 FETCH_FAILED_EXIT = 125  # what the wrapper exits with when the download failed (the log says why)
 POLICY_FAILED_EXIT = 126  # ... when the Pod's NetworkPolicy did not take hold in time (canary.py)
 CANARY_ENV, POLICY_WAIT_ENV = "SO_CANARY", "SO_POLICY_WAIT"

@@ -4,7 +4,7 @@ Three families of verdict:
 
 - the work ended: exited with a code, `OOMKilled` (-> more memory), `DeadlineExceeded` (-> a longer
   timeout), the workspace could not be fetched (a Pod made with a `fetch` init container by an operator
-  before this one; today's Pods fetch in their one container and the endpoint tells: `pods.FETCH_FAILED`);
+  before this one; today's Pods fetch in their one container and the endpoint tells: `podspec.FETCH_FAILED`);
 - the infrastructure failed the work (`PodVerdict.infrastructure` names how; retried unchanged, with
   backoff, on a budget of its own): the Pod was evicted (the kubelet's node-pressure eviction, phase
   Failed reason `Evicted`; the Eviction API; a preemption), its node was lost (the taint manager or the
