@@ -40,7 +40,16 @@ sys.path.insert(0, str(REPO / "hack"))
 sys.path.insert(0, str(REPO / "bench"))
 
 from _baseline import IMAGE, Baseline  # noqa: E402
-from _sprints import Bench, apiserver_writes, log, seed, span_figures, start_operator, stop_operator  # noqa: E402
+from _sprints import (  # noqa: E402
+    Bench,
+    apiserver_writes,
+    log,
+    median_parts,
+    seed,
+    span_figures,
+    start_operator,
+    stop_operator,
+)
 from _sprints import write_recipes as _write_recipes  # noqa: E402
 from localcluster import LocalCluster  # noqa: E402
 
@@ -120,6 +129,7 @@ def run(tmp: Path, local: LocalCluster) -> dict[str, Any]:
         "overhead_ratio_vs_serial": round(task_s / raw_serial, 3),
         "task_median_s": round(task_s, 3),
         "baseline_task_median_s": round(raw_parallel, 3),
+        "task_parts_median_s": median_parts(wide),
         "baseline_serial_task_median_s": round(raw_serial, 3),
         "independent_wall_s": round(statistics.median(w["wall"] for w in wide), 2),
         "baseline_independent_wall_s": round(statistics.median(b["wall"] for b in parallel), 2),

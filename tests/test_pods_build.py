@@ -25,6 +25,7 @@ from _podman import build_base_image, host_debian_sources
 from localcluster import LocalCluster
 from nodeset import push_image
 from sprint_orchestrator.errors import ImageBuildFailed
+from sprint_orchestrator.kube import KubeError
 from sprint_orchestrator.runtime import ImageResult, Limits, images, podimages, registry
 from sprint_orchestrator.runtime.pods import PodsRuntime
 
@@ -248,3 +249,32 @@ def test_packages_on_a_base_image_without_apt_fail_saying_what_the_image_lacks(
         runtime.ensure_sprint_image(busybox, ["apt:jq"], {}, {})
     said = "the base image has no apt-get: apt: packages need a Debian-based base image"
     assert said in failed.value.log_tail, failed.value.log_tail
+
+
+def test_a_build_pod_the_cluster_did_not_take_for_now_runs_again_and_three_such_runs_fail_the_build(
+    runtime: PodsRuntime, base: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An API server busy for a moment (429, what the Kube adapter raises for it) is the cluster's, not the
+    build's: the build Pod is created again, after BUILD_RETRY_S; busy for good, the build fails saying so."""
+    create, calls = runtime.kube.create_pod, []
+
+    def busy_once(namespace: str, pod: dict[str, Any]) -> Any:
+        calls.append(pod["metadata"]["name"])
+        if len(calls) == 1:
+            raise KubeError("create Pod: 429 TooManyRequests", status=429)
+        return create(namespace, pod)
+
+    monkeypatch.setattr(podimages, "BUILD_RETRY_S", 0.1)
+    monkeypatch.setattr(runtime.kube, "create_pod", busy_once)
+    built = _build(runtime, base, ["apt:jq"], {"SPRINT_MARK": uuid.uuid4().hex})  # a tag not built yet
+    assert built.built and len(calls) == 2 and calls[0] != calls[1], calls
+
+    def busy(namespace: str, pod: dict[str, Any]) -> Any:
+        calls.append(pod["metadata"]["name"])
+        raise KubeError("create Pod: 429 TooManyRequests", status=429)
+
+    calls.clear()
+    monkeypatch.setattr(runtime.kube, "create_pod", busy)
+    with pytest.raises(ImageBuildFailed, match=r"the cluster's: PodFailed, 3 attempts") as failed:
+        runtime.ensure_sprint_image(base, ["apt:jq"], {"SPRINT_MARK": uuid.uuid4().hex}, {})
+    assert len(calls) == podimages.BUILD_ATTEMPTS == 3 and "429" in failed.value.log_tail

@@ -20,9 +20,11 @@ moves.
 
 from __future__ import annotations
 
+import logging
 import shutil
 import socket
 import tempfile
+import time
 import uuid
 from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
@@ -38,6 +40,10 @@ if TYPE_CHECKING:
 
 LOCAL_PREFIX = "localhost/"
 REPOSITORY = images.SPRINT_REPOSITORY.removeprefix(LOCAL_PREFIX)
+
+log = logging.getLogger(__name__)
+BUILD_ATTEMPTS = 3  # runs of a build Pod the cluster cut short, before the sprint fails
+BUILD_RETRY_S = 5.0  # times the attempt: 5 s, then 10 s
 
 
 def needs_build(base_image: str, dependencies: Sequence[str], environment: Mapping[str, str]) -> bool:
@@ -90,14 +96,28 @@ def build_in_cluster(
 
 
 def _packages_layer(rt: PodsRuntime, base: str, dependencies: Sequence[str], work: Path) -> Layer:
+    """The build Pod's layer; a run the cluster cut short (the Pod not taken for now, evicted, its node
+    lost) is run again, up to BUILD_ATTEMPTS times, never counted as the build's own failure."""
     env = podbuild.environment(dependencies, rt.package_sources)
     route = podbuild.network(dependencies, rt.package_sources, _resolve)
-    try:
-        outcome, layer = podoneshot.build(rt, base, env, work / f"layer-{uuid.uuid4().hex[:8]}.tar.gz", route)
-    except PodRejected as exc:
-        raise ImageBuildFailed(f"the build Pod of the sprint image was refused: {exc}", "") from None
+    for attempt in range(1, BUILD_ATTEMPTS + 1):
+        try:
+            outcome, layer = podoneshot.build(
+                rt, base, env, work / f"layer-{uuid.uuid4().hex[:8]}.tar.gz", route
+            )
+        except PodRejected as exc:
+            raise ImageBuildFailed(f"the build Pod of the sprint image was refused: {exc}", "") from None
+        if not outcome.infrastructure or attempt == BUILD_ATTEMPTS:
+            break
+        log.warning(
+            "the build Pod of %s did not run through (%s, attempt %d of %d); running it again",
+            base, outcome.infrastructure, attempt, BUILD_ATTEMPTS,
+        )  # fmt: skip
+        time.sleep(BUILD_RETRY_S * attempt)
     if outcome.exit_code != 0 or layer is None:
         why = "timed out" if outcome.timed_out else f"exit {outcome.exit_code}"
+        if outcome.infrastructure:
+            why = f"the cluster's: {outcome.infrastructure}, {BUILD_ATTEMPTS} attempts"
         raise ImageBuildFailed(
             f"the build Pod of the sprint image failed ({why}) installing "
             f"{podbuild.describe(dependencies, {})} on {base}",
