@@ -4,6 +4,7 @@ repositories, real Podman containers running the demo team."""
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 from pathlib import Path
@@ -151,7 +152,11 @@ def test_the_demo_sprint_runs_to_completion_and_moves_main(
     assert all(e["message"].endswith(": attempt 1") for e in admitted)
     ref_events = [e["message"] for e in events if e["reason"] == "RefChanged"]
     assert any(m.startswith("refs/heads/main:") for m in ref_events)
-    assert sum(m.startswith("refs/heads/sprint/textstats-1:") for m in ref_events) >= 6
+    assert any(m.startswith("refs/heads/sprint/textstats-1: none -> ") for m in ref_events)  # created
+    # each merge moved the sprint branch; its TaskMerged Event says from where to where (no RefChanged)
+    merged = [e["message"] for e in events if e["reason"] == "TaskMerged"]
+    assert len(merged) == 6 and all(re.search(r" as (\w{12}) \(\w{12} -> \1\)$", m) for m in merged), merged
+    assert not [m for m in ref_events if "(merge task" in m]
     leftovers = task_containers("textstats-1")
     assert leftovers.strip() == ""
 

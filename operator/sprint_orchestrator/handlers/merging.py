@@ -91,7 +91,11 @@ async def _merge(
             rec.event(body, "MergeRefused", f"task {task_id}: {exc}", warn=True)
             return
         checkpoint("task-merged-before-status")
-        rec.ref_events(body, result.changes)
+        # The sprint branch's move is told by the TaskMerged Event (one Event per merge, not two); every
+        # other ref the merge moved gets its RefChanged Event.
+        branch = f"refs/heads/sprint/{sprint_id}"
+        moved = [c for c in result.changes or () if result.merged and c.ref == branch]
+        rec.ref_events(body, [c for c in result.changes or () if c not in moved])
         if result.merged:
             # The Sprint's merge order first: a crash before the Task's write merges nothing twice
             # (merge_task finds it merged), while one after it would leave the task out of the order
@@ -111,10 +115,11 @@ async def _merge(
                     **done,
                 },
             )
+            move = "".join(f" ({(c.old or 'none')[:12]} -> {(c.new or 'deleted')[:12]})" for c in moved)
             rec.event(
                 body,
                 "TaskMerged",
-                f"task {task_id} merged into sprint/{sprint_id} as {(result.merge_commit or '')[:12]}",
+                f"task {task_id} merged into sprint/{sprint_id} as {(result.merge_commit or '')[:12]}{move}",
             )
         else:
             paths = list(result.conflicts)

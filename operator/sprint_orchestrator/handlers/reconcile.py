@@ -107,7 +107,8 @@ class SprintReconciler:
         await self._call(self.ctx.kube.event, ref, PHASE_EVENT, message, "Normal", "sprint-orchestrator")
 
     def ref_events(self, body: dict[str, Any], changes: Any) -> None:
-        """One Kubernetes Event per ref the git engine moved (the audit trail, next to its log line)."""
+        """One Kubernetes Event per ref the git engine moved (the audit trail, next to its log line; a
+        task's merge into the sprint branch is told by its TaskMerged Event instead, merging.py)."""
         for change in changes or ():
             old = (change.old or "none")[:12]
             new = (change.new or "deleted")[:12]
