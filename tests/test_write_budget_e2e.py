@@ -136,5 +136,5 @@ def test_a_task_writes_its_status_once_per_phase_change_and_posts_one_event_per_
     ]
     assert len(changes) <= 1 + (running[-1] - running[0]) / COUNTS_EVERY_S, (changes, running)
     gaps = [round(b - a, 3) for a, b in itertools.pairwise(changes)]
-    assert all(gap > 0.5 for gap in gaps), gaps  # 0.5: the watch's own delivery jitter
+    assert all(gap > 0.3 for gap in gaps), gaps  # 1 s apart when written; the watch's jitter
     assert status["columns"]["completed"] == len(tasks) and status["progress"] == f"{len(tasks)}/{len(tasks)}"

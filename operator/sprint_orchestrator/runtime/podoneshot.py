@@ -91,10 +91,8 @@ def run_once(
         handle = RunHandle(name, "", "", "", 0, rt._log(name), None)
         outcome = rt.wait(handle, timeout_s)
         grant = rt.transfer.grant_of(token)
-        if outcome.health == Health.EXITED and (grant is None or not grant.fetched):
-            outcome = replace(
-                outcome, exit_code=None, reason=podspec.FETCH_FAILED
-            )  # not the command's verdict
+        if outcome.health == Health.EXITED and (grant is None or not grant.fetched):  # not its verdict
+            outcome = replace(outcome, exit_code=None, reason=podspec.FETCH_FAILED)
     except KubeError as exc:  # never the command's verdict: a refusal that holds, or the cluster's
         if podstatus.create_refusal_is_final(exc.status, str(exc)):
             raise PodRejected(f"cannot create Pod {name} from {image}: {exc}") from None
