@@ -5,6 +5,7 @@ registry, and task Pods run it by digest (real nodes, the real registry, the Deb
 from __future__ import annotations
 
 import base64
+import concurrent.futures
 import contextlib
 import functools
 import hashlib
@@ -278,3 +279,23 @@ def test_a_build_pod_the_cluster_did_not_take_for_now_runs_again_and_three_such_
     with pytest.raises(ImageBuildFailed, match=r"the cluster's: PodFailed, 3 attempts") as failed:
         runtime.ensure_sprint_image(base, ["apt:jq"], {"SPRINT_MARK": uuid.uuid4().hex}, {})
     assert len(calls) == podimages.BUILD_ATTEMPTS == 3 and "429" in failed.value.log_tail
+
+
+def test_two_sprints_asking_for_the_same_new_image_at_once_get_one_build(
+    runtime: PodsRuntime, base: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One build Pod for one configuration: the second caller waits for the first's build and uses its
+    image (built=False, the same digest)."""
+    create, created = runtime.kube.create_pod, []
+
+    def counted(namespace: str, pod: dict[str, Any]) -> Any:
+        created.append(pod["metadata"]["name"])
+        return create(namespace, pod)
+
+    monkeypatch.setattr(runtime.kube, "create_pod", counted)
+    mark = uuid.uuid4().hex  # a configuration not built yet
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        asked = [pool.submit(_build, runtime, base, ["apt:jq"], {"SPRINT_MARK": mark}) for _ in range(2)]
+        results = [future.result(timeout=900) for future in asked]
+    assert sorted(r.built for r in results) == [False, True], results
+    assert results[0].tag == results[1].tag and len(created) == 1, (results, created)

@@ -9,7 +9,8 @@ and without Podman unless the base image exists only in the local Podman store.
   by a **build Pod** in the cluster (`podbuild.py`: unprivileged, at the restricted level, reaching only
   the configured package sources), and a config with the sprint's environment. Its tag is the hash of
   exactly those inputs (`images.config_hash`, the base by its digest), so an identical configuration is
-  built once: a tag already in the registry is used as it is;
+  built once: a tag already in the registry is used as it is, and a second sprint asking for it
+  while it is being built waits for that build;
 - a base image that exists only in the local Podman store (`localhost/…`) needs Podman where the
   operator runs (built and pushed as the Podman runtime does); without it the sprint fails at once with
   `ImageBuildFailed` saying to push the image to a registry.
@@ -24,6 +25,7 @@ import logging
 import shutil
 import socket
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Callable, Collection, Mapping, Sequence
@@ -44,6 +46,8 @@ REPOSITORY = images.SPRINT_REPOSITORY.removeprefix(LOCAL_PREFIX)
 log = logging.getLogger(__name__)
 BUILD_ATTEMPTS = 3  # runs of a build Pod the cluster cut short, before the sprint fails
 BUILD_RETRY_S = 5.0  # times the attempt: 5 s, then 10 s
+_BUILDS: dict[str, threading.Lock] = {}  # image reference -> its build's lock (one per configuration)
+_BUILDS_GUARD = threading.Lock()
 
 
 def needs_build(base_image: str, dependencies: Sequence[str], environment: Mapping[str, str]) -> bool:
@@ -82,17 +86,26 @@ def build_in_cluster(
     tag = images.config_hash(base.rsplit("@", 1)[1], dependencies, environment, sources)
     target = f"{rt.registry}/{REPOSITORY}"
     parsed = registry.parse(f"{target}:{tag}")
-    if registry.Session(parsed.host, plain, auth).has_manifest(parsed.name, tag):
-        return ImageResult(registry.pin(f"{target}:{tag}", plain, auth), built=False)
-    marks = {**labels, images.LABEL_IMAGE_HASH: tag}
-    work = Path(tempfile.mkdtemp(prefix="build-", dir=_builds_dir(rt)))
-    try:
-        layer = _packages_layer(rt, base, dependencies, work) if dependencies else None
-        what = podbuild.describe(dependencies, environment)
-        pinned = ociimage.assemble(base, target, tag, environment, marks, layer, now_iso(), plain, what, auth)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+    with _building(f"{target}:{tag}"):  # sprints asking for the same new image at once: one build
+        if registry.Session(parsed.host, plain, auth).has_manifest(parsed.name, tag):
+            return ImageResult(registry.pin(f"{target}:{tag}", plain, auth), built=False)
+        marks = {**labels, images.LABEL_IMAGE_HASH: tag}
+        work = Path(tempfile.mkdtemp(prefix="build-", dir=_builds_dir(rt)))
+        try:
+            layer = _packages_layer(rt, base, dependencies, work) if dependencies else None
+            what = podbuild.describe(dependencies, environment)
+            pinned = ociimage.assemble(
+                base, target, tag, environment, marks, layer, now_iso(), plain, what, auth
+            )
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
     return ImageResult(pinned, built=True)
+
+
+def _building(reference: str) -> threading.Lock:
+    """The lock of one image reference: the second sprint waits for the first's build and uses it."""
+    with _BUILDS_GUARD:
+        return _BUILDS.setdefault(reference, threading.Lock())
 
 
 def _packages_layer(rt: PodsRuntime, base: str, dependencies: Sequence[str], work: Path) -> Layer:
