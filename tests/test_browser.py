@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from _board import TOKEN, create_sprint_with_tasks, dashboard, set_status, sprint_body, wait_until
-from conftest import REPO
+from conftest import REPO, kubectl
 from localcluster import LocalCluster
 from sprint_orchestrator import ANNOTATION_RETRY
 from sprint_orchestrator.kube import TASKS, Kube
@@ -237,9 +237,13 @@ def test_the_board_follows_a_real_demo_sprint_to_completion(
         operator_process(cluster, namespace, state, tmp_path / "op.log", **operator_config(tmp_path)),
         dashboard(cluster.kubeconfig, namespace, tmp_path) as base,
     ):
-        apply(cluster, namespace, manifest)
+        # Suspended until the page shows it waiting: the demo sprint runs in seconds, faster than a page
+        # load can be counted on to catch its first column.
+        apply(cluster, namespace, {**manifest, "spec": {**manifest["spec"], "suspend": True}})
         page.goto(f"{base}/board/textstats-1")
         page.wait_for_selector(card("ready", "words"), timeout=60_000)
+        kubectl(cluster, "-n", namespace, "patch", "sprint", "textstats-1", "--type=merge",
+                "-p", '{"spec": {"suspend": false}}')  # fmt: skip
         page.wait_for_selector('.column[data-column="in-progress"] .card', timeout=300_000)
         shot(page, "demo-running")
         page.wait_for_selector('.column[data-column="completed"] .card[data-task="docs"]', timeout=900_000)

@@ -369,9 +369,10 @@ def run_trouble_sprint(
 
 
 def pushed_operator_image(nodes: LocalCluster) -> tuple[str, str]:
-    """The operator image in the cluster's registry: (repository, tag)."""
+    """The operator image in the cluster's registry: (repository, tag). The tag starts with a letter: a
+    bare hex one such as 1234e567 is a number to YAML 1.2 (kustomize refused it as `newTag`)."""
     image = push_image(
-        operator_image(), nodes.registry, f"sprint-orchestrator/operator:{uuid.uuid4().hex[:8]}"
+        operator_image(), nodes.registry, f"sprint-orchestrator/operator:t{uuid.uuid4().hex[:8]}"
     )
     repository, tag = str(image).rsplit(":", 1)
     return repository, tag
