@@ -25,7 +25,7 @@ from _proxy import REAL_KEY, expected_usage
 from _standin_anthropic import AnthropicStandIn, OpenAIStandIn, StandIn
 from conftest import REPO
 from localcluster import LocalCluster
-from test_lifecycle_e2e import by_id, config, git, seed_repository, wait_terminal
+from test_lifecycle_e2e import by_id, config, events_in, git, seed_repository, wait_terminal
 
 pytestmark = [pytest.mark.cluster, pytest.mark.podman, pytest.mark.timeout(1500)]
 PODMAN_ENV = {**os.environ, "CONTAINERS_CONF": str(REPO / "hack" / "containers.conf")}
@@ -265,7 +265,8 @@ def test_an_operator_restarted_mid_task_reattaches_and_the_usage_stays_exact(
         served = list(standin.served)
     task = by_id(cluster, namespace, SPRINT)["greet"]
     assert status["phase"] == "Completed", (status.get("message"), task.get("reason"), task.get("error"))
-    assert task["attempt"] == 1 and 1 <= before < len(served)  # one attempt, metered on both sides
+    retries = [e["message"] for e in events_in(cluster, namespace) if e["reason"] == "TaskRetry"]
+    assert task["attempt"] == 1 and 1 <= before < len(served), retries  # one attempt, metered on both sides
     expected = expected_usage(served)
     assert (task["tokens"]["source"], task["tokens"]["actual"]) == ("proxy", expected.total_tokens)
     assert task["tokens"]["agentReported"] == expected.total_tokens

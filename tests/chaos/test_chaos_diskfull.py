@@ -91,7 +91,8 @@ def full_then_freed(run: ChaosRun, trees: Path, fill_up: Callable[[Path], Path],
     )
     now = by_id(cluster, namespace, "opdisk")
     for held_task in ("left", "right"):
-        assert (now[held_task]["phase"], now[held_task]["attempt"]) == ("Running", 1), now[held_task]
+        why = {key: now[held_task].get(key) for key in ("reason", "error", "recoveryAction")}
+        assert (now[held_task]["phase"], now[held_task]["attempt"]) == ("Running", 1), (held_task, why)
     assert not list(trees.glob("*/repo.git/**/*.lock")), "a git lock file was left on the full disk"
     if filler.is_dir():
         shutil.rmtree(filler)

@@ -7,6 +7,7 @@ failure of the attempt at all: the step waits and is done again, its work kept (
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from typing import Any
 
 from .. import quantities, retry
@@ -14,6 +15,8 @@ from ..errors import DiskFull
 from ..lifecycle import DISK_FULL
 from ..stamps import now_iso
 from .publish import backoff
+
+log = logging.getLogger("sprint_orchestrator.tasks")
 
 # status.reason of a container that failed, by retry kind (Failed when the attempts are used up)
 REASONS = {
@@ -90,6 +93,11 @@ async def retry_or_fail(
     runner.rec.event(
         runner.body, "TaskRetry", f"task {runner.task_id}: {message}; {decision.reason}", warn=True
     )
+    # in the operator's log too (the Event expires, the Task's error goes at the next admission)
+    log.warning(
+        "task %s/%s attempt %d: %s; %s", runner.rec.key, runner.task_id, attempt, message, decision.reason,
+        extra={"sprint": runner.sprint_id, "task": runner.task_id, "attempt": attempt, "reason": reason},
+    )  # fmt: skip
 
 
 async def fail(runner: Any, common: dict[str, Any], reason: str, message: str, retryable: bool) -> None:
