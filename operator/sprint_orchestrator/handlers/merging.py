@@ -8,6 +8,7 @@ from typing import Any
 
 from ..errors import MergeRefused
 from ..faults import checkpoint
+from ..gitops.core import sprint_branch
 from ..kube import SPRINTS, TASKS
 from ..model import SprintSpec
 from ..stamps import now_iso
@@ -93,7 +94,7 @@ async def _merge(
         checkpoint("task-merged-before-status")
         # The sprint branch's move is told by the TaskMerged Event (one Event per merge, not two); every
         # other ref the merge moved gets its RefChanged Event.
-        branch = f"refs/heads/sprint/{sprint_id}"
+        branch = f"refs/heads/{sprint_branch(sprint_id)}"
         moved = [c for c in result.changes or () if result.merged and c.ref == branch]
         rec.ref_events(body, [c for c in result.changes or () if c not in moved])
         if result.merged:
