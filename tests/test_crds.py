@@ -327,3 +327,49 @@ def test_no_task_status_field_is_pruned(cluster: LocalCluster, namespace: str) -
     stored = json.loads(kubectl(cluster, "get", "-n", namespace, "stask", "demo-words", "-o", "json"))
     assert stored["status"] == FULL_TASK_STATUS
     assert stored["spec"]["priority"] == "medium"
+
+
+@pytest.mark.cluster
+@on_cluster
+def test_a_new_task_is_pending_from_its_creation_without_a_status_write(
+    cluster: LocalCluster, namespace: str
+) -> None:
+    task = {
+        "apiVersion": API_VERSION,
+        "kind": "Task",
+        "metadata": {"name": "demo-new"},
+        "spec": {"sprintRef": "demo", "sprintId": "demo", "taskId": "new", "title": "New"},
+        "status": {"phase": "Completed", "column": "completed"},  # a create cannot set a status
+    }
+    created = json.loads(
+        kubectl(cluster, "create", "-n", namespace, "-o", "json", "-f", "-", input=json.dumps(task))
+    )
+    assert (
+        created["status"]
+        == TaskStatus.CREATED
+        == {
+            "phase": "Pending",
+            "column": "ready",
+            "attempt": 0,
+            "containerHealth": "none",
+        }
+    )
+    assert created["metadata"]["generation"] == 1
+    columns = kubectl(cluster, "get", "-n", namespace, "stask", "demo-new", "--no-headers")
+    assert columns.split()[1:4] == ["demo", "ready", "0"]  # sprint, column, attempt
+    # a status write keeps the defaults it does not set, and sets what it names
+    patch = json.dumps({"status": {"phase": "Running", "attempt": 1, "maxAttempts": 3}})
+    kubectl(
+        cluster,
+        "patch",
+        "-n",
+        namespace,
+        "stask",
+        "demo-new",
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        patch,
+    )
+    stored = json.loads(kubectl(cluster, "get", "-n", namespace, "stask", "demo-new", "-o", "json"))
+    assert stored["status"] == {**TaskStatus.CREATED, "phase": "Running", "attempt": 1, "maxAttempts": 3}

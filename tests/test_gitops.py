@@ -301,6 +301,30 @@ def test_a_rebuild_replaces_the_sprint_branch_by_compare_and_swap(engine: GitEng
     assert not (sprint.worktree / "src" / "f0.py").exists() and (sprint.worktree / "src" / "f1.py").exists()
 
 
+def test_the_merge_order_is_read_from_the_sprint_branchs_history(
+    engine: GitEngine, origin: Path, tmp_path: Path
+) -> None:
+    sprint = engine.create_sprint("s1")
+    commits = [do_task(engine, f"t{i}", {f"src/f{i}.py": f"{i}\n"}) for i in range(4)]
+    for i in (2, 0):
+        engine.merge_task("s1", f"t{i}", commits[i])
+    push_to_origin(origin, tmp_path, {"docs/x.md": "x\n"}, "someone else")
+    assert engine.merge_main_into_sprint("s1").merged  # main's commits are no task's: not in the order
+    engine.merge_task("s1", "t1", commits[1])
+    engine.merge_task("s1", "t1", commits[1])  # merged twice: listed once
+    # t3 was never merged: left out; the order is the merges', not the one asked in
+    assert engine.merge_order("s1", commits) == [commits[2], commits[0], commits[1]]
+    assert engine.merge_order("s1", [commits[1], commits[2]]) == [commits[2], commits[1]]
+    assert engine.merge_order("s1", []) == []
+    head = str(engine.head("sprint/s1"))
+    merged = [commits[2], commits[0], commits[1]]
+    rebuilt = str(engine.rebuild_without(sprint.base_commit, merged, {commits[0]}))
+    engine.move_sprint_branch("s1", rebuilt, head, "eject t0")  # a bisect rebuild's merges count too
+    assert engine.merge_order("s1", commits) == [commits[2], commits[1]]
+    with pytest.raises(InvalidInput):
+        engine.merge_order("../s1", commits)
+
+
 def test_rebuild_without_returns_none_on_conflict(engine: GitEngine) -> None:
     engine.create_sprint("s1")
     base = str(engine.head("sprint/s1"))

@@ -144,18 +144,23 @@ def test_the_demo_sprint_runs_to_completion_and_moves_main(
     assert "| words | completed" in report
     assert status["report"]["slotUtilization"] > 0
     events = events_in(cluster, namespace)
-    assert {"PhaseChanged", "TaskMerged", "MainUpdated", "Completed", "RefChanged"} <= {
-        e["reason"] for e in events
-    }
+    assert {"PhaseChanged", "MainUpdated", "Completed", "RefChanged"} <= {e["reason"] for e in events}
     admitted = [e for e in events if e["reason"] == "PhaseChanged" and "-> Running (admit)" in e["message"]]
     assert {e["involvedObject"]["name"] for e in admitted} == {f"textstats-1-{t}" for t in tasks}
     assert all(e["message"].endswith(": attempt 1") for e in admitted)
     ref_events = [e["message"] for e in events if e["reason"] == "RefChanged"]
     assert any(m.startswith("refs/heads/main:") for m in ref_events)
     assert any(m.startswith("refs/heads/sprint/textstats-1: none -> ") for m in ref_events)  # created
-    # each merge moved the sprint branch; its TaskMerged Event says from where to where (no RefChanged)
-    merged = [e["message"] for e in events if e["reason"] == "TaskMerged"]
-    assert len(merged) == 6 and all(re.search(r" as (\w{12}) \(\w{12} -> \1\)$", m) for m in merged), merged
+    # each merge moved the sprint branch; the Task's Event of its move to Completed says from where to
+    # where (no RefChanged, no second Event on the Sprint)
+    merged = [
+        e["message"] for e in events if e["reason"] == "PhaseChanged" and "Completed (merged)" in e["message"]
+    ]
+    pattern = (
+        r"(Gating|Running) -> Completed \(merged\): into sprint/textstats-1 as (\w{12}) \(\w{12} -> \2\)"
+    )
+    assert len(merged) == 6 and all(re.fullmatch(pattern, m) for m in merged), merged
+    assert "TaskMerged" not in {e["reason"] for e in events}
     assert not [m for m in ref_events if "(merge task" in m]
     leftovers = task_containers("textstats-1")
     assert leftovers.strip() == ""

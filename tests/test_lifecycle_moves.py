@@ -13,6 +13,8 @@ from sprint_orchestrator.lifecycle import SPRINT_TRANSITIONS, TASK_TRANSITIONS, 
     [
         ("Pending", "Running", "admit"),
         ("Running", "Gating", "container_exited"),
+        ("Gating", "Completed", "merged"),
+        ("Running", "Completed", "merged"),
         ("Gating", "Review", "gates_failed"),
         ("Review", "Merging", "approve"),
         ("Merging", "Failed", "fail"),

@@ -193,9 +193,11 @@ def test_an_injected_back_edge_is_found_as_a_real_cycle(tasks: list[TaskView], d
 @pytest.mark.parametrize(
     ("phase", "events", "final"),
     [
-        ("Pending", ["start", "admit", "container_exited", "gates_passed", "merged"], "Completed"),
+        ("Pending", ["start", "admit", "container_exited", "merged"], "Completed"),
+        ("Ready", ["admit", "merged"], "Completed"),  # no gate: merged when its container ends
         ("Ready", ["admit", "container_exited", "gates_failed", "approve", "merged"], "Completed"),
-        ("Ready", ["admit", "container_exited", "gates_passed", "conflict", "retry"], "Ready"),
+        ("Ready", ["admit", "container_exited", "gates_failed", "approve", "conflict", "retry"], "Ready"),
+        ("Ready", ["admit", "container_exited", "fail", "retry"], "Ready"),  # a conflict at the merge
         ("Ready", ["admit", "retry", "admit", "fail", "retry"], "Ready"),
         ("Pending", ["block", "unblock", "admit", "cancel"], "Failed"),
     ],

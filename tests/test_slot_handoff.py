@@ -142,7 +142,7 @@ def test_a_finishing_task_writes_its_status_hands_off_its_slot_then_wakes_the_lo
     rec = Rec({"t0": "Merging", "t1": "Running", "t2": "Ready", "t3": "Ready"})
     seen: list[int] = []
 
-    async def patch_task(one: dict[str, Any], status: dict[str, Any]) -> None:
+    async def patch_task(one: dict[str, Any], status: dict[str, Any], why: str | None) -> None:
         seen.append(rec.finishing)  # a round meanwhile leaves the counts to the round woken after
         await asyncio.sleep(0)
         rec.write(one["spec"]["taskId"], status["phase"])

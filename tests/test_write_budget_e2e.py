@@ -1,8 +1,10 @@
 """The Kubernetes API writes of one task, counted on the real kube-apiserver (bench/scale.py measures
 them at 1,000 tasks): a watch on the namespace's Tasks sees every version the API server held, so each
-MODIFIED is one write. A task makes one status write per phase change (the container's start, stamps,
-attempt and reason go with them), and one Event per step: its PhaseChanged Events, none repeating them
-on the Sprint; the Sprint's counts at most once a second while its tasks run. The operator as a real
+MODIFIED is one write. A task is Pending from its creation (the CRD's defaults) and makes one status
+write per phase change after it (the container's start, stamps, attempt and reason go with them; the
+merge's outcome with the end of its run or of its gates), and one Event per step: its PhaseChanged
+Events, none repeating them on the Sprint; the Sprint's counts at most once a second while its tasks
+run. The operator as a real
 process, real git, real Podman running the demo team."""
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from _e2e import apply, demo_sprint, operator_process, recipe
 from localcluster import LocalCluster
 from sprint_orchestrator.handlers.reconcile import COUNTS_EVERY_S
 from sprint_orchestrator.kube import SPRINTS, TASKS, Kube
+from sprint_orchestrator.status import TaskStatus
 from test_lifecycle_e2e import config, events_in, seed_repository, wait_terminal
 
 pytestmark = [pytest.mark.cluster, pytest.mark.podman]
@@ -59,7 +62,7 @@ class Versions(threading.Thread):
 
 
 def phase_changes(versions: list[tuple[str, dict[str, Any]]]) -> list[str]:
-    """The phases a Task went through, in order, each once per change ("" until the first write)."""
+    """The phases a Task went through, in order, each once per change."""
     phases: list[str] = []
     for _, status in versions:
         phase = str(status.get("phase") or "")
@@ -103,23 +106,30 @@ def test_a_task_writes_its_status_once_per_phase_change_and_posts_one_event_per_
     assert status["phase"] == "Completed", status.get("message")
     assert not watcher.errors and not sprints.errors, (watcher.errors, sprints.errors)
     walks = {
-        "budget-noop": ["Pending", "Running", "Merging", "Completed"],
-        "budget-gated": ["Pending", "Running", "Gating", "Merging", "Completed"],
+        # merged in the write that ends the container's run (no gate), or the gating: never Merging
+        "budget-noop": ["Pending", "Running", "Completed"],
+        "budget-gated": ["Pending", "Running", "Gating", "Completed"],
     }
     for name, walk in walks.items():
         versions = watcher.versions[name]
         assert phase_changes(versions) == walk, versions
+        assert versions[0] == ("ADDED", TaskStatus.CREATED)  # Pending from its creation: the CRD's defaults
         writes = [status for kind, status in versions if kind == "MODIFIED"]
-        assert len(writes) == len(walk), [s.get("phase") for s in writes]  # one per phase change
+        assert len(writes) == len(walk) - 1, [s.get("phase") for s in writes]  # one per phase change
         final = writes[-1]
         assert final["attempt"] == 1 and final["containerName"] and final["baseCommit"]
         assert final["containerStartedAt"] and final["containerHealth"] == "exited"
     events = events_in(cluster, namespace)
     moves = [e["message"] for e in events if e["involvedObject"]["name"] == "budget-noop"]
     assert sorted(moves) == [
-        "Merging -> Completed (merged): NoChanges",
         "Pending -> Running (admit): attempt 1",
-        "Running -> Merging (exited_ungated)",
+        "Running -> Completed (merged): NoChanges",
+    ]
+    moves = [e["message"] for e in events if e["involvedObject"]["name"] == "budget-gated"]
+    assert sorted(m.split(":")[0] for m in moves) == [
+        "Gating -> Completed (merged)",
+        "Pending -> Running (admit)",
+        "Running -> Gating (container_exited)",
     ]
     on_sprint = [e["reason"] for e in events if "task noop" in e["message"]]
     assert on_sprint == []  # nothing repeats the Task's own Events on the Sprint

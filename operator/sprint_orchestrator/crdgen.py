@@ -94,8 +94,17 @@ def model_schema(model: type[Any], *, status: bool) -> dict[str, Any]:
 
 
 def _status_schema(model: type[Any]) -> dict[str, Any]:
+    """The status' schema; a model's CREATED fields become the API server's defaults for a new object
+    (a status set on create is dropped, then defaulted: `status: {}` and each field's default)."""
     schema = model_schema(model, status=True)
     schema.pop("description", None)
+    created = getattr(model, "CREATED", None) or {}
+    if created:
+        schema["default"] = {}
+        for name, value in created.items():
+            if name not in schema["properties"]:
+                raise SchemaError(f"{model.__name__}.CREATED names {name!r}, which the status does not have")
+            schema["properties"][name]["default"] = value
     return schema
 
 

@@ -3,12 +3,13 @@
 Task (the board column of each phase in brackets):
 
     Pending [ready] --start--> Ready [ready] --admit--> Running [in-progress]
-    Running --container_exited--> Gating [in-progress] --gates_passed--> Merging [in-progress]
-    Running --exited_ungated--> Merging (a task with no gate to run and nothing to review)
+    Running --container_exited--> Gating [in-progress] --merged--> Completed [completed]
+        (its gates passed, merged in its turn: the merge's outcome is the write that ends the gating)
+    Running --merged--> Completed (no gate to run and nothing to review: merged when the container ends)
     Running --no_changes--> Review (the team changed nothing and the task does not allowNoChanges)
-    Merging --merged--> Completed [completed]
+    Review --approve--> Merging [in-progress] --merged--> Completed (the merge queue, merging.py)
     Gating --gates_failed--> Review [review]      Merging --conflict--> Review (a human merges or retries)
-    Review --approve--> Merging                    Review/Failed --retry--> Ready
+    Review/Failed --retry--> Ready
     Running/Gating/Merging --retry--> Ready (timeout, out of memory, infrastructure: try again)
     any waiting phase --block--> Blocked [ready] --unblock--> Ready (a dependency failed / was retried)
     any unfinished phase --fail/cancel--> Failed [failed]
@@ -41,11 +42,11 @@ TASK_TRANSITIONS: Mapping[str, Mapping[str, str]] = {
     "Running": {
         "start": "Running",
         "container_exited": "Gating",
-        "exited_ungated": "Merging",
+        "merged": "Completed",
         "no_changes": "Review",
         **_BUSY,
     },
-    "Gating": {"gates_passed": "Merging", "gates_failed": "Review", **_BUSY},
+    "Gating": {"merged": "Completed", "gates_failed": "Review", **_BUSY},
     "Merging": {"merged": "Completed", "conflict": "Review", **_BUSY},
     "Review": {"approve": "Merging", "retry": "Ready", **_ENDS},
     "Completed": {"eject": "Failed"},  # merged, then found to break the integration tests
@@ -53,8 +54,8 @@ TASK_TRANSITIONS: Mapping[str, Mapping[str, str]] = {
     "Blocked": {"unblock": "Ready", **_ENDS},
 }
 TASK_EVENTS = (
-    "admit", "start", "container_exited", "gates_passed", "gates_failed", "merged", "conflict",
-    "fail", "retry", "approve", "block", "unblock", "cancel", "eject", "exited_ungated", "no_changes",
+    "admit", "start", "container_exited", "gates_failed", "merged", "conflict",
+    "fail", "retry", "approve", "block", "unblock", "cancel", "eject", "no_changes",
 )  # fmt: skip
 
 SPRINT_TRANSITIONS: Mapping[str, Mapping[str, str]] = {

@@ -7,7 +7,7 @@ of the fields that were set. Reading is lenient (unknown keys are ignored, e.g. 
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
 from pydantic import ConfigDict, Field, WithJsonSchema
 
@@ -240,6 +240,16 @@ class AgentSession(StatusModel):
 
 
 class TaskStatus(StatusModel):
+    # What a new Task's status says before the operator writes it: the API server's defaults (the CRD's,
+    # crdgen), so a waiting task is Pending on the board and in `kubectl get stask` from its creation
+    # without a write of its own; its admission writes the rest (attempt 1, maxAttempts).
+    CREATED: ClassVar[dict[str, Any]] = {
+        "phase": "Pending",
+        "column": "ready",
+        "attempt": 0,
+        "containerHealth": "none",
+    }
+
     observed_generation: int | None = None
     conditions: Conditions | None = None
     column: Column | None = None

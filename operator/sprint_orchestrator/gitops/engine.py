@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 
 import pygit2
@@ -150,6 +150,10 @@ class GitEngine:
 
     def merge_task(self, sprint_id: str, task_id: str, expected_commit: str) -> MergeResult:
         return merges.merge_task(self._core, sprint_id, task_id, expected_commit)
+
+    def merge_order(self, sprint_id: str, commits: Collection[str]) -> list[str]:
+        """`commits` in the order they were merged into the sprint branch (its first-parent history)."""
+        return merges.merge_order(self._core, sprint_id, commits)
 
     def merge_main_into_sprint(self, sprint_id: str) -> MergeResult:
         return merges.merge_main_into_sprint(self._core, self._origin, sprint_id)

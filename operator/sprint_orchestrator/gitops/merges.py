@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 import pygit2
 
@@ -63,6 +63,30 @@ def merge_task(core: Core, sprint: str, task: str, expected: str) -> MergeResult
         change = core.set_ref(sref, commit, sprint_head, f"merge task {task}", sprint, task)
         _resync_sprint(core, sprint)
     return MergeResult(True, commit, [], f"task {task} merged into {sprint_branch(sprint)}", (change,))
+
+
+MERGE_ORDER_WALK = 100_000  # first-parent commits read at most, past the sprint's own merges
+
+
+def merge_order(core: Core, sprint: str, commits: Collection[str]) -> list[str]:
+    """The commits of `commits` in the order they were merged into the sprint branch, oldest first:
+    the second parents along its first-parent history (a task's merge, or a bisect rebuild's). The
+    branch is the record, so no second copy of the order has to be written per merge. The walk stops
+    when every commit is found (the sprint's merges are its newest commits); one never merged is left
+    out."""
+    check_ref_component(sprint, "sprint_id")
+    head = core.head(f"refs/heads/{sprint_branch(sprint)}")
+    wanted, found = set(commits), []
+    commit = core.commit(head, "sprint head") if head else None
+    for _ in range(len(wanted) + MERGE_ORDER_WALK):
+        if commit is None or not wanted:
+            break
+        parents = commit.parent_ids
+        if len(parents) > 1 and str(parents[1]) in wanted:
+            found.append(str(parents[1]))
+            wanted.discard(str(parents[1]))
+        commit = core.commit(str(parents[0]), "first parent") if parents else None
+    return found[::-1]
 
 
 def merge_main_into_sprint(core: Core, origin: Origin, sprint: str) -> MergeResult:

@@ -112,7 +112,7 @@ def verdict(
 
 
 async def gate_task(runner: Any) -> None:
-    """The Gating phase of a task: run its gates on the trusted tree, then Merging or Review."""
+    """The Gating phase of a task: run its gates on the trusted tree, then merged in its turn, or Review."""
     status, definition, spec = runner.status, runner.definition, runner.spec
     engine = await runner.rec.engine(spec)
     runtime = await runner.ctx.get_runtime()
@@ -132,7 +132,7 @@ async def gate_task(runner: Any) -> None:
         results, out_of_scope, str(spec.policy.out_of_scope_changes), list(status.get("protectedPaths") or [])
     )
     if not reason:
-        await runner.patch(
+        await runner.merge(
             {"phase": "Merging", "gates": results, "gatedAt": now_iso(), "reason": "", "error": ""}
         )
         return

@@ -9,7 +9,7 @@ from typing import Any
 from ..errors import MergeRefused
 from ..faults import checkpoint
 from ..gitops.core import sprint_branch
-from ..kube import SPRINTS, TASKS
+from ..kube import TASKS
 from ..model import SprintSpec
 from ..stamps import now_iso
 from .admission import hand_off
@@ -41,11 +41,12 @@ async def merge_next(rec: Any, body: dict[str, Any], spec: SprintSpec, tasks: li
 
 
 async def merge_one(rec: Any, body: dict[str, Any], spec: SprintSpec, task: dict[str, Any]) -> bool:
-    """Merge one gated task, holding the sprint's merge lock (FIFO: the order tasks passed their gates).
+    """Merge one task waiting in Merging, holding the sprint's merge lock (FIFO: the order tasks passed
+    their gates).
 
-    Called by the task's runner right after its gates pass, and by the sprint loop for tasks a
-    restarted operator finds waiting. Under the lock the Task and the Sprint are read again, so a
-    task is merged (and listed in status.merged) exactly once, whoever gets there first.
+    Called by the task's runner for a task an approved review sent here, and by the sprint loop for
+    tasks a restarted operator finds waiting. Under the lock the Task is read again, so a task is merged
+    exactly once, whoever gets there first.
     """
     async with rec.ctx.merge_lock(rec.key):
         fresh = await asyncio.to_thread(rec.ctx.kube.get, TASKS, rec.namespace, task["metadata"]["name"])
@@ -53,34 +54,64 @@ async def merge_one(rec: Any, body: dict[str, Any], spec: SprintSpec, task: dict
         task["status"] = ((fresh or task).get("status")) or {}
         if task["status"].get("phase") != "Merging":
             return True  # merged (or failed) meanwhile
-        sprint = await asyncio.to_thread(rec.ctx.kube.get, SPRINTS, rec.namespace, rec.name)
-        merged = list(((sprint or body).get("status") or {}).get("merged") or [])
-        await _merge(rec, body, spec, task, merged)
+        await _merge(rec, body, spec, task, {}, True)
     return True
 
 
-async def _merge(
-    rec: Any, body: dict[str, Any], spec: SprintSpec, task: dict[str, Any], merged: list[str]
+async def merge_now(
+    rec: Any,
+    body: dict[str, Any],
+    spec: SprintSpec,
+    task: dict[str, Any],
+    mergeable: dict[str, Any],
+    cleanup: bool = True,
 ) -> None:
-    status = task["status"]
+    """A task that has just become mergeable (its gates passed, or it has none), merged by its runner
+    when its turn on the sprint's merge lock comes: `mergeable` (what a Merging write would say) and
+    the merge's outcome go in one status write, so the task is never written as Merging (one status
+    write and one Event fewer per task). `cleanup=False`: the caller removes the task's worktree
+    (after its container, whose disk still covers it).
+
+    A crash between the merge and that write leaves the task in its phase before (Gating, or Running
+    with its container ended): its runner gates or collects it again and finds it merged (merge_task),
+    as the queue does for one left in Merging.
+    """
+    async with rec.ctx.merge_lock(rec.key):
+        await _merge(rec, body, spec, task, mergeable, cleanup)
+
+
+async def _merge(
+    rec: Any,
+    body: dict[str, Any],
+    spec: SprintSpec,
+    task: dict[str, Any],
+    carried: dict[str, Any],
+    cleanup: bool,
+) -> None:
+    """Merge the task and write how it ended, with `carried` (merge_now's unwritten Merging status);
+    `cleanup`: then remove its worktree."""
+    status = {**(task.get("status") or {}), **carried}
     task_id = task["spec"]["taskId"]
     sprint_id = spec.resolved_id(rec.name)
     engine = await rec.engine(spec)
     done = {"completionTime": now_iso(), "durationSeconds": duration(task)}
     if status.get("noChanges"):
-        # its PhaseChanged Event ("Merging -> Completed (merged): NoChanges") says it all
-        await _finish(rec, task, {"phase": "Completed", "column": "completed", "reason": "NoChanges", **done})
+        # its PhaseChanged Event ("Running -> Completed (merged): NoChanges") says it all
+        await _finish(
+            rec, task, {**carried, "phase": "Completed", "column": "completed", "reason": "NoChanges", **done}
+        )
     else:
         try:
             result = await asyncio.to_thread(engine.merge_task, sprint_id, task_id, status["commit"])
         except MergeRefused as exc:
             if status.get("approvedCommit"):
-                await _ask_again(rec, body, engine, sprint_id, task, str(exc))
+                await _ask_again(rec, body, engine, sprint_id, task, str(exc), carried)
                 return
             await _finish(
                 rec,
                 task,
                 {
+                    **carried,
                     "phase": "Failed",
                     "column": "failed",
                     "reason": "BranchMoved",
@@ -92,35 +123,26 @@ async def _merge(
             rec.event(body, "MergeRefused", f"task {task_id}: {exc}", warn=True)
             return
         checkpoint("task-merged-before-status")
-        # The sprint branch's move is told by the TaskMerged Event (one Event per merge, not two); every
-        # other ref the merge moved gets its RefChanged Event.
+        # The sprint branch's move is told by the Task's own Event of its move to Completed ("… ->
+        # Completed (merged): into sprint/x as NEW (OLD -> NEW)"): one Event per merge, on the Task;
+        # every other ref the merge moved gets its RefChanged Event.
         branch = f"refs/heads/{sprint_branch(sprint_id)}"
         moved = [c for c in result.changes or () if result.merged and c.ref == branch]
         rec.ref_events(body, [c for c in result.changes or () if c not in moved])
         if result.merged:
-            # The Sprint's merge order first: a crash before the Task's write merges nothing twice
-            # (merge_task finds it merged), while one after it would leave the task out of the order
-            # that bisection rebuilds the sprint from.
-            if task_id not in merged:
-                merged.append(task_id)
-                await rec.patch({"merged": merged})
-                body.setdefault("status", {})["merged"] = merged
+            move = "".join(f" ({(c.old or 'none')[:12]} -> {(c.new or 'deleted')[:12]})" for c in moved)
             await _finish(
                 rec,
                 task,
                 {
+                    **carried,
                     "phase": "Completed",
                     "column": "completed",
                     "mergeCommit": result.merge_commit,
                     "reason": "Merged",
                     **done,
                 },
-            )
-            move = "".join(f" ({(c.old or 'none')[:12]} -> {(c.new or 'deleted')[:12]})" for c in moved)
-            rec.event(
-                body,
-                "TaskMerged",
-                f"task {task_id} merged into sprint/{sprint_id} as {(result.merge_commit or '')[:12]}{move}",
+                f"into sprint/{sprint_id} as {(result.merge_commit or '')[:12]}{move}",
             )
         else:
             paths = list(result.conflicts)
@@ -128,6 +150,7 @@ async def _merge(
                 rec,
                 task,
                 {
+                    **carried,
                     "phase": "Failed",
                     "column": "failed",
                     "reason": "Conflict",
@@ -145,16 +168,17 @@ async def _merge(
             )
     # the slot is free now: the loop refills it while the task's worktree is removed
     rec.ctx.wake(rec.key)
-    await asyncio.to_thread(_cleanup, engine, sprint_id, task_id, int(status.get("attempt") or 1))
+    if cleanup:
+        await asyncio.to_thread(_cleanup, engine, sprint_id, task_id, int(status.get("attempt") or 1))
 
 
-async def _finish(rec: Any, task: dict[str, Any], status: dict[str, Any]) -> None:
-    """The task's final status, and meanwhile its slot handed to the next ready task (admission.py);
-    then the loop is woken, to count both at once."""
+async def _finish(rec: Any, task: dict[str, Any], status: dict[str, Any], why: str | None = None) -> None:
+    """The task's final status (`why`: what its phase Event says, else its reason), and meanwhile its
+    slot handed to the next ready task (admission.py); then the loop is woken, to count both at once."""
     rec.finishing += 1
     try:
         await asyncio.gather(
-            rec.patch_task(task, status), hand_off(rec, task["spec"]["taskId"], status["phase"])
+            rec.patch_task(task, status, why), hand_off(rec, task["spec"]["taskId"], status["phase"])
         )
     finally:
         rec.finishing -= 1
@@ -162,16 +186,23 @@ async def _finish(rec: Any, task: dict[str, Any], status: dict[str, Any]) -> Non
 
 
 async def _ask_again(
-    rec: Any, body: dict[str, Any], engine: Any, sprint_id: str, task: dict[str, Any], why: str
+    rec: Any,
+    body: dict[str, Any],
+    engine: Any,
+    sprint_id: str,
+    task: dict[str, Any],
+    why: str,
+    carried: dict[str, Any],
 ) -> None:
     """A reviewer approved one commit and the task branch has moved since: nothing is merged, and the
     task waits in Review again, at the branch's new head, for a reviewer to look at what changed."""
     task_id = task["spec"]["taskId"]
     head = await asyncio.to_thread(engine.head, f"task/{sprint_id}/{task_id}")
-    approved = str(task["status"].get("approvedCommit") or "")
+    approved = str({**task["status"], **carried}.get("approvedCommit") or "")
     await rec.patch_task(
         task,
         {
+            **carried,
             "phase": "Review",
             "column": "review",
             "reason": "ReviewedCommitMoved",
@@ -184,6 +215,13 @@ async def _ask_again(
         },
     )
     rec.event(body, "MergeRefused", f"task {task_id}: {why}; it waits for a new review", warn=True)
+
+
+async def clean_up(rec: Any, spec: SprintSpec, task: dict[str, Any]) -> None:
+    """Remove a finished task's worktree (merge_now's caller, once its container is gone)."""
+    engine = await rec.engine(spec)
+    attempt = int((task.get("status") or {}).get("attempt") or 1)
+    await asyncio.to_thread(_cleanup, engine, spec.resolved_id(rec.name), task["spec"]["taskId"], attempt)
 
 
 def _cleanup(engine: Any, sprint_id: str, task_id: str, attempt: int) -> None:

@@ -80,16 +80,17 @@ class SprintReconciler:
             lambda current: merge_conditions(current, updates, now),
         )
 
-    async def patch_task(self, task: dict[str, Any], status: dict[str, Any]) -> None:
+    async def patch_task(self, task: dict[str, Any], status: dict[str, Any], why: str | None = None) -> None:
         """Patch a Task's status; a phase change is checked against the lifecycle table, gets its
-        PhaseChanged Event first and sets the board column of the new phase (one table decides both)."""
+        PhaseChanged Event first (saying `why`, else the status' reason) and sets the board column of
+        the new phase (one table decides both)."""
         new = status.get("phase")
         if new is not None:
             old = (task.get("status") or {}).get("phase") or "Pending"
             if new != old:
                 status = lifecycle.without_disk_wait(task.get("status") or {}, status)
                 event = lifecycle.event_for_move(lifecycle.TASK_TRANSITIONS, old, new)
-                await self._phase_event(task, old, new, event, _why(status))
+                await self._phase_event(task, old, new, event, why or _why(status))
             status = {**status, "column": lifecycle.COLUMN_OF_PHASE[new]}
         updated = await self._call(
             self.ctx.kube.patch_status, TASKS, self.namespace, task["metadata"]["name"], status
@@ -108,7 +109,8 @@ class SprintReconciler:
 
     def ref_events(self, body: dict[str, Any], changes: Any) -> None:
         """One Kubernetes Event per ref the git engine moved (the audit trail, next to its log line; a
-        task's merge into the sprint branch is told by its TaskMerged Event instead, merging.py)."""
+        task's merge into the sprint branch is told by the Task's Event of its move to Completed,
+        merging.py)."""
         for change in changes or ():
             old = (change.old or "none")[:12]
             new = (change.new or "deleted")[:12]
@@ -173,7 +175,6 @@ class SprintReconciler:
         existing = cache.tasks(self.key)
         by_id = {t["spec"]["taskId"]: t for t in existing}
         sprint_id = spec.resolved_id(self.name)
-        max_attempts = spec.policy.max_attempts
         out: list[dict[str, Any]] = []
         for definition in spec.tasks:
             task = by_id.get(definition.id)
@@ -181,19 +182,7 @@ class SprintReconciler:
                 manifest = self._task_manifest(body, sprint_id, definition)
                 task, _ = await self._call(self.ctx.kube.create, TASKS, self.namespace, manifest)
                 cache.remember(task)
-            if not (task.get("status") or {}).get("phase"):
-                await self.patch_task(
-                    task,
-                    {
-                        "phase": "Pending",
-                        "column": "ready",
-                        "attempt": 0,
-                        "maxAttempts": max_attempts,
-                        "containerHealth": "none",
-                        "tokens": {"estimated": definition.estimated_tokens or 0, "partial": False},
-                    },
-                )
-            out.append(task)
+            out.append(task)  # Pending from its creation: the CRD's defaults (status.TaskStatus.CREATED)
         self.removed = spec_changes.removed_tasks(spec, existing)
         return out
 
@@ -292,15 +281,39 @@ class SprintReconciler:
             await self.patch_task(_by_id(tasks, task_id), {"phase": "Ready", "reason": "", "blockedBy": []})
         await admission.admit_ready(self, body, spec, tasks)  # on the Tasks as they are now
         self._ensure_runners(body, spec, tasks)
-        if counts.settled(tasks):  # the final counts go with the phase change, in one write
+        if counts.settled(tasks):  # the final counts and the merge order go with the phase change
             final = counts.sprint_counts(spec, tasks, self.budget(spec), body.get("status") or {})
-            await self.patch({**final, "phase": "Integrating", "message": "running the integration tests"})
+            merged = await self._merge_order(spec, tasks)
+            await self.patch(
+                {
+                    **final,
+                    "merged": merged,
+                    "phase": "Integrating",
+                    "message": "running the integration tests",
+                }
+            )
             self.event(body, "Integrating", "all tasks settled; running the integration tests")
             return 0.0
         due = 0.0
         if not self.finishing:  # else they change again in a moment: the round its finish wakes counts
             due = await self._write_counts(body, spec, tasks, throttled=True)
         return due or 1.0
+
+    async def _merge_order(self, spec: SprintSpec, tasks: list[dict[str, Any]]) -> list[str]:
+        """The ids of the merged tasks in the order the sprint branch merged them (bisection's order)."""
+        by_commit = {
+            str(st["commit"]): t["spec"]["taskId"]
+            for t in tasks
+            if (st := t.get("status") or {}).get("phase") == "Completed"
+            and not st.get("noChanges")
+            and st.get("commit")
+        }
+        engine = await self.engine(spec)
+        order = await self._call(engine.merge_order, spec.resolved_id(self.name), list(by_commit))
+        if len(order) < len(by_commit):  # never seen: a merged task is always on the branch
+            missing = sorted(by_commit[c] for c in set(by_commit) - set(order))
+            self.log.warning("merged tasks missing from the sprint branch's history: %s", missing)
+        return [by_commit[commit] for commit in order]
 
     def operator_slots(self) -> int:
         orchestrator = getattr(self.ctx.settings.config, "orchestrator", None)
@@ -317,6 +330,7 @@ class SprintReconciler:
                 "phase": "Running",
                 "column": "in-progress",
                 "attempt": attempt,
+                "maxAttempts": int(status.get("maxAttempts") or spec.policy.max_attempts),
                 "containerHealth": "starting",
                 "startTime": now_iso(),
                 "completionTime": None,

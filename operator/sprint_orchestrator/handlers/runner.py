@@ -32,7 +32,7 @@ from ..teams import TEAMS, collect_results, sessions, write_task_files
 from ..teams.results import keep_orchestrator_files
 from . import agentsessions, failures, metering, tokens, whilerunning
 from .gating import gate_task, protected_changes, scheduling_of
-from .merging import merge_one
+from .merging import clean_up, merge_now, merge_one
 
 TEAM_NAME = "Sprint Orchestrator task team"
 TEAM_EMAIL = "task-team@sprintorchestrator.dev"
@@ -63,6 +63,14 @@ class TaskRunner:
         """Patch the Task's status, with the facts of its container not yet written (`unwritten`)."""
         facts = self.unwritten
         await self.rec.patch_task(self.task, {**facts, **status})
+        if self.unwritten is facts:
+            self.unwritten = {}
+
+    async def merge(self, mergeable: dict[str, Any], cleanup: bool = True) -> None:
+        """Merge the task in its turn, `mergeable` and the container's unwritten facts in the write that
+        ends it (merging.merge_now)."""
+        facts = self.unwritten
+        await merge_now(self.rec, self.body, self.spec, self.task, {**facts, **mergeable}, cleanup)
         if self.unwritten is facts:
             self.unwritten = {}
 
@@ -359,20 +367,23 @@ class TaskRunner:
                 await asyncio.to_thread(runtime.remove, handle.name)
                 return
             review_scope = bool(commit.out_of_scope) and self.spec.policy.out_of_scope_changes == "review"
-            # No gate to run and nothing to review: straight into the merge queue (one write fewer).
-            ungated = not self.definition.test_requirements and not review_scope and not scrutiny
-            await self.patch(
-                {
-                    **common,
-                    **scrutiny,
-                    "phase": "Merging" if ungated else "Gating",
-                    "commit": head or ws.base_commit,
-                    "changedFiles": list(commit.changed_files)[:500],
-                    "outOfScope": list(commit.out_of_scope)[:500],
-                    "noChanges": not changed,
-                    **({"gates": [], "gatedAt": now_iso()} if ungated else {}),
-                }
-            )
+            ended = {
+                **common,
+                **scrutiny,
+                "commit": head or ws.base_commit,
+                "changedFiles": list(commit.changed_files)[:500],
+                "outOfScope": list(commit.out_of_scope)[:500],
+                "noChanges": not changed,
+            }
+            if not self.definition.test_requirements and not review_scope and not scrutiny:
+                # No gate to run and nothing to review: merged in the write that ends it. Its worktree
+                # goes after its container, whose disk still covers it.
+                await self.merge({**ended, "phase": "Merging", "gates": [], "gatedAt": now_iso()}, False)
+                checkpoint("task-ended-before-remove")
+                await asyncio.to_thread(runtime.remove, handle.name)
+                await clean_up(self.rec, self.spec, self.task)
+                return
+            await self.patch({**ended, "phase": "Gating"})
         checkpoint("task-ended-before-remove")
         await asyncio.to_thread(runtime.remove, handle.name)
 
