@@ -152,7 +152,11 @@ class SprintStatus(StatusModel):
     started_at: DateTime | None = None
     completed_at: DateTime | None = None
     merge_queue: Ids | None = None
-    merged: Ids | None = None
+    merged: Ids | None = Field(
+        default=None,
+        description="The merged tasks in the order the sprint branch merged them (its first-parent history), "
+        "written with the move to Integrating; bisection rebuilds the sprint in this order.",
+    )
     report: Report | None = None
     integration: list[GateResult] | None = Field(default=None, max_length=100)
     push: PushState | None = None
