@@ -20,8 +20,13 @@ Succeeded time alone, slot utilization, and Kubernetes API writes per task by re
 the operator's, the kubelets' `pods/status`, the scheduler's `pods/binding`, both's events), from the
 kube-apiserver's own request counters. Also the machine's load average at the start and end.
 
+With --warm-gate-pods N (2; 0: not), a third operator runs the Pods runtime with N warm gate Pods per
+sprint (containers.warm_gate_pods, runtime/podpool.py) in its own restricted namespace, after the first
+in each round, against the same raw baseline run again ("pods-warm").
+
 Last line: one JSON object. Flags: --sizes 10,50 (BENCH_SIZES), --rounds 1 (BENCH_ROUNDS), --slots 5,
---cpu 500m, --memory 512Mi. Smoke: `bench/sprint.py --runtime kubernetes --sizes 2 --slots 2`.
+--cpu 500m, --memory 512Mi, --warm-gate-pods 2 (BENCH_WARM_GATE_PODS). Smoke: `bench/sprint.py --runtime
+kubernetes --sizes 2 --slots 2`.
 """
 
 from __future__ import annotations
@@ -56,6 +61,7 @@ from nodeset import push_image
 from sprint_orchestrator.runtime.registry import pin
 
 PODS_NS, PODMAN_NS, RAW_NS = "bench-pods", "bench-podman", "bench-raw"
+WARM_NS = "bench-pods-warm"  # the Pods runtime with containers.warm_gate_pods (--warm-gate-pods)
 COUNTED = ("sprints", "tasks", "events", "pods", "networkpolicies", "secrets")
 
 
@@ -66,6 +72,10 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--slots", type=int, default=int(os.environ.get("BENCH_SLOTS", "5")))
     parser.add_argument("--cpu", default="500m")
     parser.add_argument("--memory", default="512Mi")
+    parser.add_argument(
+        "--warm-gate-pods", type=int, default=int(os.environ.get("BENCH_WARM_GATE_PODS", "2")),
+        help="also run the Pods runtime with this many warm gate Pods per sprint (0: not)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     try:
         args.sizes = [int(s) for s in args.sizes.split(",")]
@@ -73,6 +83,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
         parser.error(f"--sizes: comma-separated task counts, not {args.sizes!r}")
     if not args.sizes or min(args.sizes) < 1 or args.slots < 1 or args.rounds < 1:
         parser.error("--sizes, --slots and --rounds must be at least 1")
+    if args.warm_gate_pods < 0:
+        parser.error("--warm-gate-pods must be 0 or more")
     return args
 
 
@@ -96,11 +108,12 @@ def main(argv: list[str]) -> int:
 def prepare(local: LocalCluster) -> str:
     """CRDs, namespaces (the Pods runtime's restricted), the base image in the registry: its digest."""
     local.apply_crds(REPO / "crds")
-    for ns in (PODS_NS, PODMAN_NS, RAW_NS):
+    for ns in (PODS_NS, WARM_NS, PODMAN_NS, RAW_NS):
         local.kubectl("create", "namespace", ns)
-    local.kubectl("label", "namespace", PODS_NS, "pod-security.kubernetes.io/enforce=restricted")
+    for ns in (PODS_NS, WARM_NS):
+        local.kubectl("label", "namespace", ns, "pod-security.kubernetes.io/enforce=restricted")
     deadline = time.monotonic() + 120
-    for ns in (PODS_NS, RAW_NS):  # no Pod is admitted before the namespace's default ServiceAccount
+    for ns in (PODS_NS, WARM_NS, RAW_NS):  # no Pod is admitted before the namespace's default ServiceAccount
         while "serviceaccount/default" not in local.kubectl("-n", ns, "get", "sa", "-o", "name"):
             if time.monotonic() > deadline:
                 raise SystemExit(f"namespace {ns}: no default ServiceAccount in 2 minutes")
@@ -109,8 +122,10 @@ def prepare(local: LocalCluster) -> str:
     return pin(pushed, [local.registry])
 
 
-def operator_config(tmp: Path, local: LocalCluster, args: argparse.Namespace, pods_image: str | None) -> str:
-    name = "pods" if pods_image else "podman"
+def operator_config(
+    tmp: Path, local: LocalCluster, args: argparse.Namespace, pods_image: str | None, warm: int = 0
+) -> str:
+    name = ("pods-warm" if warm else "pods") if pods_image else "podman"
     text = (
         f"orchestrator: {{max_parallel_tasks_per_sprint: {args.slots}, allowed_host_paths: ['{tmp}']}}\n"
         f"git: {{working_trees_path: '{tmp / f'trees-{name}'}'}}\n"
@@ -123,7 +138,7 @@ def operator_config(tmp: Path, local: LocalCluster, args: argparse.Namespace, po
     return text + (
         f"runtime: pods, base_image: '{pods_image}', registry: '{local.registry}', "
         f"registry_plain_http: true, transfer_address: '{node_set.slot.host_ip}', "
-        f"pods_namespace: {PODS_NS}}}\n"
+        f"pods_namespace: {WARM_NS if warm else PODS_NS}, warm_gate_pods: {warm}}}\n"
     )
 
 
@@ -142,11 +157,17 @@ def run(tmp: Path, local: LocalCluster, args: argparse.Namespace) -> dict[str, A
         start_operator(tmp, local, operator_config(tmp, local, args, image), PODS_NS, "operator-pods"),
         start_operator(tmp, local, operator_config(tmp, local, args, None), PODMAN_NS, "operator-podman"),
     ]
-    results: dict[str, dict[int, dict[str, list[Any]]]] = {"pods": {}, "podman": {}}
+    order: list[tuple[str, Any]] = [("pods", raw), ("podman", podman)]
+    if args.warm_gate_pods:  # the same Pods runtime with warm gate Pods, beside it
+        benches["pods-warm"] = Bench(tmp, local, WARM_NS, "target-pods-warm")
+        config = operator_config(tmp, local, args, image, args.warm_gate_pods)
+        operators.append(start_operator(tmp, local, config, WARM_NS, "operator-pods-warm"))
+        order.insert(1, ("pods-warm", raw))
+    results: dict[str, dict[int, dict[str, list[Any]]]] = {runtime: {} for runtime, _ in order}
     try:
         for size in args.sizes:
             for r in range(args.rounds):
-                for runtime, baseline in (("pods", raw), ("podman", podman)):
+                for runtime, baseline in order:
                     into = results[runtime].setdefault(size, {"baselines": [], "sprints": [], "writes": []})
                     into["baselines"].append(baseline.run(size, args.slots))
                     log(f"{size} tasks, round {r}: raw {runtime}: {into['baselines'][-1]['wall']:.1f} s")
@@ -165,6 +186,7 @@ def run(tmp: Path, local: LocalCluster, args: argparse.Namespace) -> dict[str, A
         for runtime, by_size in results.items()
     }
     figures |= {"slots": args.slots, "rounds": args.rounds, "cpu": args.cpu, "memory": args.memory}
+    figures["warm_gate_pods"] = args.warm_gate_pods
     return figures
 
 

@@ -17,7 +17,7 @@ from _e2e import wait_for
 from _node import build_busybox_image, pods_operator, pods_runtime, two_nodes
 from localcluster import LocalCluster
 from nodeset import push_image
-from sprint_orchestrator.runtime import Health, Limits, Mount, TaskRunSpec
+from sprint_orchestrator.runtime import ANYWHERE, Health, Limits, Mount, TaskRunSpec, podnet, podpool
 from sprint_orchestrator.runtime.pods import PodsRuntime
 from test_node import HostListener
 
@@ -353,3 +353,51 @@ def test_the_operator_with_the_pods_runtime_runs_a_two_task_demo_sprint_to_compl
             assert_container_times_in_order(task["status"])
     merged = git("-C", str(repo), "ls-tree", "-r", "--name-only", "main")
     assert "notes/t0.md" in merged and "notes/t1.md" in merged
+
+
+def test_a_gate_runs_in_a_warm_pod_started_before_it_once_and_the_kubelet_still_gives_its_verdict(
+    tmp_path: Path, image: str, nodes: LocalCluster
+) -> None:
+    """containers.warm_gate_pods (podpool.py): a gate Pod started before its work waits for its claim,
+    then fetches the workspace and `exec`s the gate's command: the command is PID 1's, with no transfer
+    URL left, and its exit code is the kubelet's. The warm Pod is used once and deleted; another warms
+    for the next gate; a Sprint that ends takes its warm Pods with it."""
+    # a Task of a Sprint in another namespace: no ownerReferences (the collector would take the Pods)
+    owner = {"metadata": {"namespace": "elsewhere", "name": "s-t1"}, "spec": {"sprintRef": "s"}}
+    with pods_runtime(nodes, tmp_path / "state", "warm", warm_gate_pods=1) as pods:
+        key = podpool.key_for(owner, image, SMALL, 120, ANYWHERE)
+        assert key is not None
+        pods.pool.fill(key, [])
+        try:
+            first = wait_for(lambda: pods.pool.ready(key), timeout=120, what="a warm gate Pod waiting")[0]
+        except AssertionError:
+            for pod in pods.kube.list_pods(pods.namespace, ""):
+                name = pod["metadata"]["name"]
+                print(name, json.dumps(pod.get("status"))[:3000])
+                print(pods.kube.pod_log(pods.namespace, name, "main"))
+            raise
+        ws = _workspace(tmp_path, {"tests/ok.txt": "pass\n"})
+        look = "cat tests/ok.txt; env; tr '\\0' '\\n' </proc/1/environ; "
+        look += "echo pid1=$(tr '\\0' ' ' </proc/1/cmdline); exit 3"
+        judged = pods.run_oneshot(image, ["/bin/sh", "-c", look], ws, 120, SMALL, owner)
+        assert judged.exit_code == 3, judged.log_tail  # the command's exit, as the kubelet reports it
+        assert "pass" in judged.log_tail and "pid1=/bin/sh -c cat tests/ok.txt" in judged.log_tail
+        assert "SO_TRANSFER" not in judged.log_tail and "/t/" not in judged.log_tail
+        assert first not in pods.pool.idle(key)  # taken: used once
+        wait_for(
+            lambda: not pods.kube.list_pods(pods.namespace, f"{podnet.LABEL_POD}={first}"),
+            timeout=60,
+            what="the used warm Pod deleted",
+        )
+        second = wait_for(lambda: pods.pool.ready(key), timeout=120, what="the next warm Pod")[0]
+        assert second != first
+        passed = pods.run_oneshot(image, ["/bin/sh", "-c", "test -s tests/ok.txt"], ws, 120, SMALL, owner)
+        assert passed.exit_code == 0, passed.log_tail
+        third = wait_for(lambda: pods.pool.ready(key), timeout=120, what="a warm Pod again")[0]
+        pods.release_warm("elsewhere/s")  # the Sprint ended
+        assert pods.pool.idle(key) == []
+        wait_for(
+            lambda: not pods.kube.list_pods(pods.namespace, f"{podnet.LABEL_POD}={third}"),
+            timeout=60,
+            what="the released warm Pod deleted",
+        )

@@ -139,6 +139,9 @@ class ContainersSection(Section):
     # infrastructure failure; how long a Pod may be unschedulable before the Task says "no node fits".
     image_pull_grace: Seconds = 60
     unschedulable_report_after: Seconds = 120
+    # runtime: pods. Warm gate Pods per sprint and kind of gate run (runtime/podpool.py): started while a
+    # task runs, so its gate skips the Pod's start; each holds its requests while it waits. 0: none.
+    warm_gate_pods: int = Field(default=0, ge=0, le=20)
     # Infrastructure retries of one task (evicted, node lost, image pull failed: retry.py), beside and not
     # counted against the Sprint's maxAttempts.
     infrastructure_retries: int = Field(default=5, ge=0, le=100)

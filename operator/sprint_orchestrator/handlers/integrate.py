@@ -314,6 +314,7 @@ class Integrator:
             self.sprint_id, tenant_of(self.rec.namespace, self.rec.name)
         ):
             runtime.remove(container.name)
+        runtime.release_warm(self.rec.key)  # warm gate Pods (podpool.py)
 
 
 def _strip_times(text: str) -> str:

@@ -45,6 +45,8 @@ class SprintReconciler:
 
     async def close(self) -> None:
         self.closed, self.latest = True, None
+        if self.ctx.runtime is not None:  # the Sprint is gone: what the runtime kept warm for it goes too
+            await self._call(self.ctx.runtime.release_warm, self.key)
         self.ctx.sprint_phases.pop(self.key, None)
         self.ctx.task_cache.drop(self.key)
         for key in [k for k in self.ctx.runners if k.startswith(self.key + "/")]:

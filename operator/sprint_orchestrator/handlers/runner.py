@@ -155,8 +155,8 @@ class TaskRunner:
         artifacts.mkdir(parents=True, exist_ok=True)
         launch = TEAMS[self.team_type](self.definition, self.spec.team)
         siblings: list[dict[str, Any]] = []
-        if self.definition.dependencies or launch.proxy:  # spare the API a list when nothing needs it
-            siblings = await asyncio.to_thread(self.ctx.kube.tasks_of, self.rec.namespace, self.rec.name)
+        if self.definition.dependencies or launch.proxy:  # their results and token usage
+            siblings = await self._siblings()
         deps = self._dependency_results(siblings)
         reviews = list(self.status.get("reviews") or []) if start_from else []
         previous = str((self.status.get("results") or {}).get("summary") or "") if reviews else ""
@@ -226,6 +226,7 @@ class TaskRunner:
             secrets=secrets,
             owner=self.task,
             scheduling=scheduling_of(self.spec),
+            gated=bool(self.definition.test_requirements),
         )
         handle = await asyncio.to_thread(runtime.start_task, run_spec)
         checkpoint("task-started-before-status")
@@ -267,6 +268,19 @@ class TaskRunner:
                 raise
             await self._wait_for_space(exc)
             return None
+
+    async def _siblings(self) -> list[dict[str, Any]]:
+        """The sprint's Tasks from the watch-fed cache, which every write of the operator updates first
+        (a dependency's results, the usage the sprint's budget counts); a LIST only while it is not
+        primed or is due for its periodic resync."""
+        cache = self.ctx.task_cache
+        if cache.fresh(self.rec.key):
+            cached: list[dict[str, Any]] = cache.tasks(self.rec.key)
+            return cached
+        listed: list[dict[str, Any]] = await asyncio.to_thread(
+            self.ctx.kube.tasks_of, self.rec.namespace, self.rec.name
+        )
+        return listed
 
     def _dependency_results(self, siblings: list[dict[str, Any]]) -> dict[str, str]:
         results: dict[str, str] = {}

@@ -98,6 +98,7 @@ class TaskRunSpec:
     tenant: str = ""  # tenant_of(namespace, Sprint name): two Sprints with one sprintId never share
     owner: Mapping[str, Any] | None = field(default=None, repr=False)  # the Task (the pods runtime's owner)
     scheduling: Scheduling = ANYWHERE
+    gated: bool = False  # gates run on its result (a runtime with warm gate Pods starts one meanwhile)
 
 
 @dataclass(frozen=True)
@@ -202,6 +203,10 @@ class Runtime(Protocol):
         scheduling: Scheduling = ANYWHERE,
     ) -> OneshotResult:
         """Run `command` once on `workdir_mount`; `owner`: the Task the run belongs to (if any)."""
+        ...
+
+    def release_warm(self, sprint: str) -> None:
+        """The Sprint `namespace/name` has ended: drop what the runtime kept warm for it (if anything)."""
         ...
 
     def close(self) -> None: ...

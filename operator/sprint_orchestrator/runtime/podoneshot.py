@@ -24,11 +24,13 @@ from . import (
     Limits,
     OneshotResult,
     RunHandle,
+    RunOutcome,
     Scheduling,
     logs,
     ocilayer,
     podbuild,
     podnet,
+    podpool,
     podspec,
     podstatus,
 )
@@ -88,21 +90,54 @@ def run_once(
     try:
         rt.fences.attach(name, labels, {}, owners, route.egress if route else ())
         rt.kube.create_pod(rt.namespace, podspec.manifest(pod))
-        handle = RunHandle(name, "", "", "", 0, rt._log(name), None)
-        outcome = rt.wait(handle, timeout_s)
-        grant = rt.transfer.grant_of(token)
-        if outcome.health == Health.EXITED and (grant is None or not grant.fetched):  # not its verdict
-            outcome = replace(outcome, exit_code=None, reason=podspec.FETCH_FAILED)
+        outcome = _watched(rt, name, token, timeout_s)
     except KubeError as exc:  # never the command's verdict: a refusal that holds, or the cluster's
         if podstatus.create_refusal_is_final(exc.status, str(exc)):
             raise PodRejected(f"cannot create Pod {name} from {image}: {exc}") from None
         why = f"the Pod failed to run: {exc}"
         return OneshotResult(None, time.perf_counter() - begin, why, infrastructure=POD_FAILED)
     finally:
-        rt.transfer.revoke(token)
-        rt._delete(name)
-        rt._ours.discard(name)  # a one-shot's name is never used again
-        rt.fences.unfence(name)
+        _ended(rt, name, token)
+    return _result(outcome, begin)
+
+
+def run_warm(
+    rt: PodsRuntime, warm: podpool.Warm, command: str, workdir: Path, timeout_s: float
+) -> OneshotResult | None:
+    """The run of the shell `command` on a copy of `workdir` in a warm Pod (podpool.py); None when the
+    Pod did not take it (gone meanwhile): nothing ran, the caller starts a fresh Pod."""
+    begin = time.perf_counter()
+    if not rt.transfer.assign(warm.token, workdir, command):
+        rt.pool.discard(warm)
+        return None
+    try:
+        outcome = _watched(rt, warm.name, warm.token, timeout_s)
+    except KubeError as exc:  # the cluster's, never the command's verdict
+        return OneshotResult(
+            None, time.perf_counter() - begin, f"the Pod failed: {exc}", infrastructure=POD_FAILED
+        )
+    finally:
+        _ended(rt, warm.name, warm.token)
+    return _result(outcome, begin)
+
+
+def _watched(rt: PodsRuntime, name: str, token: str, timeout_s: float) -> RunOutcome:
+    """The Pod's outcome; a Pod that ended without its whole workspace: not its command's verdict."""
+    outcome = rt.wait(RunHandle(name, "", "", "", 0, rt._log(name), None), timeout_s)
+    grant = rt.transfer.grant_of(token)
+    if outcome.health == Health.EXITED and (grant is None or not grant.fetched):
+        outcome = replace(outcome, exit_code=None, reason=podspec.FETCH_FAILED)
+    return outcome
+
+
+def _ended(rt: PodsRuntime, name: str, token: str) -> None:
+    rt.transfer.revoke(token)
+    rt._delete(name)
+    rt._ours.discard(name)  # a one-shot's name is never used again
+    rt.fences.unfence(name)
+
+
+def _result(outcome: RunOutcome, begin: float) -> OneshotResult:
     text = outcome.log_path.read_text(errors="replace")
     outcome.log_path.unlink(missing_ok=True)
     outcome.log_path.with_suffix(".stdout").unlink(missing_ok=True)

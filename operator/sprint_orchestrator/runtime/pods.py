@@ -50,6 +50,7 @@ from . import (
     podimages,
     podnet,
     podoneshot,
+    podpool,
     podspec,
     podstatus,
     podsweep,
@@ -84,6 +85,7 @@ class PodsRuntime:
         stalls: podstatus.StallPolicy = podstatus.DEFAULT_STALLS,
         canary_port: int = 0,
         policy_wait_s: float = 60,
+        warm_gate_pods: int = 0,
     ) -> None:
         self.kube = kube
         self.namespace = namespace
@@ -132,6 +134,7 @@ class PodsRuntime:
         self.marks = podsweep.marks(self.owner, self.instance)
         ports = (self.transfer.port, int(self.proxy_socket.getsockname()[1]))
         self.fences = Fences(kube, namespace, self.transfer.host, ports, advertised_host, self.marks)
+        self.pool = podpool.WarmPods(self, warm_gate_pods)
 
     @classmethod
     def connect(cls, settings: Settings) -> PodsRuntime:
@@ -149,6 +152,7 @@ class PodsRuntime:
         proxy_port = int(getattr(section, "proxy_port", 0) or 0)
         canary_port = int(getattr(section, "canary_port", 0) or 0)
         policy_wait_s = float(getattr(section, "network_policy_wait", 60))
+        warm = int(getattr(section, "warm_gate_pods", 0) or 0)
         stalls = podstatus.StallPolicy(
             float(getattr(section, "image_pull_grace", 60)),
             float(getattr(section, "unschedulable_report_after", 120)),
@@ -157,6 +161,7 @@ class PodsRuntime:
             runtime = cls(
                 kube, namespace, host, settings.state_dir, getattr(section, "registry", None), settings,
                 listen, plain, proxy_port, stalls, canary_port=canary_port, policy_wait_s=policy_wait_s,
+                warm_gate_pods=warm,
             )  # fmt: skip
         except RuntimeUnavailable:
             kube.close()
@@ -186,6 +191,7 @@ class PodsRuntime:
     def close(self) -> None:
         """Wait (up to UNFENCE_AT_CLOSE_S) for the removed Pods to go, so their policies are deleted by
         this operator and not left to their Tasks' deletion; then close the endpoints."""
+        self.pool.close()
         self.fences.wait(UNFENCE_AT_CLOSE_S)
         self.transfer.close()
         self.proxy_socket.close()
@@ -273,6 +279,9 @@ class PodsRuntime:
                 self.transfer.revoke_key(stale)
             self._tokens[name] = key_of(token)
         uid = str((pod.get("metadata") or {}).get("uid") or "")
+        key = podpool.key_for(spec.owner, spec.image, spec.limits, spec.timeout_s, spec.scheduling)
+        if spec.gated and self.pool.size and key is not None:  # its gate's Pod starts while it runs
+            self.pool.fill(key, podpool.sprint_owner(spec.owner, self.namespace))
         return RunHandle(
             name, uid, spec.sprint_id, spec.task_id, spec.attempt, self._log(name), None, adopted=not created
         )
@@ -389,11 +398,23 @@ class PodsRuntime:
         owner: Mapping[str, Any] | None = None,
         scheduling: Scheduling = ANYWHERE,
     ) -> OneshotResult:
-        """Run `command` on a copy of `workdir_mount` in a Pod; nothing comes back but its exit and logs."""
+        """Run `command` on a copy of `workdir_mount` in a Pod (a warm one when the pool has one waiting:
+        podpool.py); nothing comes back but its exit and logs."""
         source = workdir_mount if workdir_mount is not None else self.log_dir / "empty"
         source.mkdir(parents=True, exist_ok=True)
+        text = podpool.shell_command(command)
+        key = podpool.key_for(owner, image, limits, timeout_s, scheduling) if self.pool.size else None
+        if key is not None and text is not None and workdir_mount is not None:
+            warm = self.pool.take(key)
+            self.pool.fill(key, podpool.sprint_owner(owner, self.namespace))  # for the next gate
+            result = podoneshot.run_warm(self, warm, text, source, timeout_s) if warm else None
+            if result is not None:
+                return result
         token = self.transfer.grant(source, {})
         return podoneshot.run_once(self, image, command, token, timeout_s, limits, owner, scheduling)
+
+    def release_warm(self, sprint: str) -> None:
+        self.pool.release(sprint)
 
     def _log(self, name: str) -> Path:
         self.log_dir.mkdir(parents=True, exist_ok=True)

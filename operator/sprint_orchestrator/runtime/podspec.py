@@ -94,6 +94,31 @@ FETCH_STEP = (
     f"exit {POLICY_FAILED_EXIT}; fi; unset {CANARY_ENV} {POLICY_WAIT_ENV}; "
 )
 ONESHOT_SCRIPT = f'{FETCH_STEP}unset {TRANSFER_ENV}; exec "$@"'
+# A warm one-shot Pod (podpool.py): started before its work exists, it waits for its NetworkPolicy, then
+# asks the endpoint for its work (GET .../claim, held by the endpoint, 204 until a run is assigned, then
+# 200 with the shell command), fetches the workspace as any one-shot does and `exec`s `/bin/sh -c` with
+# the command: the command starts in a Pod already running, and still never sees the transfer URL.
+# (busybox 1.35's wget crashes on a 204 with -T: the endpoint's own hold bounds each request.)
+_CLAIM = (
+    "if command -v python3 >/dev/null 2>&1; then python3 -c 'import sys,urllib.request as u\n"
+    "while True:\n"
+    ' r=u.urlopen(sys.argv[1]+"/claim",timeout=90);b=r.read()\n'
+    " if r.status==200:\n"
+    '  open("/tmp/.so-cmd","wb").write(b);break\''
+    f' "${TRANSFER_ENV}"; else while :; do rm -f /tmp/.so-cmd; '
+    f'wget -q -O /tmp/.so-cmd "${TRANSFER_ENV}/claim" || exit 1; [ -s /tmp/.so-cmd ] && break; done; fi'
+)
+CLAIM_FAILED_EXIT = 124  # the wrapper of a warm Pod lost the endpoint before any work came
+POOL_SCRIPT = (
+    f"( {_POLICY_WAIT} ); so_p=$?; if [ $so_p -ne 0 ]; then echo \"sprint-orchestrator: the Pod's "
+    f"NetworkPolicy did not take hold in ${POLICY_WAIT_ENV} s (the canary ${CANARY_ENV} still answers): "
+    f'no command was run" >&2; exit {POLICY_FAILED_EXIT}; fi; unset {CANARY_ENV} {POLICY_WAIT_ENV}; '
+    f"( {_CLAIM} ); so_c=$?; if [ $so_c -ne 0 ]; then echo 'sprint-orchestrator: the endpoint went away "
+    f"before any work came' >&2; exit {CLAIM_FAILED_EXIT}; fi; "
+    f"( {FETCH_SCRIPT} ); so_f=$?; if [ $so_f -ne 0 ]; then echo 'sprint-orchestrator: fetching the "
+    f"workspace failed' >&2; exit {FETCH_FAILED_EXIT}; fi; "
+    f'so_cmd=$(cat /tmp/.so-cmd); rm -f /tmp/.so-cmd; unset {TRANSFER_ENV}; exec /bin/sh -c "$so_cmd"'
+)
 # busybox wget posts a file as text (up to its first NUL byte): without python3, PUT through nc.
 # so_put NAME DIR [QUERY]: the last upload carries the command's exit (`?exit=$rc`, transfer.py).
 # so_put returns 1 when the endpoint answered anything but 200 (a refusal is final) and 2 when nothing
@@ -149,6 +174,7 @@ class PodRun:
     host_aliases: Mapping[str, Sequence[str]] = dataclasses.field(default_factory=dict)  # address -> names
     tmp_limit: str = TMP_LIMIT  # /tmp, where the wrapper spools its uploads
     pull_secret: str = ""  # containers.image_pull_secret: the Secret the node pulls the image with
+    pooled: bool = False  # a warm one-shot Pod: its command comes over its claim (POOL_SCRIPT)
 
 
 def resources(limits: Limits) -> dict[str, Any]:
@@ -193,6 +219,8 @@ def manifest(run: PodRun) -> dict[str, Any]:
         mounts.append({"name": "artifacts", "mountPath": "/artifacts"})
         volumes.append({"name": "artifacts", "emptyDir": {}})
         command = ["/bin/sh", "-c", FETCH_STEP + WRAP_SCRIPT, "sh", *run.command]
+    elif run.pooled:
+        command = ["/bin/sh", "-c", POOL_SCRIPT]
     else:
         command = ["/bin/sh", "-c", ONESHOT_SCRIPT, "sh", *run.command]
     env.append(transfer)

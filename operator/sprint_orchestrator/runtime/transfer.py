@@ -8,6 +8,8 @@ the host's node-bridge address). Each attempt registers a random one-time token 
     GET  /t/<token>/mount/<i>          the i-th read-only mount's directory (the team's files)
     PUT  /t/<token>/result/<name>      a result tree (`workspace`, `artifacts`) after the task ended
     PUT  /t/<token>/result/<name>?exit=N   the same, the last one, with what the command exited with
+    GET  /t/<token>/claim              a warm Pod's wait for its work (podpool.py): held up to CLAIM_POLL_S,
+                                       then 204; once the operator assigns a run, 200 with its command
 
 Each URL answers once; a second request, an unknown token or name is 404. The exit a wrapper reports is
 kept (`Grant.reported_exit`) and announced (`on_settled`) once its upload is settled: a task whose
@@ -32,7 +34,9 @@ import secrets
 import shutil
 import tempfile
 import threading
+import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -42,6 +46,20 @@ from .grants import Grant, GrantStore
 __all__ = ["Grant", "GrantStore", "TransferServer", "key_of", "open_endpoint", "split_address"]
 
 _CHUNK = 1 << 16
+CLAIM_POLL_S = 20.0  # how long a claim request is held before 204 (the wrapper asks again at once)
+CLAIM_ACK_S = 5.0  # how long an assigned command may take to reach its Pod before the claim is lost
+
+
+@dataclass
+class Claim:
+    """A warm Pod's claim on its grant: the command once assigned, and whether it went out."""
+
+    cond: threading.Condition = field(default_factory=threading.Condition)
+    command: str | None = None
+    waiting: int = 0  # claim requests held now: the Pod's wrapper is up and waits for its work
+    last_poll: float = 0.0  # time.monotonic() of the last claim request
+    handed: bool = False  # the command is being written to one request (never to a second)
+    delivered: bool = False  # ... and it went out
 
 
 def key_of(token: str) -> str:
@@ -64,6 +82,8 @@ class TransferServer:
         self.lock = threading.Lock()
         self.store = store
         self.on_settled: Callable[[Grant], None] | None = None  # a result with a reported exit arrived
+        self.claims: dict[str, Claim] = {}  # by key_of(token): the grants of warm Pods (podpool.py)
+        self.claim_poll_s = CLAIM_POLL_S
         self.server = ThreadingHTTPServer((host, port), _handler(self))
         self.server.daemon_threads = True
         self.host = host
@@ -96,6 +116,74 @@ class TransferServer:
             self._save(key_of(token), grant)
         return token
 
+    def pool_grant(self, placeholder: Path) -> str:
+        """A token for a warm Pod: nothing to fetch until `assign` gives it a run (its workspace is
+        `placeholder`, an empty directory, until then, and is answered only after the claim)."""
+        token = self.grant(placeholder, {})
+        with self.lock:
+            self.claims[key_of(token)] = Claim()
+        return token
+
+    def waiting(self, token: str) -> bool:
+        """Whether the warm Pod of `token` is up and waiting for its work now (a claim request held)."""
+        claim = self.claims.get(key_of(token))
+        if claim is None:
+            return False
+        with claim.cond:
+            return claim.waiting > 0 and claim.command is None
+
+    def last_claim(self, token: str) -> float | None:
+        """time.monotonic() of the warm Pod's last claim request; None before its first."""
+        claim = self.claims.get(key_of(token))
+        if claim is None:
+            return None
+        with claim.cond:
+            return claim.last_poll or None
+
+    def assign(self, token: str, workspace: Path, command: str, ack_s: float = CLAIM_ACK_S) -> bool:
+        """Give the warm Pod of `token` its run: `workspace` to fetch and the shell `command` to run.
+        True once the command went out to the Pod; False when no waiting Pod took it within `ack_s`
+        (it died meanwhile): the grant is then useless and the caller revokes it."""
+        key = key_of(token)
+        claim, grant = self.claims.get(key), self.grant_by_key(key)
+        if claim is None or grant is None:
+            return False
+        with self.lock:
+            grant.workspace = workspace
+        with claim.cond:
+            if claim.command is not None:
+                return False  # assigned once only
+            claim.command = command
+            claim.cond.notify_all()
+            return claim.cond.wait_for(lambda: claim.delivered, timeout=ack_s)
+
+    def _claim(self, key: str) -> tuple[int, str]:
+        """A warm Pod asks for its work: held until assigned (200, the command) or CLAIM_POLL_S (204);
+        a claim already delivered is 404, as any URL asked twice."""
+        claim = self.claims.get(key)
+        if claim is None:
+            return 404, "not found\n"
+        with claim.cond:
+            if claim.handed:
+                return 404, "not found\n"
+            claim.waiting += 1
+            claim.last_poll = time.monotonic()
+            try:
+                claim.cond.wait_for(lambda: claim.command is not None, timeout=self.claim_poll_s)
+            finally:
+                claim.waiting -= 1
+            if claim.command is None or claim.handed:
+                return 204, ""
+            claim.handed = True
+            return 200, claim.command
+
+    def _delivered(self, key: str) -> None:
+        claim = self.claims.get(key)
+        if claim is not None:
+            with claim.cond:
+                claim.delivered = True
+                claim.cond.notify_all()
+
     def url(self, token: str) -> str:
         return f"http://{self.advertise}/t/{token}"
 
@@ -117,6 +205,7 @@ class TransferServer:
     def revoke_key(self, key: str) -> None:
         with self.lock:
             self.grants.pop(key, None)
+            self.claims.pop(key, None)
             if self.store is not None:
                 self.store.remove(key)
 
@@ -145,6 +234,9 @@ class TransferServer:
         grant = self.grant_by_key(key)
         if grant is None:
             return None
+        claim = self.claims.get(key)
+        if claim is not None and not claim.delivered:
+            return None  # a warm Pod's grant serves nothing before its claim
         with self.lock:
             if method == "GET" and parts[3:] == ["workspace"] and not grant.served:
                 grant.served = True
@@ -271,6 +363,14 @@ def _handler(owner: TransferServer) -> type[BaseHTTPRequestHandler]:
             return  # tokens are in the paths: never log them
 
         def do_GET(self) -> None:
+            parts = self.path.split("/")
+            if len(parts) == 4 and parts[1] == "t" and parts[3] == "claim":
+                key = key_of(parts[2])
+                code, text = owner._claim(key)
+                self._answer(code, text)
+                if code == 200:  # it went out (a dead Pod's connection raised in _answer)
+                    owner._delivered(key)
+                return
             route = owner._route("GET", self.path)
             if route is None:
                 self._answer(404, "not found\n")
