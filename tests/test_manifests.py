@@ -31,6 +31,7 @@ from _rbac import (
 )
 from conftest import CRDS, kubectl
 from localcluster import BIN, LocalCluster, free_port
+from sprint_orchestrator.config import ContainersSection
 from test_lifecycle_e2e import config as lifecycle_config
 from test_lifecycle_e2e import example, seed_repository
 
@@ -547,3 +548,13 @@ def test_rbac_comparison_flags_missing_grants_refusals_and_unused_rules() -> Non
         Call("g", "tasks/status", "patch", 200),
     ]
     assert unused_rules(calls, rules) == [("g", "tasks", "list")]
+
+
+def test_the_charts_warm_gate_pods_reach_the_operators_configuration() -> None:
+    """tasks.warmGatePods (0: none) is containers.warm_gate_pods of the config the operator loads."""
+    for values, wanted in (((), 0), (("tasks.warmGatePods=2",), 2)):
+        docs = helm_template(*values)
+        config = next(d for d in by_kind(docs, "ConfigMap") if d["metadata"]["name"].endswith("-config"))
+        loaded = yaml.safe_load(config["data"]["config.yaml"])
+        assert loaded["containers"]["warm_gate_pods"] == wanted
+        assert ContainersSection.model_validate(loaded["containers"]).warm_gate_pods == wanted

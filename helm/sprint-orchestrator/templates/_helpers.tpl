@@ -58,6 +58,7 @@ state volume, the image's bundled examples (the demo team's recipes) allowed as 
 {{- $_ := set $containers "proxy_port" (int .Values.tasks.proxy.port) -}}
 {{- $_ := set $containers "canary_port" (int .Values.tasks.canary.port) -}}
 {{- $_ := set $containers "network_policy_wait" (int .Values.tasks.canary.policyWaitSeconds) -}}
+{{- $_ := set $containers "warm_gate_pods" (int (.Values.tasks.warmGatePods | default 0)) -}}
 {{- if .Values.tasks.registryAuthSecret }}{{ $_ := set $containers "registry_auth_file" "/etc/sprint-orchestrator-registry/config.json" }}{{ end -}}
 {{- with .Values.tasks.imagePullSecret }}{{ $_ := set $containers "image_pull_secret" . }}{{ end -}}
 {{- with .Values.tasks.packageSources }}{{ $_ := set $containers "package_sources" (dict "apt" (.apt | default list) "pip" (.pip | default list)) }}{{ end -}}
