@@ -311,20 +311,7 @@ def test_no_task_status_field_is_pruned(cluster: LocalCluster, namespace: str) -
         "spec": {"sprintRef": "demo", "sprintId": "demo", "taskId": "words", "title": "Words"},
     }
     apply(cluster, namespace, task)
-    patch = json.dumps({"status": FULL_TASK_STATUS})
-    kubectl(
-        cluster,
-        "patch",
-        "-n",
-        namespace,
-        "stask",
-        "demo-words",
-        "--subresource=status",
-        "--type=merge",
-        "-p",
-        patch,
-    )
-    stored = json.loads(kubectl(cluster, "get", "-n", namespace, "stask", "demo-words", "-o", "json"))
+    stored = patch_task_status(cluster, namespace, "demo-words", FULL_TASK_STATUS)
     assert stored["status"] == FULL_TASK_STATUS
     assert stored["spec"]["priority"] == "medium"
 
@@ -358,18 +345,16 @@ def test_a_new_task_is_pending_from_its_creation_without_a_status_write(
     columns = kubectl(cluster, "get", "-n", namespace, "stask", "demo-new", "--no-headers")
     assert columns.split()[1:4] == ["demo", "ready", "0"]  # sprint, column, attempt
     # a status write keeps the defaults it does not set, and sets what it names
-    patch = json.dumps({"status": {"phase": "Running", "attempt": 1, "maxAttempts": 3}})
-    kubectl(
-        cluster,
-        "patch",
-        "-n",
-        namespace,
-        "stask",
-        "demo-new",
-        "--subresource=status",
-        "--type=merge",
-        "-p",
-        patch,
+    stored = patch_task_status(
+        cluster, namespace, "demo-new", {"phase": "Running", "attempt": 1, "maxAttempts": 3}
     )
-    stored = json.loads(kubectl(cluster, "get", "-n", namespace, "stask", "demo-new", "-o", "json"))
     assert stored["status"] == {**TaskStatus.CREATED, "phase": "Running", "attempt": 1, "maxAttempts": 3}
+
+
+def patch_task_status(cluster: LocalCluster, namespace: str, name: str, status: dict[str, Any]) -> Any:
+    """A merge patch of the Task's status subresource; the Task as stored after it."""
+    patch = json.dumps({"status": status})
+    kubectl(
+        cluster, "patch", "-n", namespace, "stask", name, "--subresource=status", "--type=merge", "-p", patch
+    )
+    return json.loads(kubectl(cluster, "get", "-n", namespace, "stask", name, "-o", "json"))
