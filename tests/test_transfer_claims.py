@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from sprint_orchestrator.runtime import podpool
+from sprint_orchestrator.runtime import podnet, podpool
 from sprint_orchestrator.runtime.transfer import TransferServer
 
 
@@ -97,4 +97,4 @@ def test_only_a_gates_shell_command_of_a_tasks_sprint_goes_to_a_warm_pod() -> No
     assert podpool.key_for(None, "img", limits, 60, podpool.Scheduling()) is None  # an integration check
     assert podpool.shell_command(["/bin/sh", "-c", "make test"]) == "make test"
     assert podpool.shell_command(["make", "test"]) is None
-    assert podpool.sprint_owner(task, "ns")[0]["uid"] == "u1" and podpool.sprint_owner(task, "other") == []
+    assert podnet.sprint_owner(task, "ns")[0]["uid"] == "u1" and podnet.sprint_owner(task, "other") == []

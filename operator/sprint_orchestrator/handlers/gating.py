@@ -132,9 +132,7 @@ async def gate_task(runner: Any) -> None:
         results, out_of_scope, str(spec.policy.out_of_scope_changes), list(status.get("protectedPaths") or [])
     )
     if not reason:
-        await runner.merge(
-            {"phase": "Merging", "gates": results, "gatedAt": now_iso(), "reason": "", "error": ""}
-        )
+        await runner.merge({"gates": results, "gatedAt": now_iso(), "reason": "", "error": ""})
         return
     rounds = int(status.get("autoFixRounds") or 0)
     if reason == "GateFailed" and spec.auto_fix is not None and rounds < spec.auto_fix.max_rounds:

@@ -67,8 +67,8 @@ async def merge_now(
     cleanup: bool = True,
 ) -> None:
     """A task that has just become mergeable (its gates passed, or it has none), merged by its runner
-    when its turn on the sprint's merge lock comes: `mergeable` (what a Merging write would say) and
-    the merge's outcome go in one status write, so the task is never written as Merging (one status
+    when its turn on the sprint's merge lock comes: `mergeable` (the gates' results, the container's
+    facts) and the merge's outcome go in one status write, so the task is never written as Merging (one status
     write and one Event fewer per task). `cleanup=False`: the caller removes the task's worktree
     (after its container, whose disk still covers it).
 
@@ -88,7 +88,7 @@ async def _merge(
     carried: dict[str, Any],
     cleanup: bool,
 ) -> None:
-    """Merge the task and write how it ended, with `carried` (merge_now's unwritten Merging status);
+    """Merge the task and write how it ended, with `carried` (what its runner has not written yet);
     `cleanup`: then remove its worktree."""
     status = {**(task.get("status") or {}), **carried}
     task_id = task["spec"]["taskId"]
@@ -169,7 +169,7 @@ async def _merge(
     # the slot is free now: the loop refills it while the task's worktree is removed
     rec.ctx.wake(rec.key)
     if cleanup:
-        await asyncio.to_thread(_cleanup, engine, sprint_id, task_id, int(status.get("attempt") or 1))
+        await clean_up(rec, spec, task)
 
 
 async def _finish(rec: Any, task: dict[str, Any], status: dict[str, Any], why: str | None = None) -> None:
@@ -218,7 +218,7 @@ async def _ask_again(
 
 
 async def clean_up(rec: Any, spec: SprintSpec, task: dict[str, Any]) -> None:
-    """Remove a finished task's worktree (merge_now's caller, once its container is gone)."""
+    """Remove a finished task's worktree (after its merge; a caller of merge_now after its container)."""
     engine = await rec.engine(spec)
     attempt = int((task.get("status") or {}).get("attempt") or 1)
     await asyncio.to_thread(_cleanup, engine, spec.resolved_id(rec.name), task["spec"]["taskId"], attempt)

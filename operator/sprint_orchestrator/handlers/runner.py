@@ -392,7 +392,7 @@ class TaskRunner:
             if not self.definition.test_requirements and not review_scope and not scrutiny:
                 # No gate to run and nothing to review: merged in the write that ends it. Its worktree
                 # goes after its container, whose disk still covers it.
-                await self.merge({**ended, "phase": "Merging", "gates": [], "gatedAt": now_iso()}, False)
+                await self.merge({**ended, "gates": [], "gatedAt": now_iso()}, False)
                 checkpoint("task-ended-before-remove")
                 await asyncio.to_thread(runtime.remove, handle.name)
                 await clean_up(self.rec, self.spec, self.task)

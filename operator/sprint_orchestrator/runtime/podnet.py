@@ -46,6 +46,20 @@ def owner_reference(task: Mapping[str, Any] | None, namespace: str) -> list[dict
     ]
 
 
+def sprint_owner(owner: Mapping[str, Any] | None, namespace: str) -> list[dict[str, Any]]:
+    """The ownerReferences that make a Task's Sprint own a warm Pod in `namespace` ([] across namespaces:
+    Kubernetes would collect it at once)."""
+    meta = (owner or {}).get("metadata") or {}
+    if meta.get("namespace") != namespace:
+        return []
+    refs = [r for r in meta.get("ownerReferences") or [] if r.get("kind") == "Sprint" and r.get("uid")]
+    return [
+        {"apiVersion": API_VERSION, "kind": "Sprint", "name": str(r["name"]), "uid": str(r["uid"]),
+         "controller": False, "blockOwnerDeletion": False}
+        for r in refs[:1]
+    ]  # fmt: skip
+
+
 Owners = list[dict[str, Any]]
 
 

@@ -30,7 +30,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .. import API_VERSION
 from ..kube import KubeError
 from . import LABEL_ROLE, Limits, Scheduling, podnet, podspec
 
@@ -79,20 +78,6 @@ def shell_command(command: Sequence[str]) -> str | None:
     if len(command) == 3 and command[0] == "/bin/sh" and command[1] == "-c" and command[2]:
         return command[2]
     return None
-
-
-def sprint_owner(owner: Mapping[str, Any] | None, namespace: str) -> list[dict[str, Any]]:
-    """The ownerReferences that make a Task's Sprint own a warm Pod in `namespace` ([] across namespaces:
-    Kubernetes would collect it at once)."""
-    meta = (owner or {}).get("metadata") or {}
-    if meta.get("namespace") != namespace:
-        return []
-    refs = [r for r in meta.get("ownerReferences") or [] if r.get("kind") == "Sprint" and r.get("uid")]
-    return [
-        {"apiVersion": API_VERSION, "kind": "Sprint", "name": str(r["name"]), "uid": str(r["uid"]),
-         "controller": False, "blockOwnerDeletion": False}
-        for r in refs[:1]
-    ]  # fmt: skip
 
 
 class WarmPods:

@@ -281,7 +281,7 @@ class PodsRuntime:
         uid = str((pod.get("metadata") or {}).get("uid") or "")
         key = podpool.key_for(spec.owner, spec.image, spec.limits, spec.timeout_s, spec.scheduling)
         if spec.gated and self.pool.size and key is not None:  # its gate's Pod starts while it runs
-            self.pool.fill(key, podpool.sprint_owner(spec.owner, self.namespace))
+            self.pool.fill(key, podnet.sprint_owner(spec.owner, self.namespace))
         return RunHandle(
             name, uid, spec.sprint_id, spec.task_id, spec.attempt, self._log(name), None, adopted=not created
         )
@@ -406,7 +406,7 @@ class PodsRuntime:
         key = podpool.key_for(owner, image, limits, timeout_s, scheduling) if self.pool.size else None
         if key is not None and text is not None and workdir_mount is not None:
             warm = self.pool.take(key)
-            self.pool.fill(key, podpool.sprint_owner(owner, self.namespace))  # for the next gate
+            self.pool.fill(key, podnet.sprint_owner(owner, self.namespace))  # for the next gate
             result = podoneshot.run_warm(self, warm, text, source, timeout_s) if warm else None
             if result is not None:
                 return result
